@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create .venv and install syncd into it on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/syncd demo
+
+test: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test.sh
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check syncd tests benchmarks
+	$(BIN)/mypy syncd
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, strict typing, then pytest on SQLite AND PostgreSQL.
+# In CI (CI=true) a missing PostgreSQL is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    echo "PostgreSQL is down; starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+fi
+export SYNCD_TEST_POSTGRES_URL="${SYNCD_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}"
+
+echo "== ruff"; ruff check syncd tests benchmarks
+echo "== mypy --strict syncd"; mypy syncd
+echo "== pytest"
+exec python -m pytest -n 2 --dist loadgroup -q "$@"

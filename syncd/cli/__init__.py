@@ -1,0 +1,30 @@
+"""The `syncd` command line: one Typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="syncd",
+    help="Consent-gated sync between a local CRM and Mailchimp (GDPR/AVG).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module exposes `register(app)`; the order is the order of `syncd --help`.
+_COMMAND_MODULES = (
+    "syncd.cli.db_cmd",
+)
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main() -> None:
+    _register_all()
+    app()
