@@ -6,12 +6,15 @@ import importlib
 
 import typer
 
+from syncd.cli.common import global_options
+
 app = typer.Typer(
     name="syncd",
     help="Consent-gated sync between a local CRM and Mailchimp (GDPR/AVG).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    callback=global_options,
 )
 
 # Each module exposes `register(app)`; the order is the order of `syncd --help`.

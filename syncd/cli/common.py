@@ -1,0 +1,90 @@
+"""What every command shares: the global --config option, the app context, logging, and
+turning errors into one clear line and a documented exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from syncd import logs
+from syncd.cli.exit_codes import ExitCode
+from syncd.config import Settings, load_settings
+from syncd.context import AppContext
+from syncd.errors import ConfigError, InputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+class CliState:
+    config_path: str | None = None
+
+
+def settings() -> Settings:
+    return load_settings(CliState.config_path)
+
+
+def open_context(*, migrate: bool = True) -> AppContext:
+    """Settings, engine (schema upgraded to head), logging with the installation keyring."""
+    loaded = settings()
+    ctx = AppContext.open(loaded)
+    secrets = tuple(s.get_secret_value() for s in loaded.webhook_secrets)
+    if loaded.mailchimp_api_key is not None:
+        secrets += (loaded.mailchimp_api_key.get_secret_value(),)
+    if loaded.pseudonym_key is not None:
+        secrets += (loaded.pseudonym_key.get_secret_value(),)
+    logs.configure(level=loaded.log_level, fmt=loaded.log_format, secrets=secrets)
+    if migrate:
+        from syncd.migrate import upgrade
+
+        upgrade(ctx.engine)
+        ctx.sync_lists()
+        logs.configure(level=loaded.log_level, fmt=loaded.log_format, keyring=ctx.keyring,
+                       secrets=secrets)
+    return ctx
+
+
+def fail(message: str, code: ExitCode) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {logs.redactor().scrub_text(message)}")
+    return typer.Exit(int(code))
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Configuration and input errors become one line on stderr and an exit code; a
+    traceback is for bugs only."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            raise fail(str(exc), ExitCode.CONFIG) from None
+        except InputError as exc:
+            raise fail(str(exc), ExitCode.INVALID_INPUT) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+def global_options(
+    config: str | None = typer.Option(
+        None, "--config", "-c", envvar="SYNCD_CONFIG",
+        help="TOML settings file (default: none; SYNCD_* variables still apply)."),
+) -> None:
+    CliState.config_path = config
+
+
+def json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

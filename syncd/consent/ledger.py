@@ -1,0 +1,100 @@
+"""The consent ledger: append-only evidence per contact and purpose (rule 4, Art. 7(1)).
+
+Each event carries who, purpose, when, how (channel, form), what they were told (text and
+privacy notice versions), where from (IP, user agent) and the confirmation proof."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd import audit
+from syncd.clock import utcnow
+from syncd.consent.policy import Action, ConsentFact
+from syncd.db import insert_ignoring_duplicates
+from syncd.schema import ConsentEvent, Contact
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    purpose: str
+    action: Action
+    occurred_at: datetime
+    source: str
+    form_url: str | None = None
+    text_version: str | None = None
+    privacy_notice_version: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    confirmation_token_hash: str | None = None
+    reason: str | None = None
+    campaign_id: str | None = None
+
+    def dedupe_key(self, email_key: str, salt: str = "") -> str:
+        """Same content, same key: re-importing a file appends nothing."""
+        content = asdict(self) | {"occurred_at": self.occurred_at.isoformat(),
+                                  "email": email_key, "salt": salt}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: str,
+           dedupe_salt: str = "") -> bool:
+    """Append one event unless the same one is there already. True when appended; the
+    contact's revision is bumped so the next sync looks at it again."""
+    inserted = insert_ignoring_duplicates(session, ConsentEvent.__table__, {
+        "contact_id": contact.id,
+        "purpose": record.purpose,
+        "action": str(record.action),
+        "occurred_at": record.occurred_at,
+        "recorded_at": utcnow(),
+        "source": record.source,
+        "email_at_time": contact.email_key,
+        "form_url": record.form_url,
+        "text_version": record.text_version,
+        "privacy_notice_version": record.privacy_notice_version,
+        "ip": record.ip,
+        "user_agent": record.user_agent,
+        "confirmation_token_hash": record.confirmation_token_hash,
+        "reason": record.reason,
+        "campaign_id": record.campaign_id,
+        "dedupe_key": record.dedupe_key(contact.email_key, dedupe_salt),
+    })
+    if inserted:
+        contact.revision += 1
+        contact.updated_at = utcnow()
+        audit.record(session, actor=actor, action=f"consent_{record.action}",
+                     contact_id=contact.id, purpose=record.purpose, source=record.source,
+                     occurred_at=record.occurred_at.isoformat())
+    return inserted
+
+
+def _fact(event: ConsentEvent) -> ConsentFact:
+    return ConsentFact(purpose=event.purpose, action=Action(event.action),
+                       occurred_at=event.occurred_at, source=event.source, ip=event.ip,
+                       text_version=event.text_version)
+
+
+def facts_by_contact(session: Session, contact_ids: Iterable[int]) -> dict[int, list[ConsentFact]]:
+    ids = list(contact_ids)
+    found: dict[int, list[ConsentFact]] = defaultdict(list)
+    # Chunked: bound the number of bound parameters per statement.
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        query = select(ConsentEvent).where(ConsentEvent.contact_id.in_(chunk))
+        for event in session.scalars(query):
+            found[event.contact_id].append(_fact(event))
+    return found
+
+
+def history(session: Session, contact_id: int) -> list[ConsentEvent]:
+    return list(session.scalars(
+        select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)
+        .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
+    ))

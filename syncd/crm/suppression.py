@@ -1,0 +1,50 @@
+"""Suppression entries: keyed hashes that keep a person out after an unsubscribe, an abuse
+complaint or an erasure, even if their contact record is gone (rule 8, I10)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd import audit
+from syncd.clock import utcnow
+from syncd.consent.policy import SuppressionFact
+from syncd.db import insert_ignoring_duplicates
+from syncd.schema import Suppression
+
+ALL_PURPOSES = "*"
+
+
+def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, actor: str,
+             contact_id: int | None = None) -> bool:
+    """Add a suppression unless one exists for this address and purpose. True if added."""
+    added = insert_ignoring_duplicates(session, Suppression.__table__, {
+        "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
+        "created_at": utcnow(),
+    })
+    if added:
+        audit.record(session, actor=actor, action="suppressed", contact_id=contact_id,
+                     purpose=purpose, reason=reason)
+    return added
+
+
+def facts_by_hmac(session: Session, hmacs: Iterable[str]) -> dict[str, list[SuppressionFact]]:
+    keys = list(hmacs)
+    found: dict[str, list[SuppressionFact]] = defaultdict(list)
+    for start in range(0, len(keys), 900):
+        chunk = keys[start : start + 900]
+        for row in session.scalars(select(Suppression).where(Suppression.address_hmac.in_(chunk))):
+            found[row.address_hmac].append(
+                SuppressionFact(purpose=row.purpose, reason=row.reason, created_at=row.created_at))
+    return found
+
+
+def carry_over(session: Session, *, old_hmac: str, new_hmac: str, actor: str,
+               contact_id: int | None) -> int:
+    """An address change keeps the old address's suppressions (upemail)."""
+    rows = list(session.scalars(select(Suppression).where(Suppression.address_hmac == old_hmac)))
+    return sum(suppress(session, address_hmac=new_hmac, purpose=row.purpose,
+                        reason=row.reason, actor=actor, contact_id=contact_id) for row in rows)

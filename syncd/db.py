@@ -1,0 +1,118 @@
+"""Engine and sessions. SQLite (WAL, foreign keys on) is the embedded default;
+PostgreSQL (psycopg 3) is the production database."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.errors import ConfigError
+from syncd.schema import InstallationValue
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"setting 'database_url' (SYNCD_DATABASE_URL): not a database URL: "
+                          f"{type(exc).__name__}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, issue BEGIN, so that BEGIN IMMEDIATE works.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock at the start: two writers never deadlock upgrading
+            # a read lock, and a busy database waits (busy_timeout) instead of failing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            connect_args={"connect_timeout": connect_timeout},
+        )
+    raise ConfigError(
+        f"setting 'database_url' (SYNCD_DATABASE_URL): unsupported database "
+        f"{parsed.get_backend_name()!r}; use sqlite:/// or postgresql://"
+    )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def installation_value(factory: sessionmaker[Session], name: str) -> str:
+    """A random value generated once per installation and kept in the database."""
+    with transaction(factory) as session:
+        query = select(InstallationValue.value).where(InstallationValue.name == name)
+        found = session.scalar(query)
+        if found is not None:
+            return found
+    try:
+        with transaction(factory) as session:
+            session.add(InstallationValue(name=name, value=secrets.token_hex(32)))
+    except IntegrityError:
+        pass  # another process created it first; read theirs
+    with transaction(factory) as session:
+        return session.execute(
+            select(InstallationValue.value).where(InstallationValue.name == name)
+        ).scalar_one()
+
+
+def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, Any]) -> bool:
+    """INSERT that does nothing when a unique key already exists (safe under concurrent
+    duplicates on both databases). True when a row was inserted."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,22 @@
+"""Prometheus metrics, defined once; every module increments these, `/metrics` serves them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUNS = Counter("syncd_runs_total", "Sync and reconcile runs by outcome", ["kind", "outcome"])
+MEMBERS = Counter("syncd_members_total",
+                  "Contacts handled by the push, by outcome (pushed, parked, failed, skipped) "
+                  "and reason", ["outcome", "reason"])
+WEBHOOK_EVENTS = Counter("syncd_webhook_events_total", "Webhook deliveries by kind and outcome",
+                         ["kind", "outcome"])
+PURGE_LATENCY = Histogram(
+    "syncd_purge_latency_seconds",
+    "Time from receiving an unsubscribe webhook to the committed purge",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+LAST_SUCCESS = Gauge("syncd_last_success_timestamp_seconds",
+                     "Unix time of the last successful run", ["kind"])
+ESP_RETRIES = Counter("syncd_esp_retries_total", "ESP calls retried, by reason", ["reason"])
+ESP_THROTTLED = Counter("syncd_esp_throttled_total",
+                        "ESP answers that said slow down (429, bodyless 403)")
+INBOX_PARKED = Gauge("syncd_inbox_parked_events", "Webhook events parked after failed retries")

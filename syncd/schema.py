@@ -1,0 +1,224 @@
+"""The database schema (SQLAlchemy 2.x). Alembic migrations in syncd/migrations create it.
+
+Every table keeps the least data that serves its purpose (Art. 5(1)(c) GDPR): addresses
+live only in `contacts`; suppression and the inbox index carry keyed hashes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from syncd.clock import as_utc
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Identity: trimmed, lower-cased. Mailchimp's subscriber hash is MD5 of the same.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    email_display: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    crm_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # An existing customer: soft opt-in for similar products, never newsletter consent.
+    is_customer: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set by a hard bounce (`cleaned`); cleared when the address changes.
+    undeliverable_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Bumped on every change that could change what is pushed: the sync reads only
+    # contacts whose revision is newer than the one last confirmed by the ESP.
+    revision: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class InternalList(Base):
+    __tablename__ = "internal_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    marketing: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ListMembership(Base):
+    __tablename__ = "list_memberships"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("internal_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentEvent(Base):
+    """Append-only (a database trigger refuses UPDATE): withdrawal is a new event."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact_purpose", "contact_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(64))
+    # given | confirmed | withdrawn | soft_opt_in
+    action: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Channel: web_form, import, crm, esp_webhook, reconciliation, cli ...
+    source: Mapped[str] = mapped_column(String(64))
+    email_at_time: Mapped[str] = mapped_column(String(320))
+    form_url: Mapped[str | None] = mapped_column(String(2000))
+    text_version: Mapped[str | None] = mapped_column(String(200))
+    privacy_notice_version: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(1000))
+    confirmation_token_hash: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    campaign_id: Mapped[str | None] = mapped_column(String(64))
+    # Hash of the event's content: re-importing the same event changes nothing.
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Suppression(Base):
+    """Keyed HMAC of the normalised address: survives erasure (rule 8, I10).
+    A keyed hash is still personal data (Dutch AP): kept only for this purpose."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("address_hmac", "purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_hmac: Mapped[str] = mapped_column(String(64))
+    # A purpose, or "*" for every marketing purpose (abuse complaint, erasure).
+    purpose: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """Every change to consent, lists and suppression. No addresses: contact id only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PushState(Base):
+    """What the ESP last confirmed for a contact in an audience (checkpoint, I8)."""
+
+    __tablename__ = "push_state"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    audience_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Contact revision whose outcome is settled (pushed, skipped or parked).
+    settled_revision: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # Status we know the member has at the ESP; None: never added by syncd.
+    esp_status: Mapped[str | None] = mapped_column(String(32))
+    # The address the member has at the ESP (its MD5 is the member key).
+    esp_email: Mapped[str | None] = mapped_column(String(320))
+    parked_reason: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookEvent(Base):
+    """The inbox: every delivery stored before it is answered (I4)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    list_id: Mapped[str | None] = mapped_column(String(64))
+    fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    address_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    # received | applied | ignored | failed | parked
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # Raw body for re-application and audit; pruned after retention_webhook_body_days.
+    body: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32), default="webhook")
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    audience_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # running | succeeded | failed | refused | interrupted
+    outcome: Mapped[str] = mapped_column(String(16))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class Cursor(Base):
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InstallationValue(Base):
+    """Values generated once per installation (e.g. the pseudonym key if none is set)."""
+
+    __tablename__ = "installation"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
