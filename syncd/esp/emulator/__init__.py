@@ -1,0 +1,24 @@
+"""A local Mailchimp Marketing API v3 with Mailchimp's rules, for tests, demo and benchmarks.
+
+Start one with `MailchimpEmulator().start()` (or as a context manager) and point a client
+at `base_url`; see server.py for the Python control surface and control.py for the
+`/_emulator/` HTTP one.
+"""
+
+from syncd.esp.emulator.faults import FAULT_KINDS, RequestInfo, StatsSnapshot
+from syncd.esp.emulator.server import DEFAULT_API_KEY, MailchimpEmulator
+from syncd.esp.emulator.state import DEFAULT_LIST_ID, Audience, AudienceRules, subscriber_hash
+from syncd.esp.emulator.webhook_delivery import Delivery
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_LIST_ID",
+    "FAULT_KINDS",
+    "Audience",
+    "AudienceRules",
+    "Delivery",
+    "MailchimpEmulator",
+    "RequestInfo",
+    "StatsSnapshot",
+    "subscriber_hash",
+]

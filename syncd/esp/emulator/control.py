@@ -1,0 +1,200 @@
+"""`/_emulator/...`: the control surface for tests and tools in other processes.
+
+JSON in and out, no auth, served only when the emulator is bound to loopback. Never
+counted in the stats, never throttled, never delayed, never faulted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from syncd.esp.emulator.api import NO_CONTENT, Reply, json_reply, parse_json, problem_reply
+from syncd.esp.emulator.problems import ApiProblem, field_error, not_found
+
+if TYPE_CHECKING:
+    from syncd.esp.emulator.server import MailchimpEmulator
+    from syncd.esp.emulator.webhook_delivery import Delivery
+
+_RULE_NAMES = (
+    "allow_api_resubscribe",
+    "required_merge_fields",
+    "known_merge_fields",
+    "refused_addresses",
+    "refuse_invalid_tld",
+    "max_batch_members",
+    "max_page_count",
+)
+
+
+def _settings(emu: MailchimpEmulator) -> dict[str, Any]:
+    rules = asdict(emu.audience.rules)
+    rules["refused_addresses"] = sorted(rules["refused_addresses"])
+    rules["required_merge_fields"] = list(rules["required_merge_fields"])
+    rules["known_merge_fields"] = list(rules["known_merge_fields"])
+    return {**rules, "latency_ms": emu.latency_ms, "max_connections": emu.max_connections}
+
+
+def _put_settings(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - {*_RULE_NAMES, "latency_ms", "max_connections"}
+    if unknown:
+        raise field_error(sorted(unknown)[0], "Unknown setting.")
+    if "latency_ms" in body:
+        emu.set_latency(float(body["latency_ms"]))
+    if "max_connections" in body:
+        emu.set_max_connections(int(body["max_connections"]))
+    rules = {k: v for k, v in body.items() if k in _RULE_NAMES}
+    if rules:
+        emu.configure(**rules)
+    return _settings(emu)
+
+
+def _address(emu: MailchimpEmulator, email_or_hash: str) -> dict[str, Any]:
+    member = emu.member(email_or_hash)
+    if member is None and "@" not in email_or_hash:
+        raise not_found()
+    email = member["email_address"] if member else email_or_hash
+    return {
+        "member": member,
+        "confirmation_mails_sent": emu.confirmation_mails_sent(email),
+        "forgotten": emu.audience.is_forgotten(email),
+    }
+
+
+def _seed(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    seeded = []
+    for item in body.get("members") or []:
+        fields = dict(item)
+        email = fields.pop("email_address")
+        status = fields.pop("status", "subscribed")
+        seeded.append(emu.seed_member(email, status, **fields))
+    return {"members": seeded}
+
+
+def _inject(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        emu.inject_fault(
+            body["kind"],
+            count=body.get("count", 1),
+            match=body.get("match"),
+            probability=float(body.get("probability", 1.0)),
+            seconds=float(body.get("seconds", 1.0)),
+        )
+    except (KeyError, ValueError) as exc:
+        raise field_error("kind", f"Bad fault: {exc}") from None
+    return {"faults": emu.pending_faults()}
+
+
+def _deliveries(result: list[Delivery]) -> dict[str, Any]:
+    return {"deliveries": [asdict(d) for d in result]}
+
+
+def _fire(emu: MailchimpEmulator, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    deliver = bool(body.get("deliver", True))
+    source = str(body.get("source", "user"))
+    try:
+        if kind == "subscribe":
+            result = emu.fire_subscribe(
+                body["email"],
+                body.get("merges"),
+                ip_opt=body.get("ip_opt", ""),
+                source=source,
+                deliver=deliver,
+            )
+        elif kind == "unsubscribe":
+            result = emu.fire_unsubscribe(
+                body["email"],
+                body.get("reason", "manual"),
+                body.get("campaign_id"),
+                action=body.get("action", "unsub"),
+                source=source,
+                deliver=deliver,
+            )
+        elif kind == "cleaned":
+            result = emu.fire_cleaned(
+                body["email"],
+                body.get("reason", "hard"),
+                body.get("campaign_id"),
+                source=source,
+                deliver=deliver,
+            )
+        elif kind == "profile":
+            result = emu.fire_profile(
+                body["email"], body.get("merges") or {}, source=source, deliver=deliver
+            )
+        elif kind == "upemail":
+            result = emu.fire_upemail(
+                body["old_email"], body["new_email"], source=source, deliver=deliver
+            )
+        elif kind == "campaign":
+            result = emu.fire_campaign(
+                body["campaign_id"],
+                body.get("subject", ""),
+                body.get("status", "sent"),
+                deliver=deliver,
+            )
+        else:
+            raise not_found()
+    except KeyError as missing:
+        raise field_error(str(missing.args[0]), "This value should not be blank.") from None
+    except LookupError:
+        raise not_found() from None
+    return _deliveries(result)
+
+
+def _route(  # noqa: PLR0911, PLR0912 - one flat route table, read top to bottom
+    emu: MailchimpEmulator, method: str, name: str, arg: str, body: dict[str, Any]
+) -> Any:
+    """The answer document; None means 204."""
+    match (method, name, arg):
+        case ("GET", "health", ""):
+            return {"base_url": emu.base_url, "list_id": emu.list_id, "api_key": emu.api_key}
+        case ("GET", "stats", ""):
+            return emu.stats.as_json()
+        case ("POST", "stats", "reset"):
+            emu.reset_stats()
+        case ("POST", "reset", ""):
+            emu.reset()
+        case ("GET", "settings", ""):
+            return _settings(emu)
+        case ("PUT", "settings", ""):
+            return _put_settings(emu, body)
+        case ("PUT", "latency", ""):
+            return _put_settings(emu, {"latency_ms": body.get("ms", 0)})
+        case ("GET", "members", ""):
+            return {"members": emu.members(body.get("status"))}
+        case ("POST", "members", ""):
+            return _seed(emu, body)
+        case ("GET", "addresses", address) if address:
+            return _address(emu, address)
+        case ("GET", "faults", ""):
+            return {"faults": emu.pending_faults()}
+        case ("POST", "faults", ""):
+            return _inject(emu, body)
+        case ("DELETE", "faults", ""):
+            emu.clear_faults()
+        case ("POST", "fire", kind) if kind:
+            return _fire(emu, kind, body)
+        case ("POST", "webhooks", "redeliver"):
+            return _deliveries(emu.redeliver_failed())
+        case _:
+            raise not_found()
+    return None
+
+
+def handle(
+    emu: MailchimpEmulator, method: str, path: str, query: dict[str, list[str]], raw: bytes
+) -> Reply:
+    """Route `/_emulator/<name>[/<arg>]`; GET parameters arrive as the body dict."""
+    name, _, arg = path.removeprefix("/_emulator/").strip("/").partition("/")
+    try:
+        body = parse_json(raw) if method != "GET" else {k: v[-1] for k, v in query.items()}
+        if not isinstance(body, dict):
+            raise field_error("body", "The request body must be a JSON object.")
+        doc = _route(emu, method, name, unquote(arg), body)
+    except ApiProblem as problem:
+        return problem_reply(problem)
+    except (TypeError, ValueError) as exc:
+        return problem_reply(field_error("body", str(exc)))
+    return NO_CONTENT if doc is None else json_reply(doc)

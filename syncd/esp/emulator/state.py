@@ -1,0 +1,966 @@
+"""The in-memory Mailchimp audience and the rules Mailchimp enforces on it.
+
+Pure Python, no HTTP: `server.py` parses requests, calls one method here and renders
+the returned JSON or the raised `ApiProblem`. One re-entrant lock guards everything,
+so every method is atomic; a 500-member batch is one lock hold of a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncd.esp.emulator.problems import (
+    ApiProblem,
+    field_error,
+    invalid_resource,
+    not_found,
+)
+
+JSON = dict[str, Any]
+Clock = Callable[[], datetime]
+
+DEFAULT_LIST_ID = "f1243a3b12"
+WRITABLE_STATUSES = frozenset({"subscribed", "unsubscribed", "cleaned", "pending", "transactional"})
+# Mailchimp: unsubscribed and cleaned addresses are "in compliance state" for re-subscribes.
+COMPLIANCE_STATES = frozenset({"unsubscribed", "cleaned"})
+WEBHOOK_EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
+WEBHOOK_SOURCES = ("user", "admin", "api")
+_ONE_TICK = timedelta(microseconds=1)
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member key: MD5 hex of the lower-cased address."""
+    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def iso(moment: datetime) -> str:
+    """Mailchimp's timestamp shape, `2026-03-04T13:10:40+00:00`."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def iso_precise(moment: datetime) -> str:
+    # last_changed keeps microseconds so that it is strictly monotonic and paging by it
+    # is deterministic (Mailchimp itself only shows seconds).
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AudienceRules:
+    """Switchable Mailchimp behaviour (see shared/reference/mailchimp.md, 'unsettled')."""
+
+    # A 2026 report says the live API let an unsubscribed member be re-subscribed.
+    allow_api_resubscribe: bool = False
+    required_merge_fields: tuple[str, ...] = ()
+    known_merge_fields: tuple[str, ...] = ("FNAME", "LNAME")
+    refused_addresses: frozenset[str] = frozenset()
+    # RFC 2606 reserves `.invalid`; Mailchimp refuses addresses it thinks are fake.
+    refuse_invalid_tld: bool = True
+    max_batch_members: int = 500
+    max_page_count: int = 1000
+
+
+@dataclass
+class Member:
+    email_address: str
+    status: str
+    unique_email_id: str
+    web_id: int
+    last_changed: datetime
+    merge_fields: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    email_type: str = "html"
+    ip_signup: str = ""
+    timestamp_signup: str = ""
+    ip_opt: str = ""
+    timestamp_opt: str = ""
+    unsubscribe_reason: str = ""
+    language: str = ""
+    vip: bool = False
+    marketing_permissions: list[JSON] = field(default_factory=list)
+    # What an archived member was before: re-adding it keeps the compliance rule.
+    status_before_archive: str = ""
+
+    @property
+    def id(self) -> str:
+        return subscriber_hash(self.email_address)
+
+
+@dataclass(frozen=True)
+class AudienceEvent:
+    """Something Mailchimp reports through an audience webhook."""
+
+    type: str
+    source: str
+    fired_at: datetime
+    list_id: str
+    member: Member | None
+    extra: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class Webhook:
+    id: str
+    url: str
+    events: dict[str, bool]
+    sources: dict[str, bool]
+
+
+def _new_unique_email_id() -> str:
+    return secrets.token_hex(5)  # 10 hex characters, as in real webhook `data[id]`
+
+
+class Audience:
+    """One Mailchimp audience (list): members, forgotten addresses, webhooks."""
+
+    def __init__(
+        self,
+        list_id: str = DEFAULT_LIST_ID,
+        *,
+        name: str = "syncd emulator audience",
+        rules: AudienceRules | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.list_id = list_id
+        self.name = name
+        self._rules = rules or AudienceRules()
+        self._clock = clock or _utc_now
+        self._lock = threading.RLock()
+        self._created = self._clock()
+        self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        # Ordered by last_changed: every change moves the member to the end.
+        self._members: OrderedDict[str, Member] = OrderedDict()
+        self._forgotten: set[str] = set()
+        self._confirmations: dict[str, int] = {}
+        self._webhooks: dict[str, Webhook] = {}
+        self._tag_ids: dict[str, int] = {}
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        self._next_web_id = 100_000
+        self._api_events: list[AudienceEvent] = []
+
+    def reset(self) -> None:
+        """Forget everything: members, forgotten addresses, webhooks, counters."""
+        with self._lock:
+            self._reset_locked()
+
+    # -- settings -------------------------------------------------------------------
+
+    @property
+    def rules(self) -> AudienceRules:
+        return self._rules
+
+    def configure(self, **changes: Any) -> AudienceRules:
+        """Replace some rules, e.g. `configure(allow_api_resubscribe=True)`."""
+        with self._lock:
+            for key in ("required_merge_fields", "known_merge_fields"):
+                if key in changes:
+                    changes[key] = tuple(changes[key])
+            if "refused_addresses" in changes:
+                changes["refused_addresses"] = frozenset(
+                    a.lower() for a in changes["refused_addresses"]
+                )
+            self._rules = dataclasses.replace(self._rules, **changes)
+            return self._rules
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _stamp(self) -> datetime:
+        """A strictly increasing change time, so paging by last_changed is deterministic."""
+        now = self._clock().astimezone(UTC)
+        self._last_stamp = max(now, self._last_stamp + _ONE_TICK)
+        return self._last_stamp
+
+    def _touch(self, key: str, member: Member) -> None:
+        member.last_changed = self._stamp()
+        self._members[key] = member
+        self._members.move_to_end(key)
+
+    def _tag_id(self, name: str) -> int:
+        if name not in self._tag_ids:
+            self._tag_ids[name] = 1000 + len(self._tag_ids)
+        return self._tag_ids[name]
+
+    def _render(self, member: Member) -> JSON:
+        merges = dict.fromkeys(self._rules.known_merge_fields, "")
+        merges.update(member.merge_fields)
+        doc: JSON = {
+            "id": member.id,
+            "email_address": member.email_address,
+            "unique_email_id": member.unique_email_id,
+            "web_id": member.web_id,
+            "email_type": member.email_type,
+            "status": member.status,
+            "unsubscribe_reason": member.unsubscribe_reason,
+            "merge_fields": merges,
+            "interests": {},
+            "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
+            "ip_signup": member.ip_signup,
+            "timestamp_signup": member.timestamp_signup,
+            "ip_opt": member.ip_opt,
+            "timestamp_opt": member.timestamp_opt,
+            "member_rating": 2,
+            "last_changed": iso_precise(member.last_changed),
+            "language": member.language,
+            "vip": member.vip,
+            "email_client": "",
+            "source": "API - Generic",
+            "tags_count": len(member.tags),
+            "tags": [{"id": self._tag_id(t), "name": t} for t in member.tags],
+            "list_id": self.list_id,
+        }
+        if member.marketing_permissions:
+            doc["marketing_permissions"] = copy.deepcopy(member.marketing_permissions)
+        return doc
+
+    def _existing(self, key: str) -> Member:
+        member = self._members.get(key.lower())
+        if member is None:
+            raise not_found()
+        return member
+
+    def _check_new_address(self, email: str) -> None:
+        """Mailchimp's refusals for an address it does not hold yet."""
+        if subscriber_hash(email) in self._forgotten:
+            raise ApiProblem(
+                400,
+                "Forgotten Email Not Subscribed",
+                f"{email} was permanently deleted and cannot be re-imported. "
+                "The contact must re-subscribe to get back on the list.",
+            )
+        lowered = email.lower()
+        domain = lowered.rpartition("@")[2]
+        fake = lowered in self._rules.refused_addresses or (
+            self._rules.refuse_invalid_tld and (domain == "invalid" or domain.endswith(".invalid"))
+        )
+        if fake:
+            raise invalid_resource(
+                f"{email} looks fake or invalid, please enter a real email address."
+            )
+
+    def _merge_fields(
+        self, body: Mapping[str, Any], *, is_new: bool, skip_validation: bool
+    ) -> dict[str, str]:
+        raw = body.get("merge_fields") or {}
+        if not isinstance(raw, dict):
+            raise field_error("merge_fields", "Merge fields must be an object.")
+        errors: list[dict[str, str]] = []
+        known = self._rules.known_merge_fields
+        for tag, value in raw.items():
+            if tag not in known:
+                errors.append(
+                    {
+                        "field": f"merge_fields.{tag}",
+                        "message": f"Merge field {tag} does not exist.",
+                    }
+                )
+            elif not isinstance(value, str):
+                errors.append(
+                    {
+                        "field": f"merge_fields.{tag}",
+                        "message": "Merge field values must be strings.",
+                    }
+                )
+        if not skip_validation:
+            for tag in self._rules.required_merge_fields:
+                missing = (is_new and tag not in raw) or raw.get(tag, None) == ""
+                if missing:
+                    errors.append(
+                        {"field": f"merge_fields.{tag}", "message": "Please enter a value"}
+                    )
+        if errors:
+            raise invalid_resource("Your merge fields were invalid.", errors)
+        return dict(raw)
+
+    def _check_transition(self, email: str, before: str, wanted: str) -> None:
+        """Mailchimp refuses to subscribe an unsubscribed or cleaned address."""
+        if before not in COMPLIANCE_STATES or wanted == before or self._rules.allow_api_resubscribe:
+            return
+        # A fresh opt-in (pending: Mailchimp mails a confirmation) is allowed after an
+        # unsubscribe, never after a bounce: there is no mailbox to confirm from.
+        blocked = wanted == "subscribed" or (wanted == "pending" and before == "cleaned")
+        if blocked:
+            raise ApiProblem(
+                400,
+                "Member In Compliance State",
+                f"{email} is in a compliance state due to unsubscribe, bounce, or "
+                "compliance review and cannot be subscribed.",
+            )
+
+    # -- the core write -------------------------------------------------------------
+
+    def _write(
+        self,
+        email: Any,
+        body: Mapping[str, Any],
+        *,
+        status: Any,
+        status_if_new: Any = None,
+        create_only: bool = False,
+        skip_merge_validation: bool = False,
+        sync_tags: bool | None = None,
+    ) -> tuple[bool, Member]:
+        """Add or update one member; returns (created, member). Raises ApiProblem."""
+        if not isinstance(email, str) or not _looks_like_address(email):
+            raise field_error("email_address", "Please provide a valid email address.")
+        key = subscriber_hash(email)
+        current = self._members.get(key)
+        is_new = current is None or current.status == "archived"
+        if current is not None and not is_new and create_only:
+            raise _ContactExistsError(email)
+        if is_new:
+            self._check_new_address(email)
+            wanted = status_if_new or status
+            if not wanted:
+                raise field_error("status_if_new", "This value should not be blank.")
+        else:
+            wanted = status
+        if wanted is not None and wanted not in WRITABLE_STATUSES:
+            raise field_error(
+                "status", "Value must be one of: " + ", ".join(sorted(WRITABLE_STATUSES))
+            )
+        merges = self._merge_fields(body, is_new=is_new, skip_validation=skip_merge_validation)
+        before = (
+            current.status_before_archive
+            if current and is_new
+            else (current.status if current else "")
+        )
+        if wanted:
+            self._check_transition(email, before, wanted)
+
+        if current is None:
+            member = Member(email, "", _new_unique_email_id(), self._web_id(), self._last_stamp)
+        else:
+            member = dataclasses.replace(
+                current,
+                merge_fields=dict(current.merge_fields),
+                tags=list(current.tags),
+                marketing_permissions=list(current.marketing_permissions),
+            )
+        member.merge_fields.update(merges)
+        self._apply_details(member, body, sync_tags)
+        if wanted and (wanted != member.status or wanted == "pending" or is_new):
+            self._set_status(key, member, wanted, reason="N/A (Unsubscribed by API)")
+        if member != current:
+            self._touch(key, member)
+            self._record_api_events(current, member)
+        return is_new, member
+
+    def _web_id(self) -> int:
+        self._next_web_id += 1
+        return self._next_web_id
+
+    def _apply_details(
+        self, member: Member, body: Mapping[str, Any], sync_tags: bool | None
+    ) -> None:
+        for name in (
+            "ip_signup",
+            "timestamp_signup",
+            "ip_opt",
+            "timestamp_opt",
+            "language",
+            "email_type",
+        ):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                setattr(member, name, value)
+        if isinstance(body.get("vip"), bool):
+            member.vip = body["vip"]
+        permissions = body.get("marketing_permissions")
+        if isinstance(permissions, list):
+            by_id = {p.get("marketing_permission_id"): p for p in member.marketing_permissions}
+            for item in permissions:
+                if isinstance(item, dict):
+                    by_id[item.get("marketing_permission_id")] = dict(item)
+            member.marketing_permissions = list(by_id.values())
+        if sync_tags is not None:
+            names = [
+                t if isinstance(t, str) else str(t.get("name", "")) for t in body.get("tags") or []
+            ]
+            if sync_tags:
+                member.tags = list(dict.fromkeys(names))
+            else:
+                member.tags = list(dict.fromkeys([*member.tags, *names]))
+
+    def _set_status(self, key: str, member: Member, status: str, *, reason: str) -> None:
+        if status == "pending":
+            # Every accepted write that sets `pending` makes Mailchimp mail a confirmation,
+            # also pending -> pending (it re-sends the opt-in mail).
+            self._confirmations[key] = self._confirmations.get(key, 0) + 1
+        if status == "subscribed" and not member.timestamp_opt:
+            member.timestamp_opt = iso(self._clock())
+        member.unsubscribe_reason = reason if status == "unsubscribed" else ""
+        member.status = status
+        member.status_before_archive = ""
+
+    def _record_api_events(self, before: Member | None, after: Member) -> None:
+        """Mailchimp echoes API writes to webhooks registered with `sources.api`."""
+        if not any(w.sources.get("api") for w in self._webhooks.values()):
+            return
+        kind = None
+        if before is None or before.status != after.status:
+            kind = {
+                "subscribed": "subscribe",
+                "unsubscribed": "unsubscribe",
+                "cleaned": "cleaned",
+            }.get(after.status)
+        elif before.merge_fields != after.merge_fields:
+            kind = "profile"
+        if kind:
+            extra = {"action": "unsub", "reason": "manual"} if kind == "unsubscribe" else {}
+            self._api_events.append(
+                AudienceEvent(kind, "api", self._clock(), self.list_id, copy.deepcopy(after), extra)
+            )
+
+    def take_api_events(self) -> list[AudienceEvent]:
+        """Events caused by API writes, for delivery to `sources.api` webhooks."""
+        with self._lock:
+            events, self._api_events = self._api_events, []
+            return events
+
+    # -- API operations -------------------------------------------------------------
+
+    def info(self) -> JSON:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for member in self._members.values():
+                counts[member.status] = counts.get(member.status, 0) + 1
+            return {
+                "id": self.list_id,
+                "web_id": 1,
+                "name": self.name,
+                "permission_reminder": "You signed up for updates on our website.",
+                "double_optin": True,
+                "marketing_permissions": False,
+                "date_created": iso(self._created),
+                "list_rating": 0,
+                "stats": {
+                    "member_count": counts.get("subscribed", 0),
+                    "unsubscribe_count": counts.get("unsubscribed", 0),
+                    "cleaned_count": counts.get("cleaned", 0),
+                    "total_contacts": sum(counts.values()),
+                    "member_count_since_send": 0,
+                    "unsubscribe_count_since_send": 0,
+                    "cleaned_count_since_send": 0,
+                    "last_sub_date": "",
+                    "last_unsub_date": "",
+                },
+            }
+
+    def get_member(self, key: str) -> JSON:
+        with self._lock:
+            return self._render(self._existing(key))
+
+    def put_member(
+        self, key: str, body: Mapping[str, Any], *, skip_merge_validation: bool = False
+    ) -> JSON:
+        """`PUT .../members/{hash}`: add-or-update; `status_if_new` only for new members."""
+        email = body.get("email_address")
+        if not isinstance(email, str) or subscriber_hash(email) != key.lower():
+            raise field_error(
+                "email_address", "The email address does not match the subscriber hash."
+            )
+        with self._lock:
+            _, member = self._write(
+                email,
+                body,
+                status=body.get("status"),
+                status_if_new=body.get("status_if_new"),
+                skip_merge_validation=skip_merge_validation,
+            )
+            return self._render(member)
+
+    def add_member(self, body: Mapping[str, Any], *, skip_merge_validation: bool = False) -> JSON:
+        """`POST .../members`: create only."""
+        with self._lock:
+            try:
+                _, member = self._write(
+                    body.get("email_address"),
+                    body,
+                    status=body.get("status"),
+                    create_only=True,
+                    skip_merge_validation=skip_merge_validation,
+                    sync_tags=False,
+                )
+            except _ContactExistsError as exists:
+                raise ApiProblem(
+                    400,
+                    "Member Exists",
+                    f"{exists.email} is already a list member. "
+                    "Use PUT to insert or update list members.",
+                ) from None
+            return self._render(member)
+
+    def patch_member(
+        self, key: str, body: Mapping[str, Any], *, skip_merge_validation: bool = False
+    ) -> JSON:
+        """`PATCH .../members/{hash}`: update an existing member, 404 otherwise."""
+        with self._lock:
+            current = self._existing(key)
+            new_email = body.get("email_address")
+            renamed = (
+                isinstance(new_email, str) and new_email.lower() != current.email_address.lower()
+            )
+            if renamed:
+                self._check_rename(str(new_email))
+            _, member = self._write(
+                current.email_address,
+                body,
+                status=body.get("status"),
+                skip_merge_validation=skip_merge_validation,
+            )
+            if renamed:
+                self._rename(member, str(new_email))
+            return self._render(member)
+
+    def _check_rename(self, new_email: str) -> None:
+        if not _looks_like_address(new_email):
+            raise field_error("email_address", "Please provide a valid email address.")
+        if subscriber_hash(new_email) in self._members:
+            raise ApiProblem(400, "Member Exists", f"{new_email} is already a list member.")
+        self._check_new_address(new_email)
+
+    def _rename(self, current: Member, new_email: str) -> None:
+        self._check_rename(new_email)
+        new_key = subscriber_hash(new_email)
+        del self._members[current.id]
+        current.email_address = new_email
+        current.unique_email_id = _new_unique_email_id()
+        self._touch(new_key, current)
+
+    def batch(self, body: Mapping[str, Any], *, skip_merge_validation: bool = False) -> JSON:
+        """`POST /lists/{id}`: batch subscribe/unsubscribe, per-member errors."""
+        items = body.get("members")
+        if not isinstance(items, list):
+            raise field_error("members", "This value should not be blank.")
+        if len(items) > self._rules.max_batch_members:
+            raise field_error(
+                "members",
+                f"You can only add or update {self._rules.max_batch_members} members in one call.",
+            )
+        update_existing = bool(body.get("update_existing", False))
+        sync_tags = bool(body.get("sync_tags", False))
+        created: list[JSON] = []
+        updated: list[JSON] = []
+        errors: list[JSON] = []
+        seen: set[str] = set()
+        with self._lock:
+            for item in items:
+                item_map: Mapping[str, Any] = item if isinstance(item, dict) else {}
+                email = item_map.get("email_address")
+                try:
+                    if isinstance(email, str) and email.lower() in seen:
+                        raise invalid_resource(
+                            f"{email} was submitted more than once in this batch."
+                        )
+                    if isinstance(email, str):
+                        seen.add(email.lower())
+                    # Batch items carry `status` only; there is no status_if_new here.
+                    is_new, member = self._write(
+                        email,
+                        item_map,
+                        status=item_map.get("status"),
+                        create_only=not update_existing,
+                        skip_merge_validation=skip_merge_validation,
+                        sync_tags=sync_tags,
+                    )
+                except _ContactExistsError:
+                    errors.append(
+                        _batch_error(
+                            email,
+                            f"{email} is already a list member, do you want to update? "
+                            "please provide update_existing:true in the request body",
+                            "ERROR_CONTACT_EXISTS",
+                        )
+                    )
+                    continue
+                except ApiProblem as problem:
+                    first = problem.errors[0] if problem.errors else {}
+                    errors.append(
+                        _batch_error(
+                            email,
+                            problem.detail,
+                            "ERROR_GENERIC",
+                            first.get("field", ""),
+                            first.get("message", ""),
+                        )
+                    )
+                    continue
+                (created if is_new else updated).append(self._render(member))
+        return {
+            "new_members": created,
+            "updated_members": updated,
+            "errors": errors,
+            "total_created": len(created),
+            "total_updated": len(updated),
+            "error_count": len(errors),
+        }
+
+    def list_members(
+        self,
+        *,
+        status: str | None = None,
+        since_last_changed: datetime | None = None,
+        before_last_changed: datetime | None = None,
+        count: int = 10,
+        offset: int = 0,
+        sort_dir: str = "ASC",
+    ) -> JSON:
+        """`GET .../members`, ordered by last_changed (archived only when asked for)."""
+        if not 0 <= count <= self._rules.max_page_count:
+            raise field_error("count", f"count must be between 0 and {self._rules.max_page_count}.")
+        if offset < 0:
+            raise field_error("offset", "offset must not be negative.")
+        with self._lock:
+            if since_last_changed is not None:
+                # The dict is in last_changed order: walk back only as far as needed.
+                window: list[Member] = []
+                for member in reversed(self._members.values()):
+                    if member.last_changed <= since_last_changed:
+                        break
+                    window.append(member)
+                window.reverse()
+            else:
+                window = list(self._members.values())
+            matches = [
+                m
+                for m in window
+                if (m.status == status if status else m.status != "archived")
+                and (before_last_changed is None or m.last_changed < before_last_changed)
+            ]
+            if sort_dir.upper() == "DESC":
+                matches.reverse()
+            page = matches[offset : offset + count]
+            return {
+                "members": [self._render(m) for m in page],
+                "list_id": self.list_id,
+                "total_items": len(matches),
+            }
+
+    def set_tags(self, key: str, body: Mapping[str, Any]) -> None:
+        """`POST .../members/{hash}/tags`: activate or deactivate tags."""
+        tags = body.get("tags")
+        if not isinstance(tags, list):
+            raise field_error("tags", "This value should not be blank.")
+        with self._lock:
+            member = self._existing(key)
+            names = list(member.tags)
+            for tag in tags:
+                if not isinstance(tag, dict) or not isinstance(tag.get("name"), str):
+                    raise field_error("tags", "Each tag needs a name.")
+                name, wanted = tag["name"], tag.get("status", "active")
+                if wanted == "active" and name not in names:
+                    names.append(name)
+                elif wanted == "inactive" and name in names:
+                    names.remove(name)
+            if names != member.tags:
+                member.tags = names
+                self._touch(member.id, member)
+
+    def archive(self, key: str) -> None:
+        """`DELETE .../members/{hash}`: Mailchimp archives, it does not delete."""
+        with self._lock:
+            member = self._existing(key)
+            if member.status != "archived":
+                member.status_before_archive = member.status
+                member.status = "archived"
+                self._touch(member.id, member)
+
+    def delete_permanent(self, key: str) -> None:
+        """`POST .../actions/delete-permanent`: erase; the address can never be re-added."""
+        with self._lock:
+            member = self._existing(key)
+            del self._members[member.id]
+            self._forgotten.add(member.id)
+
+    # -- webhooks -------------------------------------------------------------------
+
+    def _render_webhook(self, hook: Webhook) -> JSON:
+        return {
+            "id": hook.id,
+            "url": hook.url,
+            "events": dict(hook.events),
+            "sources": dict(hook.sources),
+            "list_id": self.list_id,
+        }
+
+    def list_webhooks(self) -> JSON:
+        with self._lock:
+            hooks = [self._render_webhook(h) for h in self._webhooks.values()]
+            return {"webhooks": hooks, "list_id": self.list_id, "total_items": len(hooks)}
+
+    def add_webhook(self, body: Mapping[str, Any]) -> JSON:
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise field_error("url", "Please provide a valid URL.")
+        with self._lock:
+            if any(h.url == url for h in self._webhooks.values()):
+                raise invalid_resource("A webhook with this URL already exists for this list.")
+            # Mailchimp's form defaults: every member event on, campaign off, api off.
+            hook = Webhook(
+                id=secrets.token_hex(5),
+                url=url,
+                events={e: e != "campaign" for e in WEBHOOK_EVENTS},
+                sources={"user": True, "admin": True, "api": False},
+            )
+            _update_flags(hook, body)
+            self._webhooks[hook.id] = hook
+            return self._render_webhook(hook)
+
+    def get_webhook(self, webhook_id: str) -> JSON:
+        with self._lock:
+            return self._render_webhook(self._webhook(webhook_id))
+
+    def update_webhook(self, webhook_id: str, body: Mapping[str, Any]) -> JSON:
+        with self._lock:
+            hook = self._webhook(webhook_id)
+            url = body.get("url")
+            if url is not None:
+                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                    raise field_error("url", "Please provide a valid URL.")
+                hook.url = url
+            _update_flags(hook, body)
+            return self._render_webhook(hook)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self._lock:
+            self._webhook(webhook_id)
+            del self._webhooks[webhook_id]
+
+    def _webhook(self, webhook_id: str) -> Webhook:
+        hook = self._webhooks.get(webhook_id)
+        if hook is None:
+            raise not_found()
+        return hook
+
+    def webhook_targets(self, event: AudienceEvent) -> list[str]:
+        """URLs that get this event: event enabled and source allowed (campaign: any)."""
+        with self._lock:
+            return [
+                h.url
+                for h in self._webhooks.values()
+                if h.events.get(event.type)
+                and (event.type == "campaign" or h.sources.get(event.source))
+            ]
+
+    # -- what people do on Mailchimp's side (sent to us as webhooks) ----------------
+
+    def _live(self, email: str) -> Member:
+        member = self._members.get(subscriber_hash(email))
+        if member is None or member.status == "archived":
+            raise LookupError("no such member")
+        return member
+
+    def _event(
+        self, kind: str, member: Member | None, source: str, **extra: str | None
+    ) -> AudienceEvent:
+        snapshot = copy.deepcopy(member) if member else None
+        return AudienceEvent(kind, source, self._clock(), self.list_id, snapshot, extra)
+
+    def user_subscribes(
+        self,
+        email: str,
+        *,
+        merges: Mapping[str, str] | None = None,
+        ip_opt: str = "",
+        source: str = "user",
+    ) -> list[AudienceEvent]:
+        """A signup form, or the click on a double opt-in confirmation link."""
+        with self._lock:
+            key = subscriber_hash(email)
+            member = self._members.get(key)
+            if member is None:
+                self._check_new_address(email)
+                member = Member(email, "", _new_unique_email_id(), self._web_id(), self._last_stamp)
+            member.merge_fields.update(merges or {})
+            member.ip_opt = ip_opt or member.ip_opt
+            member.timestamp_opt = iso(self._clock())
+            self._set_status(key, member, "subscribed", reason="")
+            self._touch(key, member)
+            return [self._event("subscribe", member, source)]
+
+    def user_unsubscribes(
+        self,
+        email: str,
+        *,
+        reason: str = "manual",
+        campaign_id: str | None = None,
+        action: str | None = "unsub",
+        source: str = "user",
+    ) -> list[AudienceEvent]:
+        """An unsubscribe link (`reason=manual`) or a spam complaint (`reason=abuse`)."""
+        with self._lock:
+            member = self._live(email)
+            text = "Abuse complaint" if reason == "abuse" else "N/A (Unsubscribe link)"
+            self._set_status(member.id, member, "unsubscribed", reason=text)
+            if action == "delete":
+                member.status_before_archive, member.status = "unsubscribed", "archived"
+            self._touch(member.id, member)
+            return [
+                self._event(
+                    "unsubscribe",
+                    member,
+                    source,
+                    action=action,
+                    reason=reason,
+                    campaign_id=campaign_id,
+                )
+            ]
+
+    def user_cleaned(
+        self,
+        email: str,
+        *,
+        reason: str = "hard",
+        campaign_id: str | None = None,
+        source: str = "user",
+    ) -> list[AudienceEvent]:
+        """A hard bounce or an abuse report cleans the address."""
+        with self._lock:
+            member = self._live(email)
+            self._set_status(member.id, member, "cleaned", reason="")
+            self._touch(member.id, member)
+            return [self._event("cleaned", member, source, reason=reason, campaign_id=campaign_id)]
+
+    def user_updates_profile(
+        self, email: str, merges: Mapping[str, str], *, source: str = "user"
+    ) -> list[AudienceEvent]:
+        with self._lock:
+            member = self._live(email)
+            member.merge_fields.update(merges)
+            self._touch(member.id, member)
+            return [self._event("profile", member, source)]
+
+    def user_changes_email(
+        self, old: str, new: str, *, source: str = "user"
+    ) -> list[AudienceEvent]:
+        """Mailchimp sends `upemail` and, with it, a `profile` event."""
+        with self._lock:
+            member = self._live(old)
+            old_address = member.email_address
+            self._rename(member, new)
+            upemail = self._event(
+                "upemail",
+                member,
+                source,
+                old_email=old_address,
+                new_email=new,
+                new_id=member.unique_email_id,
+            )
+            return [upemail, self._event("profile", member, source)]
+
+    def campaign_sent(
+        self, campaign_id: str, *, subject: str = "", status: str = "sent", reason: str = ""
+    ) -> list[AudienceEvent]:
+        with self._lock:
+            return [
+                self._event(
+                    "campaign",
+                    None,
+                    "user",
+                    id=campaign_id,
+                    subject=subject,
+                    status=status,
+                    reason=reason,
+                )
+            ]
+
+    # -- test accessors and seeding -------------------------------------------------
+
+    def member(self, email_or_hash: str) -> JSON | None:
+        """The member as the API would show it, by address or hash; None if absent."""
+        key = email_or_hash.lower() if "@" not in email_or_hash else subscriber_hash(email_or_hash)
+        with self._lock:
+            found = self._members.get(key)
+            return self._render(found) if found else None
+
+    def members(self, status: str | None = None) -> list[JSON]:
+        with self._lock:
+            return [self._render(m) for m in self._members.values() if status in (None, m.status)]
+
+    def member_count(self, status: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for m in self._members.values() if status in (None, m.status))
+
+    def confirmation_mails_sent(self, email: str) -> int:
+        """How many double opt-in confirmation mails Mailchimp sent to this address."""
+        with self._lock:
+            return self._confirmations.get(subscriber_hash(email), 0)
+
+    def is_forgotten(self, email: str) -> bool:
+        with self._lock:
+            return subscriber_hash(email) in self._forgotten
+
+    def seed(
+        self,
+        email: str,
+        status: str = "subscribed",
+        *,
+        merge_fields: Mapping[str, str] | None = None,
+        tags: Iterable[str] = (),
+        unique_email_id: str | None = None,
+        web_id: int | None = None,
+        **details: str,
+    ) -> JSON:
+        """Put a member in place with no rules applied (existing audience data)."""
+        with self._lock:
+            key = subscriber_hash(email)
+            member = Member(
+                email,
+                status,
+                unique_email_id or _new_unique_email_id(),
+                web_id if web_id is not None else self._web_id(),
+                self._last_stamp,
+                merge_fields=dict(merge_fields or {}),
+                tags=list(tags),
+            )
+            for name, value in details.items():
+                setattr(member, name, value)
+            self._touch(key, member)
+            return self._render(member)
+
+
+class _ContactExistsError(Exception):
+    def __init__(self, email: str) -> None:
+        super().__init__("contact exists")
+        self.email = email
+
+
+def _looks_like_address(email: str) -> bool:
+    local, at, domain = email.partition("@")
+    return bool(local and at and "." in domain and " " not in email and "@" not in domain)
+
+
+def _batch_error(
+    email: Any, error: str, code: str, field_name: str = "", field_message: str = ""
+) -> JSON:
+    return {
+        "email_address": email if isinstance(email, str) else "",
+        "error": error,
+        "error_code": code,
+        "field": field_name,
+        "field_message": field_message,
+    }
+
+
+def _update_flags(hook: Webhook, body: Mapping[str, Any]) -> None:
+    for attr, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
+        given = body.get(attr)
+        if isinstance(given, dict):
+            flags: dict[str, bool] = getattr(hook, attr)
+            for name in names:
+                if name in given:
+                    flags[name] = bool(given[name])
