@@ -1,0 +1,56 @@
+"""`syncd emulator`: run the local Mailchimp emulator in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from syncd.esp.emulator import DEFAULT_API_KEY, DEFAULT_LIST_ID
+
+
+def emulator(
+    *,
+    host: Annotated[str, typer.Option(help="Address to bind; control endpoints need loopback.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
+    api_key: Annotated[str, typer.Option(help="The API key clients must send.")] = DEFAULT_API_KEY,
+    list_id: Annotated[str, typer.Option(help="The id of the one audience.")] = DEFAULT_LIST_ID,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every API call.")] = 0.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Simultaneous requests before 429 (Mailchimp: 10).")
+    ] = 10,
+) -> None:
+    """Serve a local Mailchimp Marketing API v3 until Ctrl-C or SIGTERM."""
+    from syncd.esp.emulator import MailchimpEmulator
+
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    emu = MailchimpEmulator(
+        api_key=api_key,
+        list_id=list_id,
+        host=host,
+        port=port,
+        latency_ms=latency_ms,
+        max_connections=max_connections,
+    )
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with emu:
+        typer.echo(emu.base_url)
+        typer.echo(f"list id {emu.list_id}; API key {emu.api_key}", err=True)
+        if emu.loopback:
+            typer.echo(f"control {emu.control_url}/", err=True)
+        while not stop.wait(0.5):
+            pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command("emulator")(emulator)
