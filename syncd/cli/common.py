@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from syncd import logs
 from syncd.cli.exit_codes import ExitCode
@@ -69,6 +70,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(exc), ExitCode.CONFIG) from None
         except InputError as exc:
             raise fail(str(exc), ExitCode.INVALID_INPUT) from None
+        except OperationalError as exc:
+            # Connection refused, database missing, locked too long: say which, not a trace.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise fail(f"database unavailable: {reason}", ExitCode.FAILED) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             sys.exit(130)
