@@ -6,8 +6,9 @@ at `base_url`; see server.py for the Python control surface and control.py for t
 """
 
 from syncd.esp.emulator.faults import FAULT_KINDS, RequestInfo, StatsSnapshot
+from syncd.esp.emulator.members import AudienceRules, subscriber_hash
 from syncd.esp.emulator.server import DEFAULT_API_KEY, MailchimpEmulator
-from syncd.esp.emulator.state import DEFAULT_LIST_ID, Audience, AudienceRules, subscriber_hash
+from syncd.esp.emulator.state import DEFAULT_LIST_ID, Audience
 from syncd.esp.emulator.webhook_delivery import Delivery
 
 __all__ = [

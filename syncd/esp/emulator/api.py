@@ -208,11 +208,11 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("DELETE", "member"): lambda a, c: _none(lambda: a.archive(c.params["hash"])),
     ("POST", "member_tags"): lambda a, c: _none(lambda: a.set_tags(c.params["hash"], _body(c))),
     ("POST", "delete_permanent"): lambda a, c: _none(lambda: a.delete_permanent(c.params["hash"])),
-    ("GET", "webhooks"): lambda a, _c: a.list_webhooks(),
-    ("POST", "webhooks"): lambda a, c: a.add_webhook(_body(c)),
-    ("GET", "webhook"): lambda a, c: a.get_webhook(c.params["webhook_id"]),
-    ("PATCH", "webhook"): lambda a, c: a.update_webhook(c.params["webhook_id"], _body(c)),
-    ("DELETE", "webhook"): lambda a, c: _none(lambda: a.delete_webhook(c.params["webhook_id"])),
+    ("GET", "webhooks"): lambda a, _c: a.webhooks.all(),
+    ("POST", "webhooks"): lambda a, c: a.webhooks.add(_body(c)),
+    ("GET", "webhook"): lambda a, c: a.webhooks.get(c.params["webhook_id"]),
+    ("PATCH", "webhook"): lambda a, c: a.webhooks.update(c.params["webhook_id"], _body(c)),
+    ("DELETE", "webhook"): lambda a, c: _none(lambda: a.webhooks.delete(c.params["webhook_id"])),
 }
 
 

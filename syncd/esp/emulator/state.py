@@ -1,125 +1,49 @@
-"""The in-memory Mailchimp audience and the rules Mailchimp enforces on it.
+"""The in-memory Mailchimp audience: members, forgotten addresses, webhooks.
 
-Pure Python, no HTTP: `server.py` parses requests, calls one method here and renders
-the returned JSON or the raised `ApiProblem`. One re-entrant lock guards everything,
-so every method is atomic; a 500-member batch is one lock hold of a few milliseconds.
+Pure Python, no HTTP: `api.py` calls one method here and renders the returned JSON or
+the raised `ApiProblem`. One re-entrant lock guards the members, so every method is
+atomic; a 500-member batch is one lock hold of a few milliseconds. The per-member rules
+themselves are pure functions in `members.py`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.esp.emulator.problems import (
-    ApiProblem,
-    field_error,
-    invalid_resource,
-    not_found,
+from syncd.esp.emulator.members import (
+    JSON,
+    AudienceEvent,
+    AudienceRules,
+    Clock,
+    Member,
+    check_address,
+    check_merge_fields,
+    check_new_address,
+    check_status,
+    check_transition,
+    iso,
+    looks_like_address,
+    new_unique_email_id,
+    render,
+    subscriber_hash,
 )
+from syncd.esp.emulator.problems import ApiProblem, field_error, invalid_resource, not_found
+from syncd.esp.emulator.webhook_registry import WebhookRegistry
 
-JSON = dict[str, Any]
-Clock = Callable[[], datetime]
+__all__ = ["DEFAULT_LIST_ID", "Audience", "AudienceEvent", "AudienceRules", "Clock", "Member"]
 
 DEFAULT_LIST_ID = "f1243a3b12"
-WRITABLE_STATUSES = frozenset({"subscribed", "unsubscribed", "cleaned", "pending", "transactional"})
-# Mailchimp: unsubscribed and cleaned addresses are "in compliance state" for re-subscribes.
-COMPLIANCE_STATES = frozenset({"unsubscribed", "cleaned"})
-WEBHOOK_EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
-WEBHOOK_SOURCES = ("user", "admin", "api")
 _ONE_TICK = timedelta(microseconds=1)
-
-
-def subscriber_hash(email: str) -> str:
-    """Mailchimp's member key: MD5 hex of the lower-cased address."""
-    return hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
-
-
-def iso(moment: datetime) -> str:
-    """Mailchimp's timestamp shape, `2026-03-04T13:10:40+00:00`."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def iso_precise(moment: datetime) -> str:
-    # last_changed keeps microseconds so that it is strictly monotonic and paging by it
-    # is deterministic (Mailchimp itself only shows seconds).
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class AudienceRules:
-    """Switchable Mailchimp behaviour (see shared/reference/mailchimp.md, 'unsettled')."""
-
-    # A 2026 report says the live API let an unsubscribed member be re-subscribed.
-    allow_api_resubscribe: bool = False
-    required_merge_fields: tuple[str, ...] = ()
-    known_merge_fields: tuple[str, ...] = ("FNAME", "LNAME")
-    refused_addresses: frozenset[str] = frozenset()
-    # RFC 2606 reserves `.invalid`; Mailchimp refuses addresses it thinks are fake.
-    refuse_invalid_tld: bool = True
-    max_batch_members: int = 500
-    max_page_count: int = 1000
-
-
-@dataclass
-class Member:
-    email_address: str
-    status: str
-    unique_email_id: str
-    web_id: int
-    last_changed: datetime
-    merge_fields: dict[str, str] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-    email_type: str = "html"
-    ip_signup: str = ""
-    timestamp_signup: str = ""
-    ip_opt: str = ""
-    timestamp_opt: str = ""
-    unsubscribe_reason: str = ""
-    language: str = ""
-    vip: bool = False
-    marketing_permissions: list[JSON] = field(default_factory=list)
-    # What an archived member was before: re-adding it keeps the compliance rule.
-    status_before_archive: str = ""
-
-    @property
-    def id(self) -> str:
-        return subscriber_hash(self.email_address)
-
-
-@dataclass(frozen=True)
-class AudienceEvent:
-    """Something Mailchimp reports through an audience webhook."""
-
-    type: str
-    source: str
-    fired_at: datetime
-    list_id: str
-    member: Member | None
-    extra: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass
-class Webhook:
-    id: str
-    url: str
-    events: dict[str, bool]
-    sources: dict[str, bool]
-
-
-def _new_unique_email_id() -> str:
-    return secrets.token_hex(5)  # 10 hex characters, as in real webhook `data[id]`
 
 
 class Audience:
@@ -139,6 +63,7 @@ class Audience:
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._created = self._clock()
+        self.webhooks = WebhookRegistry(list_id)
         self._reset_locked()
 
     def _reset_locked(self) -> None:
@@ -146,8 +71,8 @@ class Audience:
         self._members: OrderedDict[str, Member] = OrderedDict()
         self._forgotten: set[str] = set()
         self._confirmations: dict[str, int] = {}
-        self._webhooks: dict[str, Webhook] = {}
         self._tag_ids: dict[str, int] = {}
+        self.webhooks.clear()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._next_web_id = 100_000
         self._api_events: list[AudienceEvent] = []
@@ -189,42 +114,15 @@ class Audience:
         self._members[key] = member
         self._members.move_to_end(key)
 
-    def _tag_id(self, name: str) -> int:
-        if name not in self._tag_ids:
-            self._tag_ids[name] = 1000 + len(self._tag_ids)
-        return self._tag_ids[name]
-
     def _render(self, member: Member) -> JSON:
-        merges = dict.fromkeys(self._rules.known_merge_fields, "")
-        merges.update(member.merge_fields)
-        doc: JSON = {
-            "id": member.id,
-            "email_address": member.email_address,
-            "unique_email_id": member.unique_email_id,
-            "web_id": member.web_id,
-            "email_type": member.email_type,
-            "status": member.status,
-            "unsubscribe_reason": member.unsubscribe_reason,
-            "merge_fields": merges,
-            "interests": {},
-            "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
-            "ip_signup": member.ip_signup,
-            "timestamp_signup": member.timestamp_signup,
-            "ip_opt": member.ip_opt,
-            "timestamp_opt": member.timestamp_opt,
-            "member_rating": 2,
-            "last_changed": iso_precise(member.last_changed),
-            "language": member.language,
-            "vip": member.vip,
-            "email_client": "",
-            "source": "API - Generic",
-            "tags_count": len(member.tags),
-            "tags": [{"id": self._tag_id(t), "name": t} for t in member.tags],
-            "list_id": self.list_id,
-        }
-        if member.marketing_permissions:
-            doc["marketing_permissions"] = copy.deepcopy(member.marketing_permissions)
-        return doc
+        for tag in member.tags:
+            self._tag_ids.setdefault(tag, 1000 + len(self._tag_ids))
+        return render(
+            member,
+            list_id=self.list_id,
+            known_merge_fields=self._rules.known_merge_fields,
+            tag_ids=self._tag_ids,
+        )
 
     def _existing(self, key: str) -> Member:
         member = self._members.get(key.lower())
@@ -233,72 +131,7 @@ class Audience:
         return member
 
     def _check_new_address(self, email: str) -> None:
-        """Mailchimp's refusals for an address it does not hold yet."""
-        if subscriber_hash(email) in self._forgotten:
-            raise ApiProblem(
-                400,
-                "Forgotten Email Not Subscribed",
-                f"{email} was permanently deleted and cannot be re-imported. "
-                "The contact must re-subscribe to get back on the list.",
-            )
-        lowered = email.lower()
-        domain = lowered.rpartition("@")[2]
-        fake = lowered in self._rules.refused_addresses or (
-            self._rules.refuse_invalid_tld and (domain == "invalid" or domain.endswith(".invalid"))
-        )
-        if fake:
-            raise invalid_resource(
-                f"{email} looks fake or invalid, please enter a real email address."
-            )
-
-    def _merge_fields(
-        self, body: Mapping[str, Any], *, is_new: bool, skip_validation: bool
-    ) -> dict[str, str]:
-        raw = body.get("merge_fields") or {}
-        if not isinstance(raw, dict):
-            raise field_error("merge_fields", "Merge fields must be an object.")
-        errors: list[dict[str, str]] = []
-        known = self._rules.known_merge_fields
-        for tag, value in raw.items():
-            if tag not in known:
-                errors.append(
-                    {
-                        "field": f"merge_fields.{tag}",
-                        "message": f"Merge field {tag} does not exist.",
-                    }
-                )
-            elif not isinstance(value, str):
-                errors.append(
-                    {
-                        "field": f"merge_fields.{tag}",
-                        "message": "Merge field values must be strings.",
-                    }
-                )
-        if not skip_validation:
-            for tag in self._rules.required_merge_fields:
-                missing = (is_new and tag not in raw) or raw.get(tag, None) == ""
-                if missing:
-                    errors.append(
-                        {"field": f"merge_fields.{tag}", "message": "Please enter a value"}
-                    )
-        if errors:
-            raise invalid_resource("Your merge fields were invalid.", errors)
-        return dict(raw)
-
-    def _check_transition(self, email: str, before: str, wanted: str) -> None:
-        """Mailchimp refuses to subscribe an unsubscribed or cleaned address."""
-        if before not in COMPLIANCE_STATES or wanted == before or self._rules.allow_api_resubscribe:
-            return
-        # A fresh opt-in (pending: Mailchimp mails a confirmation) is allowed after an
-        # unsubscribe, never after a bounce: there is no mailbox to confirm from.
-        blocked = wanted == "subscribed" or (wanted == "pending" and before == "cleaned")
-        if blocked:
-            raise ApiProblem(
-                400,
-                "Member In Compliance State",
-                f"{email} is in a compliance state due to unsubscribe, bounce, or "
-                "compliance review and cannot be subscribed.",
-            )
+        check_new_address(self._rules, self._forgotten, email)
 
     # -- the core write -------------------------------------------------------------
 
@@ -314,8 +147,7 @@ class Audience:
         sync_tags: bool | None = None,
     ) -> tuple[bool, Member]:
         """Add or update one member; returns (created, member). Raises ApiProblem."""
-        if not isinstance(email, str) or not _looks_like_address(email):
-            raise field_error("email_address", "Please provide a valid email address.")
+        email = check_address(email)
         key = subscriber_hash(email)
         current = self._members.get(key)
         is_new = current is None or current.status == "archived"
@@ -328,21 +160,20 @@ class Audience:
                 raise field_error("status_if_new", "This value should not be blank.")
         else:
             wanted = status
-        if wanted is not None and wanted not in WRITABLE_STATUSES:
-            raise field_error(
-                "status", "Value must be one of: " + ", ".join(sorted(WRITABLE_STATUSES))
-            )
-        merges = self._merge_fields(body, is_new=is_new, skip_validation=skip_merge_validation)
+        check_status(wanted)
+        merges = check_merge_fields(
+            self._rules, body, is_new=is_new, skip_validation=skip_merge_validation
+        )
         before = (
             current.status_before_archive
             if current and is_new
             else (current.status if current else "")
         )
         if wanted:
-            self._check_transition(email, before, wanted)
+            check_transition(self._rules, email, before, wanted)
 
         if current is None:
-            member = Member(email, "", _new_unique_email_id(), self._web_id(), self._last_stamp)
+            member = Member(email, "", new_unique_email_id(), self._web_id(), self._last_stamp)
         else:
             member = dataclasses.replace(
                 current,
@@ -408,7 +239,7 @@ class Audience:
 
     def _record_api_events(self, before: Member | None, after: Member) -> None:
         """Mailchimp echoes API writes to webhooks registered with `sources.api`."""
-        if not any(w.sources.get("api") for w in self._webhooks.values()):
+        if not self.webhooks.any_from_api():
             return
         kind = None
         if before is None or before.status != after.status:
@@ -527,7 +358,7 @@ class Audience:
             return self._render(member)
 
     def _check_rename(self, new_email: str) -> None:
-        if not _looks_like_address(new_email):
+        if not looks_like_address(new_email):
             raise field_error("email_address", "Please provide a valid email address.")
         if subscriber_hash(new_email) in self._members:
             raise ApiProblem(400, "Member Exists", f"{new_email} is already a list member.")
@@ -538,7 +369,7 @@ class Audience:
         new_key = subscriber_hash(new_email)
         del self._members[current.id]
         current.email_address = new_email
-        current.unique_email_id = _new_unique_email_id()
+        current.unique_email_id = new_unique_email_id()
         self._touch(new_key, current)
 
     def batch(self, body: Mapping[str, Any], *, skip_merge_validation: bool = False) -> JSON:
@@ -626,10 +457,11 @@ class Audience:
             raise field_error("offset", "offset must not be negative.")
         with self._lock:
             if since_last_changed is not None:
-                # The dict is in last_changed order: walk back only as far as needed.
+                # In last_changed order: walk back only as far as needed. Inclusive (>=), so a
+                # watermark taken from the last member seen never skips a change.
                 window: list[Member] = []
                 for member in reversed(self._members.values()):
-                    if member.last_changed <= since_last_changed:
+                    if member.last_changed < since_last_changed:
                         break
                     window.append(member)
                 window.reverse()
@@ -686,77 +518,10 @@ class Audience:
             del self._members[member.id]
             self._forgotten.add(member.id)
 
-    # -- webhooks -------------------------------------------------------------------
-
-    def _render_webhook(self, hook: Webhook) -> JSON:
-        return {
-            "id": hook.id,
-            "url": hook.url,
-            "events": dict(hook.events),
-            "sources": dict(hook.sources),
-            "list_id": self.list_id,
-        }
-
-    def list_webhooks(self) -> JSON:
-        with self._lock:
-            hooks = [self._render_webhook(h) for h in self._webhooks.values()]
-            return {"webhooks": hooks, "list_id": self.list_id, "total_items": len(hooks)}
-
-    def add_webhook(self, body: Mapping[str, Any]) -> JSON:
-        url = body.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise field_error("url", "Please provide a valid URL.")
-        with self._lock:
-            if any(h.url == url for h in self._webhooks.values()):
-                raise invalid_resource("A webhook with this URL already exists for this list.")
-            # Mailchimp's form defaults: every member event on, campaign off, api off.
-            hook = Webhook(
-                id=secrets.token_hex(5),
-                url=url,
-                events={e: e != "campaign" for e in WEBHOOK_EVENTS},
-                sources={"user": True, "admin": True, "api": False},
-            )
-            _update_flags(hook, body)
-            self._webhooks[hook.id] = hook
-            return self._render_webhook(hook)
-
-    def get_webhook(self, webhook_id: str) -> JSON:
-        with self._lock:
-            return self._render_webhook(self._webhook(webhook_id))
-
-    def update_webhook(self, webhook_id: str, body: Mapping[str, Any]) -> JSON:
-        with self._lock:
-            hook = self._webhook(webhook_id)
-            url = body.get("url")
-            if url is not None:
-                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                    raise field_error("url", "Please provide a valid URL.")
-                hook.url = url
-            _update_flags(hook, body)
-            return self._render_webhook(hook)
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        with self._lock:
-            self._webhook(webhook_id)
-            del self._webhooks[webhook_id]
-
-    def _webhook(self, webhook_id: str) -> Webhook:
-        hook = self._webhooks.get(webhook_id)
-        if hook is None:
-            raise not_found()
-        return hook
+    # -- what people do on Mailchimp's side (sent to us as webhooks) ----------------
 
     def webhook_targets(self, event: AudienceEvent) -> list[str]:
-        """URLs that get this event: event enabled and source allowed (campaign: any)."""
-        with self._lock:
-            return [
-                h.url
-                for h in self._webhooks.values()
-                if h.events.get(event.type)
-                and (event.type == "campaign" or h.sources.get(event.source))
-            ]
-
-    # -- what people do on Mailchimp's side (sent to us as webhooks) ----------------
+        return self.webhooks.targets(event)
 
     def _live(self, email: str) -> Member:
         member = self._members.get(subscriber_hash(email))
@@ -784,7 +549,7 @@ class Audience:
             member = self._members.get(key)
             if member is None:
                 self._check_new_address(email)
-                member = Member(email, "", _new_unique_email_id(), self._web_id(), self._last_stamp)
+                member = Member(email, "", new_unique_email_id(), self._web_id(), self._last_stamp)
             member.merge_fields.update(merges or {})
             member.ip_opt = ip_opt or member.ip_opt
             member.timestamp_opt = iso(self._clock())
@@ -921,7 +686,7 @@ class Audience:
             member = Member(
                 email,
                 status,
-                unique_email_id or _new_unique_email_id(),
+                unique_email_id or new_unique_email_id(),
                 web_id if web_id is not None else self._web_id(),
                 self._last_stamp,
                 merge_fields=dict(merge_fields or {}),
@@ -939,11 +704,6 @@ class _ContactExistsError(Exception):
         self.email = email
 
 
-def _looks_like_address(email: str) -> bool:
-    local, at, domain = email.partition("@")
-    return bool(local and at and "." in domain and " " not in email and "@" not in domain)
-
-
 def _batch_error(
     email: Any, error: str, code: str, field_name: str = "", field_message: str = ""
 ) -> JSON:
@@ -954,13 +714,3 @@ def _batch_error(
         "field": field_name,
         "field_message": field_message,
     }
-
-
-def _update_flags(hook: Webhook, body: Mapping[str, Any]) -> None:
-    for attr, names in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
-        given = body.get(attr)
-        if isinstance(given, dict):
-            flags: dict[str, bool] = getattr(hook, attr)
-            for name in names:
-                if name in given:
-                    flags[name] = bool(given[name])

@@ -1,7 +1,7 @@
 """Audience webhooks as Mailchimp sends them: form-encoded bracket keys, POSTed.
 
 Key order, `+` for spaces, `fired_at` as `YYYY-MM-DD HH:MM:SS` UTC with no zone and
-a 10-hex `data[id]` follow real captured deliveries (tests/esp/fixtures/webhooks/).
+a 10-hex `data[id]` follow real captured deliveries (tests/fixtures/webhooks/).
 """
 
 from __future__ import annotations
