@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,11 +20,13 @@ ALL_PURPOSES = "*"
 
 
 def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, actor: str,
-             contact_id: int | None = None) -> bool:
-    """Add a suppression unless one exists for this address and purpose. True if added."""
+             contact_id: int | None = None, created_at: datetime | None = None) -> bool:
+    """Add a suppression unless one exists for this address and purpose. True if added.
+    `created_at` (default now) lets a webhook date the entry at the moment the ESP saw
+    the unsubscribe, so that out-of-order arrival gives the same policy outcome (I6)."""
     added = insert_ignoring_duplicates(session, Suppression.__table__, {
         "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
-        "created_at": utcnow(),
+        "created_at": created_at or utcnow(),
     })
     if added:
         audit.record(session, actor=actor, action="suppressed", contact_id=contact_id,
