@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -59,6 +60,12 @@ class _HTTPServer(ThreadingHTTPServer):
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn): skip it.
         TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients that hang up are normal, and tracebacks may quote addresses."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            sys.stderr.write(f"mailchimp emulator: {type(error).__name__} in a handler\n")
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
