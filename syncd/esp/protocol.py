@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from syncd.esp.errors import EspError
+
 
 @dataclass(frozen=True)
 class RemoteMember:
@@ -50,3 +52,73 @@ class EspWebhooks(Protocol):
 
     def update_webhook(self, webhook_id: str, url: str, events: Mapping[str, bool],
                        sources: Mapping[str, bool]) -> WebhookConfig: ...
+
+
+# -- the write side (the sync engine's push) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberData:
+    """What syncd sends about one member. Never a status: the status is a separate,
+    explicit argument of each write, so no update can re-subscribe by accident (I2)."""
+
+    email: str
+    merge_fields: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    # Proof of opt-in (Art. 7(1)): the given consent and its confirmation.
+    ip_signup: str | None = None
+    timestamp_signup: str | None = None
+    ip_opt: str | None = None
+    timestamp_opt: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """A member to add; `status` is `subscribed` or `pending` (Mailchimp mails a
+    confirmation for `pending`)."""
+
+    data: MemberData
+    status: str
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """The ESP's answer for one member.
+
+    outcome: `created` (added now), `exists` (add refused: already a member, left
+    untouched), `written` (updated), `missing` (no such member), `failed` (refused;
+    `error` says whether permanently or for now)."""
+
+    email: str
+    outcome: str
+    status: str | None = None
+    error: EspError | None = None
+
+
+class EspWriter(Protocol):
+    """Member writes. Run-level problems raise EspConfigurationError; transient ones are
+    retried inside and raise EspTransientError only once retries are exhausted."""
+
+    def ping(self) -> None: ...
+
+    def push_batch(self, members: Sequence[NewMember]) -> list[MemberResult]:
+        """Add up to 500 members in ONE call without touching existing ones
+        (`update_existing: false`): an existing member comes back as `exists`."""
+
+    def upsert_member(self, data: MemberData, *, status_if_new: str,
+                      status: str | None = None) -> MemberResult:
+        """PUT: update data; `status_if_new` applies only if the address is new;
+        `status` only when the intent is exactly that change (pending re-consent)."""
+
+    def set_status(self, email: str, status: str) -> MemberResult:
+        """PATCH the status of an existing member (unsubscribe); `missing` if absent."""
+
+    def set_tags(self, email: str, *, active: Sequence[str], inactive: Sequence[str]) -> None:
+        """Activate/deactivate tags with `is_syncing` (no tag automations fire)."""
+
+    def get_member(self, email: str) -> RemoteMember | None: ...
+
+    def archive_member(self, subscriber_hash: str) -> None: ...
+
+    def delete_member_permanently(self, subscriber_hash: str) -> None:
+        """Irreversible erasure at the ESP (Art. 17): only on an explicit request."""
