@@ -1,0 +1,174 @@
+"""Reading import files one record at a time (bounded memory for any file size).
+
+JSONL: one JSON object per line (docs/import-format.md). Blank lines are skipped; a UTF-8
+byte order mark and CRLF line ends are accepted.
+
+CSV (header row required; UTF-8, BOM and CRLF accepted). Column mapping to a JSONL line:
+
+    email, first_name, last_name, crm_id   -> the same keys (empty cell = not given)
+    customer                                -> `customer`: true/false, yes/no or 1/0
+                                               (empty = not given)
+    lists                                   -> `lists`: names separated by `;`
+    attr_<name>                             -> `attributes[<name>]` (empty cell = not given)
+    purpose, action, at, source, form_url, text_version, privacy_notice_version, ip,
+    user_agent, prechecked, confirmation_token_hash
+                                            -> ONE entry of `consents` (when `purpose` or
+                                               `action` is filled); `prechecked` as `customer`
+
+A contact with several consent events takes several rows with the same email; each row is
+validated and applied like a JSONL line. Any other column is refused (named in the error).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from syncd.crm.import_format import LineError
+
+Format = Literal["jsonl", "csv"]
+
+CONTACT_COLUMNS = ("email", "first_name", "last_name", "crm_id")
+CONSENT_COLUMNS = ("purpose", "action", "at", "source", "form_url", "text_version",
+                   "privacy_notice_version", "ip", "user_agent", "prechecked",
+                   "confirmation_token_hash")
+ATTRIBUTE_PREFIX = "attr_"
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0"}
+
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A line that could not be decoded into a value; its errors."""
+
+    errors: list[LineError]
+
+
+# (line number, the decoded value or why it could not be decoded)
+Item = tuple[int, Any]
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be read (missing, wrong encoding, bad header)."""
+
+
+def guess_format(path: Path) -> Format:
+    return "csv" if path.suffix.lower() == ".csv" else "jsonl"
+
+
+def read(path: Path, fmt: Format) -> Iterator[Item]:
+    if not path.is_file():
+        raise FileProblem(f"{path}: no such file")
+    return _read_csv(path) if fmt == "csv" else _read_jsonl(path)
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines, without the UTF-8 byte order mark some spreadsheet tools write."""
+    with path.open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            yield number, (raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw)
+
+
+def _read_jsonl(path: Path) -> Iterator[Item]:
+    for number, raw in _raw_lines(path):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, Unreadable([LineError(number, None, "not valid UTF-8")])
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as exc:
+            # The decoder's message names a position, never the content.
+            yield number, Unreadable([LineError(number, None, f"not valid JSON: {exc.msg} "
+                                                              f"(column {exc.colno})")])
+        except RecursionError:
+            yield number, Unreadable([LineError(number, None,
+                                                "not valid JSON: nested too deeply")])
+
+
+def _decoded_lines(path: Path) -> Iterator[str]:
+    for number, raw in _raw_lines(path):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FileProblem(f"{path}: line {number}: not valid UTF-8") from None
+
+
+def _read_csv(path: Path) -> Iterator[Item]:
+    reader = csv.reader(_decoded_lines(path), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise FileProblem(f"{path}: line 1: not valid CSV: {exc}") from None
+    if header is None:
+        return
+    columns = [name.strip() for name in header]
+    unknown = [name for name in columns if name not in CONTACT_COLUMNS
+               and name not in CONSENT_COLUMNS and name not in ("customer", "lists")
+               and not (name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX))]
+    if unknown:
+        raise FileProblem(f"{path}: line 1 (header): unknown column(s) {', '.join(unknown)}; "
+                          "see docs/import-format.md")
+    if len(set(columns)) != len(columns):
+        raise FileProblem(f"{path}: line 1 (header): a column appears twice")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, Unreadable([LineError(reader.line_num, None,
+                                                         f"not valid CSV: {exc}")])
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            yield reader.line_num, Unreadable([LineError(
+                reader.line_num, None, f"has {len(row)} cells, the header has {len(columns)}")])
+            continue
+        yield reader.line_num, _row_to_line(reader.line_num, dict(zip(columns, row, strict=True)))
+
+
+def _row_to_line(line: int, row: dict[str, str]) -> dict[str, Any] | Unreadable:
+    errors: list[LineError] = []
+    out: dict[str, Any] = {}
+    for name in CONTACT_COLUMNS:
+        value = row.get(name, "").strip()
+        if value or name == "email":
+            out[name] = value
+    if row.get("customer", "").strip():
+        out["customer"] = _flag(line, "customer", row["customer"], errors)
+    if row.get("lists", "").strip():
+        out["lists"] = [part.strip() for part in row["lists"].split(";") if part.strip()]
+    attributes = {name.removeprefix(ATTRIBUTE_PREFIX): value.strip()
+                  for name, value in row.items()
+                  if name.startswith(ATTRIBUTE_PREFIX) and value.strip()}
+    if attributes:
+        out["attributes"] = attributes
+    consent: dict[str, Any] = {name: row[name].strip() for name in CONSENT_COLUMNS
+               if name in row and row[name].strip()}
+    if consent.get("purpose") or consent.get("action"):
+        if "prechecked" in consent:
+            consent["prechecked"] = _flag(line, "prechecked", consent["prechecked"], errors)
+        out["consents"] = [consent]
+    elif consent:
+        errors.append(LineError(line, "purpose", "consent columns are filled but purpose "
+                                                 "and action are empty"))
+    return Unreadable(errors) if errors else out
+
+
+def _flag(line: int, column: str, value: str, errors: list[LineError]) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered not in _FALSE:
+        errors.append(LineError(line, column, "must be true/false, yes/no or 1/0"))
+    return False

@@ -1,0 +1,206 @@
+"""Import contacts, list memberships and consent evidence from a JSONL or CSV file.
+
+Two streaming passes keep memory bounded for any file size: the first validates every
+line and keeps only the errors (at most `MAX_REPORTED_ERRORS`, plus a count); the second
+applies the valid lines in chunked transactions. By default one bad line means nothing is
+written; `skip_invalid` applies the valid lines and reports the rest.
+
+Re-importing a file changes nothing: consent events are deduplicated by content (ledger),
+list additions are idempotent and unchanged contact fields do not bump the revision.
+History is never rewritten: older events are appended, and the policy decides by time.
+An import creates a contact even for a suppressed address: the data is kept as data, and
+the policy blocks the push (I10). Formats: syncd/crm/import_readers.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd import logs
+from syncd.clock import utcnow
+from syncd.consent import ledger
+from syncd.context import AppContext
+from syncd.crm import store
+from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check
+from syncd.crm.import_readers import (
+    FileProblem,
+    Format,
+    Unreadable,
+    guess_format,
+    read,
+)
+from syncd.db import transaction
+from syncd.errors import InputError
+from syncd.schema import Contact, InternalList
+
+MAX_REPORTED_ERRORS = 100
+CHUNK_LINES = 1000
+ACTOR = "import"
+
+log = logs.get_logger(__name__)
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    valid: int = 0
+    invalid: int = 0
+    errors: list[LineError] = field(default_factory=list)
+    applied: bool = False
+    contacts_created: int = 0
+    contacts_updated: int = 0
+    consents_added: int = 0
+    memberships_added: int = 0
+
+    @property
+    def errors_not_shown(self) -> int:
+        return self.invalid_errors_total - len(self.errors)
+
+    invalid_errors_total: int = 0
+    # Lines refused after the line checks (crm_id conflicts); few, kept for pass two.
+    refused_lines: set[int] = field(default_factory=set)
+
+    def note(self, errors: list[LineError]) -> None:
+        self.invalid += 1
+        self.invalid_errors_total += len(errors)
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        if room > 0:
+            self.errors.extend(errors[:room])
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
+            "applied": self.applied, "contacts_created": self.contacts_created,
+            "contacts_updated": self.contacts_updated, "consents_added": self.consents_added,
+            "memberships_added": self.memberships_added,
+            "errors": [{"line": e.line, "field": e.field, "message": e.message}
+                       for e in self.errors],
+            "errors_not_shown": self.errors_not_shown,
+        }
+
+
+def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
+                skip_invalid: bool = False, now: datetime | None = None,
+                chunk_lines: int = CHUNK_LINES) -> ImportReport:
+    """Validate the whole file, then apply it (or its valid lines with `skip_invalid`).
+    Raises InputError when the file itself cannot be read or holds no record."""
+    chosen: Format = fmt or guess_format(path)
+    moment = now or utcnow()
+    vocabulary = Vocabulary(lists=frozenset(ctx.settings.lists),
+                            purposes=ctx.settings.purposes)
+    report = ImportReport()
+    try:
+        for batch in _batches(_records(path, chosen, vocabulary, moment, report),
+                              chunk_lines):
+            # A short session per batch: on SQLite every transaction takes the write lock.
+            with ctx.sessions() as session:
+                conflicts = _crm_id_conflicts(session, batch)
+            for problem in conflicts:
+                report.note([problem])
+                report.refused_lines.add(problem.line)
+            report.valid += len(batch) - len(conflicts)
+        if report.lines == 0:
+            raise InputError(f"{path}: the file holds no records")
+        if report.invalid and not skip_invalid:
+            log.warning("import_refused", lines=report.lines, invalid=report.invalid)
+            return report
+        _apply(ctx, _records(path, chosen, vocabulary, moment, ImportReport()), report,
+               chunk_lines)
+    except FileProblem as exc:
+        raise InputError(str(exc)) from None
+    report.applied = True
+    log.info("import_applied", lines=report.lines, valid=report.valid, invalid=report.invalid,
+             created=report.contacts_created, updated=report.contacts_updated,
+             consents=report.consents_added, memberships=report.memberships_added)
+    return report
+
+
+def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
+             report: ImportReport) -> Iterator[ImportRecord]:
+    for number, item in read(path, fmt):
+        report.lines += 1
+        outcome = item.errors if isinstance(item, Unreadable) else check(
+            number, item, vocabulary, now)
+        if isinstance(outcome, ImportRecord):
+            yield outcome
+        else:
+            report.note(outcome)
+
+
+def _batches(records: Iterator[ImportRecord], size: int) -> Iterator[list[ImportRecord]]:
+    batch: list[ImportRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _crm_id_conflicts(session: Session, batch: list[ImportRecord]) -> list[LineError]:
+    """Lines whose crm_id already belongs to a contact with another address."""
+    wanted = {r.data.crm_id for r in batch if r.data.crm_id is not None}
+    if not wanted:
+        return []
+    holders = dict(session.execute(
+        select(Contact.crm_id, Contact.email_key).where(Contact.crm_id.in_(wanted))).tuples())
+    return [LineError(r.line, "crm_id", "already belongs to another contact")
+            for r in batch if r.data.crm_id in holders
+            and holders[r.data.crm_id] != r.address.key]
+
+
+def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportReport,
+           chunk_lines: int) -> None:
+    for chunk in _batches(records, chunk_lines):
+        _apply_chunk(ctx, chunk, report)
+
+
+def _apply_chunk(ctx: AppContext, chunk: list[ImportRecord], report: ImportReport) -> None:
+    with transaction(ctx.sessions) as session:
+        lists = {row.name: row for row in session.scalars(select(InternalList))}
+        for record in chunk:
+            if record.line in report.refused_lines:
+                continue
+            problem = _crm_id_conflict(session, record)
+            if problem is not None:
+                # Found only now when two lines of the same file claim one crm_id.
+                report.valid -= 1
+                report.note([problem])
+                report.refused_lines.add(record.line)
+                continue
+            _apply_record(session, record, lists, report)
+
+
+def _crm_id_conflict(session: Session, record: ImportRecord) -> LineError | None:
+    crm_id = record.data.crm_id
+    if crm_id is None:
+        return None
+    holder = session.scalar(select(Contact.email_key).where(Contact.crm_id == crm_id))
+    if holder is not None and holder != record.address.key:
+        return LineError(record.line, "crm_id", "already belongs to another contact")
+    return None
+
+
+def _apply_record(session: Session, record: ImportRecord, lists: dict[str, InternalList],
+                  report: ImportReport) -> None:
+    data = record.data
+    contact, changed = store.upsert_contact(session, store.ContactData(
+        address=record.address, first_name=data.first_name, last_name=data.last_name,
+        crm_id=data.crm_id, attributes=data.attributes, is_customer=data.customer),
+        actor=ACTOR)
+    if changed and contact.revision == 1:
+        report.contacts_created += 1
+    elif changed:
+        report.contacts_updated += 1
+    for name in data.lists:
+        if store.add_to_list(session, contact, lists[name], actor=ACTOR, source=ACTOR):
+            report.memberships_added += 1
+    for consent in record.records:
+        if ledger.append(session, contact, consent, actor=ACTOR):
+            report.consents_added += 1
