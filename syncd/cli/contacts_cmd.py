@@ -1,0 +1,188 @@
+"""`syncd contacts show|list|erase`: what we hold on a person, whether we may mail them and
+why, and erasure on request (Art. 15 and 17 GDPR)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from syncd.cli.common import (
+    fail,
+    handle_errors,
+    json_dumps,
+    open_context,
+    out_console,
+)
+from syncd.cli.exit_codes import ExitCode
+from syncd.clock import utcnow
+from syncd.crm.addresses import parse_address
+
+DEFAULT_LIMIT = 100
+
+
+@handle_errors
+def show(
+    email: Annotated[str, typer.Argument(help="The contact's email address.")],
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Lists, consent history and, per purpose, eligibility with its reason."""
+    from syncd.crm import inspect
+
+    key = parse_address(email).key
+    ctx = open_context()
+    try:
+        with ctx.sessions() as session:
+            view = inspect.show(session, ctx.settings, ctx.keyring, key, now=utcnow())
+    finally:
+        ctx.close()
+    if view is None:
+        raise fail("no contact with this address", ExitCode.NOT_FOUND)
+    if as_json:
+        out_console.print(json_dumps(view.as_dict()), markup=False)
+        return
+    out = out_console
+    out.print(f"[bold]{escape(view.email)}[/]  (contact {view.contact_id}, "
+              f"revision {view.revision})")
+    names = " ".join(n for n in (view.first_name, view.last_name) if n)
+    out.print(f"name: {names or '-'}   crm id: {view.crm_id or '-'}   "
+              f"customer: {'yes' if view.is_customer else 'no'}", markup=False)
+    out.print(f"lists: {', '.join(view.lists) or '-'}", markup=False)
+    out.print("suppressed: " + ("; ".join(f"{b.purpose} ({b.reason}) since {b.since:%Y-%m-%d}"
+                                          for b in view.suppressions) or "no"), markup=False)
+    out.print("undeliverable: " + (f"since {view.undeliverable_since:%Y-%m-%d}"
+                                   if view.undeliverable_since else "no"), markup=False)
+    purposes = Table(title="Eligibility per purpose")
+    for column in ("purpose", "eligible", "standing", "reason"):
+        purposes.add_column(column)
+    for name, decision in sorted(view.purposes.items()):
+        purposes.add_row(*_cells(name, "yes" if decision.eligible else "no",
+                                 decision.standing, decision.reason))
+    out.print(purposes)
+    history = Table(title="Consent history")
+    for column in ("when", "purpose", "action", "source", "text", "form"):
+        history.add_column(column)
+    for event in view.history:
+        history.add_row(*_cells(str(event["at"]), event["purpose"], event["action"],
+                                event["source"], event["text_version"] or "-",
+                                event["form_url"] or "-"))
+    out.print(history)
+
+
+@handle_errors
+def list_contacts(
+    *,
+    eligible: Annotated[bool | None, typer.Option(
+        "--eligible/--not-eligible", help="Only contacts that may (not) be mailed.",
+        show_default=False)] = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="Only members of this list.")]
+    = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="Purpose to judge eligibility for (default: the sync purpose).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as a JSON array.")] = False,
+    limit: Annotated[int, typer.Option(
+        help="At most this many contacts; 0 for all.", min=0)] = DEFAULT_LIMIT,
+) -> None:
+    """Contacts with their lists and eligibility, page by page."""
+    from syncd.crm import inspect
+
+    ctx = open_context()
+    try:
+        chosen = purpose or ctx.settings.sync_purpose
+        if chosen not in ctx.settings.purposes:
+            raise fail(f"unknown purpose {chosen!r} (known: "
+                       f"{', '.join(sorted(ctx.settings.purposes))})", ExitCode.CONFIG)
+        if list_name is not None and list_name not in ctx.settings.lists:
+            raise fail(f"unknown list {list_name!r} (configured: "
+                       f"{', '.join(sorted(ctx.settings.lists))})", ExitCode.CONFIG)
+        with ctx.sessions() as session:
+            found = inspect.rows(session, ctx.keyring, purpose=chosen, now=utcnow(),
+                                 eligible=eligible, list_name=list_name, limit=limit or None)
+            if as_json:
+                # Streamed: one contact at a time, whatever the size.
+                sys.stdout.write("[")
+                for index, row in enumerate(found):
+                    sys.stdout.write(("," if index else "") + "\n  "
+                                     + json_dumps(row.as_dict()).replace("\n", "\n  "))
+                sys.stdout.write("\n]\n")
+            elif out_console.is_terminal and limit:
+                table = Table(title=f"Contacts ({chosen})")
+                for column in ("email", "lists", "eligible", "reason"):
+                    table.add_column(column)
+                for row in found:
+                    table.add_row(*_cells(row.email, ", ".join(row.lists) or "-",
+                                          "yes" if row.eligible else "no", row.reason))
+                out_console.print(table)
+            else:
+                for row in found:
+                    sys.stdout.write("\t".join((row.email, ",".join(row.lists) or "-",
+                                                "eligible" if row.eligible else "not-eligible",
+                                                row.reason)) + "\n")
+    finally:
+        ctx.close()
+
+
+@handle_errors
+def erase(
+    email: Annotated[str, typer.Argument(help="The address of the person to erase.")],
+    *,
+    at_esp: Annotated[bool, typer.Option(
+        "--at-esp", help="Also delete the member permanently at Mailchimp (irreversible).")]
+    = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person (Art. 17): delete their data, keep only a suppression entry.
+
+    Safe to repeat: a second run (e.g. after the Mailchimp call failed) finds no local
+    contact and still deletes at Mailchimp with --at-esp."""
+    from syncd.crm.erasure import erase_contact
+    from syncd.esp.errors import EspError
+
+    parse_address(email)  # a bad address fails before any question is asked
+    ctx = open_context()
+    client = None
+    try:
+        if at_esp:
+            from syncd.esp.mailchimp import mailchimp_client
+
+            client = mailchimp_client(ctx.settings)  # a missing setting fails before erasing
+        if not yes and not typer.confirm(
+                "Erase this contact's data" + (" here and at Mailchimp" if at_esp else "")
+                + "? This cannot be undone.", default=False, err=True):
+            raise fail("not erased", ExitCode.REFUSED)
+        result = erase_contact(ctx, email, actor="cli")
+        out_console.print(("contact erased" if result.found
+                           else "no local contact for this address")
+                          + "; the address stays suppressed for every purpose (keyed hash only)",
+                          markup=False)
+        if client is not None:
+            try:
+                client.delete_member_permanently(result.subscriber_hash)
+            except EspError as exc:
+                raise fail(f"erased here, but Mailchimp refused or failed: {exc}; run the "
+                           "same command again to retry", ExitCode.FAILED) from None
+            out_console.print("deleted permanently at Mailchimp", markup=False)
+    finally:
+        if client is not None:
+            client.close()
+        ctx.close()
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells as plain text: stored data is never read as console markup."""
+    return [Text(value) for value in values]
+
+
+def register(app: typer.Typer) -> None:
+    contacts = typer.Typer(help="Inspect contacts and erase them on request.",
+                           no_args_is_help=True)
+    contacts.command("show")(show)
+    contacts.command("list")(list_contacts)
+    contacts.command("erase")(erase)
+    app.add_typer(contacts, name="contacts")
+

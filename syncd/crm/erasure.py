@@ -1,0 +1,77 @@
+"""Erasure (Art. 17 GDPR, rule 8): delete everything syncd holds on a person and keep only a
+suppression entry, so that a later import cannot bring them back by mistake (ICO:
+"suppress rather than delete"; I10).
+
+What stays: one `suppressions` row (HMAC of the normalised address, purpose "*", reason
+"erasure", date) and audit entries without address or contact id. A keyed hash is still
+personal data (Dutch AP on pseudonymisation): it is kept only for this purpose.
+
+What goes, in one transaction: the contact, its consent events, list memberships and push
+state, its earlier audit entries, and the raw bodies of stored webhooks for the address.
+
+The ESP side (Mailchimp's irreversible `delete-permanent`) is a separate step: the caller
+passes `ErasureResult.subscriber_hash` to the ESP client. Erasing locally first is safe to
+repeat: a second call finds no contact and still returns the hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, update
+
+from syncd import audit, logs
+from syncd.context import AppContext
+from syncd.crm import store, suppression
+from syncd.crm.addresses import parse_address
+from syncd.db import transaction
+from syncd.schema import (
+    AuditEntry,
+    ConsentEvent,
+    Contact,
+    ListMembership,
+    PushState,
+    WebhookEvent,
+)
+
+ERASURE_REASON = "erasure"
+
+log = logs.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    # Mailchimp's member id (MD5 of the lower-cased address) for the ESP-side deletion.
+    subscriber_hash: str
+    found: bool
+    consent_events_deleted: int
+    suppression_added: bool
+
+
+def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
+    """Erase the contact for `email` (if any) and suppress the address for every purpose.
+    Raises InputError for an address that is not valid."""
+    address = parse_address(email)
+    address_hmac = ctx.keyring.address_hmac(address.key)
+    with transaction(ctx.sessions) as session:
+        contact = store.find_contact(session, address.key)
+        events = 0
+        if contact is not None:
+            contact_id = contact.id
+            deleted = session.execute(
+                delete(ConsentEvent).where(ConsentEvent.contact_id == contact_id))
+            events = int(getattr(deleted, "rowcount", 0))
+            session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
+            session.execute(delete(PushState).where(PushState.contact_id == contact_id))
+            session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
+            session.execute(delete(Contact).where(Contact.id == contact_id))
+        # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
+        session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
+                        .values(body=None))
+        added = suppression.suppress(session, address_hmac=address_hmac,
+                                     purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
+                                     actor=actor, contact_id=None)
+        audit.record(session, actor=actor, action="contact_erased", contact_id=None,
+                     found=contact is not None, consent_events_deleted=events)
+    log.info("contact_erased", found=contact is not None, consent_events_deleted=events)
+    return ErasureResult(subscriber_hash=address.subscriber_hash, found=contact is not None,
+                         consent_events_deleted=events, suppression_added=added)
