@@ -54,6 +54,8 @@ class Base(DeclarativeBase):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # The sync's incremental read walks (id, revision) from the index alone.
+    __table_args__ = (Index("ix_contacts_id_revision", "id", "revision"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Identity: trimmed, lower-cased. Mailchimp's subscriber hash is MD5 of the same.
@@ -156,6 +158,8 @@ class PushState(Base):
     """What the ESP last confirmed for a contact in an audience (checkpoint, I8)."""
 
     __tablename__ = "push_state"
+    __table_args__ = (Index("ix_push_state_audience_id_esp_status", "audience_id",
+                            "esp_status"),)
 
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
@@ -170,6 +174,11 @@ class PushState(Base):
     esp_email: Mapped[str | None] = mapped_column(String(320))
     parked_reason: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Sent, not yet confirmed (written before the ESP call, cleared by the checkpoint):
+    # after a crash an "already a member" answer is recognised as syncd's own add.
+    attempt_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # Mailchimp refused for now ("signed up to a lot of lists very recently").
+    retry_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class WebhookEvent(Base):
