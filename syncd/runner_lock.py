@@ -15,10 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from syncd.errors import SyncdError
+from syncd.logs import get_logger
+
+log = get_logger(__name__)
+
+# Server-side TCP keepalives for the lock session: if the holder's host vanishes without
+# closing its socket (power loss, network partition), PostgreSQL notices in about a minute
+# and frees the lock, instead of after the kernel default of two hours.
+_LOCK_SESSION_OPTIONS = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3")
+LOCK_CONNECT_TIMEOUT_SECONDS = 5
 
 
 class RunnerBusy(SyncdError):
@@ -47,23 +58,60 @@ def single_runner(engine: Engine, name: str) -> Iterator[None]:
             yield
 
 
+def _lock_engine(engine: Engine, name: str) -> Engine:
+    """Unpooled (a pooled connection could go back to the pool still holding the lock),
+    with a connect timeout (a down database fails the run fast instead of hanging it),
+    keepalives, and a name that `pg_stat_activity` shows to whoever looks for the holder."""
+    existing = engine.url.query.get("options")
+    options = " ".join(part for part in (
+        existing if isinstance(existing, str) else " ".join(existing or ()),
+        _LOCK_SESSION_OPTIONS) if part)
+    return create_engine(engine.url, poolclass=NullPool, connect_args={
+        "connect_timeout": LOCK_CONNECT_TIMEOUT_SECONDS,
+        "application_name": f"syncd lock {name}"[:63],
+        "options": options,
+    })
+
+
+def _keep_session_alive(conn: Connection) -> None:
+    # An idle_session_timeout set for the role or database (PostgreSQL >= 14) would end the
+    # lock session, which sits idle for the whole run, and free the lock under our feet.
+    version = conn.dialect.server_version_info or (0,)
+    if version >= (14,):
+        conn.execute(text("SET idle_session_timeout = 0"))
+
+
 @contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
-    # Unpooled: a pooled connection could go back to the pool still holding the lock.
-    dedicated = create_engine(engine.url, poolclass=NullPool)
+    dedicated = _lock_engine(engine, name)
     key = advisory_key(name)
     try:
         with dedicated.connect() as raw:
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            _keep_session_alive(conn)
             got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
             if not got:
                 raise RunnerBusy(name)
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                _release(conn, key, name)
     finally:
         dedicated.dispose()
+
+
+def _release(conn: Connection, key: int, name: str) -> None:
+    """Unlock; never raise from here, which would hide how the run itself ended."""
+    try:
+        released = conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key}).scalar()
+    except DBAPIError as exc:
+        # The session is gone (database restart, terminated backend), and the lock with it:
+        # from that moment another runner could have started.
+        log.warning("runner lock connection lost during the run", lock=name,
+                    error=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+        return
+    if not released:
+        log.warning("runner lock was no longer held at the end of the run", lock=name)
 
 
 def lock_file_path(engine: Engine, name: str) -> Path:

@@ -1,0 +1,187 @@
+"""Fixtures for the service: the app served by a real uvicorn on loopback, a PostgreSQL
+database that can be made unreachable and reachable again, and `syncd serve` processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from syncd.db import make_engine
+from syncd.migrate import upgrade
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with a real uvicorn in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, "uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass
+class BlockablePostgres:
+    """A database of its own on the shared server, so that blocking it (no new
+    connections, existing ones terminated) touches no other test."""
+
+    admin_url: str
+    name: str
+    url: str
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+        engine.dispose()
+
+    def block(self) -> None:
+        self._admin(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
+        self._admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{self.name}' AND pid <> pg_backend_pid()")
+
+    def unblock(self) -> None:
+        self._admin(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+
+@pytest.fixture
+def blockable_postgres(postgres_server_url: str) -> Iterator[BlockablePostgres]:
+    name = f"syncd_block_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    db = BlockablePostgres(postgres_server_url, name, url)
+    yield db
+    db.unblock()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ServeProcess:
+    """A real `syncd serve` subprocess; stderr (the log) is collected as it comes."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_reading(self) -> None:
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for raw in self.proc.stderr:
+                self.lines.append(raw.decode("utf-8", "replace"))
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def log_text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"syncd serve exited ({self.proc.returncode}):\n"
+                                     + self.log_text()[-4000:])
+            try:
+                return requests.get(self.base_url + "/healthz", timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(up, timeout, "syncd serve to answer /healthz", interval=0.1)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 40) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+
+def syncd_env(settings_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env.update(settings_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[..., ServeProcess]]:
+    """Start `syncd serve` subprocesses with SYNCD_* settings; all stopped at the end."""
+    started: list[ServeProcess] = []
+
+    def start(env: dict[str, str], *, port: int | None = None) -> ServeProcess:
+        chosen = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "serve", "--host", "127.0.0.1", "--port", str(chosen)],
+            cwd=REPO, env=syncd_env(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = ServeProcess(proc, chosen)
+        server.start_reading()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
