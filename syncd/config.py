@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     retention_webhook_body_days: int = Field(default=30, ge=0)
     retention_run_history_days: int = Field(default=400, ge=1)
     readiness_max_sync_age_minutes: float = Field(default=120.0, gt=0)
+    # Graceful shutdown bound: on SIGTERM the current batch finishes and checkpoints, then
+    # the process exits; systemd TimeoutStopSec / Docker stop_grace_period must exceed it.
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     lists: dict[str, ListSettings] = Field(
         default_factory=lambda: {"newsletter": ListSettings(purpose=NEWSLETTER)}

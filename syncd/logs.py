@@ -123,5 +123,17 @@ def configure(*, level: str = "info", fmt: str = "auto", keyring: Keyring | None
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def url_password(url: str) -> tuple[str, ...]:
+    """The password of a database URL, as a known secret: a driver error can quote it
+    outside a URL, where the URL pattern does not see it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL: the setting is refused elsewhere, with its name
+        return ()
+    return (str(password),) if password else ()
+
+
 def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)

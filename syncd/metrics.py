@@ -20,3 +20,7 @@ ESP_RETRIES = Counter("syncd_esp_retries_total", "ESP calls retried, by reason",
 ESP_THROTTLED = Counter("syncd_esp_throttled_total",
                         "ESP answers that said slow down (429, bodyless 403)")
 INBOX_PARKED = Gauge("syncd_inbox_parked_events", "Webhook events parked after failed retries")
+JOB_RUNS = Counter("syncd_scheduler_jobs_total",
+                   "Scheduled job executions by job and outcome (succeeded, failed, busy: "
+                   "another runner held the lock, skipped: shutting down)", ["job", "outcome"])
+JOBS_RUNNING = Gauge("syncd_scheduler_jobs_running", "Scheduled jobs running now", ["job"])

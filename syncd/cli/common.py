@@ -42,6 +42,7 @@ def open_context(*, migrate: bool = True) -> AppContext:
         secrets += (loaded.mailchimp_api_key.get_secret_value(),)
     if loaded.pseudonym_key is not None:
         secrets += (loaded.pseudonym_key.get_secret_value(),)
+    secrets += logs.url_password(loaded.database_url)
     logs.configure(level=loaded.log_level, fmt=loaded.log_format, secrets=secrets)
     if migrate:
         from syncd.migrate import upgrade
