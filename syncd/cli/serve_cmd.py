@@ -1,0 +1,39 @@
+"""`syncd serve`: the long-running service (webhooks, scheduled sync, reconciliation,
+inbox retry, retention), for one or several replicas on one database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from syncd.cli.common import handle_errors, open_context
+
+
+@handle_errors
+def serve(
+    *,
+    host: Annotated[str | None, typer.Option(
+        help="Address to bind (default: setting http_host, SYNCD_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port to listen on (default: setting http_port, SYNCD_HTTP_PORT).")] = None,
+) -> None:
+    """Run the service: webhooks, scheduled sync and reconciliation, health and metrics.
+
+    Receives Mailchimp webhooks, syncs and reconciles on a schedule, retries the inbox and
+    prunes old data; serves /healthz, /readyz and /metrics. The first SIGTERM or Ctrl-C
+    finishes the current batch; a second one exits at once."""
+    from syncd.service.server import serve as run_service
+
+    ctx = open_context()
+    ctx.settings.require_mailchimp()  # a service that cannot sync is misconfigured: say so now
+    try:
+        code = run_service(ctx, host=host or ctx.settings.http_host,
+                           port=ctx.settings.http_port if port is None else port)
+    finally:
+        ctx.close()
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

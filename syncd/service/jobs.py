@@ -1,0 +1,147 @@
+"""The service's recurring jobs. Each calls exactly the function its one-shot command calls
+(`syncd sync` -> run_sync, `syncd reconcile` -> run_reconcile, inbox retry, `syncd prune`),
+so "once" and "forever" share one code path.
+
+The wrapper around every job: one summary line per run (kind, outcome, counts,
+duration), metrics, and the single-runner rule (I7) as a non-event: a run that finds the
+lock held logs one line and returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from syncd import metrics
+from syncd.context import AppContext
+from syncd.logs import get_logger
+from syncd.runner_lock import RunnerBusy
+
+log = get_logger("syncd.service.jobs")
+
+SYNC, RECONCILE, INBOX_RETRY, PRUNE = "sync", "reconcile", "inbox-retry", "prune"
+BUSY_MESSAGE = "skipped: another runner holds the lock"
+
+
+class JobRunner:
+    """Runs jobs for the scheduler; knows which are running so shutdown can wait for them."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        # Set on the first SIGTERM: run_sync/run_reconcile finish the current batch,
+        # checkpoint and return; jobs that have not started yet do not start.
+        self.stop = threading.Event()
+        self._running: dict[str, int] = {}
+        self._idle = threading.Condition()
+
+    # -- the jobs: exactly what the one-shot commands call ------------------------------
+
+    def sync(self) -> None:
+        from syncd.sync.run import run_sync
+
+        self.run(SYNC, lambda: run_sync(self.ctx, stop=self.stop))
+
+    def reconcile(self) -> None:
+        from syncd.sync.reconcile import run_reconcile
+
+        self.run(RECONCILE, lambda: run_reconcile(self.ctx, stop=self.stop))
+
+    def inbox_retry(self) -> None:
+        from syncd.webhooks.inbox import retry_pending
+
+        self.run(INBOX_RETRY, lambda: {"retried": retry_pending(self.ctx)})
+
+    def prune(self) -> None:
+        from syncd.retention import prune
+
+        self.run(PRUNE, lambda: prune(self.ctx))
+
+    # -- the wrapper ----------------------------------------------------------------
+
+    def run(self, kind: str, call: Callable[[], Any]) -> None:
+        """Run one job; never raises (a raising job would only reach APScheduler's log)."""
+        if self.stop.is_set():
+            metrics.JOB_RUNS.labels(kind, "skipped").inc()
+            return
+        self._enter(kind)
+        started = time.monotonic()
+        try:
+            result = call()
+        except RunnerBusy:
+            metrics.JOB_RUNS.labels(kind, "busy").inc()
+            log.info(BUSY_MESSAGE, kind=kind)
+            return
+        except Exception as exc:  # the scheduler must outlive any one run
+            metrics.JOB_RUNS.labels(kind, "failed").inc()
+            log.error("run finished", kind=kind, outcome="failed",
+                      error=f"{type(exc).__name__}: {exc}",
+                      duration_s=round(time.monotonic() - started, 3),
+                      exc_info=not _expected(exc))
+            return
+        finally:
+            self._leave(kind)
+        outcome, counts = summarise(result)
+        metrics.JOB_RUNS.labels(kind, outcome).inc()
+        if outcome in ("succeeded", "partial"):
+            metrics.LAST_SUCCESS.labels(kind).set(time.time())
+        log.info("run finished", kind=kind, outcome=outcome, counts=counts,
+                 duration_s=round(time.monotonic() - started, 3))
+
+    def _enter(self, kind: str) -> None:
+        with self._idle:
+            self._running[kind] = self._running.get(kind, 0) + 1
+        metrics.JOBS_RUNNING.labels(kind).inc()
+
+    def _leave(self, kind: str) -> None:
+        metrics.JOBS_RUNNING.labels(kind).dec()
+        with self._idle:
+            self._running[kind] -= 1
+            if not self._running[kind]:
+                del self._running[kind]
+            self._idle.notify_all()
+
+    def running(self) -> list[str]:
+        with self._idle:
+            return sorted(self._running)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job runs; False if some still run after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._running, timeout=max(timeout, 0))
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors that say what went wrong in their message; a traceback is for bugs only."""
+    from syncd.errors import ConfigError, SyncdError
+
+    return isinstance(exc, SyncdError | ConfigError)
+
+
+def summarise(result: Any) -> tuple[str, dict[str, Any]]:
+    """(outcome, counts) from whatever a job returned: a report dataclass or a dict."""
+    if result is None:
+        return "succeeded", {}
+    fields: Mapping[str, Any]
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    elif isinstance(result, Mapping):
+        fields = result
+    else:
+        fields = {k: v for k, v in vars(result).items() if not k.startswith("_")}
+    outcome = fields.get("outcome", "succeeded")
+    if isinstance(outcome, enum.Enum):
+        outcome = outcome.value
+    counts: dict[str, Any] = {}
+    for name, raw in fields.items():
+        if name == "outcome":
+            continue
+        value = raw.value if isinstance(raw, enum.Enum) else raw
+        if isinstance(value, bool | int | float | str) or value is None:
+            counts[name] = value
+        elif isinstance(value, Mapping) and all(
+                isinstance(v, bool | int | float | str) for v in value.values()):
+            counts[name] = dict(value)
+    return str(outcome), counts

@@ -1,0 +1,86 @@
+"""When the service's jobs run: an APScheduler 3 BackgroundScheduler, in memory.
+
+No persistent job store: the schedule is configuration, and the single-runner lock (I7),
+not the scheduler, keeps replicas from running the same job at once. Every job has
+`max_instances=1` (a slow run is never stacked with the next in one process),
+`coalesce=True` (after a suspend or a long pause, the missed runs collapse into one) and a
+`misfire_grace_time` of one interval (a run late by less than that still happens once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.clock import utcnow
+from syncd.config import Settings
+from syncd.service.jobs import INBOX_RETRY, PRUNE, RECONCILE, SYNC
+
+PRUNE_INTERVAL = timedelta(days=1)
+# The first prune waits a little: a crash-looping service should not prune in a loop.
+PRUNE_FIRST_DELAY = timedelta(minutes=1)
+
+
+class Jobs(Protocol):
+    def sync(self) -> None: ...
+    def reconcile(self) -> None: ...
+    def inbox_retry(self) -> None: ...
+    def prune(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    func: Callable[[], None]
+    interval: timedelta
+    first_run: datetime
+
+
+def job_specs(jobs: Jobs, settings: Settings, *, now: datetime | None = None) -> list[JobSpec]:
+    start = now or utcnow()
+    sync_every = timedelta(minutes=settings.sync_interval_minutes)
+    reconcile_every = timedelta(minutes=settings.reconcile_interval_minutes)
+    return [
+        # A start-up sync catches up at once (a restart should not wait a whole interval).
+        JobSpec(SYNC, jobs.sync, sync_every, start),
+        JobSpec(INBOX_RETRY, jobs.inbox_retry,
+                timedelta(minutes=settings.inbox_retry_interval_minutes), start),
+        # Reconciliation after the first sync has had its turn at the lock.
+        JobSpec(RECONCILE, jobs.reconcile, reconcile_every,
+                start + min(reconcile_every, sync_every) / 2),
+        JobSpec(PRUNE, jobs.prune, PRUNE_INTERVAL, start + PRUNE_FIRST_DELAY),
+    ]
+
+
+def build_scheduler(jobs: Jobs, settings: Settings, *,
+                    now: datetime | None = None) -> BackgroundScheduler:
+    """The scheduler with every job added, not started."""
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        # One thread per job kind: a long sync never delays the inbox retry.
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
+        job_defaults={"max_instances": 1, "coalesce": True},
+    )
+    for spec in job_specs(jobs, settings, now=now):
+        scheduler.add_job(spec.func, trigger=IntervalTrigger(seconds=spec.interval.total_seconds(),
+                                                             timezone="UTC"),
+                          id=spec.job_id, name=spec.job_id, next_run_time=spec.first_run,
+                          **job_options(spec.interval))
+    return scheduler
+
+
+def job_options(interval: timedelta) -> dict[str, Any]:
+    return {
+        "max_instances": 1,
+        "coalesce": True,
+        # A run late by up to one interval still happens (once, coalesced); a later
+        # one would come no sooner than the next regular run anyway.
+        "misfire_grace_time": max(1, int(interval.total_seconds())),
+        "replace_existing": True,
+    }
