@@ -115,4 +115,8 @@ def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, A
 
         stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
     result = session.execute(stmt)
+    if result.returns_rows:
+        # SQLAlchemy 2.1 adds RETURNING <primary key> to a single-row INSERT on PostgreSQL;
+        # rowcount is then -1, and a returned row is what says "inserted".
+        return result.first() is not None
     return bool(getattr(result, "rowcount", 0))
