@@ -114,9 +114,7 @@ def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, A
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
-    result = session.execute(stmt)
-    if result.returns_rows:
-        # SQLAlchemy 2.1 adds RETURNING <primary key> to a single-row INSERT on PostgreSQL;
-        # rowcount is then -1, and a returned row is what says "inserted".
-        return result.first() is not None
-    return bool(getattr(result, "rowcount", 0))
+    # An explicit RETURNING: with SQLAlchemy's implicit one (2.1, PostgreSQL) rowcount is
+    # -1 and every duplicate looked inserted. A returned row is what says "inserted".
+    result = session.execute(stmt.returning(*table.primary_key.columns))
+    return result.first() is not None
