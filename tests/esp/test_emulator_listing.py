@@ -148,3 +148,17 @@ def test_exclude_fields_drops_the_named_paths(emu: MailchimpEmulator, http: requ
 
     assert "merge_fields" not in doc["members"][0]
     assert doc["members"][0]["email_address"] == "ada@example.com"
+
+
+def test_a_change_between_pages_is_seen_by_the_next_page(
+    emu: MailchimpEmulator, http: requests.Session, members_url: str
+) -> None:
+    for i in range(3):
+        emu.seed_member(f"m{i}@example.com")
+    params = {"sort_field": "last_changed", "count": 2}
+    first = emails(http.get(members_url, params={**params, "offset": 0}).json())
+
+    emu.fire_profile("m0@example.com", {"FNAME": "Changed"}, deliver=False)
+    second = emails(http.get(members_url, params={**params, "offset": 2}).json())
+
+    assert (first, second) == (["m0@example.com", "m1@example.com"], ["m0@example.com"])

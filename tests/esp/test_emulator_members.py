@@ -49,7 +49,9 @@ def test_member_json_carries_mailchimp_fields(client: Any, emu: MailchimpEmulato
     assert member["ip_signup"] == "203.0.113.7"
 
 
-def test_status_if_new_is_ignored_for_an_existing_member(client: Any, emu: MailchimpEmulator) -> None:
+def test_status_if_new_is_ignored_for_an_existing_member(
+    client: Any, emu: MailchimpEmulator
+) -> None:
     put(client, emu, ADA, status_if_new="subscribed")
 
     member = put(client, emu, ADA, status_if_new="pending")
@@ -183,6 +185,17 @@ def test_configured_refused_address_is_refused_as_fake(client: Any, emu: Mailchi
     assert "looks fake or invalid" in problem(exc)["detail"]
 
 
+def test_recent_signup_address_is_refused_for_now(client: Any, emu: MailchimpEmulator) -> None:
+    emu.configure(recent_signup_addresses={ADA})
+
+    with pytest.raises(ApiClientError) as exc:
+        put(client, emu, ADA, status_if_new="pending")
+
+    doc = problem(exc)
+    assert doc["title"] == "Invalid Resource"
+    assert "signed up to a lot of lists very recently" in doc["detail"]
+
+
 def test_missing_required_merge_field_is_a_field_error(client: Any, emu: MailchimpEmulator) -> None:
     emu.configure(required_merge_fields=["FNAME"])
 
@@ -303,7 +316,9 @@ def test_last_changed_increases_with_every_change(client: Any, emu: MailchimpEmu
     assert second["last_changed"] > first
 
 
-def test_a_write_that_changes_nothing_keeps_last_changed(client: Any, emu: MailchimpEmulator) -> None:
+def test_a_write_that_changes_nothing_keeps_last_changed(
+    client: Any, emu: MailchimpEmulator
+) -> None:
     first = put(client, emu, ADA, status_if_new="subscribed")["last_changed"]
 
     again = put(client, emu, ADA, status_if_new="subscribed")["last_changed"]

@@ -22,6 +22,7 @@ _RULE_NAMES = (
     "required_merge_fields",
     "known_merge_fields",
     "refused_addresses",
+    "recent_signup_addresses",
     "refuse_invalid_tld",
     "max_batch_members",
     "max_page_count",
@@ -31,6 +32,7 @@ _RULE_NAMES = (
 def _settings(emu: MailchimpEmulator) -> dict[str, Any]:
     rules = asdict(emu.audience.rules)
     rules["refused_addresses"] = sorted(rules["refused_addresses"])
+    rules["recent_signup_addresses"] = sorted(rules["recent_signup_addresses"])
     rules["required_merge_fields"] = list(rules["required_merge_fields"])
     rules["known_merge_fields"] = list(rules["known_merge_fields"])
     return {**rules, "latency_ms": emu.latency_ms, "max_connections": emu.max_connections}

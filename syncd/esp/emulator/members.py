@@ -55,6 +55,8 @@ class AudienceRules:
     refused_addresses: frozenset[str] = frozenset()
     # RFC 2606 reserves `.invalid`; Mailchimp refuses addresses it thinks are fake.
     refuse_invalid_tld: bool = True
+    # Addresses Mailchimp turns away for now ("signed up to a lot of lists very recently").
+    recent_signup_addresses: frozenset[str] = frozenset()
     max_batch_members: int = 500
     max_page_count: int = 1000
 
@@ -160,6 +162,11 @@ def check_new_address(rules: AudienceRules, forgotten: Collection[str], email: s
     )
     if fake:
         raise invalid_resource(f"{email} looks fake or invalid, please enter a real email address.")
+    if lowered in rules.recent_signup_addresses:
+        raise invalid_resource(
+            f"{email} has signed up to a lot of lists very recently; "
+            "we're not allowing more signups for now"
+        )
 
 
 def _merge_error(tag: str, message: str) -> dict[str, str]:

@@ -76,6 +76,8 @@ class Audience:
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._next_web_id = 100_000
         self._api_events: list[AudienceEvent] = []
+        self._version = 0  # bumped by every change; keys the listing cache
+        self._listing: tuple[tuple[Any, ...], list[Member]] | None = None
 
     def reset(self) -> None:
         """Forget everything: members, forgotten addresses, webhooks, counters."""
@@ -94,10 +96,9 @@ class Audience:
             for key in ("required_merge_fields", "known_merge_fields"):
                 if key in changes:
                     changes[key] = tuple(changes[key])
-            if "refused_addresses" in changes:
-                changes["refused_addresses"] = frozenset(
-                    a.lower() for a in changes["refused_addresses"]
-                )
+            for key in ("refused_addresses", "recent_signup_addresses"):
+                if key in changes:
+                    changes[key] = frozenset(a.lower() for a in changes[key])
             self._rules = dataclasses.replace(self._rules, **changes)
             return self._rules
 
@@ -110,6 +111,7 @@ class Audience:
         return self._last_stamp
 
     def _touch(self, key: str, member: Member) -> None:
+        self._version += 1
         member.last_changed = self._stamp()
         self._members[key] = member
         self._members.move_to_end(key)
@@ -456,31 +458,44 @@ class Audience:
         if offset < 0:
             raise field_error("offset", "offset must not be negative.")
         with self._lock:
-            if since_last_changed is not None:
-                # In last_changed order: walk back only as far as needed. Inclusive (>=), so a
-                # watermark taken from the last member seen never skips a change.
-                window: list[Member] = []
-                for member in reversed(self._members.values()):
-                    if member.last_changed < since_last_changed:
-                        break
-                    window.append(member)
-                window.reverse()
-            else:
-                window = list(self._members.values())
-            matches = [
-                m
-                for m in window
-                if (m.status == status if status else m.status != "archived")
-                and (before_last_changed is None or m.last_changed < before_last_changed)
-            ]
-            if sort_dir.upper() == "DESC":
-                matches.reverse()
+            query = (self._version, status, since_last_changed, before_last_changed, sort_dir)
+            if self._listing is None or self._listing[0] != query:
+                # Paging repeats one query with growing offsets: match once per version.
+                self._listing = (
+                    query,
+                    self._matching(status, since_last_changed, before_last_changed, sort_dir),
+                )
+            matches = self._listing[1]
             page = matches[offset : offset + count]
             return {
                 "members": [self._render(m) for m in page],
                 "list_id": self.list_id,
                 "total_items": len(matches),
             }
+
+    def _matching(
+        self, status: str | None, since: datetime | None, before: datetime | None, sort_dir: str
+    ) -> list[Member]:
+        if since is not None:
+            # In last_changed order: walk back only as far as needed. Inclusive (>=), so a
+            # watermark taken from the last member seen never skips a change.
+            window: list[Member] = []
+            for member in reversed(self._members.values()):
+                if member.last_changed < since:
+                    break
+                window.append(member)
+            window.reverse()
+        else:
+            window = list(self._members.values())
+        matches = [
+            m
+            for m in window
+            if (m.status == status if status else m.status != "archived")
+            and (before is None or m.last_changed < before)
+        ]
+        if sort_dir.upper() == "DESC":
+            matches.reverse()
+        return matches
 
     def set_tags(self, key: str, body: Mapping[str, Any]) -> None:
         """`POST .../members/{hash}/tags`: activate or deactivate tags."""
@@ -517,6 +532,7 @@ class Audience:
             member = self._existing(key)
             del self._members[member.id]
             self._forgotten.add(member.id)
+            self._version += 1
 
     # -- what people do on Mailchimp's side (sent to us as webhooks) ----------------
 
