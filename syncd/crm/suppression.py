@@ -47,7 +47,9 @@ def facts_by_hmac(session: Session, hmacs: Iterable[str]) -> dict[str, list[Supp
 
 def carry_over(session: Session, *, old_hmac: str, new_hmac: str, actor: str,
                contact_id: int | None) -> int:
-    """An address change keeps the old address's suppressions (upemail)."""
+    """An address change keeps the old address's suppressions (upemail), with their
+    original moment: a consent confirmed after that moment still counts (rule 6)."""
     rows = list(session.scalars(select(Suppression).where(Suppression.address_hmac == old_hmac)))
     return sum(suppress(session, address_hmac=new_hmac, purpose=row.purpose,
-                        reason=row.reason, actor=actor, contact_id=contact_id) for row in rows)
+                        reason=row.reason, actor=actor, contact_id=contact_id,
+                        created_at=row.created_at) for row in rows)
