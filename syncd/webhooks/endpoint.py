@@ -1,0 +1,215 @@
+"""`POST /webhooks/mailchimp/{secret}`: Mailchimp audience webhooks, purged at once.
+
+Audience webhooks are not signed; Mailchimp's advice is a secret in the URL
+(mailchimp.md section 1). It is compared in constant time with EVERY configured secret
+(rotation: old and new both work while Mailchimp is being switched over). The path is
+authenticate -> bound the body -> parse -> store + apply in one transaction -> answer.
+Nothing answers 2xx before the event is committed; a database that cannot be reached
+gets 503 within a few seconds, well inside Mailchimp's 10 s, so that Mailchimp retries
+(for 75 minutes; the reconciliation pull covers longer outages).
+
+The validator Mailchimp runs when a webhook is saved sends a GET (some say an empty
+POST) and needs 200: both are answered. No log line of this module holds the secret,
+the path or an address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import anyio
+import fastapi
+from fastapi import Request, Response
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd import logs
+from syncd.config import Settings
+from syncd.context import AppContext
+from syncd.crm.keys import Keyring
+from syncd.db import make_engine, session_factory
+from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
+from syncd.webhooks import inbox
+from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body
+
+PATH = "/webhooks/mailchimp/{secret}"
+ALLOWED = "GET, HEAD, POST"
+FORM_TYPE = "application/x-www-form-urlencoded"
+# Database limits for this path only: an answer (stored or 503) well inside the 10 s
+# Mailchimp waits, never a request stuck behind a lock or a dead server.
+DB_CONNECT_TIMEOUT_S = 2
+DB_STATEMENT_TIMEOUT_MS = 4000
+SQLITE_BUSY_TIMEOUT_MS = 3000
+# Worker threads for the blocking store+apply step: bounded so a burst of deliveries
+# cannot starve the rest of the service's thread pool; more only queue for the pool.
+APPLY_THREADS = 16
+PURGE_KINDS = (EventKind.UNSUBSCRIBE, EventKind.CLEANED)
+
+log = logs.get_logger("syncd.webhooks")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def webhook_engine(settings: Settings) -> Engine:
+    """An engine for the webhook path with short connect, statement and lock timeouts."""
+    engine = make_engine(settings.database_url, connect_timeout=DB_CONNECT_TIMEOUT_S,
+                         pool_size=APPLY_THREADS // 2)
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _timeouts(dbapi_conn: object, _record: object) -> None:
+            cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+            cursor.execute(f"SET statement_timeout = {DB_STATEMENT_TIMEOUT_MS}")
+            cursor.execute(f"SET lock_timeout = {DB_STATEMENT_TIMEOUT_MS // 2}")
+            cursor.close()
+            dbapi_conn.commit()  # type: ignore[attr-defined]
+    else:
+
+        @event.listens_for(engine, "connect")
+        def _busy(dbapi_conn: object, _record: object) -> None:
+            cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+    return engine
+
+
+def _secret_digest(value: str) -> bytes:
+    # Digests have one length: compare_digest then leaks nothing about the secret's length.
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+def secret_matches(given: str, digests: tuple[bytes, ...]) -> bool:
+    """Constant time against EVERY configured secret: no early exit on a match."""
+    candidate = _secret_digest(given)
+    matched = False
+    for digest in digests:
+        matched |= hmac.compare_digest(candidate, digest)
+    return matched
+
+
+def _content_type_ok(header: str | None) -> bool:
+    if not header:
+        return False
+    media, *params = (part.strip().lower() for part in header.split(";"))
+    if media != FORM_TYPE:
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8",
+                                                                          "us-ascii"):
+            return False
+    return True
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit`: by its
+    Content-Length before reading, and by counting for chunked bodies."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise MalformedBody("invalid Content-Length")
+        if int(declared) > limit:
+            raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(status: int, message: str, **headers: str) -> Response:
+    return Response(content=message + "\n", status_code=status, media_type="text/plain",
+                    headers=headers or None)
+
+
+class _Receiver:
+    """Everything one delivery needs, built once per router."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.settings = ctx.settings
+        self.digests = tuple(_secret_digest(s.get_secret_value())
+                             for s in ctx.settings.webhook_secrets)
+        self.engine = webhook_engine(ctx.settings)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self._ctx = ctx
+        self._keyring: Keyring | None = None
+        self.limiter = anyio.CapacityLimiter(APPLY_THREADS)
+
+    @property
+    def keyring(self) -> Keyring:
+        # From settings, or generated once and kept in the database (may raise if down).
+        if self._keyring is None:
+            self._keyring = self._ctx.keyring
+        return self._keyring
+
+    def store(self, body: bytes, started: float) -> Response:
+        """Blocking: parse, store and apply (runs in a worker thread)."""
+        try:
+            parsed = parse_body(body)
+        except MalformedBody as exc:
+            WEBHOOK_EVENTS.labels(kind="invalid", outcome="rejected").inc()
+            return _text(400, f"bad request: {exc}")
+        try:
+            receipt = inbox.receive(self.sessions, parsed, body.decode("utf-8"),
+                                    settings=self.settings, keyring=self.keyring)
+        except Exception as exc:
+            WEBHOOK_EVENTS.labels(kind=str(parsed.kind), outcome="unavailable").inc()
+            log.error("webhook refused: event store unavailable", kind=str(parsed.kind),
+                      error=type(exc).__name__)
+            return _text(503, "temporarily unavailable, retry later", **{"Retry-After": "30"})
+        if parsed.kind in PURGE_KINDS and receipt.status == "applied":
+            PURGE_LATENCY.observe(time.perf_counter() - started)
+        WEBHOOK_EVENTS.labels(kind=str(parsed.kind), outcome=receipt.status).inc()
+        log.debug("webhook event stored", kind=str(parsed.kind), outcome=receipt.status,
+                  event_id=receipt.event_id, contact_id=receipt.contact_id)
+        return _text(200, receipt.status)
+
+
+def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
+    """The Mailchimp webhook routes, to be mounted by the service app."""
+    receiver = _Receiver(ctx)
+    router = fastapi.APIRouter(on_shutdown=[receiver.engine.dispose])
+    limit = ctx.settings.webhook_max_body_bytes
+
+    async def deliver(  # noqa: PLR0911 - one answer per kind of bad input
+            secret: str, request: Request) -> Response:
+        started = time.perf_counter()
+        if not secret_matches(secret, receiver.digests):
+            WEBHOOK_EVENTS.labels(kind="none", outcome="unauthorized").inc()
+            return _text(401, "unauthorized")
+        if request.method in ("GET", "HEAD"):
+            return _text(200, "ok")  # Mailchimp's validator
+        if request.method != "POST":
+            return _text(405, "method not allowed", Allow=ALLOWED)
+        try:
+            body = await _read_body(request, limit)
+        except _TooLarge:
+            WEBHOOK_EVENTS.labels(kind="invalid", outcome="too_large").inc()
+            return _text(413, f"body larger than {limit} bytes", Connection="close")
+        except MalformedBody as exc:
+            return _text(400, f"bad request: {exc}")
+        if not body.strip():
+            return _text(200, "ok")  # an empty POST: the validator, by some accounts
+        if not _content_type_ok(request.headers.get("content-type")):
+            WEBHOOK_EVENTS.labels(kind="invalid", outcome="unsupported_media_type").inc()
+            return _text(415, f"content type must be {FORM_TYPE}")
+        return await anyio.to_thread.run_sync(receiver.store, body, started,
+                                              limiter=receiver.limiter)
+
+    async def no_secret() -> Response:
+        WEBHOOK_EVENTS.labels(kind="none", outcome="unauthorized").inc()
+        return _text(401, "unauthorized")
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    router.add_api_route(PATH, deliver, methods=methods, include_in_schema=False)
+    for bare in ("/webhooks/mailchimp", "/webhooks/mailchimp/"):
+        router.add_api_route(bare, no_secret, methods=methods, include_in_schema=False)
+    return router

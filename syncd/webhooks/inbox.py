@@ -1,0 +1,238 @@
+"""The webhook inbox: store, dedupe, apply, and keep what could not be applied (I4, I5).
+
+Dedupe key. Mailchimp sends no event id and no trustworthy timestamp for replay checks
+(mailchimp.md section 1), and a retried delivery may order its keys differently, so the
+key is SHA-256 over the canonical JSON of the PARSED fields that identify an event:
+type, fired_at, list_id, the address(es), reason, action and campaign_id (plus the merge
+fields for `profile`, the whole parsed body for unknown types or a missing fired_at, and
+the source for events the reconciliation pull builds). A retry or replay of the same
+event hits the same key and changes nothing; a later real unsubscribe of the same person
+has another fired_at and is a new event. Concurrent duplicates are safe because the
+insert is `INSERT .. ON CONFLICT DO NOTHING` on the unique key: PostgreSQL makes the
+second insert wait for the first transaction and then skip; SQLite serialises writers
+(BEGIN IMMEDIATE).
+
+Durability. `receive` stores the event and applies it in ONE transaction; the caller
+answers 2xx only after it commits. If applying fails (a bug, a poison event), that
+transaction rolls back and the raw event is stored in a transaction of its own with
+status `failed` (or `parked` when it can never apply) and the error WITHOUT any address;
+the delivery is then answered 2xx, because from that moment retrying is our job
+(`retry_pending`), not Mailchimp's. Only when even that store fails (database down) is
+the delivery refused (503), so that Mailchimp retries it.
+
+A failed or parked `unsubscribe`/`cleaned` blocks pushes for its address until applied:
+the sync planner asks `blocked_address_hmacs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd import logs
+from syncd.clock import as_utc, utcnow
+from syncd.config import Settings
+from syncd.crm.keys import Keyring
+from syncd.db import insert_ignoring_duplicates, transaction
+from syncd.metrics import INBOX_PARKED
+from syncd.schema import WebhookEvent
+from syncd.webhooks import apply as effects
+from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
+
+SOURCE_WEBHOOK = "webhook"
+SOURCE_RECONCILIATION = "reconciliation"
+FAILED = "failed"
+PARKED = "parked"
+DUPLICATE = "duplicate"
+BLOCKING_KINDS = (str(EventKind.UNSUBSCRIBE), str(EventKind.CLEANED))
+
+log = logs.get_logger("syncd.webhooks")
+
+
+class InboxUnavailable(Exception):
+    """The event could not be stored at all (database down): refuse the delivery."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: str  # applied | ignored | duplicate | failed | parked
+    kind: EventKind
+    event_id: int | None = None
+    contact_id: int | None = None
+
+    @property
+    def stored(self) -> bool:
+        return True  # every Receipt means the event is durably in the inbox
+
+
+def dedupe_key(event: InboundEvent, *, source: str = SOURCE_WEBHOOK) -> str:
+    content: dict[str, Any] = {
+        "type": event.type,
+        "fired_at": as_utc(event.fired_at).isoformat() if event.fired_at else None,
+        "list_id": event.list_id, "email": event.email, "old_email": event.old_email,
+        "new_email": event.new_email, "reason": event.reason, "action": event.action,
+        "campaign_id": event.campaign_id,
+    }
+    if event.kind is EventKind.PROFILE:
+        content["merges"] = sorted(event.merges.items())
+    if event.kind is EventKind.UNKNOWN or event.fired_at is None:
+        content["fields"] = event.fields
+    if source != SOURCE_WEBHOOK:
+        content["source"] = source
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _channel(source: str) -> str:
+    return (effects.CHANNEL_RECONCILIATION if source == SOURCE_RECONCILIATION
+            else effects.CHANNEL_WEBHOOK)
+
+
+def describe_error(exc: BaseException) -> str:
+    """Error text for the inbox row and logs: our own messages name no address; anything
+    else is reduced to its type (SQL errors carry bound parameters, i.e. addresses)."""
+    if isinstance(exc, effects.Unappliable):
+        return str(exc)[:500]
+    return type(exc).__name__
+
+
+def _row(event: InboundEvent, body: str, keyring: Keyring, *, key: str, source: str,
+         now: datetime) -> dict[str, Any]:
+    address = event.address
+    return {
+        "dedupe_key": key, "kind": str(event.kind), "list_id": event.list_id,
+        "fired_at": event.fired_at, "received_at": now,
+        "address_hmac": keyring.address_hmac(address) if address else None,
+        "body": body, "source": source,
+    }
+
+
+def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
+            settings: Settings, keyring: Keyring, source: str = SOURCE_WEBHOOK) -> Receipt:
+    """Store and apply one event. Returns only once the event is committed (applied,
+    ignored, failed or parked) or was already there; raises InboxUnavailable otherwise."""
+    key = dedupe_key(event, source=source)
+    now = utcnow()
+    row = _row(event, body, keyring, key=key, source=source, now=now)
+    try:
+        with transaction(sessions) as session:
+            if not insert_ignoring_duplicates(session, WebhookEvent.__table__,
+                                              row | {"status": effects.APPLIED, "attempts": 1}):
+                return Receipt(DUPLICATE, event.kind)
+            outcome = effects.apply(session, event, settings=settings, keyring=keyring,
+                                    event_key=key, channel=_channel(source), now=now)
+            event_id = session.scalar(select(WebhookEvent.id)
+                                      .where(WebhookEvent.dedupe_key == key))
+            if outcome.status != effects.APPLIED:
+                session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
+                                .values(status=outcome.status, last_error=outcome.note[:500]))
+        return Receipt(outcome.status, event.kind, event_id, outcome.contact_id)
+    except Exception as exc:
+        failure = exc
+    status = PARKED if isinstance(failure, effects.Unappliable) else FAILED
+    try:
+        with transaction(sessions) as session:
+            inserted = insert_ignoring_duplicates(session, WebhookEvent.__table__, row | {
+                "status": status, "attempts": 1, "last_error": describe_error(failure)})
+            if not inserted:
+                return Receipt(DUPLICATE, event.kind)
+            event_id = session.scalar(select(WebhookEvent.id)
+                                      .where(WebhookEvent.dedupe_key == key))
+    except Exception as exc:
+        raise InboxUnavailable(type(exc).__name__) from None
+    if status == PARKED:
+        _alert_parked(event_id, str(event.kind), describe_error(failure))
+        try:
+            refresh_parked_gauge(sessions)
+        except Exception:
+            log.warning("parked gauge not refreshed")
+    else:
+        log.warning("webhook event failed to apply; kept for retry", event_id=event_id,
+                    kind=str(event.kind), error=describe_error(failure),
+                    exc_info=not isinstance(failure, effects.Unappliable))
+    return Receipt(status, event.kind, event_id)
+
+
+def _alert_parked(event_id: int | None, kind: str, error: str) -> None:
+    # The alert: one error line per parked event, found by its fixed text.
+    log.error("webhook event parked", event_id=event_id, kind=kind, error=error)
+
+
+def refresh_parked_gauge(sessions: sessionmaker[Session]) -> int:
+    with transaction(sessions) as session:
+        parked = session.scalar(select(func.count()).select_from(WebhookEvent)
+                                .where(WebhookEvent.status == PARKED)) or 0
+    INBOX_PARKED.set(parked)
+    return parked
+
+
+def retry_pending(ctx: Any, *, limit: int = 1000) -> int:
+    """Re-apply `failed` events, oldest first; park one after `inbox_max_attempts`
+    attempts (error log "webhook event parked"). Returns how many were applied."""
+    settings: Settings = ctx.settings
+    sessions: sessionmaker[Session] = ctx.sessions
+    keyring: Keyring = ctx.keyring
+    with transaction(sessions) as session:
+        ids = list(session.scalars(select(WebhookEvent.id).where(WebhookEvent.status == FAILED)
+                                   .order_by(WebhookEvent.id).limit(limit)))
+    done = 0
+    for event_id in ids:
+        try:
+            with transaction(sessions) as session:
+                found = session.scalars(select(WebhookEvent).where(WebhookEvent.id == event_id)
+                                        .with_for_update(skip_locked=True)).first()
+                if found is None or found.status != FAILED:
+                    continue  # another replica took it, or it is done
+                if not found.body:
+                    raise effects.Unappliable("raw body no longer kept (retention)")
+                event = parse_body(found.body.encode("utf-8"))
+                outcome = effects.apply(session, event, settings=settings, keyring=keyring,
+                                        event_key=found.dedupe_key,
+                                        channel=_channel(found.source), now=utcnow())
+                found.status, found.last_error = outcome.status, None
+                found.attempts += 1
+            done += 1
+            log.info("webhook event applied on retry", event_id=event_id)
+        except Exception as exc:
+            _record_failure(sessions, event_id, exc, settings.inbox_max_attempts)
+    refresh_parked_gauge(sessions)
+    return done
+
+
+def _record_failure(sessions: sessionmaker[Session], event_id: int, exc: Exception,
+                    max_attempts: int) -> None:
+    error = describe_error(exc)
+    with transaction(sessions) as session:
+        found = session.get(WebhookEvent, event_id)
+        if found is None:
+            return
+        found.attempts += 1
+        found.last_error = error
+        if found.attempts >= max_attempts or isinstance(exc, effects.Unappliable):
+            found.status = PARKED
+            kind = found.kind
+        else:
+            log.warning("webhook event retry failed", event_id=event_id, error=error,
+                        attempts=found.attempts)
+            return
+    _alert_parked(event_id, kind, error)
+
+
+def blocked_address_hmacs(session: Session, hmacs: Iterable[str]) -> set[str]:
+    """Addresses with an unsubscribe or cleaned event stored but not applied (failed or
+    parked): the sync must not push them until it is (I4)."""
+    keys = list(hmacs)
+    found: set[str] = set()
+    for start in range(0, len(keys), 900):
+        chunk = keys[start : start + 900]
+        found.update(h for h in session.scalars(select(WebhookEvent.address_hmac).where(
+            WebhookEvent.address_hmac.in_(chunk), WebhookEvent.kind.in_(BLOCKING_KINDS),
+            WebhookEvent.status.in_([FAILED, PARKED]))) if h)
+    return found
