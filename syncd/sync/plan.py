@@ -1,0 +1,217 @@
+"""The planner: pure. One contact (its ledger facts, suppressions, lists, inbox state) and
+what the ESP last confirmed for it -> the one member change to make, and why.
+
+Rules it enforces (consent-rules.md):
+- I1: only an eligible Decision (confirmed consent newer than any withdrawal or
+  suppression) is ever added; unconfirmed only as `pending`, and only when
+  `sync_push_unconfirmed_as_pending` is set (rule 3).
+- I2: `status` is sent on an existing member only for `unsubscribed` (a withdrawal) and
+  `pending` (a re-consent, once: never again while the ESP state is pending); data
+  updates never carry a status. A member the ESP has as unsubscribed/cleaned is never
+  subscribed again by syncd.
+- A contact with an unapplied unsubscribe/cleaned webhook in the inbox is not pushed:
+  the person may have just left (the webhook engineer relies on this).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from syncd.config import Settings
+from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
+from syncd.esp.protocol import MemberData
+
+# ESP statuses under which a member receives mail (or is about to).
+LIVE = frozenset({"subscribed", "pending"})
+
+
+class Action(StrEnum):
+    ADD = "add"  # batch add, update_existing false: existing members are never touched
+    UPDATE = "update"  # data and/or tags, never a status
+    RECONSENT = "reconsent"  # status pending: Mailchimp mails its own confirmation
+    UNSUBSCRIBE = "unsubscribe"  # the one status change an update may carry
+    SETTLE = "settle"  # nothing to send; this revision's outcome is known
+    HOLD = "hold"  # nothing to send now; look again next run
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    purpose: str
+    merge_fields: Mapping[str, str]
+    sync_tags: bool
+    tag_lists: tuple[str, ...]  # the internal lists of the purpose, mirrored as tags
+    unconfirmed_as_pending: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanConfig:
+        return cls(purpose=settings.sync_purpose,
+                   merge_fields=dict(settings.mailchimp_merge_fields),
+                   sync_tags=settings.mailchimp_sync_tags,
+                   tag_lists=tuple(settings.lists_of_purpose(settings.sync_purpose)),
+                   unconfirmed_as_pending=settings.sync_push_unconfirmed_as_pending)
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    contact_id: int
+    revision: int
+    email: str  # the normalised address (email_key): the member key at the ESP
+    first_name: str | None = None
+    last_name: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    is_customer: bool = False
+    undeliverable_at: datetime | None = None
+    lists: tuple[str, ...] = ()
+    events: tuple[ConsentFact, ...] = ()
+    suppressions: tuple[SuppressionFact, ...] = ()
+    # An unsubscribe/cleaned webhook for this address is stored but not applied yet.
+    inbox_block: bool = False
+
+
+@dataclass(frozen=True)
+class KnownState:
+    """push_state: what the ESP last confirmed for this contact."""
+
+    settled_revision: int
+    fingerprint: str | None = None
+    esp_status: str | None = None
+    esp_email: str | None = None
+    parked_reason: str | None = None
+    attempt_fingerprint: str | None = None
+    retry_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    contact_id: int
+    revision: int
+    action: Action
+    reason: str  # in words, for the operator (may name dates, never the address)
+    category: str  # bounded label for counts and metrics
+    data: MemberData | None = None
+    status: str | None = None  # ADD: the new member's status; RECONSENT: pending
+    fingerprint: str | None = None  # of `data` (data half + tags half)
+    write_data: bool = False
+    write_tags: bool = False
+    inactive_tags: tuple[str, ...] = ()
+    known: KnownState | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (Action.ADD, Action.UPDATE, Action.RECONSENT,
+                               Action.UNSUBSCRIBE)
+
+
+def _digest(value: object) -> str:
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def fingerprint(data: MemberData) -> str:
+    """64 characters: 32 for the member data, 32 for the tags, so that a tag change and
+    a data change are told apart and only the changed part is sent."""
+    core = [data.email, sorted(data.merge_fields.items()), data.ip_signup,
+            data.timestamp_signup, data.ip_opt, data.timestamp_opt]
+    return _digest(core) + _digest(sorted(data.tags))
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig) -> MemberData:
+    merges: dict[str, str] = {}
+    for source, tag in cfg.merge_fields.items():
+        value = (getattr(facts, source) if source in ("first_name", "last_name")
+                 else facts.attributes.get(source))
+        if value is not None and str(value) != "":
+            merges[tag] = str(value)
+    tags = tuple(sorted(n for n in facts.lists if n in cfg.tag_lists)) if cfg.sync_tags else ()
+    proof = decision.proof
+    return MemberData(
+        email=facts.email, merge_fields=merges, tags=tags,
+        ip_signup=proof.signup_ip if proof else None,
+        timestamp_signup=_stamp(proof.signup_at) if proof else None,
+        ip_opt=proof.confirmed_ip if proof else None,
+        timestamp_opt=_stamp(proof.confirmed_at) if proof else None,
+    )
+
+
+def decide_contact(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> Decision:
+    return decide(purpose=cfg.purpose, events=facts.events, suppressions=facts.suppressions,
+                  is_customer=facts.is_customer, undeliverable_since=facts.undeliverable_at,
+                  now=now)
+
+
+def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
+        facts: ContactFacts, known: KnownState | None, cfg: PlanConfig, now: datetime
+) -> Change:
+    """The change for one contact. Pure: no I/O, `now` given."""
+    def change(**fields: Any) -> Change:
+        return Change(contact_id=facts.contact_id, revision=facts.revision, known=known,
+                      **fields)
+
+    if facts.inbox_block:
+        return change(action=Action.HOLD, category="webhook_pending",
+                      reason="an unsubscribe or cleaned webhook for this address is not "
+                             "applied yet; not pushed until it is")
+    if known is not None and known.retry_after is not None and known.retry_after > now:
+        return change(action=Action.HOLD, category="retry_later",
+                      reason="Mailchimp refused the address for now (too many recent "
+                             f"sign-ups); retried after {_stamp(known.retry_after)}")
+    decision = decide_contact(facts, cfg, now)
+    status = known.esp_status if known is not None else None
+    pending_unconfirmed = (decision.standing is Standing.UNCONFIRMED
+                           and cfg.unconfirmed_as_pending)
+
+    if not decision.eligible and not pending_unconfirmed:
+        if status in LIVE and decision.standing in (Standing.WITHDRAWN, Standing.SUPPRESSED):
+            # The member key at the ESP is the address syncd pushed.
+            at_esp = MemberData(email=(known.esp_email if known and known.esp_email
+                                       else facts.email))
+            return change(action=Action.UNSUBSCRIBE, category="unsubscribe",
+                          reason=decision.reason, status="unsubscribed", data=at_esp)
+        return change(action=Action.SETTLE, category=str(decision.standing),
+                      reason=decision.reason)
+
+    data = member_data(facts, decision, cfg)
+    print_ = fingerprint(data)
+    new_status = "subscribed" if decision.standing is Standing.CONFIRMED else "pending"
+    if status is None:
+        return change(action=Action.ADD, category="add", reason=decision.reason,
+                      data=data, status=new_status, fingerprint=print_, write_data=True,
+                      write_tags=bool(data.tags))
+    old = (known.fingerprint if known is not None else None) or ""
+    data_changed, tags_changed = old[:32] != print_[:32], old[32:] != print_[32:]
+    inactive = tuple(n for n in cfg.tag_lists if n not in data.tags) if cfg.sync_tags else ()
+    if decision.standing is Standing.RE_CONSENT and status == "unsubscribed":
+        # The one way back after an unsubscribe (rule 6): `pending`, Mailchimp's own
+        # confirmation mail. Sent once; while the ESP says pending it is not sent again.
+        return change(action=Action.RECONSENT, category="reconsent",
+                      reason=decision.reason, data=data, status="pending",
+                      fingerprint=print_, write_data=True,
+                      write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
+    if status not in LIVE:
+        # unsubscribed/cleaned/archived at the ESP: never subscribed again by syncd (I2).
+        return change(action=Action.SETTLE, category=f"esp_{status}",
+                      reason=f"member is {status} at Mailchimp; syncd never subscribes it "
+                             "again (only a new confirmed consent, sent as pending)")
+    if pending_unconfirmed and status == "pending" and not (data_changed or tags_changed):
+        return change(action=Action.SETTLE, category="unchanged",
+                      reason=decision.reason, fingerprint=print_)
+    if not (data_changed or tags_changed):
+        return change(action=Action.SETTLE, category="unchanged",
+                      reason=decision.reason, fingerprint=print_)
+    return change(action=Action.UPDATE, category="update", reason=decision.reason,
+                  data=data, status=new_status, fingerprint=print_, write_data=data_changed,
+                  write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
+
+
+def count_unsubscribes(changes: Sequence[Change]) -> int:
+    return sum(1 for change in changes if change.action is Action.UNSUBSCRIBE)

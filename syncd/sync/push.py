@@ -1,0 +1,154 @@
+"""Executing planned changes against the ESP and turning each answer into the
+checkpoint row for that contact. Runs in worker threads; touches no database.
+
+Call counts: new members go in batch calls of up to 500 (tags folded into the batch
+items), so a first push of N contacts costs ceil(N/500) write calls. Updates, re-consents
+and unsubscribes are one call per member (plus one tag call when only tags changed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
+from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
+from syncd.esp.protocol import EspWriter, MemberResult, NewMember
+from syncd.sync.checkpoint import Settlement
+from syncd.sync.plan import Action, Change
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    # added | reconsent | updated | unsubscribed | adopted | foreign | parked | failed
+    kind: str
+    settlement: Settlement | None  # None: nothing confirmed, look again next run
+    error: EspError | None = None
+
+
+def _settled(change: Change, *, status: str | None, fingerprint: str | None = None,
+             parked: str | None = None, retry_after: datetime | None = None,
+             keep_attempt: bool = False, revision: int | None = None) -> Settlement:
+    known = change.known
+    return Settlement(
+        contact_id=change.contact_id,
+        settled_revision=change.revision if revision is None else revision,
+        fingerprint=fingerprint if fingerprint is not None else (known.fingerprint if known
+                                                                 else None),
+        esp_status=status,
+        esp_email=change.data.email if change.data else (known.esp_email if known else None),
+        parked_reason=parked, retry_after=retry_after,
+        attempt_fingerprint=change.fingerprint if keep_attempt else None)
+
+
+def settle_without_call(change: Change) -> Settlement | None:
+    """SETTLE: record the outcome (skip or unchanged); HOLD: nothing to record."""
+    if change.action is Action.HOLD:
+        return None
+    known = change.known
+    return _settled(change, status=known.esp_status if known else None,
+                    fingerprint=change.fingerprint)
+
+
+def _refused(change: Change, error: EspError, now: datetime) -> Outcome:
+    """A per-member refusal: parked at this revision (until the contact changes), or for
+    Mailchimp's "too many recent sign-ups", skipped until `retry_after`."""
+    known = change.known
+    status = known.esp_status if known else None
+    if isinstance(error, RecentSignupsError):
+        later = now + timedelta(hours=error.retry_after_hours)
+        # Not settled (revision kept): the contact is looked at again after `later`.
+        settlement = _settled(change, status=status, retry_after=later,
+                              revision=known.settled_revision if known else 0)
+        return Outcome(change, "parked", settlement, error)
+    reason = scrub(str(error))[:500]
+    return Outcome(change, "parked", _settled(change, status=status, parked=reason), error)
+
+
+def _failed(change: Change, error: EspError) -> Outcome:
+    # Retries exhausted: nothing confirmed; the marker stays, the next run tries again.
+    return Outcome(change, "failed", None, error)
+
+
+def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: bool,
+                  now: datetime) -> list[Outcome]:
+    """One batch call for up to 500 new members, then the `exists` answers resolved."""
+    assert all(c.data is not None and c.status for c in changes)
+    results = esp.push_batch([NewMember(c.data, c.status or "subscribed")  # type: ignore[arg-type]
+                              for c in changes])
+    outcomes = []
+    for change, result in zip(changes, results, strict=True):
+        if result.outcome in ("created", "written"):
+            kind = "reconsent" if change.status == "pending" else "added"
+            outcomes.append(Outcome(change, kind, _settled(
+                change, status=result.status or change.status, fingerprint=change.fingerprint)))
+        elif result.outcome == "exists":
+            outcomes.append(_resolve_existing(esp, change, manage_foreign=manage_foreign,
+                                              now=now))
+        else:
+            error = result.error or EspTransientError("add member: no answer")
+            outcomes.append(_refused(change, error, now) if not _transient(error)
+                            else _failed(change, error))
+    return outcomes
+
+
+def _transient(error: EspError) -> bool:
+    return isinstance(error, EspTransientError) and not isinstance(error, RecentSignupsError)
+
+
+def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
+                      now: datetime) -> Outcome:
+    """The add found a member already there (left untouched, no status sent).
+
+    Ours if a previous add of this contact is unconfirmed (crash or timed-out batch):
+    adopt it, re-sending the data only if it changed since. Otherwise it is a member syncd
+    never added: left alone unless `mailchimp_manage_foreign_members`, and even then only
+    its data is written, never its status (I2)."""
+    assert change.data is not None
+    known = change.known
+    ours = known is not None and known.attempt_fingerprint is not None
+    if ours and known is not None and known.attempt_fingerprint == change.fingerprint:
+        remote = esp.get_member(change.data.email)  # a read: learn the status it has now
+        return Outcome(change, "adopted", _settled(
+            change, status=remote.status if remote else None, fingerprint=change.fingerprint))
+    if not ours and not manage_foreign:
+        return Outcome(change, "foreign", Settlement(
+            contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
+            esp_status=None, esp_email=None))
+    result = esp.upsert_member(change.data, status_if_new=change.status or "pending")
+    return _member_outcome(change, result, "adopted", now)
+
+
+def _member_outcome(change: Change, result: MemberResult, kind: str,
+                    now: datetime) -> Outcome:
+    if result.outcome == "written":
+        return Outcome(change, kind, _settled(change, status=result.status,
+                                              fingerprint=change.fingerprint))
+    if result.outcome == "missing":
+        # Gone at the ESP: nothing left to unsubscribe; an add is needed if ever eligible.
+        return Outcome(change, kind, Settlement(
+            contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
+            esp_status=None, esp_email=None))
+    error = result.error or EspPermanentError("member write refused")
+    return _refused(change, error, now)
+
+
+def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outcome:
+    """UPDATE, RECONSENT or UNSUBSCRIBE of one known member."""
+    if change.action is Action.UNSUBSCRIBE:
+        assert change.data is not None
+        result = esp.set_status(change.data.email, "unsubscribed")
+        return _member_outcome(change, result, "unsubscribed", now)
+    assert change.data is not None
+    kind = "reconsent" if change.action is Action.RECONSENT else "updated"
+    result = MemberResult(change.data.email, "written", change.known.esp_status
+                          if change.known else None)
+    if change.write_data or change.action is Action.RECONSENT:
+        result = esp.upsert_member(
+            change.data, status_if_new=change.status or "subscribed",
+            # pending only for a re-consent: Mailchimp mails its confirmation once.
+            status="pending" if change.action is Action.RECONSENT else None)
+    if result.outcome == "written" and change.write_tags:
+        esp.set_tags(change.data.email, active=change.data.tags, inactive=change.inactive_tags)
+    return _member_outcome(change, result, kind, now)

@@ -1,0 +1,147 @@
+"""The sync's input: contacts whose revision is newer than the one the ESP last settled
+(or with no push state for the audience), streamed in chunks by id with everything the
+planner needs. Memory is O(chunk), never O(contacts)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+
+from syncd.consent.policy import Action, ConsentFact, SuppressionFact
+from syncd.crm.keys import Keyring
+from syncd.schema import (
+    ConsentEvent,
+    Contact,
+    InternalList,
+    ListMembership,
+    PushState,
+    Suppression,
+    WebhookEvent,
+)
+from syncd.sync.plan import LIVE, ContactFacts, KnownState
+
+# Inbox events that block a push until applied: the person may have just left.
+BLOCKING_KINDS = ("unsubscribe", "cleaned")
+UNAPPLIED = ("received", "failed", "parked")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    facts: ContactFacts
+    known: KnownState | None
+
+
+def _pending_filter(audience_id: str,
+                    after_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    join = and_(PushState.contact_id == Contact.id, PushState.audience_id == audience_id)
+    where = and_(Contact.id > after_id,
+                 or_(PushState.contact_id.is_(None), Contact.revision > PushState.settled_revision))
+    return join, where
+
+
+def count_candidates(engine: Engine, audience_id: str) -> int:
+    join, where = _pending_filter(audience_id, 0)
+    query = select(func.count()).select_from(Contact).outerjoin(PushState, join).where(where)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def count_live_members(engine: Engine, audience_id: str) -> int:
+    """Members syncd knows are subscribed or pending at the ESP."""
+    query = select(func.count()).select_from(PushState).where(
+        PushState.audience_id == audience_id, PushState.esp_status.in_(LIVE))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
+                    purpose_lists: tuple[str, ...], live_only: bool = False
+                    ) -> Iterator[list[Candidate]]:
+    """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
+    live at the ESP (the safety limit's pre-count of unsubscribes)."""
+    after = 0
+    while True:
+        join, where = _pending_filter(audience_id, after)
+        query = (select(Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
+                        Contact.last_name, Contact.attributes, Contact.is_customer,
+                        Contact.undeliverable_at, PushState.settled_revision,
+                        PushState.fingerprint, PushState.esp_status, PushState.esp_email,
+                        PushState.parked_reason, PushState.attempt_fingerprint,
+                        PushState.retry_after)
+                 .select_from(Contact).outerjoin(PushState, join).where(where)
+                 .order_by(Contact.id).limit(chunk_size))
+        if live_only:
+            query = query.where(PushState.esp_status.in_(LIVE))
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return
+            ids = [row.id for row in rows]
+            hmacs = {row.id: keyring.address_hmac(row.email_key) for row in rows}
+            events = _events(conn, ids)
+            lists = _lists(conn, ids, purpose_lists)
+            blocks = _suppressions(conn, list(hmacs.values()))
+            inbox = _inbox_blocked(conn, list(hmacs.values()))
+        chunk = []
+        for row in rows:
+            mac = hmacs[row.id]
+            facts = ContactFacts(
+                contact_id=row.id, revision=row.revision, email=row.email_key,
+                first_name=row.first_name, last_name=row.last_name,
+                attributes=row.attributes or {}, is_customer=bool(row.is_customer),
+                undeliverable_at=row.undeliverable_at, lists=tuple(lists.get(row.id, ())),
+                events=tuple(events.get(row.id, ())), suppressions=tuple(blocks.get(mac, ())),
+                inbox_block=mac in inbox)
+            known = None if row.settled_revision is None else KnownState(
+                settled_revision=row.settled_revision, fingerprint=row.fingerprint,
+                esp_status=row.esp_status, esp_email=row.esp_email,
+                parked_reason=row.parked_reason, attempt_fingerprint=row.attempt_fingerprint,
+                retry_after=row.retry_after)
+            chunk.append(Candidate(facts, known))
+        yield chunk
+        after = ids[-1]
+
+
+def _events(conn: Connection, ids: list[int]) -> dict[int, list[ConsentFact]]:
+    found: dict[int, list[ConsentFact]] = defaultdict(list)
+    query = (select(ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
+                    ConsentEvent.occurred_at, ConsentEvent.source, ConsentEvent.ip,
+                    ConsentEvent.text_version)
+             .where(ConsentEvent.contact_id.in_(ids)))
+    for row in conn.execute(query):
+        found[row.contact_id].append(ConsentFact(
+            purpose=row.purpose, action=Action(row.action), occurred_at=row.occurred_at,
+            source=row.source, ip=row.ip, text_version=row.text_version))
+    return found
+
+
+def _lists(conn: Connection, ids: list[int], names: tuple[str, ...]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    if not names:
+        return found
+    query = (select(ListMembership.contact_id, InternalList.name)
+             .join(InternalList, InternalList.id == ListMembership.list_id)
+             .where(ListMembership.contact_id.in_(ids), InternalList.name.in_(names)))
+    for row in conn.execute(query):
+        found[row.contact_id].append(row.name)
+    return found
+
+
+def _suppressions(conn: Connection, hmacs: list[str]) -> dict[str, list[SuppressionFact]]:
+    found: dict[str, list[SuppressionFact]] = defaultdict(list)
+    query = (select(Suppression.address_hmac, Suppression.purpose, Suppression.reason,
+                    Suppression.created_at).where(Suppression.address_hmac.in_(hmacs)))
+    for row in conn.execute(query):
+        found[row.address_hmac].append(SuppressionFact(
+            purpose=row.purpose, reason=row.reason, created_at=row.created_at))
+    return found
+
+
+def _inbox_blocked(conn: Connection, hmacs: list[str]) -> set[str]:
+    query = (select(WebhookEvent.address_hmac).where(
+        WebhookEvent.address_hmac.in_(hmacs), WebhookEvent.kind.in_(BLOCKING_KINDS),
+        WebhookEvent.status.in_(UNAPPLIED)))
+    return {row.address_hmac for row in conn.execute(query)}
