@@ -20,6 +20,7 @@ app = typer.Typer(
 # Each module exposes `register(app)`; the order is the order of `syncd --help`.
 _COMMAND_MODULES = (
     "syncd.cli.db_cmd",
+    "syncd.cli.sync_cmd",
     "syncd.cli.serve_cmd",
     "syncd.cli.prune_cmd",
     "syncd.cli.import_cmd",
