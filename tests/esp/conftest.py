@@ -53,6 +53,7 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     status: int = 200
+    get_status: int = 200  # answer to Mailchimp's validator GET
     arrived: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, count: int = 1, timeout: float = 5.0) -> list[Received]:
@@ -73,6 +74,12 @@ def receiver() -> Iterator[Receiver]:
             state.received.append(Received("POST", self.path, dict(self.headers), body))
             state.arrived.set()
             self.send_response(state.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            state.received.append(Received("GET", self.path, dict(self.headers), b""))
+            self.send_response(state.get_status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

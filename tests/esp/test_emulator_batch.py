@@ -144,8 +144,11 @@ def test_batch_counts_members_per_call_in_stats(client: Any, emu: MailchimpEmula
 def test_batch_of_500_is_processed_in_a_few_milliseconds(emu: MailchimpEmulator) -> None:
     members = [item(f"p{i}@example.com", merge_fields={"FNAME": "P"}) for i in range(500)]
     emu.audience.batch({"members": members})
-    started = time.perf_counter()
+    timings = []
 
-    emu.audience.batch({"members": members, "update_existing": True})
+    for _ in range(3):  # best of three: a busy machine must not fail the test
+        started = time.perf_counter()
+        emu.audience.batch({"members": members, "update_existing": True})
+        timings.append(time.perf_counter() - started)
 
-    assert time.perf_counter() - started < 0.05  # generous for slow CI; ~6 ms locally
+    assert min(timings) < 0.05  # ~6 ms on a laptop; generous for slow CI

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
+from mailchimp_marketing.api_client import ApiClientError
 
 from syncd.esp.emulator import MailchimpEmulator, subscriber_hash
 from syncd.esp.emulator import state as emulator_state
@@ -70,6 +71,30 @@ def test_webhook_crud_through_the_official_client(client: Any, emu: MailchimpEmu
     assert fetched["sources"] == {"user": True, "admin": True, "api": False}
     assert [w["id"] for w in listed["webhooks"]] == [created["id"]]
     assert deleted.status_code == 204
+    assert client.lists.get_list_webhooks(emu.list_id)["total_items"] == 0
+
+
+def test_saving_a_webhook_runs_mailchimp_validator_get(
+    client: Any, emu: MailchimpEmulator, receiver: Receiver
+) -> None:
+    emu.configure(validate_webhook_urls=True)
+
+    client.lists.create_list_webhook(emu.list_id, {"url": receiver.url})
+
+    check = receiver.received[0]
+    assert (check.method, check.headers["User-Agent"]) == ("GET", "MailChimp.com WebHook Validator")
+
+
+def test_webhook_url_that_fails_the_validator_is_refused(
+    client: Any, emu: MailchimpEmulator, receiver: Receiver
+) -> None:
+    emu.configure(validate_webhook_urls=True)
+    receiver.get_status = 404
+
+    with pytest.raises(ApiClientError) as exc:
+        client.lists.create_list_webhook(emu.list_id, {"url": receiver.url})
+
+    assert exc.value.status_code == 400
     assert client.lists.get_list_webhooks(emu.list_id)["total_items"] == 0
 
 

@@ -209,7 +209,9 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("POST", "member_tags"): lambda a, c: _none(lambda: a.set_tags(c.params["hash"], _body(c))),
     ("POST", "delete_permanent"): lambda a, c: _none(lambda: a.delete_permanent(c.params["hash"])),
     ("GET", "webhooks"): lambda a, _c: a.webhooks.all(),
-    ("POST", "webhooks"): lambda a, c: a.webhooks.add(_body(c)),
+    ("POST", "webhooks"): lambda a, c: a.webhooks.add(
+        _body(c), validate=a.rules.validate_webhook_urls
+    ),
     ("GET", "webhook"): lambda a, c: a.webhooks.get(c.params["webhook_id"]),
     ("PATCH", "webhook"): lambda a, c: a.webhooks.update(c.params["webhook_id"], _body(c)),
     ("DELETE", "webhook"): lambda a, c: _none(lambda: a.webhooks.delete(c.params["webhook_id"])),

@@ -24,6 +24,7 @@ _RULE_NAMES = (
     "refused_addresses",
     "recent_signup_addresses",
     "refuse_invalid_tld",
+    "validate_webhook_urls",
     "max_batch_members",
     "max_page_count",
 )

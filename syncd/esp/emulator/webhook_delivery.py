@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlencode, urlsplit
 
-from syncd.esp.emulator.state import AudienceEvent, Member
+from syncd.esp.emulator.members import AudienceEvent, Member
 
 USER_AGENT = "MailChimp.com"
+VALIDATOR_USER_AGENT = "MailChimp.com WebHook Validator"
 # Mailchimp cancels a delivery that takes longer than 10 seconds.
 DELIVERY_TIMEOUT_S = 10.0
 
@@ -113,6 +114,15 @@ def encode(event: AudienceEvent, known_merge_fields: tuple[str, ...] = ()) -> by
 
 def post(url: str, event_type: str, body: bytes) -> Delivery:
     """POST one body. http.client, not urllib, so no proxy settings get in the way."""
+    return _send("POST", url, event_type, body, USER_AGENT)
+
+
+def validate(url: str) -> bool:
+    """Mailchimp's check when a webhook is saved: a bare GET that must answer 200."""
+    return _send("GET", url, "validate", None, VALIDATOR_USER_AGENT).status == 200
+
+
+def _send(method: str, url: str, event_type: str, body: bytes | None, agent: str) -> Delivery:
     parts = urlsplit(url)
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -122,12 +132,10 @@ def post(url: str, event_type: str, body: bytes) -> Delivery:
         target += "?" + parts.query
     connection = connection_class(parts.hostname or "", parts.port, timeout=DELIVERY_TIMEOUT_S)
     try:
-        connection.request(
-            "POST",
-            target,
-            body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": USER_AGENT},
-        )
+        headers = {"User-Agent": agent}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
         response.read()
         return Delivery(url, event_type, response.status)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from syncd.esp.emulator import webhook_delivery
 from syncd.esp.emulator.members import JSON, AudienceEvent
 from syncd.esp.emulator.problems import field_error, invalid_resource, not_found
 
@@ -63,8 +64,11 @@ class WebhookRegistry:
             hooks = [h.render(self.list_id) for h in self._hooks.values()]
         return {"webhooks": hooks, "list_id": self.list_id, "total_items": len(hooks)}
 
-    def add(self, body: Mapping[str, Any]) -> JSON:
+    def add(self, body: Mapping[str, Any], *, validate: bool = False) -> JSON:
+        """Register a webhook; with `validate`, the URL must answer Mailchimp's GET check."""
         url = _check_url(body.get("url"))
+        if validate and not webhook_delivery.validate(url):
+            raise field_error("url", "We couldn't verify the URL is working. Please try again.")
         with self._lock:
             if any(h.url == url for h in self._hooks.values()):
                 raise invalid_resource("A webhook with this URL already exists for this list.")
