@@ -149,7 +149,7 @@ def _crm_id_conflicts(session: Session, batch: list[ImportRecord]) -> list[LineE
     if not wanted:
         return []
     holders = dict(session.execute(
-        select(Contact.crm_id, Contact.email_key).where(Contact.crm_id.in_(wanted))).tuples())
+        select(Contact.crm_id, Contact.email_key).where(Contact.crm_id.in_(wanted))).all())
     return [LineError(r.line, "crm_id", "already belongs to another contact")
             for r in batch if r.data.crm_id in holders
             and holders[r.data.crm_id] != r.address.key]

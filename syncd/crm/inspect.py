@@ -144,7 +144,7 @@ def _lists_by_contact(session: Session, ids: list[int]) -> dict[int, list[str]]:
         .join(InternalList, InternalList.id == ListMembership.list_id)
         .where(ListMembership.contact_id.in_(ids))
         .order_by(InternalList.name))
-    for contact_id, name in rows.tuples():
+    for contact_id, name in rows:
         found.setdefault(contact_id, []).append(name)
     return found
 
