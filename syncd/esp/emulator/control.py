@@ -1,7 +1,28 @@
 """`/_emulator/...`: the control surface for tests and tools in other processes.
 
 JSON in and out, no auth, served only when the emulator is bound to loopback. Never
-counted in the stats, never throttled, never delayed, never faulted.
+counted in the stats, never throttled, never delayed, never faulted. Errors are
+problem+json like the API's (400 bad input, 404 unknown route or member).
+
+    GET    /_emulator/health               {base_url, list_id, api_key}
+    GET    /_emulator/stats                StatsSnapshot.as_json()
+    POST   /_emulator/stats/reset          204
+    POST   /_emulator/reset                204: members, forgotten, webhooks, faults, stats
+    GET    /_emulator/settings             rules + latency_ms + max_connections
+    PUT    /_emulator/settings             {any of those} -> the settings
+    PUT    /_emulator/latency              {"ms": 20} -> the settings
+    GET    /_emulator/members[?status=]    {members: [member JSON]}
+    POST   /_emulator/members              {members: [{email_address, status, ...}]} seed
+    GET    /_emulator/addresses/<email|hash>  {member|null, confirmation_mails_sent, forgotten}
+    GET    /_emulator/faults               {faults: [{kind, remaining, match, ...}]}
+    POST   /_emulator/faults               {kind, count=1, match, probability=1, seconds=1}
+    DELETE /_emulator/faults               204 (faults and hooks)
+    POST   /_emulator/fire/<type>          {deliveries: [{url, event_type, status, error}]}
+        subscribe {email, merges?, ip_opt?}   unsubscribe {email, reason?, campaign_id?, action?}
+        cleaned {email, reason?, campaign_id?}  profile {email, merges}
+        upemail {old_email, new_email}          campaign {campaign_id, subject?, status?}
+        all take "source" (user|admin|api, default user) and "deliver" (default true)
+    POST   /_emulator/webhooks/redeliver   {deliveries: [...]}: retry the failed ones
 """
 
 from __future__ import annotations
