@@ -125,6 +125,10 @@ class RequestLog:
                    duration_ms=round((time.monotonic() - started) * 1000, 1))
 
     def route_of(self, scope: Scope) -> str:
+        # Starlette and FastAPI leave the matched route in the scope.
+        matched = getattr(scope.get("route"), "path", None)
+        if isinstance(matched, str):
+            return matched
         partial = None
         for route in self.routes():
             match, _ = route.matches(scope)

@@ -125,7 +125,10 @@ def summarise(result: Any) -> tuple[str, dict[str, Any]]:
     if result is None:
         return "succeeded", {}
     fields: Mapping[str, Any]
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+    counts_of = getattr(result, "counts", None)
+    if callable(counts_of):  # a report that knows its loggable numbers (no addresses)
+        fields = {"outcome": getattr(result, "outcome", "succeeded"), **counts_of()}
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
         fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     elif isinstance(result, Mapping):
         fields = result

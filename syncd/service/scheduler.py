@@ -9,6 +9,7 @@ not the scheduler, keeps replicas from running the same job at once. Every job h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,6 +82,6 @@ def job_options(interval: timedelta) -> dict[str, Any]:
         "coalesce": True,
         # A run late by up to one interval still happens (once, coalesced); a later
         # one would come no sooner than the next regular run anyway.
-        "misfire_grace_time": max(1, int(interval.total_seconds())),
+        "misfire_grace_time": max(1, math.ceil(interval.total_seconds())),
         "replace_existing": True,
     }

@@ -47,7 +47,7 @@ def serve(ctx: AppContext, *, host: str, port: int) -> int:
     app = create_app(ctx, started_at=started_at)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, log_level=None,
-        lifespan="off", server_header=False,
+        lifespan="on", server_header=False,
         timeout_graceful_shutdown=int(min(HTTP_DRAIN_SECONDS,
                                           ctx.settings.shutdown_timeout_seconds)),
     )
