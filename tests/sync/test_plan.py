@@ -92,7 +92,8 @@ def test_profile_change_of_live_member_is_a_data_update_without_tags_call() -> N
     change = plan_contact(after, known("subscribed", before), CFG, NOW)
 
     assert (change.action, change.write_data, change.write_tags) == (Action.UPDATE, True, False)
-    assert change.data is not None and change.data.merge_fields["FNAME"] == "Adaline"
+    assert change.data is not None
+    assert change.data.merge_fields["FNAME"] == "Adaline"
 
 
 def test_list_change_is_a_tags_only_update() -> None:
@@ -109,7 +110,8 @@ def test_tags_mirror_only_lists_of_the_synced_purpose() -> None:
     change = plan_contact(person(lists=("newsletter-nl", "offers", "ebook-leads")), None, CFG,
                           NOW)
 
-    assert change.data is not None and change.data.tags == ("newsletter-nl",)
+    assert change.data is not None
+    assert change.data.tags == ("newsletter-nl",)
 
 
 def test_merge_fields_come_from_contact_fields_and_attributes() -> None:
@@ -154,7 +156,8 @@ def test_unconfirmed_goes_pending_only_when_enabled() -> None:
 def test_fingerprint_separates_data_and_tags() -> None:
     one = plan_contact(person(), None, CFG, NOW).data
     two = plan_contact(person(lists=()), None, CFG, NOW).data
-    assert one is not None and two is not None
+    assert one is not None
+    assert two is not None
 
     assert fingerprint(one)[:32] == fingerprint(two)[:32]
     assert fingerprint(one)[32:] != fingerprint(two)[32:]
