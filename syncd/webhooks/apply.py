@@ -126,20 +126,21 @@ class _Job:
         contact = resolve_contact(session, self.keyring, event.email)
         hmacs = {self.keyring.address_hmac(event.email)}
         contact_id = contact.id if contact else None
+        changed = False
         if contact is not None:
             hmacs.add(self.keyring.address_hmac(contact.email_key))
             if not _same_withdrawal_recorded(session, contact.id, self.purpose, self.moment):
-                ledger.append(session, contact, ConsentRecord(
+                changed = ledger.append(session, contact, ConsentRecord(
                     purpose=self.purpose, action=Action.WITHDRAWN, occurred_at=self.moment,
                     source=self.channel, reason=(reason + " (deleted at ESP)")[:200]
                     if deleted else reason, campaign_id=event.campaign_id),
                     actor=ACTOR, dedupe_salt=self.event_key)
             why = f"{event.kind} ({reason})"
-            store.remove_from_lists(session, contact, actor=ACTOR, reason=why,
-                                    purpose=self.purpose)
+            changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR, reason=why,
+                                                    purpose=self.purpose))
             if abuse:  # Art. 21(3): no more direct marketing of any kind
-                store.remove_from_lists(session, contact, actor=ACTOR, reason=why,
-                                        marketing_only=True)
+                changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR,
+                                                        reason=why, marketing_only=True))
             if deleted:
                 audit.record(session, actor=ACTOR, action="esp_member_deleted",
                              contact_id=contact.id, channel=self.channel)
@@ -151,6 +152,8 @@ class _Job:
                  for address_hmac in sorted(hmacs)]
         if contact is not None and any(added):
             store.touch(contact)  # a new suppression changes what the sync may push
+        if not (changed or any(added)):
+            return Outcome(IGNORED, "already in effect", contact_id)
         note = "withdrawn and purged" if contact else "unknown address: suppression only"
         return Outcome(APPLIED, note, contact_id)
 
@@ -160,15 +163,20 @@ class _Job:
         contact = resolve_contact(session, self.keyring, event.email)
         if contact is None:
             return Outcome(IGNORED, "hard bounce for an unknown address")
+        changed = False
         # A bounce of an address the contact no longer has says nothing about the new one.
         if contact.email_key == event.email and contact.undeliverable_at is None:
+            changed = True
             contact.undeliverable_at = self.moment
             store.touch(contact)
             audit.record(session, actor=ACTOR, action="marked_undeliverable",
                          contact_id=contact.id, channel=self.channel,
                          reason=event.reason or "hard")
-        store.remove_from_lists(session, contact, actor=ACTOR, reason="cleaned (hard bounce)",
-                                purpose=self.purpose)
+        changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR,
+                                                reason="cleaned (hard bounce)",
+                                                purpose=self.purpose))
+        if not changed:
+            return Outcome(IGNORED, "already in effect", contact.id)
         return Outcome(APPLIED, "marked undeliverable", contact.id)
 
     def upemail(self) -> Outcome:

@@ -1,0 +1,227 @@
+"""The reconciliation pull: what the webhooks missed (I4).
+
+Mailchimp retries a failed webhook for 75 minutes, then drops it. This run asks
+Mailchimp for members whose status is `unsubscribed` or `cleaned` and whose
+`last_changed` is at or after the cursor minus `reconcile_overlap_minutes` (90 by
+default, more than the 75 minutes of retries), page by page, and applies each through
+the SAME inbox and handler as a webhook (source "reconciliation"). So an outage of any
+length loses nothing: what Mailchimp knows, the next run finds.
+
+- Idempotent with the webhooks: a member's event is keyed by (status, address,
+  last_changed), so overlapping runs store it once; and when the webhook for the same
+  unsubscribe was applied, the handler finds a withdrawal within minutes of that moment
+  (with no confirmation between) and writes no second one. Lists and suppressions are
+  set-like; a member already in that state is stored as `ignored` ("already in effect").
+- The cursor (table `cursors`, `reconcile:<audience>`) moves only after every page of
+  both statuses has been applied (or durably stored as failed, which the inbox retries),
+  to the newest `last_changed` seen. A run stopped half-way or failing leaves it; the
+  next run repeats the window, harmlessly.
+- First run (no cursor): a full pull of both statuses, paged, so that unsubscribes from
+  before syncd was installed are known too. Large audiences: this run is the slow one.
+- One run per audience at a time (`single_runner`, lock `reconcile:<audience>`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncd.clock import as_utc, parse_timestamp, utcnow
+from syncd.context import AppContext
+from syncd.db import transaction
+from syncd.errors import ConfigError
+from syncd.esp.protocol import EspReader, RemoteMember
+from syncd.logs import get_logger
+from syncd.metrics import LAST_SUCCESS, RUNS
+from syncd.runner_lock import single_runner
+from syncd.schema import Cursor, SyncRun
+from syncd.webhooks import inbox
+from syncd.webhooks.mailchimp_form import (
+    EventKind,
+    InboundEvent,
+    encode_event,
+    normalise_address,
+)
+
+log = get_logger("syncd.reconcile")
+STATUSES = ("unsubscribed", "cleaned")
+# Mailchimp's member listing needs a lower bound; this one means "everything".
+FULL_PULL_SINCE = datetime(2001, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class ReconcileReport:
+    audience_id: str
+    outcome: str = "running"  # succeeded | interrupted | failed
+    full_pull: bool = False
+    since: str | None = None
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+    seen: int = 0
+    applied: int = 0
+    unchanged: int = 0  # already in effect, or stored by an earlier run
+    failed: int = 0  # kept in the inbox, retried by retry_pending
+    skipped_no_address: int = 0
+    retried_inbox: int = 0
+    duration_seconds: float = 0.0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def cursor_name(audience_id: str) -> str:
+    return f"reconcile:{audience_id}"
+
+
+def event_for(member: RemoteMember, audience_id: str) -> InboundEvent | None:
+    """The webhook Mailchimp would have sent for this member's current status."""
+    address = normalise_address(member.email)
+    if address is None:
+        return None
+    unsubscribed = member.status == "unsubscribed"
+    said = (member.unsubscribe_reason or "").lower()
+    abuse = "abuse" in said or "spam" in said
+    kind = EventKind.UNSUBSCRIBE if unsubscribed else EventKind.CLEANED
+    return InboundEvent(
+        kind=kind, type=str(kind), fired_at=as_utc(member.last_changed), list_id=audience_id,
+        email=address[0], email_display=address[1],
+        reason="abuse" if abuse else ("manual" if unsubscribed else "hard"))
+
+
+def _read_cursor(ctx: AppContext, name: str) -> datetime | None:
+    with transaction(ctx.sessions) as session:
+        row = session.get(Cursor, name)
+        return parse_timestamp(row.value) if row is not None else None
+
+
+def _write_cursor(ctx: AppContext, name: str, value: datetime) -> None:
+    with transaction(ctx.sessions) as session:
+        row = session.get(Cursor, name)
+        if row is None:
+            session.add(Cursor(name=name, value=value.isoformat(), updated_at=utcnow()))
+        elif parse_timestamp(row.value) < value:  # never backwards
+            row.value, row.updated_at = value.isoformat(), utcnow()
+
+
+def _audience(ctx: AppContext) -> str:
+    audience = ctx.settings.mailchimp_audience_id
+    if not audience:
+        raise ConfigError("reconciliation reads the Mailchimp audience; set "
+                          "SYNCD_MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
+    return audience
+
+
+def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
+                  stop: threading.Event | None = None) -> ReconcileReport:
+    """Pull unsubscribed and cleaned members changed since the cursor (minus the
+    overlap) and apply them like webhooks. Raises RunnerBusy, ConfigError, EspError and
+    InboxUnavailable (after recording the failed run); the cursor is then unchanged."""
+    audience = _audience(ctx)
+    with single_runner(ctx.engine, f"reconcile:{audience}"):
+        owned = esp is None
+        if esp is None:
+            from syncd.esp.mailchimp import mailchimp_client
+
+            esp = mailchimp_client(ctx.settings)
+        try:
+            return _run(ctx, esp, audience, stop)
+        finally:
+            close = getattr(esp, "close", None) if owned else None
+            if close is not None:
+                close()
+
+
+def _run(ctx: AppContext, esp: EspReader, audience: str,
+         stop: threading.Event | None) -> ReconcileReport:
+    started, began = time.monotonic(), utcnow()
+    report = ReconcileReport(audience_id=audience)
+    with transaction(ctx.sessions) as session:
+        run = SyncRun(kind="reconcile", audience_id=audience, started_at=began,
+                      outcome="running", counts={})
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    try:
+        report.retried_inbox = inbox.retry_pending(ctx)
+        name = cursor_name(audience)
+        cursor = _read_cursor(ctx, name)
+        overlap = timedelta(minutes=ctx.settings.reconcile_overlap_minutes)
+        since = cursor - overlap if cursor is not None else FULL_PULL_SINCE
+        report.full_pull = cursor is None
+        report.since = since.isoformat()
+        report.cursor_before = cursor.isoformat() if cursor else None
+        newest = _pull(ctx, esp, audience, since, stop=stop, report=report)
+        if report.outcome == "running":
+            if newest is not None and (cursor is None or newest > cursor):
+                _write_cursor(ctx, name, newest)
+                report.cursor_after = newest.isoformat()
+            else:
+                report.cursor_after = report.cursor_before
+            report.outcome = "succeeded"
+        else:
+            report.cursor_after = report.cursor_before
+    except BaseException as exc:
+        report.outcome = "failed"
+        _finish(ctx, run_id, report, started, error=type(exc).__name__)
+        raise
+    _finish(ctx, run_id, report, started)
+    return report
+
+
+def _pull(ctx: AppContext, esp: EspReader, audience: str, since: datetime, *,
+          stop: threading.Event | None, report: ReconcileReport) -> datetime | None:
+    newest: datetime | None = None
+    for status in STATUSES:
+        for page in esp.iter_changed_members(status=status, since=since):
+            for member in page:
+                if stop is not None and stop.is_set():
+                    report.outcome = "interrupted"
+                    return newest
+                report.seen += 1
+                report.by_status[status] = report.by_status.get(status, 0) + 1
+                changed = as_utc(member.last_changed)
+                newest = changed if newest is None or changed > newest else newest
+                event = event_for(member, audience)
+                if event is None:
+                    report.skipped_no_address += 1
+                    continue
+                receipt = inbox.receive(ctx.sessions, event, encode_event(event),
+                                        settings=ctx.settings, keyring=ctx.keyring,
+                                        source=inbox.SOURCE_RECONCILIATION)
+                if receipt.status == "applied":
+                    report.applied += 1
+                elif receipt.status in ("failed", "parked"):
+                    report.failed += 1
+                else:
+                    report.unchanged += 1
+    return newest
+
+
+def _finish(ctx: AppContext, run_id: int, report: ReconcileReport, started: float, *,
+            error: str | None = None) -> None:
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    try:
+        with transaction(ctx.sessions) as session:
+            run = session.get(SyncRun, run_id)
+            if run is not None:
+                run.finished_at = utcnow()
+                run.outcome = report.outcome
+                run.error = error
+                run.counts = {k: v for k, v in report.to_dict().items()
+                              if isinstance(v, int | dict)}
+    except Exception:
+        log.warning("reconcile run record not updated", run_id=run_id)
+    RUNS.labels(kind="reconcile", outcome=report.outcome).inc()
+    if report.outcome == "succeeded":
+        LAST_SUCCESS.labels(kind="reconcile").set(time.time())
+    log.info("reconcile finished", outcome=report.outcome, seen=report.seen,
+             applied=report.applied, unchanged=report.unchanged, failed=report.failed,
+             full_pull=report.full_pull, duration_seconds=report.duration_seconds)
