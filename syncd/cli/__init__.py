@@ -25,6 +25,8 @@ _COMMAND_MODULES = (
     "syncd.cli.prune_cmd",
     "syncd.cli.import_cmd",
     "syncd.cli.contacts_cmd",
+    "syncd.cli.reconcile_cmd",
+    "syncd.cli.webhooks_cmd",
 )
 
 
