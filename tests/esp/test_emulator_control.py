@@ -70,6 +70,17 @@ def test_reset_empties_the_audience(emu: MailchimpEmulator) -> None:
     assert emu.members() == []
 
 
+def test_reset_restores_constructor_settings(emu: MailchimpEmulator) -> None:
+    emu.configure(allow_api_resubscribe=True)
+    emu.set_latency(50)
+    emu.set_max_connections(2)
+
+    control(emu, "POST", "reset")
+
+    assert (emu.audience.rules.allow_api_resubscribe, emu.latency_ms, emu.max_connections) == (
+        False, 0, 10)
+
+
 def test_settings_change_rules_latency_and_limit(emu: MailchimpEmulator) -> None:
     doc = control(emu, "PUT", "settings", json={
         "allow_api_resubscribe": True, "latency_ms": 5, "max_connections": 3,

@@ -287,3 +287,19 @@ def test_stop_refuses_new_connections() -> None:
 
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{url}/ping", timeout=2)
+
+
+def test_a_request_still_sleeping_at_reset_does_not_land_afterwards(
+    emu: MailchimpEmulator, http: requests.Session
+) -> None:
+    emu.inject_fault("slow", seconds=0.3)
+    batch = {"members": [{"email_address": "late@example.com", "status": "subscribed"}]}
+    with ThreadPoolExecutor(1) as pool:
+        late = pool.submit(http.post, f"{emu.base_url}/lists/{emu.list_id}", json=batch)
+        time.sleep(0.1)
+        emu.reset()
+
+        with pytest.raises(requests.exceptions.ConnectionError):
+            late.result()
+
+    assert emu.members() == []

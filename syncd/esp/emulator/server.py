@@ -161,6 +161,8 @@ class MailchimpEmulator:
         self._host, self._port = host, port
         self._latency_s = latency_ms / 1000
         self._stats = Stats(max_in_flight=max_connections)
+        self._initial = (self.audience.rules, self._latency_s, max_connections)
+        self._epoch = 0  # bumped by reset()
         self._faults = FaultPlan(seed)
         self._undelivered: list[tuple[str, str, bytes]] = []
         self._undelivered_lock = threading.Lock()
@@ -294,7 +296,10 @@ class MailchimpEmulator:
         self._stats.reset()
 
     def reset(self) -> None:
-        """Empty audience and webhooks, no faults or hooks, zero stats."""
+        """As freshly constructed, on the same port: empty audience and webhooks, the
+        constructor's rules, latency and connection limit, no faults or hooks, zero stats."""
+        self._epoch += 1
+        self.audience.rules, self._latency_s, self._stats.max_in_flight = self._initial
         self.audience.reset()
         self._faults.clear()
         self._stats.reset()
@@ -426,6 +431,7 @@ class MailchimpEmulator:
             self._stats.leave()
 
     def _serve_api(self, call: Call, path: str, authorization: str | None) -> Reply:
+        epoch = self._epoch
         if self._latency_s:
             time.sleep(self._latency_s)  # like a slow network: the slot stays taken
         fault = self._faults.take(call.method, path)
@@ -434,6 +440,10 @@ class MailchimpEmulator:
             if fault.kind != "slow":
                 return _fault_reply(fault.kind)
             time.sleep(fault.seconds)
+        if epoch != self._epoch:
+            # A request still sleeping when reset() ran (a timed-out `slow` one, say)
+            # must not land in the fresh audience of the next test.
+            return Reply(0, reset=True)
         try:
             body = parse_json(call.body)
         except ApiProblem as problem:

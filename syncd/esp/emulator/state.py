@@ -90,6 +90,11 @@ class Audience:
     def rules(self) -> AudienceRules:
         return self._rules
 
+    @rules.setter
+    def rules(self, rules: AudienceRules) -> None:
+        with self._lock:
+            self._rules = rules
+
     def configure(self, **changes: Any) -> AudienceRules:
         """Replace some rules, e.g. `configure(allow_api_resubscribe=True)`."""
         with self._lock:
