@@ -90,3 +90,8 @@ def served(app_context: AppContext, served_for: Callable[[AppContext], Served]) 
 def inbox_rows(ctx: AppContext) -> list[WebhookEvent]:
     with transaction(ctx.sessions) as session:
         return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+from tests.webhooks.emulated import emulated_context, emulator, emulator_server  # noqa: E402
+
+__all__ = ["emulated_context", "emulator", "emulator_server"]
