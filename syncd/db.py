@@ -118,3 +118,18 @@ def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, A
     # -1 and every duplicate looked inserted. A returned row is what says "inserted".
     result = session.execute(stmt.returning(*table.primary_key.columns))
     return result.first() is not None
+
+
+def insert_many_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]],
+                                    returning: Any) -> set[Any]:
+    """insert_ignoring_duplicates for many rows in one executemany, which SQLAlchemy sends
+    as a few multi-row INSERTs ("insertmanyvalues"; far fewer round trips for bulk
+    imports). Returns the `returning` column's value of every row actually inserted."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table).on_conflict_do_nothing().returning(returning)
+    return set(session.scalars(stmt, rows))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from syncd import audit
 from syncd.clock import utcnow
 from syncd.consent.policy import Action, ConsentFact
-from syncd.db import insert_ignoring_duplicates
+from syncd.db import insert_ignoring_duplicates, insert_many_ignoring_duplicates
 from syncd.schema import ConsentEvent, Contact
 
 
@@ -44,11 +44,8 @@ class ConsentRecord:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: str,
-           dedupe_salt: str = "") -> bool:
-    """Append one event unless the same one is there already. True when appended; the
-    contact's revision is bumped so the next sync looks at it again."""
-    inserted = insert_ignoring_duplicates(session, ConsentEvent.__table__, {
+def _row(contact: Contact, record: ConsentRecord, dedupe_salt: str) -> dict[str, object]:
+    return {
         "contact_id": contact.id,
         "purpose": record.purpose,
         "action": str(record.action),
@@ -65,14 +62,42 @@ def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: 
         "reason": record.reason,
         "campaign_id": record.campaign_id,
         "dedupe_key": record.dedupe_key(contact.email_key, dedupe_salt),
-    })
+    }
+
+
+def _appended(session: Session, contact: Contact, record: ConsentRecord, actor: str) -> None:
+    contact.revision += 1
+    contact.updated_at = utcnow()
+    audit.record(session, actor=actor, action=f"consent_{record.action}",
+                 contact_id=contact.id, purpose=record.purpose, source=record.source,
+                 occurred_at=record.occurred_at.isoformat())
+
+
+def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: str,
+           dedupe_salt: str = "") -> bool:
+    """Append one event unless the same one is there already. True when appended; the
+    contact's revision is bumped so the next sync looks at it again."""
+    inserted = insert_ignoring_duplicates(session, ConsentEvent.__table__,
+                                          _row(contact, record, dedupe_salt))
     if inserted:
-        contact.revision += 1
-        contact.updated_at = utcnow()
-        audit.record(session, actor=actor, action=f"consent_{record.action}",
-                     contact_id=contact.id, purpose=record.purpose, source=record.source,
-                     occurred_at=record.occurred_at.isoformat())
+        _appended(session, contact, record, actor)
     return inserted
+
+
+def append_many(session: Session, items: Sequence[tuple[Contact, ConsentRecord]], *,
+                actor: str, dedupe_salt: str = "") -> int:
+    """`append` for many events in a few multi-row statements (bulk import): the same
+    dedupe, revision bump and audit entry per appended event. Returns how many."""
+    rows = [_row(contact, record, dedupe_salt) for contact, record in items]
+    inserted = insert_many_ignoring_duplicates(session, ConsentEvent.__table__, rows,
+                                               ConsentEvent.__table__.c.dedupe_key)
+    appended = 0
+    for (contact, record), row in zip(items, rows, strict=True):
+        if row["dedupe_key"] in inserted:
+            inserted.discard(row["dedupe_key"])  # the same event twice in `items`: once
+            _appended(session, contact, record, actor)
+            appended += 1
+    return appended
 
 
 def _fact(event: ConsentEvent) -> ConsentFact:

@@ -1,0 +1,76 @@
+"""The bulk store functions the import uses behave like their one-at-a-time originals."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from syncd.consent import ledger
+from syncd.consent.ledger import ConsentRecord
+from syncd.consent.policy import Action
+from syncd.context import AppContext
+from syncd.crm import store
+from syncd.crm.addresses import parse_address
+from syncd.db import transaction
+from syncd.schema import AuditEntry, InternalList
+from tests.builders import add_contact, at, confirmed
+from tests.crm.conftest import counts
+
+RECORD = ConsentRecord(purpose="newsletter", action=Action.CONFIRMED, occurred_at=at(1),
+                       source="import")
+
+
+def test_append_many_stores_an_event_once_even_if_given_twice(app_context: AppContext) -> None:
+    add_contact(app_context, "ada@example.com")
+    with transaction(app_context.sessions) as session:
+        contact = store.find_contact(session, "ada@example.com")
+        assert contact is not None
+        revision = contact.revision
+        added = ledger.append_many(session, [(contact, RECORD), (contact, RECORD)],
+                                   actor="test")
+        assert (added, contact.revision) == (1, revision + 1)
+    assert counts(app_context)["consent_events"] == 1
+
+
+def test_append_many_skips_events_already_in_the_ledger(app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, "ada@example.com", events=confirmed())
+    with transaction(app_context.sessions) as session:
+        same = ledger.history(session, contact_id)[0]
+    with transaction(app_context.sessions) as session:
+        contact = store.find_contact(session, "ada@example.com")
+        assert contact is not None
+        record = ConsentRecord(purpose=same.purpose, action=Action(same.action),
+                               occurred_at=same.occurred_at, source=same.source,
+                               form_url=same.form_url, text_version=same.text_version,
+                               privacy_notice_version=same.privacy_notice_version, ip=same.ip)
+        assert ledger.append_many(session, [(contact, record), (contact, RECORD)],
+                                  actor="test") == 1
+    assert counts(app_context)["consent_events"] == 3
+
+
+def test_upsert_contacts_creates_then_updates_a_repeated_address(
+        app_context: AppContext) -> None:
+    with transaction(app_context.sessions) as session:
+        out = store.upsert_contacts(session, [
+            store.ContactData(parse_address("ada@example.com"), first_name="Ada"),
+            store.ContactData(parse_address("ADA@example.com"), last_name="Lovelace"),
+        ], actor="test")
+        assert [(created, changed) for _, created, changed in out] == [(True, True),
+                                                                       (False, True)]
+        assert out[0][0] is out[1][0]
+        actions = sorted(session.scalars(select(AuditEntry.action)))
+    assert actions == ["contact_created", "contact_updated"]
+    assert counts(app_context)["contacts"] == 1
+
+
+def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None:
+    add_contact(app_context, "ada@example.com", lists=["events"])
+    with transaction(app_context.sessions) as session:
+        contact = store.find_contact(session, "ada@example.com")
+        assert contact is not None
+        lists = {row.name: row for row in session.scalars(select(InternalList))}
+        added = store.add_to_lists(session, [(contact, lists["events"]),
+                                             (contact, lists["offers"]),
+                                             (contact, lists["offers"])],
+                                   actor="test", source="test")
+        assert added == 1
+        assert store.list_names(session, contact.id) == ["events", "offers"]
