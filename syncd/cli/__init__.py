@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "syncd.cli.contacts_cmd",
     "syncd.cli.reconcile_cmd",
     "syncd.cli.webhooks_cmd",
+    "syncd.cli.demo_cmd",
 )
 
 

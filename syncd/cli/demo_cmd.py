@@ -1,0 +1,52 @@
+"""`syncd demo [--json] [--dir PATH]`: syncd's whole job on the embedded default.
+
+Exit codes: 0 every step behaved as the rules say; 1 FAILED (a check failed, or the
+demo could not run; the message names which); 2 CONFIG (config/demo.toml missing or
+wrong, --dir not usable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from syncd.cli.common import err_console, handle_errors, out_console
+from syncd.cli.exit_codes import ExitCode
+
+
+@handle_errors
+def demo(
+    *,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document: each step, its checks and their outcome.")
+    ] = False,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Keep the demo's database (and a settings file for it) in this empty "
+                      "directory. Default: a temporary one, removed at the end.")] = None,
+) -> None:
+    """Run syncd's whole job locally: import a sample CRM, sync to a Mailchimp emulator,
+    purge an unsubscribe webhook, re-sync; every step checked. Needs no account.
+
+    Uses its own settings (config/demo.toml); --config and SYNCD_* variables are ignored."""
+    from syncd.demo.narration import Narrator, report_json
+    from syncd.demo.runner import DemoReport, run_demo
+
+    narrator = None if as_json else Narrator(out_console)
+    report: DemoReport = run_demo(directory=directory, observer=narrator)
+    if as_json:
+        out_console.print(report_json(report), markup=False, highlight=False, soft_wrap=True)
+    else:
+        assert narrator is not None
+        narrator.summary(report)
+    if not report.ok:
+        failed = report.failed_checks()
+        reason = (report.error if report.error else
+                  f"step {failed[0][0]}: {failed[0][1].name}" if failed else "incomplete")
+        err_console.print(f"[bold red]error:[/] the demo did not behave as the rules say: "
+                          f"{reason}", markup=True)
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
