@@ -99,7 +99,7 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
                               chunk_lines):
             # A short session per batch: on SQLite every transaction takes the write lock.
             with ctx.sessions() as session:
-                conflicts = _crm_id_conflicts(session, batch)
+                conflicts = _crm_id_conflicts(session, batch, within=True)
             for problem in conflicts:
                 report.note([problem])
                 report.refused_lines.add(problem.line)

@@ -301,12 +301,23 @@ def test_crm_id_of_another_contact_is_refused_before_anything_is_written(
     assert counts(app_context) == before
 
 
-def test_crm_id_claimed_twice_in_one_file_refuses_the_second_line(
+def test_crm_id_claimed_twice_in_one_file_refuses_the_file(
         app_context: AppContext, tmp_path: Path) -> None:
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl", [
         contact_line("b@example.com", crm_id="C-9"), contact_line("c@example.com", crm_id="C-9")]))
-    assert (report.valid, report.invalid) == (1, 1)
+    assert (report.applied, report.valid, report.invalid) == (False, 1, 1)
     assert _messages(report) == ["line 2, field crm_id: already belongs to another contact"]
+    assert counts(app_context)["contacts"] == 0
+
+
+def test_crm_id_claimed_twice_chunks_apart_refuses_the_later_line_while_applying(
+        app_context: AppContext, tmp_path: Path) -> None:
+    report = _import(app_context, write_jsonl(tmp_path / "in.jsonl", [
+        contact_line("b@example.com", crm_id="C-9"), contact_line("x@example.com"),
+        contact_line("c@example.com", crm_id="C-9")]), chunk_lines=2)
+    assert (report.applied, report.valid, report.invalid) == (True, 2, 1)
+    assert _messages(report) == ["line 3, field crm_id: already belongs to another contact"]
+    assert counts(app_context)["contacts"] == 2
 
 
 def test_import_creates_a_suppressed_address_but_it_stays_blocked(
