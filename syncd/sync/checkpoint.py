@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from syncd.clock import utcnow
 from syncd.schema import Contact, PushState
@@ -36,14 +37,49 @@ class Settlement:
     attempt_fingerprint: str | None = None
 
 
-def _insert(engine: Engine) -> Any:
-    return (postgresql.insert(_TABLE) if engine.dialect.name == "postgresql"
-            else sqlite.insert(_TABLE))
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+_SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parked_reason",
+            "retry_after", "attempt_fingerprint", "updated_at")
 
 
-def _existing(conn: Any, ids: list[int]) -> set[int]:
-    # A contact erased while its push was in flight has no row to attach state to.
-    return set(conn.execute(select(Contact.id).where(Contact.id.in_(ids))).scalars())
+def _statement(engine: Engine, kind: str) -> Any:
+    """The upsert for this dialect, built once (building `excluded` costs more than
+    running the statement for a chunk)."""
+    key = (engine.dialect.name, kind)
+    if key not in _STATEMENTS:
+        stmt: Any = (postgresql.insert(_TABLE) if engine.dialect.name == "postgresql"
+                     else sqlite.insert(_TABLE))
+        excluded = stmt.excluded
+        if kind == "attempt":
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[_TABLE.c.contact_id, _TABLE.c.audience_id],
+                set_={"attempt_fingerprint": excluded.attempt_fingerprint,
+                      "updated_at": excluded.updated_at})
+        else:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[_TABLE.c.contact_id, _TABLE.c.audience_id],
+                set_={name: getattr(excluded, name) for name in _SETTLED},
+                # Compare-and-set: never move the settled revision backwards.
+                where=_TABLE.c.settled_revision <= excluded.settled_revision)
+        _STATEMENTS[key] = stmt
+    return _STATEMENTS[key]
+
+
+def _upsert(engine: Engine, kind: str, rows: list[dict[str, Any]]) -> int:
+    """One transaction. A contact erased while its push was in flight has no row to
+    attach state to (foreign key): then only the contacts still present are written."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(_statement(engine, kind), rows)
+        return len(rows)
+    except IntegrityError:
+        with engine.begin() as conn:
+            present = set(conn.execute(select(Contact.id).where(
+                Contact.id.in_([r["contact_id"] for r in rows]))).scalars())
+            kept = [r for r in rows if r["contact_id"] in present]
+            if kept:
+                conn.execute(_statement(engine, kind), kept)
+            return len(kept)
 
 
 def mark_attempts(engine: Engine, audience_id: str, attempts: Sequence[tuple[int, str]]) -> None:
@@ -51,19 +87,9 @@ def mark_attempts(engine: Engine, audience_id: str, attempts: Sequence[tuple[int
     if not attempts:
         return
     now = utcnow()
-    with engine.begin() as conn:
-        present = _existing(conn, [cid for cid, _ in attempts])
-        rows = [{"contact_id": cid, "audience_id": audience_id, "settled_revision": 0,
-                 "attempt_fingerprint": fp, "updated_at": now}
-                for cid, fp in attempts if cid in present]
-        if not rows:
-            return
-        stmt = _insert(engine)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_TABLE.c.contact_id, _TABLE.c.audience_id],
-            set_={"attempt_fingerprint": stmt.excluded.attempt_fingerprint,
-                  "updated_at": stmt.excluded.updated_at})
-        conn.execute(stmt, rows)
+    _upsert(engine, "attempt", [
+        {"contact_id": cid, "audience_id": audience_id, "settled_revision": 0,
+         "attempt_fingerprint": fp, "updated_at": now} for cid, fp in attempts])
 
 
 def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) -> int:
@@ -71,24 +97,10 @@ def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) 
     if not settlements:
         return 0
     now = utcnow()
-    with engine.begin() as conn:
-        present = _existing(conn, [s.contact_id for s in settlements])
-        rows = [{"contact_id": s.contact_id, "audience_id": audience_id,
-                 "settled_revision": s.settled_revision, "fingerprint": s.fingerprint,
-                 "esp_status": s.esp_status, "esp_email": s.esp_email,
-                 "parked_reason": s.parked_reason, "retry_after": s.retry_after,
-                 "attempt_fingerprint": s.attempt_fingerprint, "updated_at": now}
-                for s in settlements if s.contact_id in present]
-        if not rows:
-            return 0
-        stmt = _insert(engine)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_TABLE.c.contact_id, _TABLE.c.audience_id],
-            set_={name: getattr(excluded, name) for name in (
-                "settled_revision", "fingerprint", "esp_status", "esp_email", "parked_reason",
-                "retry_after", "attempt_fingerprint", "updated_at")},
-            # Compare-and-set: never move the settled revision backwards.
-            where=_TABLE.c.settled_revision <= excluded.settled_revision)
-        conn.execute(stmt, rows)
-        return len(rows)
+    return _upsert(engine, "settle", [
+        {"contact_id": s.contact_id, "audience_id": audience_id,
+         "settled_revision": s.settled_revision, "fingerprint": s.fingerprint,
+         "esp_status": s.esp_status, "esp_email": s.esp_email,
+         "parked_reason": s.parked_reason, "retry_after": s.retry_after,
+         "attempt_fingerprint": s.attempt_fingerprint, "updated_at": now}
+        for s in settlements])

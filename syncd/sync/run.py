@@ -35,7 +35,7 @@ from syncd.sync.plan import Action, Change, PlanConfig, plan_contact
 from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_without_call
 
 log = get_logger(__name__)
-READ_CHUNK = 1000
+READ_CHUNK = 2000
 FLUSH_EVERY = 500
 MAX_EXAMPLES = 10
 _PUSHED = ("added", "reconsent", "updated", "unsubscribed", "adopted")
@@ -99,6 +99,14 @@ class _Tally:
         self.skipped: Counter[str] = Counter()
         self.considered = 0
         self.examples: list[PlannedExample] = []
+        # (outcome, reason) -> count; published once per run (a label lookup per contact
+        # would cost more than the planning).
+        self.metric: Counter[tuple[str, str]] = Counter()
+
+    def publish(self) -> None:
+        for (outcome, reason), count in self.metric.items():
+            MEMBERS.labels(outcome=outcome, reason=reason).inc(count)
+        self.metric.clear()
 
     def planned(self, change: Change, email: str, dry_run: bool) -> None:
         self.considered += 1
@@ -107,7 +115,7 @@ class _Tally:
                 self.kinds["unchanged"] += 1
             else:
                 self.skipped[change.category] += 1
-                MEMBERS.labels(outcome="skipped", reason=change.category).inc()
+                self.metric["skipped", change.category] += 1
         if dry_run:
             kind = {Action.ADD: "reconsent" if change.status == "pending" else "added",
                     Action.UPDATE: "updated", Action.RECONSENT: "reconsent",
@@ -120,11 +128,11 @@ class _Tally:
     def outcome(self, item: Outcome) -> None:
         if item.kind == "foreign":
             self.skipped["foreign_member"] += 1
-            MEMBERS.labels(outcome="skipped", reason="foreign_member").inc()
+            self.metric["skipped", "foreign_member"] += 1
             return
         self.kinds[item.kind] += 1
         label = ("pushed" if item.kind in _PUSHED else item.kind)
-        MEMBERS.labels(outcome=label, reason=item.change.category).inc()
+        self.metric[label, item.change.category] += 1
 
     def report(self, outcome: str, audience_id: str, **extra: Any) -> SyncReport:
         k = self.kinds
@@ -397,6 +405,7 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     report = tally.report(outcome, audience_id, duration_seconds=run.elapsed(),
                           write_calls=write_calls, **run.safety)
     _finish(ctx, run_id, report)
+    tally.publish()
     RUNS.labels(kind="sync", outcome=outcome).inc()
     if outcome == "succeeded":
         LAST_SUCCESS.labels(kind="sync").set(time.time())
@@ -408,6 +417,7 @@ def _fail(run: _Run, run_id: int, tally: _Tally, exc: EspError, write_calls: int
     report = tally.report("failed", run.audience_id, duration_seconds=run.elapsed(),
                           error=str(exc), write_calls=write_calls, **run.safety)
     _finish(run.ctx, run_id, report)
+    tally.publish()
     RUNS.labels(kind="sync", outcome="failed").inc()
     log.error("sync_failed", **report.counts())
 

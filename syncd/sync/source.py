@@ -26,6 +26,7 @@ from syncd.sync.plan import LIVE, ContactFacts, KnownState
 # Inbox events that block a push until applied: the person may have just left.
 BLOCKING_KINDS = ("unsubscribe", "cleaned")
 UNAPPLIED = ("received", "failed", "parked")
+_ACTIONS = {action.value: action for action in Action}
 
 
 @dataclass(frozen=True)
@@ -79,27 +80,27 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
             rows = conn.execute(query).all()
             if not rows:
                 return
-            ids = [row.id for row in rows]
-            hmacs = {row.id: keyring.address_hmac(row.email_key) for row in rows}
+            ids = [row[0] for row in rows]
+            hmacs = {row[0]: keyring.address_hmac(row[2]) for row in rows}
             events = _events(conn, ids)
             lists = _lists(conn, ids, purpose_lists)
             blocks = _suppressions(conn, list(hmacs.values()))
             inbox = _inbox_blocked(conn, list(hmacs.values()))
         chunk = []
-        for row in rows:
-            mac = hmacs[row.id]
+        # Tuple unpacking: attribute access on rows costs more than the planning.
+        for (cid, revision, email, first, last, attributes, customer, bounced, settled,
+             print_, status, esp_email, parked, attempt, retry_after) in rows:
+            mac = hmacs[cid]
             facts = ContactFacts(
-                contact_id=row.id, revision=row.revision, email=row.email_key,
-                first_name=row.first_name, last_name=row.last_name,
-                attributes=row.attributes or {}, is_customer=bool(row.is_customer),
-                undeliverable_at=row.undeliverable_at, lists=tuple(lists.get(row.id, ())),
-                events=tuple(events.get(row.id, ())), suppressions=tuple(blocks.get(mac, ())),
+                contact_id=cid, revision=revision, email=email, first_name=first,
+                last_name=last, attributes=attributes or {}, is_customer=bool(customer),
+                undeliverable_at=bounced, lists=tuple(lists.get(cid, ())),
+                events=tuple(events.get(cid, ())), suppressions=tuple(blocks.get(mac, ())),
                 inbox_block=mac in inbox)
-            known = None if row.settled_revision is None else KnownState(
-                settled_revision=row.settled_revision, fingerprint=row.fingerprint,
-                esp_status=row.esp_status, esp_email=row.esp_email,
-                parked_reason=row.parked_reason, attempt_fingerprint=row.attempt_fingerprint,
-                retry_after=row.retry_after)
+            known = None if settled is None else KnownState(
+                settled_revision=settled, fingerprint=print_, esp_status=status,
+                esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
+                retry_after=retry_after)
             chunk.append(Candidate(facts, known))
         yield chunk
         after = ids[-1]
@@ -111,10 +112,10 @@ def _events(conn: Connection, ids: list[int]) -> dict[int, list[ConsentFact]]:
                     ConsentEvent.occurred_at, ConsentEvent.source, ConsentEvent.ip,
                     ConsentEvent.text_version)
              .where(ConsentEvent.contact_id.in_(ids)))
-    for row in conn.execute(query):
-        found[row.contact_id].append(ConsentFact(
-            purpose=row.purpose, action=Action(row.action), occurred_at=row.occurred_at,
-            source=row.source, ip=row.ip, text_version=row.text_version))
+    for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
+            query).all():
+        found[cid].append(ConsentFact(purpose, _ACTIONS[action], occurred_at, channel, ip,
+                                      text_version))
     return found
 
 
@@ -125,8 +126,8 @@ def _lists(conn: Connection, ids: list[int], names: tuple[str, ...]) -> dict[int
     query = (select(ListMembership.contact_id, InternalList.name)
              .join(InternalList, InternalList.id == ListMembership.list_id)
              .where(ListMembership.contact_id.in_(ids), InternalList.name.in_(names)))
-    for row in conn.execute(query):
-        found[row.contact_id].append(row.name)
+    for cid, name in conn.execute(query).all():
+        found[cid].append(name)
     return found
 
 
