@@ -145,6 +145,29 @@ def test_pending_on_an_unsubscribed_member_is_allowed_and_sends_one_confirmation
     assert emu.confirmation_mails_sent(ADA) == 1
 
 
+def test_api_cannot_subscribe_a_re_opted_in_member_before_they_confirm(
+    client: Any, emu: MailchimpEmulator
+) -> None:
+    emu.seed_member(ADA, "unsubscribed")
+    put(client, emu, ADA, status_if_new="pending", status="pending")
+
+    with pytest.raises(ApiClientError) as exc:
+        put(client, emu, ADA, status_if_new="pending", status="subscribed")
+
+    assert problem(exc)["title"] == "Member In Compliance State"
+
+
+def test_confirming_the_re_opt_in_mail_subscribes_the_member(
+    client: Any, emu: MailchimpEmulator
+) -> None:
+    emu.seed_member(ADA, "unsubscribed")
+    put(client, emu, ADA, status_if_new="pending", status="pending")
+
+    emu.fire_subscribe(ADA)
+
+    assert emu.member(ADA)["status"] == "subscribed"  # type: ignore[index]
+
+
 def test_pending_on_a_cleaned_member_is_refused(client: Any, emu: MailchimpEmulator) -> None:
     emu.seed_member(ADA, "cleaned")
 

@@ -83,6 +83,9 @@ class Member:
     marketing_permissions: list[JSON] = field(default_factory=list)
     # What an archived member was before: re-adding it keeps the compliance rule.
     status_before_archive: str = ""
+    # Once unsubscribed or cleaned, only the person's own confirmation (not an API
+    # write, whatever statuses come in between) may make the member subscribed again.
+    needs_confirmation: bool = False
 
     @property
     def id(self) -> str:
@@ -206,13 +209,18 @@ def check_status(wanted: Any) -> None:
         raise field_error("status", f"Value must be one of: {allowed}")
 
 
-def check_transition(rules: AudienceRules, email: str, before: str, wanted: str) -> None:
+def check_transition(
+    rules: AudienceRules, email: str, before: str, wanted: str, *, needs_confirmation: bool
+) -> None:
     """Mailchimp refuses to subscribe an unsubscribed or cleaned address."""
-    if before not in COMPLIANCE_STATES or wanted == before or rules.allow_api_resubscribe:
+    if rules.allow_api_resubscribe or wanted == before:
         return
     # A fresh opt-in (pending: Mailchimp mails a confirmation) is allowed after an
-    # unsubscribe, never after a bounce: there is no mailbox to confirm from.
-    if wanted == "subscribed" or (wanted == "pending" and before == "cleaned"):
+    # unsubscribe, never after a bounce: there is no mailbox to confirm from. Strict
+    # where Mailchimp is unsettled: no detour (unsubscribed -> pending or transactional
+    # -> subscribed) gets round the rule by API, so such a bug in syncd cannot hide.
+    refused = (before in COMPLIANCE_STATES or needs_confirmation) and wanted == "subscribed"
+    if refused or (wanted == "pending" and before == "cleaned"):
         raise ApiProblem(
             400,
             "Member In Compliance State",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.esp.emulator.members import (
+    COMPLIANCE_STATES,
     JSON,
     AudienceEvent,
     AudienceRules,
@@ -176,8 +177,9 @@ class Audience:
             if current and is_new
             else (current.status if current else "")
         )
+        locked = bool(current and current.needs_confirmation)
         if wanted:
-            check_transition(self._rules, email, before, wanted)
+            check_transition(self._rules, email, before, wanted, needs_confirmation=locked)
 
         if current is None:
             member = Member(email, "", new_unique_email_id(), self._web_id(), self._last_stamp)
@@ -240,6 +242,7 @@ class Audience:
             self._confirmations[key] = self._confirmations.get(key, 0) + 1
         if status == "subscribed" and not member.timestamp_opt:
             member.timestamp_opt = iso(self._clock())
+        member.needs_confirmation = member.needs_confirmation or status in COMPLIANCE_STATES
         member.unsubscribe_reason = reason if status == "unsubscribed" else ""
         member.status = status
         member.status_before_archive = ""
@@ -575,6 +578,7 @@ class Audience:
             member.ip_opt = ip_opt or member.ip_opt
             member.timestamp_opt = iso(self._clock())
             self._set_status(key, member, "subscribed", reason="")
+            member.needs_confirmation = False
             self._touch(key, member)
             return [self._event("subscribe", member, source)]
 
@@ -715,6 +719,7 @@ class Audience:
             )
             for name, value in details.items():
                 setattr(member, name, value)
+            member.needs_confirmation = status in COMPLIANCE_STATES
             self._touch(key, member)
             return self._render(member)
 
