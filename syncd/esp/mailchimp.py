@@ -16,7 +16,9 @@ The API key is handed to the HTTP auth only; it is never logged or put in a mess
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -161,7 +163,8 @@ class MailchimpClient:
     # -- the one call path -----------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, write: bool = False,
-              member_level: bool = False, **kwargs: Any) -> dict[str, Any] | None:
+              member_level: bool = False, retries: int | None = None,
+              **kwargs: Any) -> dict[str, Any] | None:
         def once() -> dict[str, Any] | None:
             if write:
                 with self._calls_lock:
@@ -188,7 +191,7 @@ class MailchimpClient:
 
         retrying = Retrying(
             retry=retry_if_exception(retryable),
-            stop=stop_after_attempt(self._max_retries + 1),
+            stop=stop_after_attempt((self._max_retries if retries is None else retries) + 1),
             # Full jitter: a random wait in [0, min(cap, 0.25 * 2^n)] spreads retries of
             # parallel workers instead of synchronising them into a new burst.
             wait=wait_random_exponential(multiplier=0.25, max=self._retry_max_wait),
@@ -279,18 +282,39 @@ class MailchimpClient:
         body = _member_body(data) | {"status_if_new": status_if_new}
         if status is not None:
             body["status"] = status
+        if status == "pending":
+            return self._pending_once(data.email, body)
         return self._member_write("update member", self._lists.set_list_member,
                                   data.email, body)
+
+    def _pending_once(self, email: str, body: dict[str, Any]) -> MemberResult:
+        """Every accepted `pending` makes Mailchimp mail a confirmation, also pending ->
+        pending. A blind retry after a timeout or reset could mail the person twice, so
+        before each retry syncd reads the member: already pending means it landed."""
+        for attempt in range(self._max_retries + 1):
+            try:
+                return self._member_write("re-consent member", self._lists.set_list_member,
+                                          email, body, retries=0)
+            except EspTransientError:
+                if attempt == self._max_retries:
+                    raise
+                ESP_RETRIES.labels(reason="pending_check").inc()
+                # Full jitter, as in _call.
+                time.sleep(random.uniform(0, min(self._retry_max_wait, 0.25 * 2 ** attempt)))  # noqa: S311
+                remote = self.get_member(email)
+                if remote is not None and remote.status == "pending":
+                    return MemberResult(email.lower(), "written", "pending")
+        raise AssertionError("unreachable")
 
     def set_status(self, email: str, status: str) -> MemberResult:
         return self._member_write("change member status", self._lists.update_list_member,
                                   email, {"status": status})
 
     def _member_write(self, what: str, fn: Callable[..., Any], email: str,
-                      body: dict[str, Any]) -> MemberResult:
+                      body: dict[str, Any], retries: int | None = None) -> MemberResult:
         try:
             doc = self._call(what, fn, self.audience_id, subscriber_hash(email), body,
-                             write=True, member_level=True) or {}
+                             write=True, member_level=True, retries=retries) or {}
         except MemberMissingError:
             return MemberResult(email.lower(), "missing")
         except RecentSignupsError as exc:

@@ -142,6 +142,16 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
         return _member_outcome(change, result, "unsubscribed", now)
     assert change.data is not None
     kind = "reconsent" if change.action is Action.RECONSENT else "updated"
+    if change.action is Action.RECONSENT and change.known and change.known.attempt_fingerprint:
+        # An earlier `pending` may have landed before a crash: never mail the person a
+        # second confirmation. Read first; already pending (or confirmed) means done.
+        remote = esp.get_member(change.data.email)
+        if remote is not None and remote.status in ("pending", "subscribed"):
+            if change.known.attempt_fingerprint == change.fingerprint:
+                return Outcome(change, "adopted", _settled(
+                    change, status=remote.status, fingerprint=change.fingerprint))
+            result = esp.upsert_member(change.data, status_if_new="pending")
+            return _member_outcome(change, result, "adopted", now)
     result = MemberResult(change.data.email, "written", change.known.esp_status
                           if change.known else None)
     if change.write_data or change.action is Action.RECONSENT:

@@ -287,6 +287,11 @@ class _Pipeline:
             if len(self.adds) >= self.batch_size:
                 self.flush_adds()
         elif change.writes:
+            if change.action is Action.RECONSENT:
+                # Write-ahead, as for adds: `pending` mails the person; a crash before the
+                # checkpoint must not lead to a second confirmation mail.
+                checkpoint.mark_attempts(self.ctx.engine, self.audience_id,
+                                         [(change.contact_id, change.fingerprint or "")])
             self._submit([change], self._member, change)
         else:
             settlement = settle_without_call(change)
