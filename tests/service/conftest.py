@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,79 @@ def serve_process() -> Iterator[Callable[..., ServeProcess]]:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(timeout=10)
+
+
+def seed_confirmed(ctx: Any, count: int, *, prefix: str = "member") -> list[str]:
+    """`count` contacts on newsletter-nl with a double opt-in newsletter consent (given,
+    then confirmed), as the store and ledger write them, but in three bulk INSERTs: the
+    service tests need thousands (more than one read chunk of the sync) in seconds."""
+    import hashlib
+
+    from sqlalchemy import insert, select
+
+    from syncd.clock import utcnow
+    from syncd.db import transaction
+    from syncd.schema import ConsentEvent, Contact, InternalList, ListMembership
+    from tests.builders import at
+
+    emails = [f"{prefix}{i:05d}@example.org" for i in range(count)]
+    now = utcnow()
+    with transaction(ctx.sessions) as session:
+        list_id = session.scalars(
+            select(InternalList.id).where(InternalList.name == "newsletter-nl")).one()
+        session.execute(insert(Contact), [
+            {"email_key": e, "email_display": e, "attributes": {}, "is_customer": False,
+             "created_at": now, "updated_at": now, "revision": 1} for e in emails])
+        ids = dict(session.execute(select(Contact.email_key, Contact.id).where(
+            Contact.email_key.in_(emails))).all())
+        session.execute(insert(ConsentEvent), [
+            {"contact_id": ids[e], "purpose": "newsletter", "action": action,
+             "occurred_at": at(0) + timedelta(hours=hours), "recorded_at": now,
+             "source": "web_form", "email_at_time": e, "form_url": "https://example.org/signup",
+             "text_version": "v3", "privacy_notice_version": "2026-01", "ip": "192.0.2.10",
+             "dedupe_key": hashlib.sha256(f"{e}:{action}".encode()).hexdigest()}
+            for e in emails for action, hours in (("given", 0), ("confirmed", 1))])
+        session.execute(insert(ListMembership), [
+            {"contact_id": ids[e], "list_id": list_id, "added_at": now, "source": "test"}
+            for e in emails])
+    return emails
+
+
+def service_env(database_url: str, emulator_base_url: str, **settings: Any) -> dict[str, str]:
+    """SYNCD_* variables for a `syncd serve` subprocess: the test lists, secrets and keys,
+    the emulator as Mailchimp, JSON logs; `settings` override (name=value)."""
+    import json
+
+    from syncd.esp.emulator import DEFAULT_API_KEY
+    from tests.conftest import (
+        TEST_AUDIENCE_ID,
+        TEST_LISTS,
+        TEST_OLD_WEBHOOK_SECRET,
+        TEST_PSEUDONYM_KEY,
+        TEST_WEBHOOK_SECRET,
+    )
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "pseudonym_key": TEST_PSEUDONYM_KEY,
+        "webhook_secrets": f"{TEST_WEBHOOK_SECRET},{TEST_OLD_WEBHOOK_SECRET}",
+        "lists": json.dumps({name: cfg.model_dump() for name, cfg in TEST_LISTS.items()}),
+        "mailchimp_api_key": DEFAULT_API_KEY,
+        "mailchimp_audience_id": TEST_AUDIENCE_ID,
+        "mailchimp_base_url": emulator_base_url,
+        "mailchimp_retry_max_wait_seconds": 0.05,
+        "mailchimp_timeout_seconds": 5,
+        "log_format": "json",
+        "sync_interval_minutes": 600,
+        "reconcile_interval_minutes": 600,
+        "inbox_retry_interval_minutes": 600,
+    }
+    values.update(settings)
+    return {f"SYNCD_{name.upper()}": str(value) for name, value in values.items()}
+
+
+def log_records(lines: list[str]) -> list[dict[str, Any]]:
+    """The JSON log lines of a subprocess (every line must be JSON: nothing else on stderr)."""
+    import json
+
+    return [json.loads(line) for line in lines if line.strip()]
