@@ -169,8 +169,12 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     pending_unconfirmed = (decision.standing is Standing.UNCONFIRMED
                            and cfg.unconfirmed_as_pending)
 
+    # An add that was sent but never confirmed (timeout, crash) may have landed: the
+    # member can be live at the ESP although syncd has no status for it.
+    maybe_live = status is None and known is not None and known.attempt_fingerprint is not None
     if not decision.eligible and not pending_unconfirmed:
-        if status in LIVE and decision.standing in (Standing.WITHDRAWN, Standing.SUPPRESSED):
+        if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
+                                                                    Standing.SUPPRESSED):
             # The member key at the ESP is the address syncd pushed.
             at_esp = MemberData(email=(known.esp_email if known and known.esp_email
                                        else facts.email))

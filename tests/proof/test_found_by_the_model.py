@@ -1,0 +1,60 @@
+"""Sequences the model (tests/proof/model.py) found breaking an invariant, kept as
+fixed regressions: each drives the same machine by hand, with its checks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from syncd.esp.errors import EspError
+from syncd.sync.run import run_sync
+from tests.proof.model import checked_model
+from tests.proof.world import World
+
+ANN, BOB = "ann@example.org", "bob@example.org"
+BATCH = r"^POST /3\.0/lists/[^/]+$"
+
+
+def test_erasure_after_an_abuse_complaint_still_blocks_stale_data(world: World) -> None:
+    """I10: the abuse complaint's "*" suppression kept its old date under the unique key,
+    so the erasure's entry was never written and a re-import passed the policy."""
+    model = checked_model(world)()
+    model.import_confirmed(ANN, "Ann")
+    model.sync()
+    model.esp_unsubscribe(ANN, abuse=True)
+    model.esp_upemail(ANN, BOB)  # the old address is free at Mailchimp again
+    model.import_confirmed(ANN, "Ann")  # a new consent after the complaint: fine
+    model.erase(ANN)
+    model.reimport_erased(ANN)  # stale CRM data from before the erasure
+
+    model.sync()  # checks I1/I10 on every member that became live
+
+    assert ANN not in world.statuses()
+
+
+def test_withdrawal_after_an_unconfirmed_add_reaches_the_esp(database_url: str,
+                                                             tmp_path: Path) -> None:
+    """I8 / rule 5: an add that timed out but landed left push_state without a status;
+    a withdrawal before the next run was then settled without an unsubscribe, and the
+    person stayed subscribed at Mailchimp."""
+    world = World(database_url, tmp_path, mailchimp_timeout_seconds=0.3,
+                  mailchimp_max_retries=0)
+    try:
+        model = checked_model(world)()
+        model.import_confirmed(ANN, "Ann")
+        world.emu.inject_fault("slow", count=1, seconds=0.6, match=BATCH)
+        with pytest.raises(EspError):
+            run_sync(world.ctx)  # timed out; Mailchimp applies the add after all
+        deadline = time.monotonic() + 5
+        while world.statuses().get(ANN) != "subscribed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        world.clear_faults()
+        model.withdraw_in_crm(ANN)
+
+        model.sync()
+
+        assert world.statuses()[ANN] == "unsubscribed"
+    finally:
+        world.close()
