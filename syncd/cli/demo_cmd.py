@@ -30,7 +30,7 @@ def demo(
 
     Uses its own settings (config/demo.toml); --config and SYNCD_* variables are ignored."""
     from syncd.demo.narration import Narrator, report_json
-    from syncd.demo.runner import DemoReport, run_demo
+    from syncd.demo.runner import DemoReport, exit_code, run_demo
 
     narrator = None if as_json else Narrator(out_console)
     report: DemoReport = run_demo(directory=directory, observer=narrator)
@@ -39,13 +39,14 @@ def demo(
     else:
         assert narrator is not None
         narrator.summary(report)
-    if not report.ok:
+    code = exit_code(report)
+    if code is not ExitCode.OK:
         failed = report.failed_checks()
         reason = (report.error if report.error else
                   f"step {failed[0][0]}: {failed[0][1].name}" if failed else "incomplete")
         err_console.print(f"[bold red]error:[/] the demo did not behave as the rules say: "
                           f"{reason}", markup=True)
-        raise typer.Exit(int(ExitCode.FAILED))
+        raise typer.Exit(int(code))
 
 
 def register(app: typer.Typer) -> None:

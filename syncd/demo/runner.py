@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import requests
 from sqlalchemy import func, select
 
+from syncd.cli.exit_codes import ExitCode
 from syncd.clock import utcnow
 from syncd.config import NEWSLETTER
 from syncd.consent import ledger
@@ -85,6 +86,11 @@ class DemoReport:
                 "ignored_environment": self.ignored_environment,
                 "steps": [s.as_dict() for s in self.steps],
                 "failed_checks": [{"step": k, **c.as_dict()} for k, c in self.failed_checks()]}
+
+
+def exit_code(report: DemoReport) -> ExitCode:
+    """0 only when every step ran and every check passed."""
+    return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
 class Observer(Protocol):
