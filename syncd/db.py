@@ -3,6 +3,7 @@ PostgreSQL (psycopg 3) is the production database."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,21 +104,28 @@ def installation_value(factory: sessionmaker[Session], name: str) -> str:
         ).scalar_one()
 
 
-def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, Any]) -> bool:
-    """INSERT that does nothing when a unique key already exists (safe under concurrent
-    duplicates on both databases). True when a row was inserted."""
-    if session.get_bind().dialect.name == "postgresql":
+@functools.lru_cache(maxsize=64)
+def _insert_ignoring_statement(dialect: str, table: Any) -> Any:
+    """Built once per table: the values travel as parameters, so the compiled statement
+    is reused (building it with inline values cost more than running it)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+        stmt: Any = pg_insert(table).on_conflict_do_nothing()
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
     # An explicit RETURNING: with SQLAlchemy's implicit one (2.1, PostgreSQL) rowcount is
     # -1 and every duplicate looked inserted. A returned row is what says "inserted".
-    result = session.execute(stmt.returning(*table.primary_key.columns))
-    return result.first() is not None
+    return stmt.returning(*table.primary_key.columns)
+
+
+def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, Any]) -> bool:
+    """INSERT that does nothing when a unique key already exists (safe under concurrent
+    duplicates on both databases). True when a row was inserted."""
+    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table)
+    return session.execute(stmt, values).first() is not None
 
 
 def insert_many_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]],
