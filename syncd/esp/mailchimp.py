@@ -306,6 +306,11 @@ class MailchimpClient:
                     return MemberResult(email.lower(), "written", "pending")
         raise AssertionError("unreachable")
 
+    def rename_member(self, old_email: str, data: MemberData) -> MemberResult:
+        # PATCH (not PUT): PUT would create a second member under the new address.
+        return self._member_write("change member address", self._lists.update_list_member,
+                                  old_email, _member_body(data))
+
     def set_status(self, email: str, status: str) -> MemberResult:
         return self._member_write("change member status", self._lists.update_list_member,
                                   email, {"status": status})

@@ -110,6 +110,10 @@ class EspWriter(Protocol):
         """PUT: update data; `status_if_new` applies only if the address is new;
         `status` only when the intent is exactly that change (pending re-consent)."""
 
+    def rename_member(self, old_email: str, data: MemberData) -> MemberResult:
+        """PATCH the member keyed by `old_email` to `data.email` and its data, no status;
+        `missing` if there is no such member."""
+
     def set_status(self, email: str, status: str) -> MemberResult:
         """PATCH the status of an existing member (unsubscribe); `missing` if absent."""
 

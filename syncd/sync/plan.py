@@ -192,6 +192,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
                       write_tags=bool(data.tags))
     old = (known.fingerprint if known is not None else None) or ""
     data_changed, tags_changed = old[:32] != print_[:32], old[32:] != print_[32:]
+    # The address is part of the data fingerprint: a changed address is a data change,
+    # pushed as a rename of the member syncd knows (known.esp_email).
     inactive = tuple(n for n in cfg.tag_lists if n not in data.tags) if cfg.sync_tags else ()
     if decision.standing is Standing.RE_CONSENT and status == "unsubscribed":
         # The one way back after an unsubscribe (rule 6): `pending`, Mailchimp's own

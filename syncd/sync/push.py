@@ -154,6 +154,19 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
             return _member_outcome(change, result, "adopted", now)
     result = MemberResult(change.data.email, "written", change.known.esp_status
                           if change.known else None)
+    old_email = change.known.esp_email if change.known else None
+    if old_email and old_email != change.data.email:
+        # The address changed in the CRM: rename the member syncd pushed. Missing under
+        # the old address (already renamed at Mailchimp, `upemail`): write the new one.
+        result = esp.rename_member(old_email, change.data)
+        if result.outcome == "missing":
+            result = esp.upsert_member(change.data,
+                                       status_if_new=change.status or "subscribed")
+        if result.outcome != "written" or change.action is not Action.RECONSENT:
+            if result.outcome == "written" and change.write_tags:
+                esp.set_tags(change.data.email, active=change.data.tags,
+                             inactive=change.inactive_tags)
+            return _member_outcome(change, result, kind, now)
     if change.write_data or change.action is Action.RECONSENT:
         result = esp.upsert_member(
             change.data, status_if_new=change.status or "subscribed",

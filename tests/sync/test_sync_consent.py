@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from syncd.consent import ledger
@@ -259,3 +261,42 @@ def test_contact_change_during_push_is_pushed_next_run(
         revision = session.scalar(select(Contact.revision))
         settled = session.scalar(select(PushState.settled_revision))
     assert settled == revision
+
+
+def test_address_change_in_crm_renames_the_member(
+        app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
+    add_contact(app_context, "old@example.org", events=confirmed(), first_name="Ada")
+    sync()
+    with transaction(app_context.sessions) as session:
+        contact = store.find_contact(session, "old@example.org")
+        assert contact is not None
+        contact.email_key = contact.email_display = "new@example.org"
+        store.touch(contact)
+
+    report = sync()
+
+    assert [(m["email_address"], m["status"]) for m in emulator.members()] == [
+        ("new@example.org", "subscribed")]
+    assert report.updated == 1
+
+
+def test_stop_finishes_the_batch_in_flight_and_returns_interrupted(
+        app_context: AppContext, emulator: MailchimpEmulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.sync import run
+    from tests.sync.conftest import sync_settings
+
+    monkeypatch.setattr(run, "READ_CHUNK", 5)
+    ctx = AppContext(sync_settings(app_context.settings.database_url, emulator,
+                                   mailchimp_batch_size=5), app_context.engine)
+    for n in range(12):
+        add_contact(ctx, f"p{n:02d}@example.org", events=confirmed())
+    stop = threading.Event()
+    # Shutdown is asked while the first batch call is at Mailchimp.
+    emulator.set_hook(lambda _request: stop.set(), match=r"^POST /3\.0/lists/[^/]+$", times=1)
+
+    report = run.run_sync(ctx, stop=stop, progress=lambda _done, _total: stop.wait(5))
+    rest = run.run_sync(ctx)
+
+    assert (report.outcome, report.added) == ("interrupted", 5)
+    assert (rest.outcome, rest.added) == ("succeeded", 7)
