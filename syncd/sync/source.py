@@ -4,11 +4,12 @@ planner needs. Memory is O(chunk), never O(contacts)."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_, select, type_coerce
 
 from syncd.consent.policy import Action, ConsentFact, SuppressionFact
 from syncd.crm.keys import Keyring
@@ -27,6 +28,17 @@ from syncd.sync.plan import LIVE, ContactFacts, KnownState
 BLOCKING_KINDS = ("unsubscribe", "cleaned")
 UNAPPLIED = ("received", "failed", "parked")
 _ACTIONS = {action.value: action for action in Action}
+# Most contacts have no imported attributes: skip the JSON decoder for "{}".
+_RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
+
+
+def _attributes(raw: object) -> dict[str, str]:
+    if raw is None or raw in ("{}", "null"):
+        return {}
+    if isinstance(raw, dict):  # a driver that decodes JSON itself
+        return raw
+    decoded = json.loads(str(raw))
+    return decoded if isinstance(decoded, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
     while True:
         join, where = _pending_filter(audience_id, after)
         query = (select(Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
-                        Contact.last_name, Contact.attributes, Contact.is_customer,
+                        Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer,
                         Contact.undeliverable_at, PushState.settled_revision,
                         PushState.fingerprint, PushState.esp_status, PushState.esp_email,
                         PushState.parked_reason, PushState.attempt_fingerprint,
@@ -93,7 +105,8 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
             mac = hmacs[cid]
             facts = ContactFacts(
                 contact_id=cid, revision=revision, email=email, first_name=first,
-                last_name=last, attributes=attributes or {}, is_customer=bool(customer),
+                last_name=last, attributes=_attributes(attributes),
+                is_customer=bool(customer),
                 undeliverable_at=bounced, lists=tuple(lists.get(cid, ())),
                 events=tuple(events.get(cid, ())), suppressions=tuple(blocks.get(mac, ())),
                 inbox_block=mac in inbox)
