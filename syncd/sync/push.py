@@ -117,6 +117,8 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
             contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
             esp_status=None, esp_email=None))
     result = esp.upsert_member(change.data, status_if_new=change.status or "pending")
+    if result.outcome == "written" and change.data.tags:
+        esp.set_tags(change.data.email, active=change.data.tags, inactive=())
     return _member_outcome(change, result, "adopted", now)
 
 

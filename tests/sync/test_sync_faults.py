@@ -164,3 +164,21 @@ def test_second_runner_is_refused_at_once(database_url: str,
     with single_runner(ctx.engine, f"sync:{TEST_AUDIENCE_ID}"), pytest.raises(RunnerBusy):
         run_sync(ctx)
     ctx.close()
+
+
+def test_foreign_member_gets_data_but_never_a_status_when_managed(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    ctx = _context(database_url, emulator, mailchimp_manage_foreign_members=True)
+    emulator.configure(allow_api_resubscribe=True)
+    emulator.seed_member("ada@example.org", "unsubscribed")
+    add_contact(ctx, "ada@example.org", events=confirmed(), first_name="Ada",
+                lists=["newsletter-nl"])
+
+    report = run_sync(ctx)
+    ctx.close()
+
+    member = emulator.member("ada@example.org")
+    assert member is not None
+    assert (member["status"], member["merge_fields"]["FNAME"]) == ("unsubscribed", "Ada")
+    assert [t["name"] for t in member["tags"]] == ["newsletter-nl"]
+    assert report.adopted == 1
