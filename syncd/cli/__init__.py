@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "syncd.cli.reconcile_cmd",
     "syncd.cli.webhooks_cmd",
     "syncd.cli.demo_cmd",
+    "syncd.cli.emulator_cmd",
 )
 
 
