@@ -141,7 +141,10 @@ class _Receiver:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self._ctx = ctx
         self._keyring: Keyring | None = None
-        self.limiter = anyio.CapacityLimiter(APPLY_THREADS)
+        # SQLite has one writer at a time: more threads would only wait in its busy
+        # handler (which sleeps in steps) instead of queueing here in order.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self.limiter = anyio.CapacityLimiter(1 if sqlite else APPLY_THREADS)
 
     @property
     def keyring(self) -> Keyring:

@@ -26,6 +26,7 @@ the sync planner asks `blocked_address_hmacs`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -40,7 +41,7 @@ from syncd import logs
 from syncd.clock import as_utc, utcnow
 from syncd.config import Settings
 from syncd.crm.keys import Keyring
-from syncd.db import insert_ignoring_duplicates, transaction
+from syncd.db import transaction
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
 from syncd.webhooks import apply as effects
@@ -114,6 +115,28 @@ def _row(event: InboundEvent, body: str, keyring: Keyring, *, key: str, source: 
     }
 
 
+@functools.lru_cache(maxsize=4)
+def _insert_statement(dialect: str) -> Any:
+    """INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once: a
+    concurrent duplicate waits for the first transaction, then inserts nothing."""
+    table: Any = WebhookEvent.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return stmt.returning(table.c.id)
+
+
+def _insert(session: Session, values: dict[str, Any]) -> int | None:
+    """The new row's id, or None when an event with this dedupe key is stored already."""
+    stmt = _insert_statement(session.get_bind().dialect.name)
+    return session.execute(stmt, values).scalar()
+
+
 def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
             settings: Settings, keyring: Keyring, source: str = SOURCE_WEBHOOK) -> Receipt:
     """Store and apply one event. Returns only once the event is committed (applied,
@@ -123,13 +146,11 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
     row = _row(event, body, keyring, key=key, source=source, now=now)
     try:
         with transaction(sessions) as session:
-            if not insert_ignoring_duplicates(session, WebhookEvent.__table__,
-                                              row | {"status": effects.APPLIED, "attempts": 1}):
+            event_id = _insert(session, row | {"status": effects.APPLIED, "attempts": 1})
+            if event_id is None:
                 return Receipt(DUPLICATE, event.kind)
             outcome = effects.apply(session, event, settings=settings, keyring=keyring,
                                     event_key=key, channel=_channel(source), now=now)
-            event_id = session.scalar(select(WebhookEvent.id)
-                                      .where(WebhookEvent.dedupe_key == key))
             if outcome.status != effects.APPLIED:
                 session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
                                 .values(status=outcome.status, last_error=outcome.note[:500]))
@@ -139,12 +160,10 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
     status = PARKED if isinstance(failure, effects.Unappliable) else FAILED
     try:
         with transaction(sessions) as session:
-            inserted = insert_ignoring_duplicates(session, WebhookEvent.__table__, row | {
-                "status": status, "attempts": 1, "last_error": describe_error(failure)})
-            if not inserted:
+            event_id = _insert(session, row | {"status": status, "attempts": 1,
+                                               "last_error": describe_error(failure)})
+            if event_id is None:
                 return Receipt(DUPLICATE, event.kind)
-            event_id = session.scalar(select(WebhookEvent.id)
-                                      .where(WebhookEvent.dedupe_key == key))
     except Exception as exc:
         raise InboxUnavailable(type(exc).__name__) from None
     if status == PARKED:
