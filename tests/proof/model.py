@@ -21,6 +21,7 @@ After every step it checks the invariants that apply (consent-rules.md):
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,6 +48,11 @@ POOL = ("ann@example.org", "bob@example.org", "cleo@example.org", "dirk@example.
 FOREVER = datetime.max.replace(tzinfo=UTC)
 FAULTS = ("429", "500", "403_bodyless", "reset")
 NEWSLETTER_LISTS = ("newsletter-nl", "newsletter-en")
+WRITES = r"^(PUT|PATCH|POST) /3\.0/"
+# The model's client times out after MODEL_TIMEOUT s; a slow answer takes longer.
+MODEL_TIMEOUT = 0.25
+SLOW_SECONDS = 0.35
+MODEL_SETTINGS = {"mailchimp_timeout_seconds": MODEL_TIMEOUT, "mailchimp_max_retries": 1}
 
 
 @dataclass
@@ -259,12 +265,24 @@ class SystemModel(RuleBasedStateMachine):
             if calls[0] > after:
                 raise RuntimeError("emulated outage")
 
-        self.w.emu.set_hook(die_after, match=r"^(PUT|PATCH|POST) /3\.0/")
+        self.w.emu.set_hook(die_after, match=WRITES)
         try:
             self._sync()
         finally:
             self.w.clear_faults()
             self.faults_on = False
+
+    @rule()
+    def timed_out_sync(self) -> None:
+        """Every write outlives the client's timeout and is applied all the same: the
+        run fails with adds that landed but were never confirmed (a crash after push)."""
+        self.w.emu.inject_fault("slow", count=None, seconds=SLOW_SECONDS, match=WRITES)
+        try:
+            self._sync()
+        finally:
+            self.w.clear_faults()
+            self.faults_on = False
+            time.sleep(SLOW_SECONDS)  # the slow requests finish and land
 
     @rule(kind=st.sampled_from(FAULTS))
     def faults_on_esp(self, kind: str) -> None:

@@ -3,14 +3,17 @@ real PostgreSQL (a smaller budget there: the same code paths, slower commits).""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.proof.model import checked_model
+from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
-BUDGET = {"sqlite": (25, 30), "postgresql": (8, 25)}  # (examples, steps per example)
+BUDGET = {"sqlite": (12, 25), "postgresql": (5, 20)}  # (examples, steps per example)
 
 
 def _budget(world: World) -> settings:
@@ -19,6 +22,13 @@ def _budget(world: World) -> settings:
                     print_blob=True, suppress_health_check=list(HealthCheck))
 
 
+@pytest.fixture
+def model_world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    built = World(database_url, tmp_path, **MODEL_SETTINGS)
+    yield built
+    built.close()
+
+
 @pytest.mark.slow
-def test_no_sequence_of_events_breaks_an_invariant(world: World) -> None:
-    run_state_machine_as_test(checked_model(world), settings=_budget(world))
+def test_no_sequence_of_events_breaks_an_invariant(model_world: World) -> None:
+    run_state_machine_as_test(checked_model(model_world), settings=_budget(model_world))
