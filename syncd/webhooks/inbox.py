@@ -149,8 +149,11 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
             event_id = _insert(session, row | {"status": effects.APPLIED, "attempts": 1})
             if event_id is None:
                 return Receipt(DUPLICATE, event.kind)
-            outcome = effects.apply(session, event, settings=settings, keyring=keyring,
-                                    event_key=key, channel=_channel(source), now=now)
+            # One flush at commit: the effects' ORM writes (revision bumps, audit rows)
+            # go out together, not before each of the effects' queries.
+            with session.no_autoflush:
+                outcome = effects.apply(session, event, settings=settings, keyring=keyring,
+                                        event_key=key, channel=_channel(source), now=now)
             if outcome.status != effects.APPLIED:
                 session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
                                 .values(status=outcome.status, last_error=outcome.note[:500]))
