@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
 from syncd import logs
@@ -55,7 +56,8 @@ def open_context(*, migrate: bool = True) -> AppContext:
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {logs.redactor().scrub_text(message)}")
+    # Escaped: messages name TOML tables like "[mailchimp] api_key", not rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(logs.redactor().scrub_text(message))}")
     return typer.Exit(int(code))
 
 

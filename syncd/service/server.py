@@ -6,6 +6,7 @@ our shutdown); the scheduler runs its jobs in worker threads."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from types import FrameType
 
@@ -24,6 +25,13 @@ log = get_logger("syncd.service")
 
 # uvicorn's own share of the bound: finishing open HTTP requests (webhooks answer fast).
 HTTP_DRAIN_SECONDS = 5.0
+
+
+def _plain_uvicorn_records(record: logging.LogRecord) -> bool:
+    """uvicorn attaches a `color_message` copy with terminal colour codes; the structured
+    line needs only the message."""
+    record.__dict__.pop("color_message", None)
+    return True
 
 
 class _Server(uvicorn.Server):
@@ -51,6 +59,8 @@ def serve(ctx: AppContext, *, host: str, port: int) -> int:
         timeout_graceful_shutdown=int(min(HTTP_DRAIN_SECONDS,
                                           ctx.settings.shutdown_timeout_seconds)),
     )
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_plain_uvicorn_records)
     server = _Server(config, shutdown)
     shutdown.server = server
     shutdown.install()
