@@ -5,16 +5,12 @@ exits non-zero."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from syncd.cli.exit_codes import ExitCode
 from syncd.demo import checks
 from syncd.demo.cast import ANNA, BEN, GINA, TEST
 from syncd.demo.runner import exit_code, run_demo
-from syncd.demo.stage import DB_NAME, Stage
-from syncd.errors import ConfigError
+from syncd.demo.stage import Stage
 
 CONFIRMED = checks.Member("subscribed", ("newsletter-nl",), "2025-03-03T10:07:00+00:00")
 
@@ -106,8 +102,3 @@ def test_demo_fails_when_the_audience_holds_a_withdrawn_person() -> None:
     # Later steps build on the failed one: the demo stops there.
     assert [s.key for s in report.steps] == ["import", "sync"]
 
-
-def test_demo_refuses_a_directory_with_an_earlier_demo(tmp_path: Path) -> None:
-    (tmp_path / DB_NAME).write_bytes(b"")
-    with pytest.raises(ConfigError, match="earlier demo"), Stage(tmp_path):
-        pass
