@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd import audit
+from syncd import audit, logs
 from syncd.clock import as_utc
 from syncd.config import Settings
 from syncd.consent import ledger
@@ -61,6 +61,7 @@ IGNORED = "ignored"
 # they are one withdrawal, not two.
 SAME_WITHDRAWAL_WINDOW = timedelta(minutes=5)
 MAX_RENAMES = 10
+log = logs.get_logger("syncd.webhooks")
 ADDRESSED_KINDS = (EventKind.SUBSCRIBE, EventKind.UNSUBSCRIBE, EventKind.PROFILE,
                    EventKind.CLEANED)
 
@@ -86,6 +87,8 @@ def apply(  # noqa: PLR0911 - one return per kind reads as the table it is
     if event.kind in (EventKind.CAMPAIGN, EventKind.UNKNOWN):
         return Outcome(IGNORED, f"{event.kind} events are stored, not applied")
     if audience and event.list_id and event.list_id != audience:
+        log.info("webhook for another audience ignored", list_id=event.list_id[:64],
+                 kind=str(event.kind))
         return Outcome(IGNORED, "event for another audience")
     moment = min(as_utc(event.fired_at), now) if event.fired_at else now
     job = _Job(session, event, settings, keyring, event_key, channel, moment)
@@ -240,6 +243,7 @@ class _Job:
         event, session = self.event, self.session
         assert event.email is not None
         if self.settings.webhook_profile_master != "esp":
+            log.info("profile webhook stored, not applied: the CRM is master for names")
             return Outcome(IGNORED, "profile master is the CRM")
         contact = resolve_contact(session, self.keyring, event.email)
         if contact is None:

@@ -48,7 +48,7 @@ class Served:
 def serve_app(app: fastapi.FastAPI) -> Served:
     """A real uvicorn server on 127.0.0.1 with a free port, in a daemon thread."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=1)
+                            lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test")

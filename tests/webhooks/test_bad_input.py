@@ -149,7 +149,7 @@ def test_empty_post_gets_200_and_stores_nothing(served: Served, app_context: App
     assert inbox_rows(app_context) == []
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.binary(min_size=1, max_size=300) | st.text(max_size=200).map(str.encode))
 def test_arbitrary_bodies_never_get_a_5xx(served: Served, app_context: AppContext,
