@@ -8,9 +8,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_, select, type_coerce
 
+from syncd.clock import as_utc
 from syncd.consent.policy import Action, ConsentFact, SuppressionFact
 from syncd.crm.keys import Keyring
 from syncd.schema import (
@@ -30,6 +32,14 @@ UNAPPLIED = ("received", "failed", "parked")
 _ACTIONS = {action.value: action for action in Action}
 # Most contacts have no imported attributes: skip the JSON decoder for "{}".
 _RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
+
+
+def _moment(raw: object) -> datetime:
+    """Event times, read without SQLAlchemy's per-value processing (two per contact):
+    SQLite gives ISO text (naive = UTC), PostgreSQL's driver an aware datetime."""
+    if isinstance(raw, datetime):
+        return as_utc(raw)
+    return as_utc(datetime.fromisoformat(str(raw)))
 
 
 def _attributes(raw: object) -> dict[str, str]:
@@ -122,13 +132,13 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
 def _events(conn: Connection, ids: list[int]) -> dict[int, list[ConsentFact]]:
     found: dict[int, list[ConsentFact]] = defaultdict(list)
     query = (select(ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
-                    ConsentEvent.occurred_at, ConsentEvent.source, ConsentEvent.ip,
-                    ConsentEvent.text_version)
+                    type_coerce(ConsentEvent.occurred_at, Text), ConsentEvent.source,
+                    ConsentEvent.ip, ConsentEvent.text_version)
              .where(ConsentEvent.contact_id.in_(ids)))
     for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
             query).all():
-        found[cid].append(ConsentFact(purpose, _ACTIONS[action], occurred_at, channel, ip,
-                                      text_version))
+        found[cid].append(ConsentFact(purpose, _ACTIONS[action], _moment(occurred_at),
+                                      channel, ip, text_version))
     return found
 
 
