@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd import audit, logs
@@ -91,7 +91,7 @@ def apply(  # noqa: PLR0911 - one return per kind reads as the table it is
                  kind=str(event.kind))
         return Outcome(IGNORED, "event for another audience")
     moment = min(as_utc(event.fired_at), now) if event.fired_at else now
-    job = _Job(session, event, settings, keyring, event_key, channel, moment)
+    job = _Job(session, event, settings, keyring, event_key, channel, moment, now)
     if event.kind is EventKind.UPEMAIL:
         return job.upemail()
     if event.email is None:
@@ -114,7 +114,8 @@ class _Job:
     keyring: Keyring
     event_key: str
     channel: str
-    moment: datetime
+    moment: datetime  # when the ESP saw it (fired_at), never later than now
+    now: datetime
 
     @property
     def purpose(self) -> str:
@@ -236,8 +237,11 @@ class _Job:
             if earlier.email != contact.email_key:
                 continue
             channel = CHANNEL_RECONCILIATION if source == "reconciliation" else CHANNEL_WEBHOOK
-            apply(self.session, earlier, settings=self.settings, keyring=self.keyring,
-                  event_key=key, channel=channel, now=self.moment)
+            outcome = apply(self.session, earlier, settings=self.settings, keyring=self.keyring,
+                            event_key=key, channel=channel, now=self.now)
+            if outcome.status == APPLIED:
+                self.session.execute(update(WebhookEvent).where(WebhookEvent.dedupe_key == key)
+                                     .values(status=APPLIED, last_error=None))
 
     def profile(self) -> Outcome:
         event, session = self.event, self.session

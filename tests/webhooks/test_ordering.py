@@ -132,3 +132,19 @@ def test_newer_confirmed_consent_beats_a_late_older_unsubscribe(
     assert state.standing is Standing.RE_CONSENT
     assert state.eligible
     assert at(10) > state.withdrawals[0][1]
+
+
+def test_unsubscribe_of_the_new_address_before_its_upemail_is_applied_on_arrival_of_it(
+        app_context: AppContext) -> None:
+    from datetime import UTC, datetime
+
+    add_contact(app_context, "ada.lovelace@example.com", events=confirmed(),
+                lists=["newsletter-nl"])
+    early = fixture_body("unsubscribe.form").replace(b"ada.lovelace%40example.com",
+                                                     b"ada.king%40example.org")
+    _deliver(app_context, early)  # the new address is nobody's yet: suppression only
+    assert person(app_context, "ada.lovelace@example.com").lists == ("newsletter-nl",)
+    _deliver(app_context, fixture_body("upemail.form"))
+    state = person(app_context, "ada.king@example.org")
+    assert state.lists == ()
+    assert [w[1] for w in state.withdrawals] == [datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC)]
