@@ -110,8 +110,11 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
     ours = known is not None and known.attempt_fingerprint is not None
     if ours and known is not None and known.attempt_fingerprint == change.fingerprint:
         remote = esp.get_member(change.data.email)  # a read: learn the status it has now
+        if remote is None:  # gone again since: nothing confirmed, look again next run
+            return Outcome(change, "failed", None,
+                           EspTransientError("add member: member vanished while adopting"))
         return Outcome(change, "adopted", _settled(
-            change, status=remote.status if remote else None, fingerprint=change.fingerprint))
+            change, status=remote.status, fingerprint=change.fingerprint))
     if not ours and not manage_foreign:
         return Outcome(change, "foreign", Settlement(
             contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,

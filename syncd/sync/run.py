@@ -371,7 +371,7 @@ class _Pipeline:
 
 def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | None,
           progress: Callable[[int, int], None] | None) -> SyncReport:
-    ctx, audience_id, cfg, now = run.ctx, run.audience_id, run.cfg, run.now
+    ctx, audience_id, now = run.ctx, run.audience_id, run.now
     tally = _Tally()
     writes_before = getattr(esp, "write_calls", 0)
     try:
@@ -381,25 +381,12 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
         raise
     total = source.count_candidates(ctx.engine, audience_id) if progress else 0
     pipeline = _Pipeline(ctx, esp, audience_id, tally, now)
-    interrupted = False
     try:
-        for chunk in _candidates(ctx, audience_id, cfg):
-            if stop is not None and stop.is_set():
-                interrupted = True
-                break
-            for cand in chunk:
-                change = plan_contact(cand.facts, cand.known, cfg, now)
-                tally.planned(change, cand.facts.email, dry_run=False)
-                pipeline.take(change)
-            pipeline.collect(block=False)
-            if pipeline.abort is not None:
-                break
-            if progress:
-                progress(pipeline.done, total)
-        if not interrupted and pipeline.abort is None:
-            pipeline.flush_adds()
-    finally:
-        pipeline.drain()
+        interrupted = _stream(run, pipeline, tally, stop=stop, progress=progress, total=total)
+    except Exception as exc:
+        # A bug or a database failure: the run is recorded as failed, then it surfaces.
+        _fail(run, run_id, tally, EspError(f"sync failed: {type(exc).__name__}"))
+        raise
     if progress:
         progress(pipeline.done, max(total, pipeline.done))
     write_calls = getattr(esp, "write_calls", 0) - writes_before
@@ -416,6 +403,32 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
         LAST_SUCCESS.labels(kind="sync").set(time.time())
     log.info("sync_run", **report.counts())
     return report
+
+
+def _stream(run: _Run, pipeline: _Pipeline, tally: _Tally, *, stop: threading.Event | None,
+            progress: Callable[[int, int], None] | None, total: int) -> bool:
+    """Plan and push chunk by chunk; True if stopped early (graceful shutdown)."""
+    interrupted = False
+    try:
+        for chunk in _candidates(run.ctx, run.audience_id, run.cfg):
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
+            for cand in chunk:
+                change = plan_contact(cand.facts, cand.known, run.cfg, run.now)
+                tally.planned(change, cand.facts.email, dry_run=False)
+                pipeline.take(change)
+            pipeline.collect(block=False)
+            if pipeline.abort is not None:
+                break
+            if progress:
+                progress(pipeline.done, total)
+        if not interrupted and pipeline.abort is None:
+            pipeline.flush_adds()
+    finally:
+        # Whatever happened: let the calls in flight finish and checkpoint their answers.
+        pipeline.drain()
+    return interrupted
 
 
 def _fail(run: _Run, run_id: int, tally: _Tally, exc: EspError, write_calls: int = 0) -> None:
