@@ -90,7 +90,11 @@ def sync(
         "Run even if the plan unsubscribes more than sync_max_unsubscribe_share "
         "of the members syncd knows."))] = False,
 ) -> None:
-    """Push contacts with a confirmed consent to Mailchimp; unsubscribe withdrawals."""
+    """Push contacts with a confirmed consent to Mailchimp; unsubscribe withdrawals.
+
+    Exit codes: 0 OK, 1 FAILED (run-level Mailchimp or database error), 2 CONFIG,
+    4 REFUSED (safety limit; --force if intended), 5 BUSY (another run), 6 PARTIAL
+    (some contacts parked or failed)."""
     ctx = open_context()
     try:
         with _progress(not as_json and err_console.is_terminal) as progress:
