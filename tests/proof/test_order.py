@@ -107,7 +107,10 @@ def _run_all_orders(ctx: AppContext, tmp_path: Path, read: Callable[[AppContext,
 
 def test_consent_standing_and_data_do_not_depend_on_arrival_order(
         ctx: AppContext, tmp_path: Path) -> None:
-    finals = _run_all_orders(ctx, tmp_path, _final)
+    events = dict(EVENTS)
+    if ctx.engine.dialect.name == "postgresql":
+        del events["profile_old"]  # 24 orders, not 120: the same code, slower commits
+    finals = _run_all_orders(ctx, tmp_path, _final, events)
     assert len(finals) == 1, {str(k): v[:2] for k, v in finals.items()}
     (standing, eligible, first_name, undeliverable, _, withdrawals), = finals
     # The re-confirmation is newer than the unsubscribe (a re-consent), but the address
@@ -124,7 +127,8 @@ def test_consent_standing_and_data_do_not_depend_on_arrival_order(
     "affected (the policy is time-based); the tags mirrored to Mailchimp are."))
 def test_list_membership_does_not_depend_on_arrival_order(ctx: AppContext,
                                                           tmp_path: Path) -> None:
-    events = {**EVENTS, "reconfirm": crm(T1 + timedelta(hours=1), "given", "confirmed",
-                                         lists=("newsletter-en",))}
+    events = {"unsubscribe": EVENTS["unsubscribe"], "bounce": EVENTS["bounce"],
+              "reconfirm": crm(T1 + timedelta(hours=1), "given", "confirmed",
+                               lists=("newsletter-en",))}
     finals = _run_all_orders(ctx, tmp_path, _lists, events)
     assert len(finals) == 1, {k: v[:2] for k, v in finals.items()}
