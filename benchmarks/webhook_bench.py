@@ -225,6 +225,17 @@ class Connection:
         return cls(reader, writer)
 
     async def post(self, path: str, payload: bytes, method: str = "POST") -> tuple[int, bytes]:
+        try:
+            return await self._post(path, payload, method)
+        except (IndexError, ConnectionError, asyncio.IncompleteReadError):
+            # uvicorn closed this keep-alive connection while it sat idle (5 s) before
+            # reading the request: open another and send it (the request was not seen).
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(
+                *self.writer.get_extra_info("peername")[:2])
+            return await self._post(path, payload, method)
+
+    async def _post(self, path: str, payload: bytes, method: str) -> tuple[int, bytes]:
         self.writer.write(
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: MailChimp.com\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
