@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
+from syncd.migrate import head_revision
 from syncd.schema import SyncRun
 from syncd.service.app import create_app
 from tests.conftest import TEST_WEBHOOK_SECRET, fixture_body, make_settings
@@ -70,10 +71,16 @@ def test_ready_with_a_recent_successful_sync(app_context: AppContext) -> None:
 
 
 def test_not_ready_when_the_schema_is_behind(app_context: AppContext) -> None:
+    head = head_revision()
     with app_context.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    with served(create_app(app_context, webhooks=False)) as url:
-        answer = requests.get(url + "/readyz", timeout=5)
+    try:
+        with served(create_app(app_context, webhooks=False)) as url:
+            answer = requests.get(url + "/readyz", timeout=5)
+    finally:  # the PostgreSQL test database is shared by the worker's later tests
+        with app_context.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"),
+                         {"head": head})
 
     assert (answer.status_code, answer.json()["failing"]) == (503, ["schema"])
 
@@ -127,3 +134,44 @@ def test_webhook_requests_are_logged_by_route_template_never_path_or_query(
         "POST", "/webhooks/mailchimp/{secret}", 200)
     assert TEST_WEBHOOK_SECRET not in repr(captured)
     assert "example.org" not in repr(captured)
+
+
+def _total(body: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels` (exposition text)."""
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            series, value = line.rsplit(" ", 1)
+            if wanted <= set(series[len(name):].strip("{}").split(",")):
+                total += float(value)
+    return total
+
+
+def test_metrics_move_after_a_sync_and_a_webhook(database_url: str) -> None:
+    from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
+    from syncd.sync.run import run_sync
+    from tests.builders import add_contact, confirmed
+    from tests.conftest import TEST_AUDIENCE_ID
+
+    with MailchimpEmulator(list_id=TEST_AUDIENCE_ID) as emu:
+        ctx = AppContext.open(make_settings(database_url, mailchimp_api_key=DEFAULT_API_KEY,
+                                            mailchimp_base_url=emu.base_url))
+        ctx.sync_lists()
+        add_contact(ctx, "metrics.watch@example.org", events=confirmed(),
+                    lists=["newsletter-nl"])
+        with served(create_app(ctx)) as url:
+            before = requests.get(url + "/metrics", timeout=5).text
+            run_sync(ctx)
+            hook = requests.post(f"{url}/webhooks/mailchimp/{TEST_WEBHOOK_SECRET}",
+                                 data=fixture_body("unsubscribe.form"), headers=FORM,
+                                 timeout=10)
+            after = requests.get(url + "/metrics", timeout=5).text
+        ctx.close()
+
+    assert hook.status_code == 200
+    for name, labels in (("syncd_runs_total", {"kind": "sync", "outcome": "succeeded"}),
+                         ("syncd_members_total", {"outcome": "pushed"}),
+                         ("syncd_webhook_events_total", {})):
+        assert _total(after, name, **labels) == _total(before, name, **labels) + 1, name
+    assert _total(after, "syncd_last_success_timestamp_seconds", kind="sync") > 0
