@@ -187,23 +187,32 @@ def _assert_out_for_good(world: World, email: str) -> None:
 
 
 def test_unsubscribe_while_its_add_batch_is_in_flight(world: World) -> None:
-    """The person's batch has been applied at Mailchimp, the answer is on its way and
-    the other batches still run (latency), when their unsubscribe webhook arrives."""
+    """The person's batch has been applied at Mailchimp and its answer is on its way;
+    the run's other batches are held in flight (a barrier in the emulator) until the
+    person's unsubscribe webhook, sent over real HTTP, has been answered."""
     _import(world, EMAILS)
     target = EMAILS[0]
     fired: list[object] = []
+    delivered = threading.Event()
 
     def unsubscribe_once_added() -> None:
         deadline = time.monotonic() + 10
         while world.emu.member(target) is None and time.monotonic() < deadline:
             time.sleep(0.001)
         fired.extend(world.emu.fire_unsubscribe(target))  # real HTTP to the served app
+        delivered.set()
 
-    world.emu.set_latency(150)  # the run is still busy with later batches
-    world.emu.set_hook(lambda _r: threading.Thread(target=unsubscribe_once_added).start(),
-                       match=BATCH, times=1)
+    def barrier(request: RequestInfo) -> None:
+        members = request.body.get("members", []) if isinstance(request.body, dict) else []
+        if any(m.get("email_address") == target for m in members):
+            threading.Thread(target=unsubscribe_once_added).start()
+        else:
+            delivered.wait(10)
+
+    world.emu.set_hook(barrier, match=BATCH)
     first = run_sync(world.ctx)
-    world.emu.set_latency(0)
+    assert delivered.wait(10)
+    world.clear_faults()
     assert [d.ok for d in fired] == [True]  # type: ignore[attr-defined]
     assert _applied_at(world, target) < _last_run_finished(world)  # during the run
     second = run_sync(world.ctx)
