@@ -48,7 +48,7 @@ from syncd.consent.policy import Action
 from syncd.crm import store, suppression
 from syncd.crm.keys import Keyring
 from syncd.errors import SyncdError
-from syncd.schema import ConsentEvent, Contact, PushState, WebhookEvent
+from syncd.schema import ConsentEvent, Contact, InternalList, PushState, WebhookEvent
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
 
 CHANNEL_WEBHOOK = "esp_webhook"
@@ -140,11 +140,9 @@ class _Job:
                     if deleted else reason, campaign_id=event.campaign_id),
                     actor=ACTOR, dedupe_salt=self.event_key)
             why = f"{event.kind} ({reason})"
-            changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR, reason=why,
-                                                    purpose=self.purpose))
-            if abuse:  # Art. 21(3): no more direct marketing of any kind
-                changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR,
-                                                        reason=why, marketing_only=True))
+            # Art. 21(3): an abuse complaint ends direct marketing of every kind.
+            purposes = self._marketing_purposes() if abuse else {self.purpose}
+            changed |= self._purge(contact, purposes, why, marketing_only=abuse)
             if deleted:
                 audit.record(session, actor=ACTOR, action="esp_member_deleted",
                              contact_id=contact.id, channel=self.channel)
@@ -176,12 +174,30 @@ class _Job:
             audit.record(session, actor=ACTOR, action="marked_undeliverable",
                          contact_id=contact.id, channel=self.channel,
                          reason=event.reason or "hard")
-        changed |= bool(store.remove_from_lists(session, contact, actor=ACTOR,
-                                                reason="cleaned (hard bounce)",
-                                                purpose=self.purpose))
+        changed |= self._purge(contact, {self.purpose}, "cleaned (hard bounce)")
         if not changed:
             return Outcome(IGNORED, "already in effect", contact.id)
         return Outcome(APPLIED, "marked undeliverable", contact.id)
+
+    def _marketing_purposes(self) -> set[str]:
+        return set(self.session.scalars(select(InternalList.purpose).distinct()
+                                        .where(InternalList.marketing.is_(True))))
+
+    def _purge(self, contact: Contact, purposes: set[str], why: str, *,
+               marketing_only: bool = False) -> bool:
+        """Off the lists of these purposes, except a purpose with a consent confirmed
+        AFTER this event: a newer confirmed consent beats an older withdrawal (I6), and
+        the lists it brought stay whatever order the two arrive in."""
+        newer = set(self.session.scalars(select(ConsentEvent.purpose).distinct().where(
+            ConsentEvent.contact_id == contact.id,
+            ConsentEvent.action == str(Action.CONFIRMED),
+            ConsentEvent.occurred_at > self.moment)))
+        removed = False
+        for purpose in sorted(purposes - newer):
+            removed |= bool(store.remove_from_lists(self.session, contact, actor=ACTOR,
+                                                    reason=why, purpose=purpose,
+                                                    marketing_only=marketing_only))
+        return removed
 
     def upemail(self) -> Outcome:
         event, session, keyring = self.event, self.session, self.keyring

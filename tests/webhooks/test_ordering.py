@@ -132,6 +132,18 @@ def test_newer_confirmed_consent_beats_a_late_older_unsubscribe(
     assert state.standing is Standing.RE_CONSENT
     assert state.eligible
     assert at(10) > state.withdrawals[0][1]
+    assert state.lists == ("newsletter-nl",)  # the list the newer consent brought stays
+
+
+def test_late_older_abuse_complaint_keeps_only_lists_of_newer_consents(
+        app_context: AppContext) -> None:
+    add_contact(app_context, "alan.turing@example.com",
+                events=confirmed() + confirmed("offers", days=10) + confirmed("events"),
+                lists=["newsletter-nl", "offers", "events", "ebook-leads"])
+    _deliver(app_context, fixture_body("unsubscribe-abuse.form"))  # fired 2026-03-06
+    assert person(app_context, "alan.turing@example.com").lists == ("ebook-leads", "offers")
+    assert person(app_context, "alan.turing@example.com", "offers").eligible
+    assert not person(app_context, "alan.turing@example.com", "events").eligible
 
 
 def test_unsubscribe_of_the_new_address_before_its_upemail_is_applied_on_arrival_of_it(
