@@ -112,6 +112,7 @@ class ServeProcess:
     proc: subprocess.Popen[bytes]
     port: int
     lines: list[str] = field(default_factory=list)
+    signalled: bool = False
     _reader: threading.Thread | None = None
 
     @property
@@ -143,10 +144,13 @@ class ServeProcess:
         wait_until(up, timeout, "syncd serve to answer /healthz", interval=0.1)
 
     def signal(self, sig: int) -> None:
+        self.signalled = True
         self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 40) -> int:
-        if self.proc.poll() is None:
+        """SIGTERM (unless the test already signalled: a second one would force the exit)
+        and wait; the exit code."""
+        if self.proc.poll() is None and not self.signalled:
             self.proc.send_signal(signal.SIGTERM)
         try:
             code = self.proc.wait(timeout=timeout)
@@ -170,11 +174,15 @@ def serve_process() -> Iterator[Callable[..., ServeProcess]]:
     """Start `syncd serve` subprocesses with SYNCD_* settings; all stopped at the end."""
     started: list[ServeProcess] = []
 
-    def start(env: dict[str, str], *, port: int | None = None) -> ServeProcess:
+    def start(env: dict[str, str], *, port: int | None = None,
+              options: bool = True) -> ServeProcess:
+        """`options=False`: no --host/--port, the settings decide (SYNCD_HTTP_*)."""
         chosen = port or free_port()
+        command = [sys.executable, "-m", "syncd", "serve"]
+        if options:
+            command += ["--host", "127.0.0.1", "--port", str(chosen)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "serve", "--host", "127.0.0.1", "--port", str(chosen)],
-            cwd=REPO, env=syncd_env(env), stdin=subprocess.DEVNULL,
+            command, cwd=REPO, env=syncd_env(env), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         server = ServeProcess(proc, chosen)
         server.start_reading()
