@@ -23,11 +23,16 @@ from enum import StrEnum
 from typing import Any
 
 from syncd.config import Settings
+from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
 from syncd.esp.protocol import MemberData
 
 # ESP statuses under which a member receives mail (or is about to).
 LIVE = frozenset({"subscribed", "pending"})
+# Ledger channels of withdrawals that Mailchimp itself reported (syncd.webhooks.apply):
+# the member is already unsubscribed there, so no call is needed and none counts
+# against the safety limit.
+ESP_CHANNELS = frozenset({"esp_webhook", "reconciliation"})
 
 
 class Action(StrEnum):
@@ -100,6 +105,8 @@ class Change:
     write_tags: bool = False
     inactive_tags: tuple[str, ...] = ()
     known: KnownState | None = None
+    # SETTLE only: the ESP status learnt without a call (an unsubscribe Mailchimp reported).
+    esp_status_after: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -175,6 +182,10 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     if not decision.eligible and not pending_unconfirmed:
         if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
                                                                     Standing.SUPPRESSED):
+            if _withdrawn_at_esp(facts, cfg.purpose):
+                return change(action=Action.SETTLE, category="unsubscribed_at_esp",
+                              reason=f"{decision.reason}; already unsubscribed at Mailchimp",
+                              esp_status_after="unsubscribed")
             # The member key at the ESP is the address syncd pushed.
             at_esp = MemberData(email=(known.esp_email if known and known.esp_email
                                        else facts.email))
@@ -216,6 +227,14 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     return change(action=Action.UPDATE, category="update", reason=decision.reason,
                   data=data, status=new_status, fingerprint=print_, write_data=data_changed,
                   write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
+
+
+def _withdrawn_at_esp(facts: ContactFacts, purpose: str) -> bool:
+    """The latest withdrawal of the purpose came from Mailchimp (webhook or pull)."""
+    withdrawals = [e for e in facts.events
+                   if e.purpose == purpose and e.action is Consent.WITHDRAWN]
+    latest = max(withdrawals, key=lambda e: e.occurred_at, default=None)
+    return latest is not None and latest.source in ESP_CHANNELS
 
 
 def count_unsubscribes(changes: Sequence[Change]) -> int:

@@ -47,8 +47,8 @@ def settle_without_call(change: Change) -> Settlement | None:
     if change.action is Action.HOLD:
         return None
     known = change.known
-    return _settled(change, status=known.esp_status if known else None,
-                    fingerprint=change.fingerprint)
+    status = change.esp_status_after or (known.esp_status if known else None)
+    return _settled(change, status=status, fingerprint=change.fingerprint)
 
 
 def _refused(change: Change, error: EspError, now: datetime) -> Outcome:

@@ -77,6 +77,15 @@ def test_plan_table(facts: ContactFacts, state: KnownState | None, action: Actio
     assert change.reason
 
 
+def test_unsubscribe_reported_by_mailchimp_needs_no_call() -> None:
+    from_esp = ConsentFact(purpose="newsletter", action=Consent.WITHDRAWN, occurred_at=at(2),
+                           source="esp_webhook")
+
+    change = plan_contact(person((*CONFIRMED, from_esp)), known("subscribed"), CFG, NOW)
+
+    assert (change.action, change.esp_status_after) == (Action.SETTLE, "unsubscribed")
+
+
 def test_reconsent_is_not_sent_again_while_pending() -> None:
     facts = person(RECONSENT)
 
