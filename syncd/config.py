@@ -4,8 +4,10 @@ every error names the setting to fix."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -226,8 +228,31 @@ class _TomlSource(PydanticBaseSettingsSource):
         return flat
 
 
+# SYNCD_* variables that are not settings but are read elsewhere.
+OTHER_VARIABLES = frozenset({CONFIG_ENV, "SYNCD_TEST_POSTGRES_URL", "SYNCD_FAILPOINT"})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """SYNCD_* variables that name no setting: a typo would otherwise be ignored silently
+    (pydantic-settings skips unknown variables)."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    known |= {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
+    return sorted(name for name in environ
+                  if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+                  and name.upper() not in OTHER_VARIABLES)
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load and validate; raises ConfigError naming each wrong setting."""
+    strangers = unknown_variables(os.environ)
+    if strangers:
+        known = [ENV_PREFIX + name.upper() for name in Settings.model_fields]
+        hints = []
+        for name in strangers:
+            close = difflib.get_close_matches(name.upper(), known, n=1)
+            hints.append(name + (f" (did you mean {close[0]}?)" if close else ""))
+        raise ConfigError("unknown environment variable(s), no such setting: "
+                          + ", ".join(hints))
     chosen = path if path is not None else os.environ.get(CONFIG_ENV)
     _TomlSource.path = Path(chosen) if chosen else None
     try:
