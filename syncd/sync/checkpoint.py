@@ -68,7 +68,8 @@ def _sql(engine: Engine, kind: str) -> str:
 
 def _moment_param(engine: Engine) -> Callable[[datetime | None], Any]:
     """A datetime as the column type binds it (SQLite: UTC text in SQLAlchemy's format)."""
-    process = _TABLE.c.updated_at.type.bind_processor(engine.dialect)
+    process = _TABLE.c.updated_at.type.dialect_impl(engine.dialect).bind_processor(
+        engine.dialect)
 
     def bind(value: datetime | None) -> Any:
         if value is None:
