@@ -13,7 +13,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
-BUDGET = {"sqlite": (10, 25), "postgresql": (3, 20)}  # (examples, steps per example)
+BUDGET = {"sqlite": (25, 30), "postgresql": (6, 25)}  # (examples, steps per example)
 
 
 def _budget(world: World) -> settings:

@@ -132,3 +132,18 @@ def test_list_membership_does_not_depend_on_arrival_order(ctx: AppContext,
                                lists=("newsletter-en",))}
     finals = _run_all_orders(ctx, tmp_path, _lists, events)
     assert len(finals) == 1, {k: v[:2] for k, v in finals.items()}
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "known gap, reported: a second unsubscribe of an address with no contact keeps the "
+    "first suppression's date (unique per address and purpose), so a consent dated "
+    "between the two unsubscribes, imported later, passes the policy"))
+def test_a_later_unsubscribe_without_a_contact_still_blocks_an_older_consent(
+        ctx: AppContext, tmp_path: Path) -> None:
+    email = "nocontact@example.org"
+    webhook("unsubscribe", T1, reason="manual", action="unsub")(ctx, email, tmp_path)
+    webhook("unsubscribe", T1 + timedelta(days=2), reason="manual",
+            action="unsub")(ctx, email, tmp_path)
+    add_contact(ctx, email, events=confirmed(days=11))  # stale CRM data, dated in between
+
+    assert not person(ctx, email).eligible  # the person left AFTER that consent
