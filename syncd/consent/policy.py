@@ -88,19 +88,11 @@ def decide(
     now: datetime,
 ) -> Decision:
     """Eligible or not, and the reason. Events later than `now` are not yet known."""
-    known = [e for e in events if e.occurred_at <= now]
-    mine = [e for e in known if e.purpose == purpose]
-    confirmations = [e for e in mine if e.action is Action.CONFIRMED]
-    gifts = [e for e in mine if e.action is Action.GIVEN]
-    withdrawals = [e for e in mine if e.action is Action.WITHDRAWN]
-    blocks = [s for s in suppressions if s.purpose in (purpose, "*") and s.created_at <= now]
-
-    latest_withdrawal = max(withdrawals, key=lambda e: e.occurred_at, default=None)
-    latest_block = max(blocks, key=lambda s: s.created_at, default=None)
-    block_moments = [latest_withdrawal.occurred_at] if latest_withdrawal else []
-    block_moments += [latest_block.created_at] if latest_block else []
-    blocked_at = max(block_moments, default=None)
-    latest_confirmation = max(confirmations, key=lambda e: e.occurred_at, default=None)
+    known, gifts, latest_confirmation, latest_withdrawal = _scan(purpose, events, now)
+    latest_block = _latest_block(purpose, suppressions, now)
+    blocked_at = latest_withdrawal.occurred_at if latest_withdrawal else None
+    if latest_block is not None and (blocked_at is None or latest_block.created_at > blocked_at):
+        blocked_at = latest_block.created_at
 
     # A block at the same moment as a confirmation wins: when in doubt, do not mail.
     if blocked_at is not None and (
@@ -142,6 +134,45 @@ def decide(
     return Decision(True, Standing.CONFIRMED,
                     f"{purpose} consent confirmed {_day(latest_confirmation.occurred_at)} via "
                     f"{latest_confirmation.source}{version}", proof)
+
+
+def _scan(purpose: str, events: Iterable[ConsentFact], now: datetime
+          ) -> tuple[list[ConsentFact], list[ConsentFact], ConsentFact | None,
+                     ConsentFact | None]:
+    """(known events, gifts of the purpose, latest confirmation, latest withdrawal) in one
+    pass: the sync decides for every changed contact. Of equal moments the first in the
+    given order counts as the latest, as max() picks it."""
+    known: list[ConsentFact] = []
+    gifts: list[ConsentFact] = []
+    confirmation: ConsentFact | None = None
+    withdrawal: ConsentFact | None = None
+    for event in events:
+        moment = event.occurred_at
+        if not moment <= now:
+            continue
+        known.append(event)
+        if event.purpose != purpose:
+            continue
+        action = event.action
+        if action is Action.CONFIRMED:
+            if confirmation is None or moment > confirmation.occurred_at:
+                confirmation = event
+        elif action is Action.GIVEN:
+            gifts.append(event)
+        elif action is Action.WITHDRAWN and (
+                withdrawal is None or moment > withdrawal.occurred_at):
+            withdrawal = event
+    return known, gifts, confirmation, withdrawal
+
+
+def _latest_block(purpose: str, suppressions: Iterable[SuppressionFact],
+                  now: datetime) -> SuppressionFact | None:
+    latest: SuppressionFact | None = None
+    for block in suppressions:
+        if (block.purpose in (purpose, "*") and block.created_at <= now
+                and (latest is None or block.created_at > latest.created_at)):
+            latest = block
+    return latest
 
 
 def _without_confirmation(
