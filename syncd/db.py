@@ -129,15 +129,34 @@ def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, A
 
 
 def insert_many_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]],
-                                    returning: Any) -> set[Any]:
+                                    *returning: Any) -> set[Any]:
     """insert_ignoring_duplicates for many rows in one executemany, which SQLAlchemy sends
     as a few multi-row INSERTs ("insertmanyvalues"; far fewer round trips for bulk
-    imports). Returns the `returning` column's value of every row actually inserted."""
+    imports). Returns what `returning` names of every row actually inserted: the value
+    for one column, a tuple for several."""
     if not rows:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    stmt = _insert_many_ignoring_statement(session.get_bind().dialect.name, table, returning)
+    result = session.execute(stmt, rows)
+    if len(returning) == 1:
+        return set(result.scalars())
+    return {tuple(row) for row in result}
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_many_ignoring_statement(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(table).on_conflict_do_nothing().returning(returning)
-    return set(session.scalars(stmt, rows))
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    return stmt.returning(*returning)
+
+
+def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """A plain INSERT of many rows in one executemany (bulk import: audit entries)."""
+    if rows:
+        session.execute(table.insert(), rows)

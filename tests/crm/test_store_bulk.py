@@ -25,9 +25,13 @@ def test_append_many_stores_an_event_once_even_if_given_twice(app_context: AppCo
         contact = store.find_contact(session, "ada@example.com")
         assert contact is not None
         revision = contact.revision
-        added = ledger.append_many(session, [(contact, RECORD), (contact, RECORD)],
-                                   actor="test")
-        assert (added, contact.revision) == (1, revision + 1)
+        ref = store.ContactRef(contact.id, contact.email_key)
+        added = ledger.append_many(session, [(ref, RECORD), (ref, RECORD)], actor="test")
+        store.apply_revision_bumps(session, [ref])
+    with transaction(app_context.sessions) as session:
+        after = store.find_contact(session, "ada@example.com")
+        assert after is not None
+        assert (added, after.revision) == (1, revision + 1)
     assert counts(app_context)["consent_events"] == 1
 
 
@@ -42,7 +46,8 @@ def test_append_many_skips_events_already_in_the_ledger(app_context: AppContext)
                                occurred_at=same.occurred_at, source=same.source,
                                form_url=same.form_url, text_version=same.text_version,
                                privacy_notice_version=same.privacy_notice_version, ip=same.ip)
-        assert ledger.append_many(session, [(contact, record), (contact, RECORD)],
+        ref = store.ContactRef(contact.id, contact.email_key)
+        assert ledger.append_many(session, [(ref, record), (ref, RECORD)],
                                   actor="test") == 1
     assert counts(app_context)["consent_events"] == 3
 
@@ -57,9 +62,27 @@ def test_upsert_contacts_creates_then_updates_a_repeated_address(
         assert [(created, changed) for _, created, changed in out] == [(True, True),
                                                                        (False, True)]
         assert out[0][0] is out[1][0]
+        store.apply_revision_bumps(session, [ref for ref, _, _ in out])
         actions = sorted(session.scalars(select(AuditEntry.action)))
     assert actions == ["contact_created", "contact_updated"]
     assert counts(app_context)["contacts"] == 1
+    with transaction(app_context.sessions) as session:
+        contact = store.find_contact(session, "ada@example.com")
+        assert contact is not None
+        # As one upsert_contact then another: created at 1, the change bumps it once.
+        assert (contact.first_name, contact.last_name, contact.revision) == (
+            "Ada", "Lovelace", 2)
+
+
+def test_bulk_dedupe_key_equals_the_single_event_key() -> None:
+    full = ConsentRecord(purpose="newsletter", action=Action.GIVEN, occurred_at=at(3),
+                         source="web_form", form_url="https://example.org/f",
+                         text_version="v3", privacy_notice_version="2026-01",
+                         ip="192.0.2.1", user_agent="UA", confirmation_token_hash="ab",
+                         reason="r", campaign_id="c")
+    for record in (RECORD, full):
+        assert ledger._bulk_dedupe_key(record, "ada@example.com", "s") == record.dedupe_key(
+            "ada@example.com", "s")
 
 
 def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None:
@@ -68,9 +91,9 @@ def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None
         contact = store.find_contact(session, "ada@example.com")
         assert contact is not None
         lists = {row.name: row for row in session.scalars(select(InternalList))}
-        added = store.add_to_lists(session, [(contact, lists["events"]),
-                                             (contact, lists["offers"]),
-                                             (contact, lists["offers"])],
+        ref = store.ContactRef(contact.id, contact.email_key)
+        added = store.add_to_lists(session, [(ref, lists["events"]), (ref, lists["offers"]),
+                                             (ref, lists["offers"])],
                                    actor="test", source="test")
-        assert added == 1
+        assert (added, ref.bumps) == (1, 1)
         assert store.list_names(session, contact.id) == ["events", "offers"]
