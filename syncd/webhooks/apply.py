@@ -49,6 +49,7 @@ from syncd.crm import store, suppression
 from syncd.crm.keys import Keyring
 from syncd.errors import SyncdError
 from syncd.schema import ConsentEvent, Contact, InternalList, PushState, WebhookEvent
+from syncd.webhooks import purge
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
 
 CHANNEL_WEBHOOK = "esp_webhook"
@@ -127,6 +128,23 @@ class _Job:
         abuse = event.is_abuse
         deleted = event.action == "delete"
         reason = event.reason or ("abuse" if abuse else "unsubscribe")
+        scope = suppression.ALL_PURPOSES if abuse else self.purpose
+        kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
+        # The hot path (a known address, nothing loaded in this session as ORM objects
+        # that a Core write could go stale under): the same writes in Core SQL.
+        known = purge.find(session, event.email) if not session.identity_map else None
+        if known is not None:
+            changed, added_any = purge.withdraw(
+                session, known, sorted(address_hmacs(self.keyring, [event.email])),
+                purge.Withdrawal(
+                    purpose=self.purpose, moment=self.moment,
+                    record=self._withdrawal(reason, deleted), dedupe_salt=self.event_key,
+                    why=f"{event.kind} ({reason})", abuse=abuse, deleted=deleted,
+                    channel=self.channel, actor=ACTOR, suppression_scope=scope,
+                    suppression_reason=kind, window=SAME_WITHDRAWAL_WINDOW))
+            if not (changed or added_any):
+                return Outcome(IGNORED, "already in effect", known.id)
+            return Outcome(APPLIED, "withdrawn and purged", known.id)
         contact = resolve_contact(session, self.keyring, event.email)
         hmacs = {self.keyring.address_hmac(event.email)}
         contact_id = contact.id if contact else None
@@ -134,11 +152,8 @@ class _Job:
         if contact is not None:
             hmacs.add(self.keyring.address_hmac(contact.email_key))
             if not _same_withdrawal_recorded(session, contact.id, self.purpose, self.moment):
-                changed = ledger.append(session, contact, ConsentRecord(
-                    purpose=self.purpose, action=Action.WITHDRAWN, occurred_at=self.moment,
-                    source=self.channel, reason=(reason + " (deleted at ESP)")[:200]
-                    if deleted else reason, campaign_id=event.campaign_id),
-                    actor=ACTOR, dedupe_salt=self.event_key)
+                changed = ledger.append(session, contact, self._withdrawal(reason, deleted),
+                                        actor=ACTOR, dedupe_salt=self.event_key)
             why = f"{event.kind} ({reason})"
             # Art. 21(3): an abuse complaint ends direct marketing of every kind.
             purposes = self._marketing_purposes() if abuse else {self.purpose}
@@ -146,8 +161,6 @@ class _Job:
             if deleted:
                 audit.record(session, actor=ACTOR, action="esp_member_deleted",
                              contact_id=contact.id, channel=self.channel)
-        scope = suppression.ALL_PURPOSES if abuse else self.purpose
-        kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
         added = [suppression.suppress(session, address_hmac=address_hmac, purpose=scope,
                                       reason=kind, actor=ACTOR, contact_id=contact_id,
                                       created_at=self.moment)
@@ -158,6 +171,12 @@ class _Job:
             return Outcome(IGNORED, "already in effect", contact_id)
         note = "withdrawn and purged" if contact else "unknown address: suppression only"
         return Outcome(APPLIED, note, contact_id)
+
+    def _withdrawal(self, reason: str, deleted: bool) -> ConsentRecord:
+        return ConsentRecord(
+            purpose=self.purpose, action=Action.WITHDRAWN, occurred_at=self.moment,
+            source=self.channel, reason=(reason + " (deleted at ESP)")[:200]
+            if deleted else reason, campaign_id=self.event.campaign_id)
 
     def bounce(self) -> Outcome:
         event, session = self.event, self.session
