@@ -28,9 +28,9 @@ def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, 
         "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
         "created_at": created_at or utcnow(),
     })
-    if added:
-        audit.record(session, actor=actor, action="suppressed", contact_id=contact_id,
-                     purpose=purpose, reason=reason)
+    if added:  # audit_log has no foreign key: written at once, no ORM flush needed
+        audit.record_now(session, actor=actor, action="suppressed", contact_id=contact_id,
+                         purpose=purpose, reason=reason)
     return added
 
 
