@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_, select, type_coerce
 
@@ -37,9 +37,10 @@ _RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
 def _moment(raw: object) -> datetime:
     """Event times, read without SQLAlchemy's per-value processing (two per contact):
     SQLite gives ISO text (naive = UTC), PostgreSQL's driver an aware datetime."""
-    if isinstance(raw, datetime):
-        return as_utc(raw)
-    return as_utc(datetime.fromisoformat(str(raw)))
+    moment = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return as_utc(moment)
 
 
 def _attributes(raw: object) -> dict[str, str]:
@@ -80,14 +81,30 @@ def count_live_members(engine: Engine, audience_id: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _chunk_filter(audience_id: str, after: int, upto: int | None, live_only: bool
+                  ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    join, where = _pending_filter(audience_id, after)
+    if upto is not None:
+        where = and_(where, Contact.id <= upto)
+    if live_only:
+        where = and_(where, PushState.esp_status.in_(LIVE))
+    return join, where
+
+
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
                     purpose_lists: tuple[str, ...], live_only: bool = False
                     ) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
-    live at the ESP (the safety limit's pre-count of unsubscribes)."""
+    live at the ESP (the safety limit's pre-count of unsubscribes).
+
+    Per chunk: the contacts (keyset by id), then their consent events and list
+    memberships each in ONE set-based query over the same filter bounded by the chunk's
+    last id (no list of ids to bind), grouped by contact id; suppressions and unapplied
+    inbox events by keyed hash (those tables know no contact id)."""
+    mac = keyring.address_hmacs
     after = 0
     while True:
-        join, where = _pending_filter(audience_id, after)
+        join, where = _chunk_filter(audience_id, after, None, live_only)
         query = (select(Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
                         Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer,
                         Contact.undeliverable_at, PushState.settled_revision,
@@ -96,62 +113,72 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                         PushState.retry_after)
                  .select_from(Contact).outerjoin(PushState, join).where(where)
                  .order_by(Contact.id).limit(chunk_size))
-        if live_only:
-            query = query.where(PushState.esp_status.in_(LIVE))
         with engine.connect() as conn:
             rows = conn.execute(query).all()
             if not rows:
                 return
-            ids = [row[0] for row in rows]
-            hmacs = {row[0]: keyring.address_hmac(row[2]) for row in rows}
-            events = _events(conn, ids)
-            lists = _lists(conn, ids, purpose_lists)
-            blocks = _suppressions(conn, list(hmacs.values()))
-            inbox = _inbox_blocked(conn, list(hmacs.values()))
+            last = rows[-1][0]
+            hmacs = mac([row[2] for row in rows])
+            events = _events(conn, _chunk_filter(audience_id, after, last, live_only))
+            lists = _lists(conn, _chunk_filter(audience_id, after, last, live_only),
+                           purpose_lists)
+            blocks = _suppressions(conn, hmacs)
+            inbox = _inbox_blocked(conn, hmacs)
         chunk = []
+        no_events: tuple[ConsentFact, ...] = ()
+        no_lists: tuple[str, ...] = ()
         # Tuple unpacking: attribute access on rows costs more than the planning.
-        for (cid, revision, email, first, last, attributes, customer, bounced, settled,
-             print_, status, esp_email, parked, attempt, retry_after) in rows:
-            mac = hmacs[cid]
+        for (cid, revision, email, first, last_name, attributes, customer, bounced, settled,
+             print_, status, esp_email, parked, attempt, retry_after), hmac in zip(
+                 rows, hmacs, strict=True):
             facts = ContactFacts(
                 contact_id=cid, revision=revision, email=email, first_name=first,
-                last_name=last, attributes=_attributes(attributes),
+                last_name=last_name, attributes=_attributes(attributes),
                 is_customer=bool(customer),
-                undeliverable_at=bounced, lists=tuple(lists.get(cid, ())),
-                events=tuple(events.get(cid, ())), suppressions=tuple(blocks.get(mac, ())),
-                inbox_block=mac in inbox)
+                undeliverable_at=bounced, lists=lists.get(cid, no_lists),
+                events=events.get(cid, no_events),
+                suppressions=tuple(blocks[hmac]) if hmac in blocks else (),
+                inbox_block=hmac in inbox)
             known = None if settled is None else KnownState(
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
                 retry_after=retry_after)
             chunk.append(Candidate(facts, known))
         yield chunk
-        after = ids[-1]
+        after = last
 
 
-def _events(conn: Connection, ids: list[int]) -> dict[int, list[ConsentFact]]:
+def _events(conn: Connection, chunk: tuple[ColumnElement[bool], ColumnElement[bool]]
+            ) -> dict[int, tuple[ConsentFact, ...]]:
+    join, where = chunk
     found: dict[int, list[ConsentFact]] = defaultdict(list)
     query = (select(ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
                     type_coerce(ConsentEvent.occurred_at, Text), ConsentEvent.source,
                     ConsentEvent.ip, ConsentEvent.text_version)
-             .where(ConsentEvent.contact_id.in_(ids)))
+             .select_from(Contact).join(ConsentEvent, ConsentEvent.contact_id == Contact.id)
+             .outerjoin(PushState, join).where(where))
+    actions = _ACTIONS
     for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
             query).all():
-        found[cid].append(ConsentFact(purpose, _ACTIONS[action], _moment(occurred_at),
+        found[cid].append(ConsentFact(purpose, actions[action], _moment(occurred_at),
                                       channel, ip, text_version))
-    return found
+    return {cid: tuple(facts) for cid, facts in found.items()}
 
 
-def _lists(conn: Connection, ids: list[int], names: tuple[str, ...]) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = defaultdict(list)
+def _lists(conn: Connection, chunk: tuple[ColumnElement[bool], ColumnElement[bool]],
+           names: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
     if not names:
-        return found
+        return {}
+    join, where = chunk
+    found: dict[int, list[str]] = defaultdict(list)
     query = (select(ListMembership.contact_id, InternalList.name)
+             .select_from(Contact)
+             .join(ListMembership, ListMembership.contact_id == Contact.id)
              .join(InternalList, InternalList.id == ListMembership.list_id)
-             .where(ListMembership.contact_id.in_(ids), InternalList.name.in_(names)))
+             .outerjoin(PushState, join).where(where, InternalList.name.in_(names)))
     for cid, name in conn.execute(query).all():
         found[cid].append(name)
-    return found
+    return {cid: tuple(names) for cid, names in found.items()}
 
 
 def _suppressions(conn: Connection, hmacs: list[str]) -> dict[str, list[SuppressionFact]]:
