@@ -133,8 +133,9 @@ def _insert_statement(dialect: str) -> Any:
 
 def _insert(session: Session, values: dict[str, Any]) -> int | None:
     """The new row's id, or None when an event with this dedupe key is stored already."""
-    stmt = _insert_statement(session.get_bind().dialect.name)
-    return session.execute(stmt, values).scalar()
+    # On the connection: a Core statement needs none of the ORM's execution machinery.
+    connection = session.connection()
+    return connection.execute(_insert_statement(connection.dialect.name), values).scalar()
 
 
 def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
