@@ -23,8 +23,8 @@ def test_erasure_after_an_abuse_complaint_still_blocks_stale_data(world: World) 
     model = checked_model(world)()
     model.import_confirmed(ANN, "Ann")
     model.sync()
-    model.esp_unsubscribe(ANN, abuse=True)
-    model.esp_upemail(ANN, BOB)  # the old address is free at Mailchimp again
+    model.unsubscribe(ANN, abuse=True)
+    model.rename(ANN, BOB)  # the old address is free at Mailchimp again
     model.import_confirmed(ANN, "Ann")  # a new consent after the complaint: fine
     model.erase(ANN)
     model.reimport_erased(ANN)  # stale CRM data from before the erasure
