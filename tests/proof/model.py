@@ -131,7 +131,9 @@ class SystemModel(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.contacts))
     @rule(data=st.data())
     def withdraw_in_crm(self, data: st.DataObject) -> None:
-        address = data.draw(st.sampled_from(sorted(self.contacts)))
+        self.withdraw(data.draw(st.sampled_from(sorted(self.contacts))))
+
+    def withdraw(self, address: str) -> None:
         moment = self.tick()
         self.w.import_lines([{"email": address, "consents": [
             {"purpose": "newsletter", "action": "withdrawn", "at": at_text(moment),
@@ -140,8 +142,10 @@ class SystemModel(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.contacts))
     @rule(data=st.data())
-    def erase(self, data: st.DataObject) -> None:
-        address = data.draw(st.sampled_from(sorted(self.contacts)))
+    def erase_in_crm(self, data: st.DataObject) -> None:
+        self.erase(data.draw(st.sampled_from(sorted(self.contacts))))
+
+    def erase(self, address: str) -> None:
         self.tick()
         erase_contact(self.w.ctx, address, actor="test")
         del self.contacts[address]

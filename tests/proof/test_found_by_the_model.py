@@ -27,7 +27,7 @@ def test_erasure_after_an_abuse_complaint_still_blocks_stale_data(world: World) 
     model.rename(ANN, BOB)  # the old address is free at Mailchimp again
     model.import_confirmed(ANN, "Ann")  # a new consent after the complaint: fine
     model.erase(ANN)
-    model.reimport_erased(ANN)  # stale CRM data from before the erasure
+    model.import_confirmed(ANN, "Ann")  # stale CRM data from before the erasure
 
     model.sync()  # checks I1/I10 on every member that became live
 
@@ -51,7 +51,7 @@ def test_withdrawal_after_an_unconfirmed_add_reaches_the_esp(database_url: str,
         while world.statuses().get(ANN) != "subscribed" and time.monotonic() < deadline:
             time.sleep(0.05)
         world.clear_faults()
-        model.withdraw_in_crm(ANN)
+        model.withdraw(ANN)
 
         model.sync()
 
