@@ -132,7 +132,8 @@ class _Job:
         kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
         # The hot path (a known address, nothing loaded in this session as ORM objects
         # that a Core write could go stale under): the same writes in Core SQL.
-        known = purge.find(session, event.email) if not session.identity_map else None
+        known = (purge.find(session, event.email, self.moment - SAME_WITHDRAWAL_WINDOW)
+                 if not session.identity_map else None)
         if known is not None:
             changed, added_any = purge.withdraw(
                 session, known, sorted(address_hmacs(self.keyring, [event.email])),

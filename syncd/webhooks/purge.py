@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from syncd.clock import as_utc, utcnow
 from syncd.consent import ledger
@@ -34,12 +34,15 @@ from syncd.schema import (
 
 _WITHDRAWN, _CONFIRMED = str(Action.WITHDRAWN), str(Action.CONFIRMED)
 
-_CONTACT = select(Contact.id, Contact.email_key).where(
-    Contact.email_key == bindparam("email_key"))
-_RECENT = select(ConsentEvent.purpose, ConsentEvent.action, ConsentEvent.occurred_at).where(
-    ConsentEvent.contact_id == bindparam("contact_id"),
-    ConsentEvent.action.in_([_WITHDRAWN, _CONFIRMED]),
-    ConsentEvent.occurred_at >= bindparam("since"))
+# The contact and its recent withdrawals/confirmations in one round trip.
+_CONTACT_RECENT = (
+    select(Contact.id, Contact.email_key, ConsentEvent.purpose, ConsentEvent.action,
+           ConsentEvent.occurred_at)
+    .select_from(Contact)
+    .outerjoin(ConsentEvent, and_(ConsentEvent.contact_id == Contact.id,
+                                  ConsentEvent.action.in_([_WITHDRAWN, _CONFIRMED]),
+                                  ConsentEvent.occurred_at >= bindparam("since")))
+    .where(Contact.email_key == bindparam("email_key")))
 _MEMBERSHIPS = (select(InternalList.id, InternalList.name, InternalList.purpose,
                        InternalList.marketing)
                 .join(ListMembership, ListMembership.list_id == InternalList.id)
@@ -73,11 +76,19 @@ def _consent_insert(dialect: str) -> Any:
 class KnownContact:
     id: int
     email_key: str
+    # (purpose, action, occurred_at) of its withdrawals and confirmations since `since`
+    recent: list[tuple[str, str, datetime]]
 
 
-def find(session: Any, email_key: str) -> KnownContact | None:
-    row = _conn(session).execute(_CONTACT, {"email_key": email_key}).first()
-    return KnownContact(row[0], row[1]) if row is not None else None
+def find(session: Any, email_key: str, since: datetime) -> KnownContact | None:
+    """The contact with this address and its consent events since `since`."""
+    rows = _conn(session).execute(_CONTACT_RECENT, {"email_key": email_key,
+                                                    "since": since}).all()
+    if not rows:
+        return None
+    recent = [(purpose, action, as_utc(at)) for _, _, purpose, action, at in rows
+              if purpose is not None]
+    return KnownContact(rows[0][0], rows[0][1], recent)
 
 
 def _conn(session: Any) -> Connection:
@@ -109,8 +120,7 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     audits: list[dict[str, Any]] = []
     now = utcnow()
     bumps = 0
-    recent = [(purpose, action, as_utc(at)) for purpose, action, at in conn.execute(
-        _RECENT, {"contact_id": contact.id, "since": w.moment - w.window})]
+    recent = contact.recent  # read by `find` with since = moment - window
     changed = False
     if not _same_withdrawal_recorded(recent, w) and conn.execute(
             _consent_insert(conn.dialect.name),
