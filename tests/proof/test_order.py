@@ -134,10 +134,6 @@ def test_list_membership_does_not_depend_on_arrival_order(ctx: AppContext,
     assert len(finals) == 1, {k: v[:2] for k, v in finals.items()}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known gap, reported: a second unsubscribe of an address with no contact keeps the "
-    "first suppression's date (unique per address and purpose), so a consent dated "
-    "between the two unsubscribes, imported later, passes the policy"))
 def test_a_later_unsubscribe_without_a_contact_still_blocks_an_older_consent(
         ctx: AppContext, tmp_path: Path) -> None:
     email = "nocontact@example.org"
