@@ -121,12 +121,17 @@ def test_erasing_an_unknown_address_still_suppresses_it(app_context: AppContext)
     assert result.subscriber_hash == subscriber_hash("nobody@example.com")
 
 
-def test_erasing_twice_is_harmless(app_context: AppContext) -> None:
+def test_erasing_twice_keeps_one_suppression_dated_at_the_second(
+        app_context: AppContext) -> None:
     _ada_with_everything(app_context)
     erase_contact(app_context, ADA, actor="test")
+    with transaction(app_context.sessions) as session:
+        first = session.scalars(select(Suppression.created_at)).one()
     again = erase_contact(app_context, ADA, actor="test")
-    assert (again.found, again.suppression_added) == (False, False)
+    assert again.found is False
     assert counts(app_context)["suppressions"] == 1
+    with transaction(app_context.sessions) as session:
+        assert session.scalars(select(Suppression.created_at)).one() > first
 
 
 def test_other_contacts_are_untouched(app_context: AppContext) -> None:
