@@ -134,13 +134,16 @@ def erase(
     at_esp: Annotated[bool, typer.Option(
         "--at-esp", help="Also delete the member permanently at Mailchimp (irreversible).")]
     = False,
+    local_only: Annotated[bool, typer.Option(
+        "--local-only", help="Erase here although the person is still a member at Mailchimp "
+                             "(only when Mailchimp's copy is handled elsewhere).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase a person (Art. 17): delete their data, keep only a suppression entry.
 
     Safe to repeat: a second run (e.g. after the Mailchimp call failed) finds no local
     contact and still deletes at Mailchimp with --at-esp."""
-    from syncd.crm.erasure import erase_contact
+    from syncd.crm.erasure import erase_contact, status_at_esp
     from syncd.esp.errors import EspError
 
     parse_address(email)  # a bad address fails before any question is asked
@@ -151,6 +154,11 @@ def erase(
             from syncd.esp.mailchimp import mailchimp_client
 
             client = mailchimp_client(ctx.settings)  # a missing setting fails before erasing
+        elif not local_only and (live := status_at_esp(ctx, email)) is not None:
+            raise fail(f"this person is {live} at Mailchimp: erasing only here would leave "
+                       "them receiving mail, and syncd could no longer unsubscribe them. Use "
+                       "--at-esp to delete them there too, or --local-only if Mailchimp's "
+                       "copy is handled elsewhere. Nothing erased.", ExitCode.REFUSED)
         if not yes and not typer.confirm(
                 "Erase this contact's data" + (" here and at Mailchimp" if at_esp else "")
                 + "? This cannot be undone.", default=False, err=True):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from syncd import audit, logs
 from syncd.context import AppContext
@@ -45,6 +45,23 @@ class ErasureResult:
     found: bool
     consent_events_deleted: int
     suppression_added: bool
+
+
+# Statuses at which Mailchimp still mails the person (or sends them a confirmation).
+LIVE_AT_ESP = ("subscribed", "pending")
+
+
+def status_at_esp(ctx: AppContext, email: str) -> str | None:
+    """The member's status at the ESP as far as syncd knows, if it still mails them.
+    Erasing only locally would leave that member live, and syncd would lose the push
+    state it needs to unsubscribe them later."""
+    address = parse_address(email)
+    with transaction(ctx.sessions) as session:
+        return session.scalar(
+            select(PushState.esp_status)
+            .join(Contact, Contact.id == PushState.contact_id)
+            .where(Contact.email_key == address.key, PushState.esp_status.in_(LIVE_AT_ESP))
+            .limit(1))
 
 
 def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:

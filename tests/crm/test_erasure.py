@@ -152,7 +152,26 @@ def test_erase_command_asks_and_does_nothing_when_declined(
 
 def test_erase_command_with_yes_erases(app_context: AppContext, cli: Cli) -> None:
     _ada_with_everything(app_context)
+    result = cli("contacts", "erase", ADA, "--yes", "--local-only")
+    assert result.exit_code == 0, result.output
+    assert counts(app_context)["contacts"] == 0
+
+
+def test_erasing_only_here_a_person_still_subscribed_at_mailchimp_is_refused(
+        app_context: AppContext, cli: Cli) -> None:
+    # Rule 8: the person would keep getting mail, and without the push state syncd could
+    # never unsubscribe them at Mailchimp later.
+    _ada_with_everything(app_context)
     result = cli("contacts", "erase", ADA, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "subscribed at Mailchimp" in result.output
+    assert counts(app_context)["contacts"] == 1
+
+
+def test_erasing_a_person_never_pushed_needs_no_mailchimp(
+        app_context: AppContext, cli: Cli) -> None:
+    add_contact(app_context, "lead@example.com", events=confirmed("ebook"))
+    result = cli("contacts", "erase", "lead@example.com", "--yes")
     assert result.exit_code == 0, result.output
     assert counts(app_context)["contacts"] == 0
 
