@@ -20,7 +20,8 @@ ALL_PURPOSES = "*"
 
 
 def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, actor: str,
-             contact_id: int | None = None, created_at: datetime | None = None) -> bool:
+             contact_id: int | None = None, created_at: datetime | None = None,
+             renew: bool = True) -> bool:
     """Add a suppression, or move an existing one for this address and purpose forward to
     `created_at` when that is newer. True if added or moved.
 
@@ -28,7 +29,8 @@ def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, 
     the unsubscribe, so that out-of-order arrival gives the same policy outcome (I6).
     The entry holds the NEWEST blocking moment: a person who unsubscribes a second time
     stays blocked against consent dated between the two (rule 6), also when no contact
-    record holds the withdrawals."""
+    record holds the withdrawals. `renew=False` only adds: for a second report of the SAME
+    unsubscribe (webhook and reconciliation pull), whose moments differ by a second."""
     moment = created_at or utcnow()
     added = insert_ignoring_duplicates(session, Suppression.__table__, {
         "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
@@ -38,6 +40,8 @@ def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, 
         audit.record_now(session, actor=actor, action="suppressed", contact_id=contact_id,
                          purpose=purpose, reason=reason)
         return True
+    if not renew:
+        return False
     moved: int = getattr(session.execute(
         update(Suppression)
         .where(Suppression.address_hmac == address_hmac, Suppression.purpose == purpose,

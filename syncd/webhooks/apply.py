@@ -150,9 +150,11 @@ class _Job:
         hmacs = {self.keyring.address_hmac(event.email)}
         contact_id = contact.id if contact else None
         changed = False
+        same = False
         if contact is not None:
             hmacs.add(self.keyring.address_hmac(contact.email_key))
-            if not _same_withdrawal_recorded(session, contact.id, self.purpose, self.moment):
+            same = _same_withdrawal_recorded(session, contact.id, self.purpose, self.moment)
+            if not same:
                 changed = ledger.append(session, contact, self._withdrawal(reason, deleted),
                                         actor=ACTOR, dedupe_salt=self.event_key)
             why = f"{event.kind} ({reason})"
@@ -164,7 +166,7 @@ class _Job:
                              contact_id=contact.id, channel=self.channel)
         added = [suppression.suppress(session, address_hmac=address_hmac, purpose=scope,
                                       reason=kind, actor=ACTOR, contact_id=contact_id,
-                                      created_at=self.moment)
+                                      created_at=self.moment, renew=not same)
                  for address_hmac in sorted(hmacs)]
         if contact is not None and any(added):
             store.touch(contact)  # a new suppression changes what the sync may push

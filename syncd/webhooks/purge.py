@@ -122,7 +122,8 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     bumps = 0
     recent = contact.recent  # read by `find` with since = moment - window
     changed = False
-    if not _same_withdrawal_recorded(recent, w) and conn.execute(
+    same = _same_withdrawal_recorded(recent, w)
+    if not same and conn.execute(
             _consent_insert(conn.dialect.name),
             ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
     ).first() is not None:
@@ -159,7 +160,7 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
         suppressed |= suppression.suppress(
             session, address_hmac=address_hmac, purpose=w.suppression_scope,
             reason=w.suppression_reason, actor=w.actor, contact_id=contact.id,
-            created_at=w.moment)
+            created_at=w.moment, renew=not same)
     if suppressed:
         bumps += 1  # a new suppression changes what the sync may push
     if bumps:
