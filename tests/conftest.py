@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from syncd.config import ListSettings, Settings, load_settings
 from syncd.context import AppContext
 from syncd.db import make_engine
+from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.migrate import upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -149,3 +150,33 @@ def app_context(settings: Settings) -> Iterator[AppContext]:
     ctx.sync_lists()
     yield ctx
     ctx.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[MailchimpEmulator]:
+    """One Mailchimp emulator on loopback per test worker."""
+    with MailchimpEmulator(list_id=TEST_AUDIENCE_ID) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_server: MailchimpEmulator) -> Iterator[MailchimpEmulator]:
+    """The session's emulator, emptied: no members, faults, hooks or stats."""
+    emulator_server.reset()
+    emulator_server.set_latency(0)
+    emulator_server.configure(allow_api_resubscribe=False, required_merge_fields=(),
+                              refused_addresses=())
+    yield emulator_server
+    emulator_server.clear_faults()
+
+
+def emulated_settings(database_url: str, emu: MailchimpEmulator, **overrides: Any) -> Settings:
+    """Settings that point the real Mailchimp client at the emulator."""
+    values: dict[str, Any] = {
+        "mailchimp_api_key": DEFAULT_API_KEY,
+        "mailchimp_base_url": emu.base_url,
+        # Fast retries in tests: full jitter below 20 ms.
+        "mailchimp_retry_max_wait_seconds": 0.02,
+        "mailchimp_timeout_seconds": 2.0,
+    }
+    return make_settings(database_url, **(values | overrides))

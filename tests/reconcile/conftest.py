@@ -20,11 +20,7 @@ from tests.conftest import (
     TEST_WEBHOOK_SECRET,
 )
 from tests.webhooks.conftest import serve_app, served_for  # noqa: F401 - fixtures
-from tests.webhooks.emulated import (  # noqa: F401 - fixtures
-    emulated_context,
-    emulator,
-    emulator_server,
-)
+from tests.webhooks.emulated import emulated_context  # noqa: F401 - fixture
 
 Cli = Callable[..., Result]
 
@@ -47,7 +43,7 @@ def write_config(path: Path, database_url: str, emu: MailchimpEmulator) -> Path:
 
 @pytest.fixture
 def cli(tmp_path: Path, database_url: str,
-        emulator: MailchimpEmulator) -> Cli:  # noqa: F811 - the imported fixture
+        emulator: MailchimpEmulator) -> Cli:
     """Run `syncd ...` through the real Typer app against the test database and emulator."""
     from syncd.cli import _register_all, app
 

@@ -10,39 +10,13 @@ import pytest
 
 from syncd.config import Settings
 from syncd.context import AppContext
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
+from syncd.esp.emulator import MailchimpEmulator
 from syncd.esp.mailchimp import MailchimpClient, mailchimp_client
 from syncd.sync.run import SyncReport, run_sync
-from tests.conftest import TEST_AUDIENCE_ID, make_settings
+from tests.conftest import emulated_settings
 
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[MailchimpEmulator]:
-    with MailchimpEmulator(list_id=TEST_AUDIENCE_ID) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emulator(emulator_server: MailchimpEmulator) -> Iterator[MailchimpEmulator]:
-    """The session's emulator, emptied: no members, faults, hooks or stats."""
-    emulator_server.reset()
-    emulator_server.set_latency(0)
-    emulator_server.configure(allow_api_resubscribe=False, required_merge_fields=(),
-                              refused_addresses=())
-    yield emulator_server
-    emulator_server.clear_faults()
-
-
-def sync_settings(database_url: str, emu: MailchimpEmulator, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "mailchimp_api_key": DEFAULT_API_KEY,
-        "mailchimp_base_url": emu.base_url,
-        # Fast retries in tests: full jitter below 20 ms.
-        "mailchimp_retry_max_wait_seconds": 0.02,
-        "mailchimp_timeout_seconds": 2.0,
-    }
-    values.update(overrides)
-    return make_settings(database_url, **values)
+# The emulator fixtures live in tests/conftest.py; the sync tests call them by this name.
+sync_settings = emulated_settings
 
 
 @pytest.fixture

@@ -92,6 +92,6 @@ def inbox_rows(ctx: AppContext) -> list[WebhookEvent]:
         return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
 
 
-from tests.webhooks.emulated import emulated_context, emulator, emulator_server  # noqa: E402
+from tests.webhooks.emulated import emulated_context  # noqa: E402
 
-__all__ = ["emulated_context", "emulator", "emulator_server"]
+__all__ = ["emulated_context"]
