@@ -35,7 +35,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from syncd.clock import parse_timestamp
+from syncd.clock import parse_timestamp, utcnow
 from syncd.config import Settings
 from syncd.crm.addresses import subscriber_hash
 from syncd.errors import ConfigError
@@ -244,8 +244,23 @@ class MailchimpClient:
             if member.data.tags:
                 item["tags"] = list(member.data.tags)
             items.append(item)
-        doc = self._call("add members", self._batch_call,
+        attempts: list[tuple[datetime, bool]] = []  # (sent at, failed in a way that may land)
+
+        def attempt(body: dict[str, Any]) -> Any:
+            attempts.append((utcnow(), False))
+            try:
+                return self._batch_call(body)
+            except ApiClientError as err:
+                # A throttled answer (429, bodyless 403) was not processed; a timeout, a
+                # reset or a 5xx may have been, after all.
+                code = getattr(err, "status_code", None)
+                attempts[-1] = (attempts[-1][0], code is None or code >= 500)
+                raise
+
+        doc = self._call("add members", attempt,
                          {"members": items, "update_existing": False}, write=True) or {}
+        uncertain = next((sent for sent, may_have_landed in attempts[:-1] if may_have_landed),
+                         None)
         results: dict[str, MemberResult] = {}
         for created in doc.get("new_members") or []:
             email = str(created.get("email_address", "")).lower()
@@ -256,7 +271,8 @@ class MailchimpClient:
         for item in doc.get("errors") or []:
             email = str(item.get("email_address", "")).lower()
             error = batch_item_error(item)
-            results[email] = (MemberResult(email, "exists") if error is None
+            results[email] = (MemberResult(email, "exists", uncertain_since=uncertain)
+                              if error is None
                               else MemberResult(email, "failed", error=error))
         out = []
         for member in members:

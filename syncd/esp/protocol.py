@@ -93,6 +93,10 @@ class MemberResult:
     outcome: str
     status: str | None = None
     error: EspError | None = None
+    # For `exists`: set when an earlier attempt of the same call failed in a way that may
+    # have landed (timeout, reset, 5xx): the member may be our own add from that attempt.
+    # The moment that attempt was sent.
+    uncertain_since: datetime | None = None
 
 
 class EspWriter(Protocol):

@@ -17,6 +17,9 @@ from syncd.esp.protocol import EspWriter, MemberResult, NewMember
 from syncd.sync.checkpoint import Settlement
 from syncd.sync.plan import Action, Change
 
+# Our clock against Mailchimp's when telling our own timed-out add from an older member.
+OWN_ADD_CLOCK_SKEW = timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -85,7 +88,7 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
                 change, status=result.status or change.status, fingerprint=change.fingerprint)))
         elif result.outcome == "exists":
             outcomes.append(_resolve_existing(esp, change, manage_foreign=manage_foreign,
-                                              now=now))
+                                              now=now, uncertain_since=result.uncertain_since))
         else:
             error = result.error or EspTransientError("add member: no answer")
             outcomes.append(_refused(change, error, now) if not _transient(error)
@@ -98,7 +101,7 @@ def _transient(error: EspError) -> bool:
 
 
 def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
-                      now: datetime) -> Outcome:
+                      now: datetime, uncertain_since: datetime | None = None) -> Outcome:
     """The add found a member already there (left untouched, no status sent).
 
     Ours if a previous add of this contact is unconfirmed (crash or timed-out batch):
@@ -115,6 +118,14 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
                            EspTransientError("add member: member vanished while adopting"))
         return Outcome(change, "adopted", _settled(
             change, status=remote.status, fingerprint=change.fingerprint))
+    if not ours and uncertain_since is not None:
+        # An earlier attempt of this very batch call timed out or failed after it may have
+        # landed: a member changed since that attempt was sent is our own add (I8), and
+        # must be known as ours, or a later withdrawal would never unsubscribe it.
+        remote = esp.get_member(change.data.email)
+        if remote is not None and remote.last_changed >= uncertain_since - OWN_ADD_CLOCK_SKEW:
+            return Outcome(change, "adopted", _settled(
+                change, status=remote.status, fingerprint=change.fingerprint))
     if not ours and not manage_foreign:
         return Outcome(change, "foreign", Settlement(
             contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from syncd.clock import utcnow
+from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
@@ -182,3 +184,25 @@ def test_foreign_member_gets_data_but_never_a_status_when_managed(
     assert (member["status"], member["merge_fields"]["FNAME"]) == ("unsubscribed", "Ada")
     assert [t["name"] for t in member["tags"]] == ["newsletter-nl"]
     assert report.adopted == 1
+
+
+def test_an_add_that_landed_after_its_call_timed_out_is_known_as_ours(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    # Attempt 1 times out at the client (0.5 s) but lands at Mailchimp (0.6 s); attempt 2
+    # times out too; attempt 3 then finds every member already there. They are our own
+    # adds: a later withdrawal in the CRM must unsubscribe them (rule 5), which syncd
+    # only does for members it knows it added.
+    ctx = _context(database_url, emulator, mailchimp_timeout_seconds=0.5)
+    emails = _people(ctx, 5)
+    emulator.inject_fault("slow", count=2, match=BATCH_PATH, seconds=0.6)
+
+    report = run_sync(ctx)
+    assert report.added + report.adopted == 5
+    assert set(_settled(ctx).values()) == {"subscribed"}
+
+    add_contact(ctx, emails[0], events=[("newsletter", Action.WITHDRAWN, utcnow())])
+    run_sync(ctx, force=True)  # 1 of 5 is over the 10 % safety share
+    ctx.close()
+    member = emulator.member(emails[0])
+    assert member is not None
+    assert member["status"] == "unsubscribed"
