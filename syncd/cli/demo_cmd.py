@@ -1,7 +1,7 @@
 """`syncd demo [--json] [--dir PATH]`: syncd's whole job on the embedded default.
 
 Exit codes: 0 every step behaved as the rules say; 1 FAILED (a check failed, or the
-demo could not run; the message names which); 2 CONFIG (config/demo.toml missing or
+demo could not run; the message names which); 2 CONFIG (syncd/demo/demo.toml missing or
 wrong, --dir not usable)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def demo(
     """Run syncd's whole job locally: import a sample CRM, sync to a Mailchimp emulator,
     purge an unsubscribe webhook, re-sync; every step checked. Needs no account.
 
-    Uses its own settings (config/demo.toml); --config and SYNCD_* variables are ignored."""
+    Uses its own settings (syncd/demo/demo.toml); --config and SYNCD_* variables are ignored."""
     from syncd.demo.narration import Narrator, report_json
     from syncd.demo.runner import DemoReport, exit_code, run_demo
 

@@ -1,6 +1,6 @@
 """The demo's stage: a directory with a fresh SQLite file, the Mailchimp emulator and the
 real HTTP service (the app `syncd serve` runs, on uvicorn), all on 127.0.0.1 with ports
-the system picks, configured through the production Settings (config/demo.toml plus
+the system picks, configured through the production Settings (syncd/demo/demo.toml plus
 overrides for what is made fresh here). Everything started is stopped on exit; the
 directory is removed unless the caller chose it."""
 
@@ -37,15 +37,12 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 
 def demo_config_path() -> Path:
-    """config/demo.toml of the source tree syncd runs from (`make demo` installs it
-    editable, so the package sits in that tree)."""
-    here = Path(__file__).resolve()
-    for root in here.parents:
-        candidate = root / "config" / "demo.toml"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError("config/demo.toml not found: run `syncd demo` from a source checkout "
-                      "(`make demo` installs syncd from it)")
+    """The demo's settings file, shipped inside the package (so `syncd demo` works from an
+    installed wheel too, not only from a source checkout)."""
+    path = Path(__file__).with_name("demo.toml")
+    if not path.is_file():
+        raise ConfigError(f"the demo's settings file is missing from the installation: {path}")
+    return path
 
 
 @contextlib.contextmanager
