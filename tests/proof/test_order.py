@@ -121,10 +121,10 @@ def test_consent_standing_and_data_do_not_depend_on_arrival_order(
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known gap, reported: list memberships follow ARRIVAL order. A late older unsubscribe "
-    "or bounce removes a list joined by a newer re-confirmation, and a late import re-adds "
-    "a list after a newer bounce (memberships carry no event moment). Eligibility is not "
-    "affected (the policy is time-based); the tags mirrored to Mailchimp are."))
+    "known gap: a late CRM import re-adds a list after a newer hard bounce, because a "
+    "membership carries no event moment (a late older unsubscribe or bounce no longer "
+    "removes a list of a newer confirmation). Eligibility is not affected (the policy is "
+    "time-based); the tags mirrored to Mailchimp are."))
 def test_list_membership_does_not_depend_on_arrival_order(ctx: AppContext,
                                                           tmp_path: Path) -> None:
     events = {"unsubscribe": EVENTS["unsubscribe"], "bounce": EVENTS["bounce"],
