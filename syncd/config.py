@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     def lists_of_purpose(self, purpose: str) -> list[str]:
         return sorted(name for name, cfg in self.lists.items() if cfg.purpose == purpose)
 
+    def require_audience_id(self) -> str:
+        """The audience id, for the runs that read or write it."""
+        if not self.mailchimp_audience_id:
+            raise ConfigError(f"this command talks to Mailchimp; set "
+                              f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
+        return self.mailchimp_audience_id
+
     def require_mailchimp(self) -> tuple[str, str]:
         """API key and audience id, for the commands that talk to Mailchimp."""
         missing = [

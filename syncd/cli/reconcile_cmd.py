@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syncd.cli.common import fail, handle_errors, open_context, out_console
 from syncd.cli.exit_codes import ExitCode
 from syncd.esp.errors import EspError
+from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
 from syncd.webhooks.inbox import InboxUnavailable
 
@@ -30,6 +31,7 @@ def reconcile(
     ctx = open_context()
     try:
         report = run_reconcile(ctx)
+        log_summary("reconcile", report, report.duration_seconds)
     except RunnerBusy as exc:
         raise fail(str(exc), ExitCode.BUSY) from None
     except EspError as exc:

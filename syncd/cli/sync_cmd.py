@@ -20,6 +20,7 @@ from rich.table import Table
 from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
 from syncd.cli.exit_codes import ExitCode
 from syncd.esp.errors import EspError
+from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
 from syncd.sync.run import SyncReport, run_sync
 
@@ -105,6 +106,8 @@ def sync(
         raise fail(f"sync failed: {exc}", ExitCode.FAILED) from None
     finally:
         ctx.close()
+    if not report.dry_run:
+        log_summary("sync", report, report.duration_seconds)
     _show(report, as_json)
     if report.outcome == "refused" and report.error:
         err_console.print(f"[bold red]{report.error}[/]")

@@ -8,17 +8,18 @@ lock held logs one line and returns."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from syncd import metrics
 from syncd.context import AppContext
 from syncd.logs import get_logger
+from syncd.run_summary import log_summary, summarise
 from syncd.runner_lock import RunnerBusy
+
+__all__ = ["BUSY_MESSAGE", "JobRunner", "summarise"]
 
 log = get_logger("syncd.service.jobs")
 
@@ -83,12 +84,10 @@ class JobRunner:
             return
         finally:
             self._leave(kind)
-        outcome, counts = summarise(result)
+        outcome = log_summary(kind, result, time.monotonic() - started)
         metrics.JOB_RUNS.labels(kind, outcome).inc()
         if outcome in ("succeeded", "partial"):
             metrics.LAST_SUCCESS.labels(kind).set(time.time())
-        log.info("run finished", kind=kind, outcome=outcome, counts=counts,
-                 duration_s=round(time.monotonic() - started, 3))
 
     def _enter(self, kind: str) -> None:
         with self._idle:
@@ -118,33 +117,3 @@ def _expected(exc: Exception) -> bool:
     from syncd.errors import ConfigError, SyncdError
 
     return isinstance(exc, SyncdError | ConfigError)
-
-
-def summarise(result: Any) -> tuple[str, dict[str, Any]]:
-    """(outcome, counts) from whatever a job returned: a report dataclass or a dict."""
-    if result is None:
-        return "succeeded", {}
-    fields: Mapping[str, Any]
-    counts_of = getattr(result, "counts", None)
-    if callable(counts_of):  # a report that knows its loggable numbers (no addresses)
-        fields = {"outcome": getattr(result, "outcome", "succeeded"), **counts_of()}
-    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
-        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    elif isinstance(result, Mapping):
-        fields = result
-    else:
-        fields = {k: v for k, v in vars(result).items() if not k.startswith("_")}
-    outcome = fields.get("outcome", "succeeded")
-    if isinstance(outcome, enum.Enum):
-        outcome = outcome.value
-    counts: dict[str, Any] = {}
-    for name, raw in fields.items():
-        if name == "outcome":
-            continue
-        value = raw.value if isinstance(raw, enum.Enum) else raw
-        if isinstance(value, bool | int | float | str) or value is None:
-            counts[name] = value
-        elif isinstance(value, Mapping) and all(
-                isinstance(v, bool | int | float | str) for v in value.values()):
-            counts[name] = dict(value)
-    return str(outcome), counts

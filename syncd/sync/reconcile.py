@@ -33,7 +33,6 @@ from typing import Any
 from syncd.clock import as_utc, parse_timestamp, utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
-from syncd.errors import ConfigError
 from syncd.esp.protocol import EspReader, RemoteMember
 from syncd.logs import get_logger
 from syncd.metrics import LAST_SUCCESS, RUNS
@@ -111,20 +110,13 @@ def _write_cursor(ctx: AppContext, name: str, value: datetime) -> None:
             row.value, row.updated_at = value.isoformat(), utcnow()
 
 
-def _audience(ctx: AppContext) -> str:
-    audience = ctx.settings.mailchimp_audience_id
-    if not audience:
-        raise ConfigError("reconciliation reads the Mailchimp audience; set "
-                          "SYNCD_MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
-    return audience
-
 
 def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
                   stop: threading.Event | None = None) -> ReconcileReport:
     """Pull unsubscribed and cleaned members changed since the cursor (minus the
     overlap) and apply them like webhooks. Raises RunnerBusy, ConfigError, EspError and
     InboxUnavailable (after recording the failed run); the cursor is then unchanged."""
-    audience = _audience(ctx)
+    audience = ctx.settings.require_audience_id()
     with single_runner(ctx.engine, f"reconcile:{audience}"):
         owned = esp is None
         if esp is None:
@@ -222,6 +214,3 @@ def _finish(ctx: AppContext, run_id: int, report: ReconcileReport, started: floa
     RUNS.labels(kind="reconcile", outcome=report.outcome).inc()
     if report.outcome == "succeeded":
         LAST_SUCCESS.labels(kind="reconcile").set(time.time())
-    log.info("reconcile finished", outcome=report.outcome, seen=report.seen,
-             applied=report.applied, unchanged=report.unchanged, failed=report.failed,
-             full_pull=report.full_pull, duration_seconds=report.duration_seconds)

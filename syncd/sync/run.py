@@ -22,7 +22,6 @@ from sqlalchemy import update
 
 from syncd.clock import utcnow
 from syncd.context import AppContext
-from syncd.errors import ConfigError
 from syncd.esp.errors import EspError
 from syncd.esp.protocol import EspWriter
 from syncd.logs import get_logger
@@ -167,13 +166,6 @@ class _Run:
         return time.monotonic() - self.started
 
 
-def _audience(ctx: AppContext) -> str:
-    audience = ctx.settings.mailchimp_audience_id
-    if not audience:
-        raise ConfigError("this command talks to Mailchimp; set SYNCD_MAILCHIMP_AUDIENCE_ID "
-                          "([mailchimp] audience_id)")
-    return audience
-
 
 def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
                 live_only: bool = False) -> Iterable[list[source.Candidate]]:
@@ -203,7 +195,7 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
     run-level failures (bad key, unknown audience, ESP unavailable after retries), after
     recording the failed run. Returns the report otherwise (refused and interrupted
     runs included)."""
-    audience_id = _audience(ctx)
+    audience_id = ctx.settings.require_audience_id()
     with single_runner(ctx.engine, f"sync:{audience_id}"):
         started = time.monotonic()
         now = utcnow()
@@ -401,7 +393,6 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     RUNS.labels(kind="sync", outcome=outcome).inc()
     if outcome == "succeeded":
         LAST_SUCCESS.labels(kind="sync").set(time.time())
-    log.info("sync_run", **report.counts())
     return report
 
 

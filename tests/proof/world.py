@@ -23,11 +23,11 @@ from sqlalchemy import select, text
 from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.crm.importer import import_file
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator, RequestInfo
+from syncd.esp.emulator import MailchimpEmulator, RequestInfo
 from syncd.esp.emulator.members import subscriber_hash
 from syncd.schema import Base
 from syncd.service.app import create_app
-from tests.conftest import TEST_AUDIENCE_ID, TEST_WEBHOOK_SECRET, make_settings
+from tests.conftest import TEST_AUDIENCE_ID, TEST_WEBHOOK_SECRET, emulated_settings
 from tests.webhooks.conftest import Served, serve_app
 
 LIVE = frozenset({"subscribed", "pending"})
@@ -149,10 +149,7 @@ class BodyRecorder:
 
 def proof_settings(database_url: str, emu: MailchimpEmulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "mailchimp_api_key": DEFAULT_API_KEY,
-        "mailchimp_base_url": emu.base_url,
         "mailchimp_retry_max_wait_seconds": 0.005,
-        "mailchimp_timeout_seconds": 2.0,
         "mailchimp_max_retries": 4,
         # Small batches: a run over a handful of contacts still has a first, middle
         # and last batch for the faults and crashes to hit.
@@ -161,8 +158,7 @@ def proof_settings(database_url: str, emu: MailchimpEmulator, **overrides: Any) 
         "sync_max_unsubscribe_share": 1.0,
         "webhook_profile_master": "esp",
     }
-    values.update(overrides)
-    return make_settings(database_url, **values)
+    return emulated_settings(database_url, emu, **(values | overrides))
 
 
 def empty_database(ctx: AppContext) -> None:

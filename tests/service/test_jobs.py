@@ -13,8 +13,12 @@ from structlog.testing import capture_logs
 
 from syncd import logs
 from syncd.context import AppContext
+from syncd.esp.emulator import MailchimpEmulator
 from syncd.runner_lock import single_runner
 from syncd.service.jobs import BUSY_MESSAGE, JobRunner, summarise
+from syncd.sync.run import run_sync
+from tests.builders import add_contact, confirmed
+from tests.conftest import emulated_settings
 
 
 @dataclass
@@ -112,3 +116,20 @@ def test_run_outcomes_are_counted(app_context: AppContext) -> None:
 def test_summary_reads_reports_and_dicts(result: object,
                                          expected: tuple[str, dict[str, object]]) -> None:
     assert summarise(result) == expected
+
+
+def test_a_real_sync_under_the_service_is_summarised_once(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    ctx = AppContext.open(emulated_settings(database_url, emulator))
+    ctx.sync_lists()
+    add_contact(ctx, "ann.example@example.org", events=confirmed())
+    runner = JobRunner(ctx)
+
+    with capture_logs() as captured:
+        runner.run("sync", lambda: run_sync(ctx))
+    ctx.close()
+
+    summaries = [r for r in captured if r["event"] in ("run finished", "sync_run")]
+    assert [(r["event"], r["kind"], r["outcome"]) for r in summaries] == [
+        ("run finished", "sync", "succeeded")]
+    assert summaries[0]["counts"]["added"] == 1
