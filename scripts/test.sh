@@ -11,6 +11,17 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
 fi
+# Page tests drive Debian's Chromium (never a downloaded browser build). Install it when
+# missing and we may (root with apt); in CI a missing browser then fails the browser tests.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Chromium is missing; installing Debian's chromium package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || echo "could not install chromium: the browser tests will fail in CI" >&2
+  else
+    echo "Chromium is missing (apt-get install chromium); the browser tests will fail in CI" >&2
+  fi
+fi
 export SYNCD_TEST_POSTGRES_URL="${SYNCD_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}"
 
 echo "== ruff"; ruff check syncd tests benchmarks
