@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from syncd.esp.emulator import MailchimpEmulator
 from click.testing import Result
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -66,3 +68,13 @@ def cli(config_file: Path) -> Cli:
         return CliRunner().invoke(app, ["--config", str(config_file), *args], input=input)
 
     return run
+
+
+@pytest.fixture
+def emulated_cli(config_file: Path, cli: Cli, emulator: MailchimpEmulator) -> Cli:
+    """`cli`, with the Mailchimp settings pointing at the (emptied) emulator."""
+    with config_file.open("a", encoding="utf-8") as out:
+        out.write(f'[mailchimp]\napi_key = "{emulator.api_key}"\n'
+                  f'audience_id = "{emulator.list_id}"\nbase_url = "{emulator.base_url}"\n'
+                  "retry_max_wait_seconds = 0.02\nmax_retries = 1\n")
+    return cli
