@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from syncd.esp.emulator import MailchimpEmulator
 from click.testing import Result
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from syncd.context import AppContext
+from syncd.esp.emulator import MailchimpEmulator
 from tests.conftest import TEST_LISTS, TEST_PSEUDONYM_KEY
 
 TABLES = ("contacts", "consent_events", "list_memberships", "audit_log", "suppressions")
