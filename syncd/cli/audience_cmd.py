@@ -96,8 +96,9 @@ def audit_audience(
         if handle:
             handle.close()
     if as_json:
-        out_console.print(json.dumps(report.to_dict() | {"findings": findings}, indent=2,
-                                     sort_keys=True), soft_wrap=True)
+        # Not sorted: the classes stay worst first.
+        out_console.print(json.dumps(report.to_dict() | {"findings": findings}, indent=2),
+                          soft_wrap=True)
     else:
         out_console.print(f"audience {report.audience_id}: {report.members} members")
         for name in CLASSES:

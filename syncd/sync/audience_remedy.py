@@ -91,7 +91,8 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
     report.outcome = "partial" if report.failed else "succeeded"
     with transaction(ctx.sessions) as session:
         audit.record(session, actor="cli", action="audience_remedy", contact_id=None,
-                     **{k: v for k, v in report.counts().items() if k != "error"})
+                     remedy=report.action, audit_class=report.klass, selected=report.selected,
+                     done=report.done, missing=report.missing, failed=report.failed)
     return report
 
 
