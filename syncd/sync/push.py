@@ -120,8 +120,9 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
 
     Ours if a previous add of this contact is unconfirmed (crash or timed-out batch):
     adopt it, re-sending the data only if it changed since. Otherwise it is a member syncd
-    never added: left alone unless `mailchimp_manage_foreign_members`, and even then only
-    its data is written, never its status (I2)."""
+    never added: its state is read and recorded (planned next run like every known
+    member); with `mailchimp_manage_foreign_members` its data is written at once. Its
+    status is never sent (I2)."""
     assert change.data is not None
     known = change.known
     ours = known is not None and known.attempt_fingerprint is not None
@@ -141,9 +142,16 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
             return Outcome(change, "adopted", _settled(
                 change, status=remote.status, fingerprint=change.fingerprint))
     if not ours and not manage_foreign:
+        # A member that was there before (it joined after the audience pull, or the
+        # contact came later): learn its state and plan it again next run, like any
+        # known member (a withdrawal must reach it, I11). Its status is never sent (I2).
+        remote = esp.get_member(change.data.email)
+        if remote is None:  # gone again since: nothing confirmed, look again next run
+            return Outcome(change, "failed", None,
+                           EspTransientError("add member: existing member vanished"))
         return Outcome(change, "foreign", Settlement(
-            contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
-            esp_status=None, esp_email=None))
+            contact_id=change.contact_id, settled_revision=0, fingerprint=None,
+            esp_status=remote.status, esp_email=change.data.email, esp_origin="pulled"))
     # The member exists (the add said so): PATCH, which can never create one.
     result = esp.update_member(change.data)
     if result.outcome == "written" and change.data.tags:

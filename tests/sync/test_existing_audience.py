@@ -275,3 +275,18 @@ def test_stale_consent_dated_before_a_pulled_unsubscribe_is_not_sent(
     assert emulator.confirmation_mails_sent("ada@example.org") == 0
     assert at(0) < utcnow()
     assert report.write_calls == 0
+
+
+def test_a_member_found_by_an_add_after_the_pull_is_known_and_its_withdrawal_reaches_it(
+        app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
+    sync()  # the pull of an empty audience
+    emulator.seed_member("ada@example.org", "subscribed")  # joined at Mailchimp since
+    add_contact(app_context, "ada@example.org", events=confirmed())
+    found = sync()  # the add answers "exists": syncd reads and records the member
+    _withdraw_now(app_context, "ada@example.org")
+
+    report = sync()
+
+    assert found.skipped == {"foreign_member": 1}
+    assert report.unsubscribed == 1
+    assert emulator.member("ada@example.org")["status"] == "unsubscribed"  # type: ignore[index]
