@@ -18,11 +18,12 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from syncd.clock import utcnow
+from syncd.clock import parse_timestamp, utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import AudienceReader, RemoteMember
@@ -59,9 +60,15 @@ def cursor_name(audience_id: str) -> str:
     return f"audience_pull:{audience_id}"
 
 
-def was_pulled(ctx: AppContext, audience_id: str) -> bool:
+def pulled_at(ctx: AppContext, audience_id: str) -> datetime | None:
+    """When the audience was last read whole; None: never."""
     with transaction(ctx.sessions) as session:
-        return session.get(Cursor, cursor_name(audience_id)) is not None
+        row = session.get(Cursor, cursor_name(audience_id))
+        return parse_timestamp(row.value) if row is not None else None
+
+
+def was_pulled(ctx: AppContext, audience_id: str) -> bool:
+    return pulled_at(ctx, audience_id) is not None
 
 
 def run_pull(ctx: AppContext, *, esp: AudienceReader | None = None,

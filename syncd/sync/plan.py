@@ -76,6 +76,9 @@ class ContactFacts:
     suppressions: tuple[SuppressionFact, ...] = ()
     # An unsubscribe/cleaned webhook for this address is stored but not applied yet.
     inbox_block: bool = False
+    # Created after the last audience pull: Mailchimp may have had the address all along
+    # (a member from before syncd), which syncd cannot know without asking.
+    unknown_to_pull: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
 
     # An add that was sent but never confirmed (timeout, crash) may have landed: the
     # member can be live at the ESP although syncd has no status for it.
-    maybe_live = status is None and known is not None and known.attempt_fingerprint is not None
+    maybe_live = status is None and (
+        (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
     if not decision.eligible and not pending_unconfirmed:
         if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
                                                                     Standing.SUPPRESSED):

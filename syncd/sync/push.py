@@ -168,7 +168,7 @@ def _member_outcome(change: Change, result: MemberResult, kind: str,
         if change.action is Action.UNSUBSCRIBE:
             # Nothing left to unsubscribe under that address; an add is only ever planned
             # through the consent gate, which a withdrawn person does not pass.
-            return Outcome(change, kind, Settlement(
+            return Outcome(change, "unchanged", Settlement(
                 contact_id=change.contact_id, settled_revision=change.revision,
                 fingerprint=None, esp_status=None, esp_email=None))
         known = change.known

@@ -185,7 +185,8 @@ class _Run:
 def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
                 live_only: bool = False) -> Iterable[list[source.Candidate]]:
     return source.iter_candidates(ctx.engine, audience_id, ctx.keyring, chunk_size=READ_CHUNK,
-                                  purpose_lists=cfg.tag_lists, live_only=live_only)
+                                  purpose_lists=cfg.tag_lists, live_only=live_only,
+                                  pulled_at=audience_pull.pulled_at(ctx, audience_id))
 
 
 def _safety(ctx: AppContext, audience_id: str, cfg: PlanConfig,

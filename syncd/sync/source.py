@@ -82,19 +82,25 @@ def count_live_members(engine: Engine, audience_id: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _chunk_filter(audience_id: str, after: int, upto: int | None, live_only: bool
+def _chunk_filter(audience_id: str, after: int, upto: int | None, live_only: bool,
+                  pulled_at: datetime | None = None
                   ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     join, where = _pending_filter(audience_id, after)
     if upto is not None:
         where = and_(where, Contact.id <= upto)
     if live_only:
-        where = and_(where, PushState.esp_status.in_(LIVE))
+        live: ColumnElement[bool] = PushState.esp_status.in_(LIVE)
+        if pulled_at is not None:
+            # Contacts new since the pull may be members syncd never saw (plan.py).
+            live = or_(live, and_(PushState.esp_status.is_(None),
+                                  Contact.created_at > pulled_at))
+        where = and_(where, live)
     return join, where
 
 
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
-                    purpose_lists: tuple[str, ...], live_only: bool = False
-                    ) -> Iterator[list[Candidate]]:
+                    purpose_lists: tuple[str, ...], live_only: bool = False,
+                    pulled_at: datetime | None = None) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
     live at the ESP (the safety limit's pre-count of unsubscribes).
 
@@ -105,13 +111,14 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
     mac = keyring.address_hmacs
     after = 0
     while True:
-        join, where = _chunk_filter(audience_id, after, None, live_only)
+        join, where = _chunk_filter(audience_id, after, None, live_only, pulled_at)
         query = (select(Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
                         Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer,
                         Contact.undeliverable_at, PushState.settled_revision,
                         PushState.fingerprint, PushState.esp_status, PushState.esp_email,
                         PushState.parked_reason, PushState.attempt_fingerprint,
-                        PushState.retry_after, PushState.esp_last_changed)
+                        PushState.retry_after, PushState.esp_last_changed,
+                        Contact.created_at)
                  .select_from(Contact).outerjoin(PushState, join).where(where)
                  .order_by(Contact.id).limit(chunk_size))
         with engine.connect() as conn:
@@ -120,8 +127,10 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 return
             last = rows[-1][0]
             hmacs = mac([row[2] for row in rows])
-            events = _events(conn, _chunk_filter(audience_id, after, last, live_only))
-            lists = _lists(conn, _chunk_filter(audience_id, after, last, live_only),
+            events = _events(conn, _chunk_filter(audience_id, after, last, live_only,
+                                                 pulled_at))
+            lists = _lists(conn, _chunk_filter(audience_id, after, last, live_only,
+                                               pulled_at),
                            purpose_lists)
             # One person, every address (I12): the suppressions of a contact's earlier
             # addresses, and of the other addresses of whoever once had this one.
@@ -137,7 +146,8 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
         no_lists: tuple[str, ...] = ()
         # Tuple unpacking: attribute access on rows costs more than the planning.
         for (cid, revision, email, first, last_name, attributes, customer, bounced, settled,
-             print_, status, esp_email, parked, attempt, retry_after, esp_changed), hmac in zip(
+             print_, status, esp_email, parked, attempt, retry_after, esp_changed,
+             created), hmac in zip(
                  rows, hmacs, strict=True):
             facts = ContactFacts(
                 contact_id=cid, revision=revision, email=email, first_name=first,
@@ -146,7 +156,9 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 undeliverable_at=bounced, lists=lists.get(cid, no_lists),
                 events=events.get(cid, no_events),
                 suppressions=tuple(blocks[hmac]) if hmac in blocks else (),
-                inbox_block=hmac in inbox)
+                inbox_block=hmac in inbox,
+                unknown_to_pull=(status is None and pulled_at is not None
+                                 and created is not None and as_utc(created) > pulled_at))
             known = None if settled is None else KnownState(
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,

@@ -290,3 +290,22 @@ def test_a_member_found_by_an_add_after_the_pull_is_known_and_its_withdrawal_rea
     assert found.skipped == {"foreign_member": 1}
     assert report.unsubscribed == 1
     assert emulator.member("ada@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+
+
+def test_withdrawal_of_a_contact_imported_after_the_pull_reaches_its_existing_member(
+        app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
+    sync()  # the pull: no contacts yet, so the member below matched nothing
+    emulator.seed_member("ada@example.org", "subscribed")
+    # The CRM contact arrives later, already withdrawn: never added by syncd, yet a
+    # member of the audience all along (I11: whoever added them).
+    add_contact(app_context, "ada@example.org",
+                events=[*confirmed(), ("newsletter", Action.WITHDRAWN, at(2))])
+    add_contact(app_context, "never@example.org",
+                events=[*confirmed(), ("newsletter", Action.WITHDRAWN, at(2))])
+
+    report = sync()
+    again = sync()
+
+    assert emulator.member("ada@example.org")["status"] == "unsubscribed"  # type: ignore[index]
+    assert emulator.member("never@example.org") is None  # a PATCH never creates
+    assert (report.unsubscribed, again.write_calls) == (1, 0)
