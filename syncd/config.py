@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # A plan that would unsubscribe or archive more than this share of the audience is
     # refused unless forced: protection against a broken CRM export.
     sync_max_unsubscribe_share: float = Field(default=0.10, ge=0, le=1)
+    # ... and only when the plan unsubscribes more than this many members: a handful of
+    # withdrawals never waits on the size of the audience. A refused plan still sends
+    # every add and update; only the unsubscribes are held, visibly, until `--force`.
+    sync_unsubscribe_floor: int = Field(default=50, ge=0)
     # Consent rule 3: unconfirmed sign-ups may be pushed as `pending` so that Mailchimp
     # sends the confirmation mail. A deliberate choice, off by default.
     sync_push_unconfirmed_as_pending: bool = False

@@ -24,3 +24,11 @@ JOB_RUNS = Counter("syncd_scheduler_jobs_total",
                    "Scheduled job executions by job and outcome (succeeded, failed, busy: "
                    "another runner held the lock, skipped: shutting down)", ["job", "outcome"])
 JOBS_RUNNING = Gauge("syncd_scheduler_jobs_running", "Scheduled jobs running now", ["job"])
+HELD_UNSUBSCRIBES = Gauge("syncd_sync_unsubscribes_held",
+                          "Unsubscribes the safety limit held back in the last sync run "
+                          "(released by `syncd sync --force`)", ["audience"])
+WITHDRAWAL_LATENCY = Histogram(
+    "syncd_withdrawal_to_esp_seconds",
+    "Time from a withdrawal or suppression in the CRM to the unsubscribe confirmed by "
+    "Mailchimp",
+    buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 604800))

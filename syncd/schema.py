@@ -179,6 +179,31 @@ class PushState(Base):
     attempt_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Mailchimp refused for now ("signed up to a lot of lists very recently").
     retry_after: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Mailchimp's own record, as last read (audience pull, reconciliation) or written:
+    # its `last_changed` (a status is compared against the one known at that moment, so an
+    # edit is never taken for a new unsubscribe) and its opt-in proof.
+    esp_last_changed: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    esp_opt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    esp_opt_ip: Mapped[str | None] = mapped_column(String(64))
+    # pushed: syncd added the member; pulled: it was in the audience before syncd.
+    esp_origin: Mapped[str | None] = mapped_column(String(16))
+    # When syncd itself asked Mailchimp for `pending` (an add or a re-consent): only a
+    # `subscribe` after that moment can be the person's confirmation click.
+    pending_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AddressHistory(Base):
+    """Every address a contact had before its current one, as keyed hashes: a stale
+    export of an old address is the same person, blocked by the same suppression (I12)."""
+
+    __tablename__ = "address_history"
+    __table_args__ = (UniqueConstraint("contact_id", "address_hmac"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            index=True)
+    address_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    replaced_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class WebhookEvent(Base):

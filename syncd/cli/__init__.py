@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "syncd.cli.import_cmd",
     "syncd.cli.contacts_cmd",
     "syncd.cli.reconcile_cmd",
+    "syncd.cli.audience_cmd",
     "syncd.cli.webhooks_cmd",
     "syncd.cli.demo_cmd",
     "syncd.cli.emulator_cmd",

@@ -154,11 +154,19 @@ def erase(
             from syncd.esp.mailchimp import mailchimp_client
 
             client = mailchimp_client(ctx.settings)  # a missing setting fails before erasing
-        elif not local_only and (live := status_at_esp(ctx, email)) is not None:
-            raise fail(f"this person is {live} at Mailchimp: erasing only here would leave "
-                       "them receiving mail, and syncd could no longer unsubscribe them. Use "
-                       "--at-esp to delete them there too, or --local-only if Mailchimp's "
-                       "copy is handled elsewhere. Nothing erased.", ExitCode.REFUSED)
+        elif not local_only:
+            try:
+                live = status_at_esp(ctx, email)
+            except EspError as exc:
+                raise fail(f"could not ask Mailchimp whether this person is a member: {exc}; "
+                           "nothing erased (--local-only skips the question)",
+                           ExitCode.FAILED) from None
+            if live is not None:
+                raise fail(f"this person is a member at Mailchimp ({live}): erasing only "
+                           "here would leave Mailchimp's copy (and mail, if subscribed), and "
+                           "syncd could no longer act on it. Use --at-esp to delete them "
+                           "there too, or --local-only if Mailchimp's copy is handled "
+                           "elsewhere. Nothing erased.", ExitCode.REFUSED)
         if not yes and not typer.confirm(
                 "Erase this contact's data" + (" here and at Mailchimp" if at_esp else "")
                 + "? This cannot be undone.", default=False, err=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -24,10 +25,26 @@ def emulator(
     max_connections: Annotated[
         int, typer.Option(help="Simultaneous requests before 429 (Mailchimp: 10).")
     ] = 10,
+    members: Annotated[
+        Path | None,
+        typer.Option(
+            "--members",
+            help="Start with these pre-existing members: a JSON array, "
+            '{"members": [...]} or JSON Lines of member objects.',
+        ),
+    ] = None,
 ) -> None:
     """Serve a local Mailchimp Marketing API v3 until Ctrl-C or SIGTERM."""
     from syncd.esp.emulator import MailchimpEmulator
+    from syncd.esp.emulator.seed_file import SeedFileError, read_members, seed_members
 
+    seeded = []
+    if members is not None:
+        try:
+            seeded = read_members(members)
+        except (OSError, SeedFileError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(3) from None
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -43,8 +60,11 @@ def emulator(
     )
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    seed_members(emu, seeded)
     with emu:
         typer.echo(emu.base_url)
+        if seeded:
+            typer.echo(f"{len(seeded)} pre-existing members", err=True)
         typer.echo(f"list id {emu.list_id}; API key {emu.api_key}", err=True)
         if emu.loopback:
             typer.echo(f"control {emu.control_url}/", err=True)

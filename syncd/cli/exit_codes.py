@@ -14,3 +14,5 @@ class ExitCode(IntEnum):
     BUSY = 5  # another run holds the single-runner lock; nothing done
     PARTIAL = 6  # the run finished, but some contacts were parked or failed
     NOT_FOUND = 7  # the contact or object asked for does not exist
+    # `syncd audience audit`: somebody is mailed against or without the ledger.
+    AUDIT_FINDINGS = 8

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from syncd import audit, logs
 from syncd.context import AppContext
-from syncd.crm import store, suppression
+from syncd.crm import address_history, store, suppression
 from syncd.crm.addresses import parse_address
 from syncd.db import transaction
+from syncd.esp.protocol import EspReader
 from syncd.schema import (
     AuditEntry,
     ConsentEvent,
@@ -47,21 +48,26 @@ class ErasureResult:
     suppression_added: bool
 
 
-# Statuses at which Mailchimp still mails the person (or sends them a confirmation).
-LIVE_AT_ESP = ("subscribed", "pending")
-
-
-def status_at_esp(ctx: AppContext, email: str) -> str | None:
-    """The member's status at the ESP as far as syncd knows, if it still mails them.
-    Erasing only locally would leave that member live, and syncd would lose the push
-    state it needs to unsubscribe them later."""
+def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None) -> str | None:
+    """The member's status as Mailchimp has it now (any status: subscribed, pending,
+    unsubscribed, cleaned, archived...), None only when Mailchimp has no such member.
+    Asked of Mailchimp, not of syncd's own push state: a member who was in the audience
+    before syncd is a member too. Erasing only locally would leave Mailchimp's copy of
+    the person's data (Art. 17), and syncd could no longer act on it. Raises
+    ConfigError (Mailchimp not configured) or EspError (not reachable)."""
     address = parse_address(email)
-    with transaction(ctx.sessions) as session:
-        return session.scalar(
-            select(PushState.esp_status)
-            .join(Contact, Contact.id == PushState.contact_id)
-            .where(Contact.email_key == address.key, PushState.esp_status.in_(LIVE_AT_ESP))
-            .limit(1))
+    owned = esp is None
+    if esp is None:
+        from syncd.esp.mailchimp import mailchimp_client
+
+        esp = mailchimp_client(ctx.settings)
+    try:
+        member = esp.get_member(address.key)
+    finally:
+        close = getattr(esp, "close", None) if owned else None
+        if close is not None:
+            close()
+    return member.status if member is not None else None
 
 
 def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
@@ -72,8 +78,11 @@ def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
     with transaction(ctx.sessions) as session:
         contact = store.find_contact(session, address.key)
         events = 0
+        earlier: list[str] = []
         if contact is not None:
             contact_id = contact.id
+            # One person, every address (I12): their earlier addresses stay out too.
+            earlier = address_history.hmacs_of(session, contact_id)
             deleted = session.execute(
                 delete(ConsentEvent).where(ConsentEvent.contact_id == contact_id))
             events = int(getattr(deleted, "rowcount", 0))
@@ -89,6 +98,10 @@ def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
         added = suppression.suppress(session, address_hmac=address_hmac,
                                      purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
                                      actor=actor, contact_id=None)
+        for old_hmac in earlier:
+            suppression.suppress(session, address_hmac=old_hmac,
+                                 purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
+                                 actor=actor, contact_id=None)
         audit.record(session, actor=actor, action="contact_erased", contact_id=None,
                      found=contact is not None, consent_events_deleted=events)
     log.info("contact_erased", found=contact is not None, consent_events_deleted=events)

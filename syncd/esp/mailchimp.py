@@ -62,6 +62,10 @@ log = get_logger(__name__)
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Mailchimp's batch subscribe endpoint takes at most 500 members per call.
 MAX_BATCH = 500
+# What the audience pull and the audit read of each member: nothing more is transferred.
+AUDIENCE_FIELDS = [f"members.{name}" for name in (
+    "email_address", "status", "last_changed", "unsubscribe_reason", "timestamp_opt",
+    "ip_opt")] + ["total_items"]
 BATCH_ANSWER_FIELDS = ",".join(
     [f"{part}.{name}" for part in ("new_members", "updated_members")
      for name in ("email_address", "status")]
@@ -208,20 +212,42 @@ class MailchimpClient:
         self._call("check audience", self._lists.get_list, self.audience_id,
                    fields=["id"])
 
-    def iter_changed_members(self, *, status: str, since: datetime,
+    def iter_changed_members(self, *, status: str | None, since: datetime,
                              page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
+        """`status` None: every status but archived (Mailchimp's default listing)."""
         offset = 0
+        extra: dict[str, Any] = {"status": status} if status else {}
         while True:
             doc = self._call("read members", self._lists.get_list_members_info,
-                             self.audience_id, status=status,
-                             since_last_changed=since.isoformat(), count=page_size,
-                             offset=offset, sort_field="last_changed", sort_dir="ASC") or {}
+                             self.audience_id, since_last_changed=since.isoformat(),
+                             count=page_size, offset=offset, fields=AUDIENCE_FIELDS,
+                             sort_field="last_changed", sort_dir="ASC", **extra) or {}
             page = [_remote(m) for m in doc.get("members") or []]
             if page:
                 yield page
             if len(page) < page_size:
                 return
             offset += len(page)
+
+    def iter_audience(self, *, page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
+        """Every member of the audience, archived ones included, in pages of
+        `page_size` (Mailchimp's maximum is 1000) with only the fields syncd reads:
+        ceil(N / 1000) + 2 calls, one page in memory at a time. Without a `status`
+        filter Mailchimp lists every status but `archived`, which needs its own pass."""
+        for status in (None, "archived"):
+            offset = 0
+            while True:
+                extra: dict[str, Any] = {"status": status} if status else {}
+                doc = self._call("read audience", self._lists.get_list_members_info,
+                                 self.audience_id, count=page_size, offset=offset,
+                                 fields=AUDIENCE_FIELDS, sort_field="last_changed",
+                                 sort_dir="ASC", **extra) or {}
+                page = [_remote(m) for m in doc.get("members") or []]
+                if page:
+                    yield page
+                if len(page) < page_size:
+                    break
+                offset += len(page)
 
     def get_member(self, email: str) -> RemoteMember | None:
         try:
@@ -309,7 +335,7 @@ class MailchimpClient:
         before each retry syncd reads the member: already pending means it landed."""
         for attempt in range(self._max_retries + 1):
             try:
-                return self._member_write("re-consent member", self._lists.set_list_member,
+                return self._member_write("re-consent member", self._lists.update_list_member,
                                           email, body, retries=0)
             except EspTransientError:
                 if attempt == self._max_retries:
@@ -321,6 +347,19 @@ class MailchimpClient:
                 if remote is not None and remote.status == "pending":
                     return MemberResult(email.lower(), "written", "pending")
         raise AssertionError("unreachable")
+
+    def update_member(self, data: MemberData, *, status: str | None = None) -> MemberResult:
+        """PATCH a member syncd believes exists: data, and a status only when the intent
+        is exactly that change (`pending` for a re-consent). PATCH answers 404 for a
+        missing member and creates nothing, where a PUT with `status_if_new` would add a
+        new member, e.g. at an address the person has since changed (I12)."""
+        body = _member_body(data)
+        if status is not None:
+            body["status"] = status
+        if status == "pending":
+            return self._pending_once(data.email, body)
+        return self._member_write("update member", self._lists.update_list_member,
+                                  data.email, body)
 
     def rename_member(self, old_email: str, data: MemberData) -> MemberResult:
         # PATCH (not PUT): PUT would create a second member under the new address.

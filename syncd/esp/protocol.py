@@ -39,9 +39,21 @@ class EspReader(Protocol):
         """Raise EspConfigurationError or EspTransientError if the ESP is not usable."""
 
     def iter_changed_members(
-        self, *, status: str, since: datetime, page_size: int = 1000
+        self, *, status: str | None, since: datetime, page_size: int = 1000
     ) -> Iterator[Sequence[RemoteMember]]:
-        """Pages of members with `status` whose last_changed >= since, oldest first."""
+        """Pages of members with `status` (None: any but archived) whose last_changed >=
+        since, oldest first."""
+
+    def iter_audience(self, *, page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
+        """Pages of every member of the audience, archived included (the audience pull)."""
+
+    def get_member(self, email: str) -> RemoteMember | None:
+        """The member under this address, any status; None if Mailchimp has none."""
+
+
+class AudienceReader(Protocol):
+    def iter_audience(self, *, page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
+        """Pages of every member of the audience, archived included."""
 
 
 class EspWebhooks(Protocol):
@@ -114,6 +126,10 @@ class EspWriter(Protocol):
         """PUT: update data; `status_if_new` applies only if the address is new;
         `status` only when the intent is exactly that change (pending re-consent)."""
 
+    def update_member(self, data: MemberData, *, status: str | None = None) -> MemberResult:
+        """PATCH a member believed to exist: `missing` if absent, never creates one;
+        `status` only for a re-consent (`pending`)."""
+
     def rename_member(self, old_email: str, data: MemberData) -> MemberResult:
         """PATCH the member keyed by `old_email` to `data.email` and its data, no status;
         `missing` if there is no such member."""
@@ -125,6 +141,9 @@ class EspWriter(Protocol):
         """Activate/deactivate tags with `is_syncing` (no tag automations fire)."""
 
     def get_member(self, email: str) -> RemoteMember | None: ...
+
+    def iter_audience(self, *, page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
+        """The audience pull of the first sync (see AudienceReader)."""
 
     def archive_member(self, subscriber_hash: str) -> None: ...
 

@@ -29,13 +29,15 @@ from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.migrate import current_revision, head_revision
 from syncd.schema import SyncRun, WebhookEvent
+from syncd.sync.held import NOTHING_HELD, Held, held_now
 
 log = get_logger("syncd.service.http")
 
 # Readiness answers fast even when the database hangs: a probe that takes longer fails.
 PROBE_TIMEOUT_SECONDS = 2.0
 # Outcomes of a run that completed (a partial run parked some contacts, but ran).
-SUCCESS_OUTCOMES = ("succeeded", "partial")
+# "refused": the safety limit held the unsubscribes, the adds and updates went.
+SUCCESS_OUTCOMES = ("succeeded", "partial", "refused")
 # Probes and scrapes come every few seconds: logged at debug, everything else at info.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -69,6 +71,7 @@ class SingleFlight:
 class DatabaseFacts:
     revision: str | None
     last_sync_at: datetime | None
+    held: Held = NOTHING_HELD
 
 
 def _database_facts(ctx: AppContext) -> DatabaseFacts:
@@ -77,7 +80,8 @@ def _database_facts(ctx: AppContext) -> DatabaseFacts:
     with ctx.sessions() as session:
         last = session.scalar(select(func.max(SyncRun.finished_at)).where(
             SyncRun.kind == "sync", SyncRun.outcome.in_(SUCCESS_OUTCOMES)))
-    return DatabaseFacts(current_revision(ctx.engine), last)
+        held = held_now(session)
+    return DatabaseFacts(current_revision(ctx.engine), last, held)
 
 
 def _refresh_gauges(ctx: AppContext) -> None:
@@ -91,7 +95,11 @@ def _refresh_gauges(ctx: AppContext) -> None:
     for kind, finished in rows:
         if finished is not None:
             metrics.LAST_SUCCESS.labels(kind).set(finished.timestamp())
+        held = held_now(session)
     metrics.INBOX_PARKED.set(parked)
+    if ctx.settings.mailchimp_audience_id:
+        metrics.HELD_UNSUBSCRIBES.labels(ctx.settings.mailchimp_audience_id).set(
+            held.unsubscribes)
 
 
 class RequestLog:
@@ -188,7 +196,11 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
         if failing:
             return JSONResponse({"status": "not ready", "failing": failing, "checks": checks},
                                 status_code=503)
-        return JSONResponse({"status": "ready", "checks": checks})
+        body: dict[str, Any] = {"status": "ready", "checks": checks}
+        if facts is not None and facts.held.unsubscribes:
+            # Visible, but not "not ready": the webhooks must keep flowing meanwhile.
+            body["attention"] = facts.held.detail()
+        return JSONResponse(body)
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:

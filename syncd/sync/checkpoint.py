@@ -34,10 +34,16 @@ class Settlement:
     retry_after: datetime | None = None
     # Keep the attempt marker (the outcome of a write is unknown): failed transiently.
     attempt_fingerprint: str | None = None
+    # Kept as they are when None (COALESCE): who added the member, and when syncd last
+    # asked Mailchimp for `pending` (the only `subscribe` that can be a confirmation).
+    esp_origin: str | None = None
+    pending_requested_at: datetime | None = None
 
 
 _SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parked_reason",
-            "retry_after", "attempt_fingerprint", "updated_at")
+            "retry_after", "attempt_fingerprint", "updated_at", "esp_origin",
+            "pending_requested_at")
+_KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at"})
 _SETTLE_COLUMNS = ("contact_id", "audience_id", *_SETTLED)
 _ATTEMPT_COLUMNS = ("contact_id", "audience_id", "settled_revision", "attempt_fingerprint",
                     "updated_at")
@@ -58,7 +64,9 @@ def _sql(engine: Engine, kind: str) -> str:
         sql = (f"INSERT INTO {_TABLE.name} ({', '.join(columns)}) "  # noqa: S608
                f"VALUES ({', '.join([mark] * len(columns))}) "
                "ON CONFLICT (contact_id, audience_id) DO UPDATE SET "
-               + ", ".join(f"{name} = excluded.{name}" for name in updated))
+               + ", ".join(f"{name} = COALESCE(excluded.{name}, {_TABLE.name}.{name})"
+                           if name in _KEEP_WHEN_NULL else f"{name} = excluded.{name}"
+                           for name in updated))
         if kind == "settle":
             # Compare-and-set: never move the settled revision backwards.
             sql += f" WHERE {_TABLE.name}.settled_revision <= excluded.settled_revision"
@@ -114,5 +122,6 @@ def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) 
     return _upsert(engine, "settle", [
         (s.contact_id, audience_id, s.settled_revision, s.fingerprint, s.esp_status,
          s.esp_email, s.parked_reason, None if s.retry_after is None else bind(s.retry_after),
-         s.attempt_fingerprint, now)
+         s.attempt_fingerprint, now, s.esp_origin,
+         None if s.pending_requested_at is None else bind(s.pending_requested_at))
         for s in settlements])

@@ -76,6 +76,9 @@ class ContactFacts:
     suppressions: tuple[SuppressionFact, ...] = ()
     # An unsubscribe/cleaned webhook for this address is stored but not applied yet.
     inbox_block: bool = False
+    # Created after the last audience pull: Mailchimp may have had the address all along
+    # (a member from before syncd), which syncd cannot know without asking.
+    unknown_to_pull: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class KnownState:
     parked_reason: str | None = None
     attempt_fingerprint: str | None = None
     retry_after: datetime | None = None
+    # Mailchimp's last_changed as last read or reported (pull, reconciliation, webhook).
+    esp_last_changed: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,9 @@ class Change:
     known: KnownState | None = None
     # SETTLE only: the ESP status learnt without a call (an unsubscribe Mailchimp reported).
     esp_status_after: str | None = None
+    # UNSUBSCRIBE only: when the withdrawal or suppression happened in the CRM (the
+    # withdrawal-to-Mailchimp latency metric).
+    withdrawn_at: datetime | None = None
 
     @property
     def writes(self) -> bool:
@@ -178,7 +186,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
 
     # An add that was sent but never confirmed (timeout, crash) may have landed: the
     # member can be live at the ESP although syncd has no status for it.
-    maybe_live = status is None and known is not None and known.attempt_fingerprint is not None
+    maybe_live = status is None and (
+        (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
     if not decision.eligible and not pending_unconfirmed:
         if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
                                                                     Standing.SUPPRESSED):
@@ -190,7 +199,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
             at_esp = MemberData(email=(known.esp_email if known and known.esp_email
                                        else facts.email))
             return change(action=Action.UNSUBSCRIBE, category="unsubscribe",
-                          reason=decision.reason, status="unsubscribed", data=at_esp)
+                          reason=decision.reason, status="unsubscribed", data=at_esp,
+                          withdrawn_at=_blocked_since(facts, cfg.purpose))
         return change(action=Action.SETTLE, category=str(decision.standing),
                       reason=decision.reason)
 
@@ -206,7 +216,7 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     # The address is part of the data fingerprint: a changed address is a data change,
     # pushed as a rename of the member syncd knows (known.esp_email).
     inactive = tuple(n for n in cfg.tag_lists if n not in data.tags) if cfg.sync_tags else ()
-    if decision.standing is Standing.RE_CONSENT and status == "unsubscribed":
+    if status == "unsubscribed" and _newer_than_esp_unsubscribe(decision, known):
         # The one way back after an unsubscribe (rule 6): `pending`, Mailchimp's own
         # confirmation mail. Sent once; while the ESP says pending it is not sent again.
         return change(action=Action.RECONSENT, category="reconsent",
@@ -227,6 +237,26 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     return change(action=Action.UPDATE, category="update", reason=decision.reason,
                   data=data, status=new_status, fingerprint=print_, write_data=data_changed,
                   write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
+
+
+def _newer_than_esp_unsubscribe(decision: Decision, known: KnownState | None) -> bool:
+    """A re-consent, decided against what Mailchimp has: the ledger says so (a withdrawal
+    followed by a newer confirmed consent), or the confirmation is newer than Mailchimp's
+    last change of a member it has as unsubscribed (one who left before syncd knew them,
+    whatever order syncd learnt the two in)."""
+    if decision.standing is Standing.RE_CONSENT:
+        return True
+    proof = decision.proof
+    since = known.esp_last_changed if known is not None else None
+    return (decision.standing is Standing.CONFIRMED and proof is not None
+            and since is not None and proof.confirmed_at > since)
+
+
+def _blocked_since(facts: ContactFacts, purpose: str) -> datetime | None:
+    moments = [e.occurred_at for e in facts.events
+               if e.purpose == purpose and e.action is Consent.WITHDRAWN]
+    moments += [s.created_at for s in facts.suppressions if s.purpose in (purpose, "*")]
+    return max(moments, default=None)
 
 
 def _withdrawn_at_esp(facts: ContactFacts, purpose: str) -> bool:

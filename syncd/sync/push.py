@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
-from syncd.esp.protocol import EspWriter, MemberResult, NewMember
+from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
 from syncd.sync.checkpoint import Settlement
 from syncd.sync.plan import Action, Change
 
@@ -24,7 +24,8 @@ OWN_ADD_CLOCK_SKEW = timedelta(seconds=60)
 @dataclass(frozen=True)
 class Outcome:
     change: Change
-    # added | reconsent | updated | unsubscribed | adopted | foreign | parked | failed
+    # added | reconsent | updated | unsubscribed | adopted | foreign | missing | parked
+    # | failed
     kind: str
     settlement: Settlement | None  # None: nothing confirmed, look again next run
     error: EspError | None = None
@@ -32,8 +33,10 @@ class Outcome:
 
 def _settled(change: Change, *, status: str | None, fingerprint: str | None = None,
              parked: str | None = None, retry_after: datetime | None = None,
-             keep_attempt: bool = False, revision: int | None = None) -> Settlement:
+             keep_attempt: bool = False, revision: int | None = None,
+             now: datetime | None = None) -> Settlement:
     known = change.known
+    asked_pending = now is not None and status == "pending" and change.status == "pending"
     return Settlement(
         contact_id=change.contact_id,
         settled_revision=change.revision if revision is None else revision,
@@ -42,7 +45,17 @@ def _settled(change: Change, *, status: str | None, fingerprint: str | None = No
         esp_status=status,
         esp_email=change.data.email if change.data else (known.esp_email if known else None),
         parked_reason=parked, retry_after=retry_after,
-        attempt_fingerprint=change.fingerprint if keep_attempt else None)
+        attempt_fingerprint=change.fingerprint if keep_attempt else None,
+        esp_origin="pushed" if change.action is Action.ADD else None,
+        pending_requested_at=now if asked_pending else None)
+
+
+# Mailchimp has no member under the address syncd knew: changed or deleted there. Never
+# re-added on that account (the person may be live under a new address: a new member at
+# the old one would be a ghost that keeps getting mail, I12); the pull finds it again.
+MISSING = "missing"
+MISSING_REASON = ("Mailchimp has no member at the address syncd knew (changed or deleted "
+                  "at Mailchimp); not re-added; run `syncd audience pull` to learn its state")
 
 
 def settle_without_call(change: Change) -> Settlement | None:
@@ -85,7 +98,8 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
         if result.outcome in ("created", "written"):
             kind = "reconsent" if change.status == "pending" else "added"
             outcomes.append(Outcome(change, kind, _settled(
-                change, status=result.status or change.status, fingerprint=change.fingerprint)))
+                change, status=result.status or change.status, fingerprint=change.fingerprint,
+                now=now)))
         elif result.outcome == "exists":
             outcomes.append(_resolve_existing(esp, change, manage_foreign=manage_foreign,
                                               now=now, uncertain_since=result.uncertain_since))
@@ -106,8 +120,9 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
 
     Ours if a previous add of this contact is unconfirmed (crash or timed-out batch):
     adopt it, re-sending the data only if it changed since. Otherwise it is a member syncd
-    never added: left alone unless `mailchimp_manage_foreign_members`, and even then only
-    its data is written, never its status (I2)."""
+    never added: its state is read and recorded (planned next run like every known
+    member); with `mailchimp_manage_foreign_members` its data is written at once. Its
+    status is never sent (I2)."""
     assert change.data is not None
     known = change.known
     ours = known is not None and known.attempt_fingerprint is not None
@@ -127,10 +142,18 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
             return Outcome(change, "adopted", _settled(
                 change, status=remote.status, fingerprint=change.fingerprint))
     if not ours and not manage_foreign:
+        # A member that was there before (it joined after the audience pull, or the
+        # contact came later): learn its state and plan it again next run, like any
+        # known member (a withdrawal must reach it, I11). Its status is never sent (I2).
+        remote = esp.get_member(change.data.email)
+        if remote is None:  # gone again since: nothing confirmed, look again next run
+            return Outcome(change, "failed", None,
+                           EspTransientError("add member: existing member vanished"))
         return Outcome(change, "foreign", Settlement(
-            contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
-            esp_status=None, esp_email=None))
-    result = esp.upsert_member(change.data, status_if_new=change.status or "pending")
+            contact_id=change.contact_id, settled_revision=0, fingerprint=None,
+            esp_status=remote.status, esp_email=change.data.email, esp_origin="pulled"))
+    # The member exists (the add said so): PATCH, which can never create one.
+    result = esp.update_member(change.data)
     if result.outcome == "written" and change.data.tags:
         esp.set_tags(change.data.email, active=change.data.tags, inactive=())
     return _member_outcome(change, result, "adopted", now)
@@ -140,24 +163,35 @@ def _member_outcome(change: Change, result: MemberResult, kind: str,
                     now: datetime) -> Outcome:
     if result.outcome == "written":
         return Outcome(change, kind, _settled(change, status=result.status,
-                                              fingerprint=change.fingerprint))
+                                              fingerprint=change.fingerprint, now=now))
     if result.outcome == "missing":
-        # Gone at the ESP: nothing left to unsubscribe; an add is needed if ever eligible.
-        return Outcome(change, kind, Settlement(
+        if change.action is Action.UNSUBSCRIBE:
+            # Nothing left to unsubscribe under that address; an add is only ever planned
+            # through the consent gate, which a withdrawn person does not pass.
+            return Outcome(change, "unchanged", Settlement(
+                contact_id=change.contact_id, settled_revision=change.revision,
+                fingerprint=None, esp_status=None, esp_email=None))
+        known = change.known
+        return Outcome(change, MISSING, Settlement(
             contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
-            esp_status=None, esp_email=None))
+            esp_status=MISSING, esp_email=(known.esp_email if known and known.esp_email
+                                           else change.data.email if change.data else None),
+            parked_reason=MISSING_REASON))
     error = result.error or EspPermanentError("member write refused")
     return _refused(change, error, now)
 
 
 def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outcome:
-    """UPDATE, RECONSENT or UNSUBSCRIBE of one known member."""
+    """UPDATE, RECONSENT or UNSUBSCRIBE of one known member. Every write is a PATCH: a
+    member that is not there answers `missing`, which is news (re-read once), never a
+    reason to add (I12)."""
     if change.action is Action.UNSUBSCRIBE:
         assert change.data is not None
         result = esp.set_status(change.data.email, "unsubscribed")
         return _member_outcome(change, result, "unsubscribed", now)
     assert change.data is not None
     kind = "reconsent" if change.action is Action.RECONSENT else "updated"
+    status = "pending" if change.action is Action.RECONSENT else None
     if change.action is Action.RECONSENT and change.known and change.known.attempt_fingerprint:
         # An earlier `pending` may have landed before a crash: never mail the person a
         # second confirmation. Read first; already pending (or confirmed) means done.
@@ -166,28 +200,32 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
             if change.known.attempt_fingerprint == change.fingerprint:
                 return Outcome(change, "adopted", _settled(
                     change, status=remote.status, fingerprint=change.fingerprint))
-            result = esp.upsert_member(change.data, status_if_new="pending")
+            result = esp.update_member(change.data)
             return _member_outcome(change, result, "adopted", now)
-    result = MemberResult(change.data.email, "written", change.known.esp_status
-                          if change.known else None)
     old_email = change.known.esp_email if change.known else None
     if old_email and old_email != change.data.email:
-        # The address changed in the CRM: rename the member syncd pushed. Missing under
-        # the old address (already renamed at Mailchimp, `upemail`): write the new one.
+        # The address changed in the CRM: rename the member syncd knows.
         result = esp.rename_member(old_email, change.data)
         if result.outcome == "missing":
-            result = esp.upsert_member(change.data,
-                                       status_if_new=change.status or "subscribed")
-        if result.outcome != "written" or change.action is not Action.RECONSENT:
-            if result.outcome == "written" and change.write_tags:
-                esp.set_tags(change.data.email, active=change.data.tags,
-                             inactive=change.inactive_tags)
-            return _member_outcome(change, result, kind, now)
-    if change.write_data or change.action is Action.RECONSENT:
-        result = esp.upsert_member(
-            change.data, status_if_new=change.status or "subscribed",
-            # pending only for a re-consent: Mailchimp mails its confirmation once.
-            status="pending" if change.action is Action.RECONSENT else None)
+            # Not under the old address: renamed at Mailchimp already (`upemail` lost or
+            # racing this run)? Re-read under the new one; write there only if it exists.
+            result = _write_if_present(esp, change.data, status)
+        elif result.outcome == "written" and status is not None:
+            result = esp.update_member(change.data, status=status)
+    elif change.write_data or status is not None:
+        result = esp.update_member(change.data, status=status)
+        if result.outcome == "missing":
+            result = _write_if_present(esp, change.data, status)
+    else:
+        result = MemberResult(change.data.email, "written",
+                              change.known.esp_status if change.known else None)
     if result.outcome == "written" and change.write_tags:
         esp.set_tags(change.data.email, active=change.data.tags, inactive=change.inactive_tags)
     return _member_outcome(change, result, kind, now)
+
+
+def _write_if_present(esp: EspWriter, data: MemberData, status: str | None) -> MemberResult:
+    remote = esp.get_member(data.email)
+    if remote is None:
+        return MemberResult(data.email, "missing")
+    return esp.update_member(data, status=status)

@@ -1,23 +1,28 @@
-"""The reconciliation pull: what the webhooks missed (I4).
+"""The reconciliation pull: what the webhooks missed (I4), and Mailchimp's member state
+kept current (syncd.sync.member_state).
 
 Mailchimp retries a failed webhook for 75 minutes, then drops it. This run asks
-Mailchimp for members whose status is `unsubscribed` or `cleaned` and whose
-`last_changed` is at or after the cursor minus `reconcile_overlap_minutes` (90 by
-default, more than the 75 minutes of retries), page by page, and applies each through
-the SAME inbox and handler as a webhook (source "reconciliation"). So an outage of any
-length loses nothing: what Mailchimp knows, the next run finds.
+Mailchimp for every member whose `last_changed` is at or after the cursor minus
+`reconcile_overlap_minutes` (90 by default, more than the 75 minutes of retries), page
+by page. For members that match a contact it records status, address, `last_changed`
+and opt-in proof. A member whose status MOVED to `unsubscribed` or `cleaned` after the
+state syncd knew is applied through the SAME inbox and handler as a webhook (source
+"reconciliation"), dated by Mailchimp's `last_changed`. A newer `last_changed` alone (an
+admin edit, syncd's own write) is no unsubscribe and records none (I13). So an outage of
+any length loses nothing: what Mailchimp knows, the next run finds.
 
 - Idempotent with the webhooks: a member's event is keyed by (status, address,
   last_changed), so overlapping runs store it once; and when the webhook for the same
   unsubscribe was applied, the handler finds a withdrawal within minutes of that moment
-  (with no confirmation between) and writes no second one. Lists and suppressions are
+  (with no confirmation between) and writes no second one; and the handler records the
+  member as unsubscribed, so the next run sees no move. Lists and suppressions are
   set-like; a member already in that state is stored as `ignored` ("already in effect").
-- The cursor (table `cursors`, `reconcile:<audience>`) moves only after every page of
-  both statuses has been applied (or durably stored as failed, which the inbox retries),
-  to the newest `last_changed` seen. A run stopped half-way or failing leaves it; the
+- The cursor (table `cursors`, `reconcile:<audience>`) moves only after every page has
+  been applied (or durably stored as failed, which the inbox retries), to the newest
+  `last_changed` seen. A run stopped half-way or failing leaves it; the
   next run repeats the window, harmlessly.
-- First run (no cursor): a full pull of both statuses, paged, so that unsubscribes from
-  before syncd was installed are known too. Large audiences: this run is the slow one.
+- First run (no cursor): a full pull, paged, so that unsubscribes from before syncd was
+  installed are known too. Large audiences: this run is the slow one.
 - One run per audience at a time (`single_runner`, lock `reconcile:<audience>`).
 """
 
@@ -38,6 +43,7 @@ from syncd.logs import get_logger
 from syncd.metrics import LAST_SUCCESS, RUNS
 from syncd.runner_lock import single_runner
 from syncd.schema import Cursor, SyncRun
+from syncd.sync.member_state import observe_page
 from syncd.webhooks import inbox
 from syncd.webhooks.mailchimp_form import (
     EventKind,
@@ -47,7 +53,6 @@ from syncd.webhooks.mailchimp_form import (
 )
 
 log = get_logger("syncd.reconcile")
-STATUSES = ("unsubscribed", "cleaned")
 # Mailchimp's member listing needs a lower bound; this one means "everything".
 FULL_PULL_SINCE = datetime(2001, 1, 1, tzinfo=UTC)
 
@@ -65,6 +70,8 @@ class ReconcileReport:
     unchanged: int = 0  # already in effect, or stored by an earlier run
     failed: int = 0  # kept in the inbox, retried by retry_pending
     skipped_no_address: int = 0
+    seen_moves: int = 0  # members whose status moved to unsubscribed/cleaned
+    state_recorded: int = 0  # member states of known contacts added or changed
     retried_inbox: int = 0
     duration_seconds: float = 0.0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -112,7 +119,8 @@ def _write_cursor(ctx: AppContext, name: str, value: datetime) -> None:
 
 
 def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
-                  stop: threading.Event | None = None) -> ReconcileReport:
+                  stop: threading.Event | None = None,
+                  page_size: int = 1000) -> ReconcileReport:
     """Pull unsubscribed and cleaned members changed since the cursor (minus the
     overlap) and apply them like webhooks. Raises RunnerBusy, ConfigError, EspError and
     InboxUnavailable (after recording the failed run); the cursor is then unchanged."""
@@ -124,7 +132,7 @@ def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
 
             esp = mailchimp_client(ctx.settings)
         try:
-            return _run(ctx, esp, audience, stop)
+            return _run(ctx, esp, audience, stop, page_size)
         finally:
             close = getattr(esp, "close", None) if owned else None
             if close is not None:
@@ -132,7 +140,7 @@ def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
 
 
 def _run(ctx: AppContext, esp: EspReader, audience: str,
-         stop: threading.Event | None) -> ReconcileReport:
+         stop: threading.Event | None, page_size: int) -> ReconcileReport:
     started, began = time.monotonic(), utcnow()
     report = ReconcileReport(audience_id=audience)
     with transaction(ctx.sessions) as session:
@@ -150,7 +158,8 @@ def _run(ctx: AppContext, esp: EspReader, audience: str,
         report.full_pull = cursor is None
         report.since = since.isoformat()
         report.cursor_before = cursor.isoformat() if cursor else None
-        newest = _pull(ctx, esp, audience, since, stop=stop, report=report)
+        newest = _pull(ctx, esp, audience, since, stop=stop, report=report,
+                       page_size=page_size)
         if report.outcome == "running":
             if newest is not None and (cursor is None or newest > cursor):
                 _write_cursor(ctx, name, newest)
@@ -168,32 +177,49 @@ def _run(ctx: AppContext, esp: EspReader, audience: str,
     return report
 
 
+def receive_member(ctx: AppContext, audience: str, member: RemoteMember) -> str:
+    """Store and apply the webhook Mailchimp would have sent for this member's status;
+    returns the inbox receipt status (or "no_address")."""
+    event = event_for(member, audience)
+    if event is None:
+        return "no_address"
+    receipt = inbox.receive(ctx.sessions, event, encode_event(event), settings=ctx.settings,
+                            keyring=ctx.keyring, source=inbox.SOURCE_RECONCILIATION)
+    return receipt.status
+
+
 def _pull(ctx: AppContext, esp: EspReader, audience: str, since: datetime, *,
-          stop: threading.Event | None, report: ReconcileReport) -> datetime | None:
+          stop: threading.Event | None, report: ReconcileReport,
+          page_size: int = 1000) -> datetime | None:
+    """Every member changed since `since`, any status: the state of the known members is
+    kept current (syncd.sync.member_state), and a status that really moved to
+    unsubscribed/cleaned (not merely a newer last_changed) is applied as its webhook."""
     newest: datetime | None = None
-    for status in STATUSES:
-        for page in esp.iter_changed_members(status=status, since=since):
-            for member in page:
-                if stop is not None and stop.is_set():
-                    report.outcome = "interrupted"
-                    return newest
-                report.seen += 1
-                report.by_status[status] = report.by_status.get(status, 0) + 1
-                changed = as_utc(member.last_changed)
-                newest = changed if newest is None or changed > newest else newest
-                event = event_for(member, audience)
-                if event is None:
-                    report.skipped_no_address += 1
-                    continue
-                receipt = inbox.receive(ctx.sessions, event, encode_event(event),
-                                        settings=ctx.settings, keyring=ctx.keyring,
-                                        source=inbox.SOURCE_RECONCILIATION)
-                if receipt.status == "applied":
-                    report.applied += 1
-                elif receipt.status in ("failed", "parked"):
-                    report.failed += 1
-                else:
-                    report.unchanged += 1
+
+    def reported(member: RemoteMember) -> None:
+        status = receive_member(ctx, audience, member)
+        report.seen_moves += 1
+        if status == "no_address":
+            report.skipped_no_address += 1
+        elif status == "applied":
+            report.applied += 1
+        elif status in ("failed", "parked"):
+            report.failed += 1
+        else:
+            report.unchanged += 1
+
+    for page in esp.iter_changed_members(status=None, since=since, page_size=page_size):
+        if stop is not None and stop.is_set():
+            report.outcome = "interrupted"
+            return newest
+        seen = observe_page(ctx, audience, page, report=reported, report_unmatched=True)
+        report.seen += seen.seen
+        report.state_recorded += seen.recorded
+        for status, n in seen.by_status.items():
+            report.by_status[status] = report.by_status.get(status, 0) + n
+        for member in page:
+            changed = as_utc(member.last_changed)
+            newest = changed if newest is None or changed > newest else newest
     return newest
 
 

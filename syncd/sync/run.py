@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +25,16 @@ from syncd.context import AppContext
 from syncd.esp.errors import EspError
 from syncd.esp.protocol import EspWriter
 from syncd.logs import get_logger
-from syncd.metrics import LAST_SUCCESS, MEMBERS, RUNS
+from syncd.metrics import (
+    HELD_UNSUBSCRIBES,
+    LAST_SUCCESS,
+    MEMBERS,
+    RUNS,
+    WITHDRAWAL_LATENCY,
+)
 from syncd.runner_lock import single_runner
 from syncd.schema import SyncRun
-from syncd.sync import checkpoint, failpoints, source
+from syncd.sync import audience_pull, checkpoint, failpoints, source
 from syncd.sync.checkpoint import Settlement
 from syncd.sync.plan import Action, Change, PlanConfig, plan_contact
 from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_without_call
@@ -69,6 +75,10 @@ class SyncReport:
     planned_unsubscribes: int = 0
     known_members: int = 0
     unsubscribe_limit: int = 0
+    # Unsubscribes the safety limit held back this run (adds and updates still went).
+    held_unsubscribes: int = 0
+    # The first sync of an audience reads it whole first (syncd.sync.audience_pull).
+    audience_pulled: bool = False
     error: str | None = None
     examples: tuple[PlannedExample, ...] = ()
 
@@ -125,10 +135,14 @@ class _Tally:
                 self.examples.append(PlannedExample(email, str(change.action), change.reason))
 
     def outcome(self, item: Outcome) -> None:
-        if item.kind == "foreign":
-            self.skipped["foreign_member"] += 1
-            self.metric["skipped", "foreign_member"] += 1
+        if item.kind in ("foreign", "missing"):
+            label = "foreign_member" if item.kind == "foreign" else "member_missing"
+            self.skipped[label] += 1
+            self.metric["skipped", label] += 1
             return
+        if item.kind == "unsubscribed" and item.change.withdrawn_at is not None:
+            WITHDRAWAL_LATENCY.observe(max(
+                0.0, (utcnow() - item.change.withdrawn_at).total_seconds()))
         self.kinds[item.kind] += 1
         label = ("pushed" if item.kind in _PUSHED else item.kind)
         self.metric[label, item.change.category] += 1
@@ -155,6 +169,7 @@ class _Run:
     planned_unsubscribes: int
     known_members: int
     unsubscribe_limit: int
+    hold_unsubscribes: bool = False
 
     @property
     def safety(self) -> dict[str, Any]:
@@ -170,7 +185,8 @@ class _Run:
 def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
                 live_only: bool = False) -> Iterable[list[source.Candidate]]:
     return source.iter_candidates(ctx.engine, audience_id, ctx.keyring, chunk_size=READ_CHUNK,
-                                  purpose_lists=cfg.tag_lists, live_only=live_only)
+                                  purpose_lists=cfg.tag_lists, live_only=live_only,
+                                  pulled_at=audience_pull.pulled_at(ctx, audience_id))
 
 
 def _safety(ctx: AppContext, audience_id: str, cfg: PlanConfig,
@@ -181,7 +197,10 @@ def _safety(ctx: AppContext, audience_id: str, cfg: PlanConfig,
         plan_contact(c.facts, c.known, cfg, now).action is Action.UNSUBSCRIBE
         for chunk in _candidates(ctx, audience_id, cfg, live_only=True) for c in chunk)
     known = source.count_live_members(ctx.engine, audience_id)
-    limit = int(known * ctx.settings.sync_max_unsubscribe_share)
+    # Above the floor AND above the share: a handful of withdrawals never waits on the
+    # size of the audience (I11).
+    limit = max(ctx.settings.sync_unsubscribe_floor,
+                int(known * ctx.settings.sync_max_unsubscribe_share))
     return planned, known, limit
 
 
@@ -198,41 +217,49 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
     audience_id = ctx.settings.require_audience_id()
     with single_runner(ctx.engine, f"sync:{audience_id}"):
         started = time.monotonic()
-        now = utcnow()
-        cfg = PlanConfig.from_settings(ctx.settings)
-        planned_unsubs, known, limit = _safety(ctx, audience_id, cfg, now)
-        run = _Run(ctx, audience_id, cfg, now, started, planned_unsubs, known, limit)
-        refused = planned_unsubs > limit and not force
-        if dry_run:
-            return _dry_run(run, refused=refused)
-        if refused:
-            report = SyncReport(outcome="refused", audience_id=audience_id,
-                                duration_seconds=run.elapsed(), planned_unsubscribes=planned_unsubs,
-                                known_members=known, unsubscribe_limit=limit,
-                                error=_refusal_message(planned_unsubs, known, ctx))
-            _record(ctx, audience_id, now, report)
-            log.warning("sync_refused", **report.counts())
-            return report
         owned = esp is None
-        if esp is None:
+        if esp is None and not dry_run:
             from syncd.esp.mailchimp import mailchimp_client
 
             esp = mailchimp_client(ctx.settings)
-        run_id = _record_start(ctx, audience_id, now)
         try:
-            return _push(run, esp, run_id, stop=stop, progress=progress)
+            pulled = False
+            if (esp is not None and not dry_run
+                    and not audience_pull.was_pulled(ctx, audience_id)):
+                # The first sync of an audience: learn the members that were there before
+                # syncd, so that a withdrawal reaches them too (rule 12, I11).
+                audience_pull.pull_locked(ctx, esp, audience_id, stop=stop)
+                pulled = True
+            now = utcnow()
+            cfg = PlanConfig.from_settings(ctx.settings)
+            planned_unsubs, known, limit = _safety(ctx, audience_id, cfg, now)
+            refused = planned_unsubs > limit and not force
+            run = _Run(ctx, audience_id, cfg, now, started, planned_unsubs, known, limit,
+                       hold_unsubscribes=refused)
+            if dry_run or esp is None:
+                return _dry_run(run, refused=refused)
+            run_id = _record_start(ctx, audience_id, now)
+            report = _push(run, esp, run_id, stop=stop, progress=progress,
+                           audience_pulled=pulled)
         finally:
-            if owned:
+            if owned and esp is not None:
                 close = getattr(esp, "close", None)
                 if close is not None:
                     close()
+    HELD_UNSUBSCRIBES.labels(audience=audience_id).set(report.held_unsubscribes)
+    if report.held_unsubscribes:
+        log.error("sync_unsubscribes_held", **report.counts())
+    return report
 
 
 def _refusal_message(planned: int, known: int, ctx: AppContext) -> str:
     share = ctx.settings.sync_max_unsubscribe_share
+    floor = ctx.settings.sync_unsubscribe_floor
     return (f"refused: the plan would unsubscribe {planned} of the {known} members syncd "
-            f"knows at Mailchimp, more than sync_max_unsubscribe_share = {share:.0%} "
-            f"({int(known * share)}); check the CRM data, then run with --force if intended")
+            f"knows at Mailchimp, more than sync_unsubscribe_floor = {floor} and more than "
+            f"sync_max_unsubscribe_share = {share:.0%} ({int(known * share)}); adds and "
+            "updates were sent, the unsubscribes are held: check the CRM data, then run "
+            "with --force if intended")
 
 
 def _dry_run(run: _Run, *, refused: bool) -> SyncReport:
@@ -362,7 +389,8 @@ class _Pipeline:
 
 
 def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | None,
-          progress: Callable[[int, int], None] | None) -> SyncReport:
+          progress: Callable[[int, int], None] | None,
+          audience_pulled: bool = False) -> SyncReport:
     ctx, audience_id, now = run.ctx, run.audience_id, run.now
     tally = _Tally()
     writes_before = getattr(esp, "write_calls", 0)
@@ -385,9 +413,14 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     if pipeline.abort is not None:
         _fail(run, run_id, tally, pipeline.abort, write_calls=write_calls)
         raise pipeline.abort
-    outcome = "interrupted" if interrupted else "succeeded"
+    held = tally.kinds["held"]
+    outcome = "interrupted" if interrupted else ("refused" if held else "succeeded")
     report = tally.report(outcome, audience_id, duration_seconds=run.elapsed(),
-                          write_calls=write_calls, **run.safety)
+                          write_calls=write_calls, held_unsubscribes=held,
+                          audience_pulled=audience_pulled,
+                          error=(_refusal_message(run.planned_unsubscribes,
+                                                  run.known_members, ctx) if held else None),
+                          **run.safety)
     _finish(ctx, run_id, report)
     tally.publish()
     RUNS.labels(kind="sync", outcome=outcome).inc()
@@ -407,6 +440,9 @@ def _stream(run: _Run, pipeline: _Pipeline, tally: _Tally, *, stop: threading.Ev
                 break
             for cand in chunk:
                 change = plan_contact(cand.facts, cand.known, run.cfg, run.now)
+                if change.action is Action.UNSUBSCRIBE and run.hold_unsubscribes:
+                    change = _held(change)
+                    tally.kinds["held"] += 1
                 tally.planned(change, cand.facts.email, dry_run=False)
                 pipeline.take(change)
             pipeline.collect(block=False)
@@ -420,6 +456,14 @@ def _stream(run: _Run, pipeline: _Pipeline, tally: _Tally, *, stop: threading.Ev
         # Whatever happened: let the calls in flight finish and checkpoint their answers.
         pipeline.drain()
     return interrupted
+
+
+def _held(change: Change) -> Change:
+    """The safety limit holds this unsubscribe: nothing is sent or settled, so the
+    contact is planned again next run (and released by `--force`)."""
+    return replace(change, action=Action.HOLD, category="held_by_safety_limit",
+                   reason=f"{change.reason}; unsubscribe held by the safety limit "
+                          "(`syncd sync --force` releases it)")
 
 
 def _fail(run: _Run, run_id: int, tally: _Tally, exc: EspError, write_calls: int = 0) -> None:

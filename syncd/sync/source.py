@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_,
 
 from syncd.clock import as_utc
 from syncd.consent.policy import Action, ConsentFact, SuppressionFact
+from syncd.crm import address_history
 from syncd.crm.keys import Keyring
 from syncd.schema import (
     ConsentEvent,
@@ -81,19 +82,25 @@ def count_live_members(engine: Engine, audience_id: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _chunk_filter(audience_id: str, after: int, upto: int | None, live_only: bool
+def _chunk_filter(audience_id: str, after: int, upto: int | None, live_only: bool,
+                  pulled_at: datetime | None = None
                   ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     join, where = _pending_filter(audience_id, after)
     if upto is not None:
         where = and_(where, Contact.id <= upto)
     if live_only:
-        where = and_(where, PushState.esp_status.in_(LIVE))
+        live: ColumnElement[bool] = PushState.esp_status.in_(LIVE)
+        if pulled_at is not None:
+            # Contacts new since the pull may be members syncd never saw (plan.py).
+            live = or_(live, and_(PushState.esp_status.is_(None),
+                                  Contact.created_at > pulled_at))
+        where = and_(where, live)
     return join, where
 
 
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
-                    purpose_lists: tuple[str, ...], live_only: bool = False
-                    ) -> Iterator[list[Candidate]]:
+                    purpose_lists: tuple[str, ...], live_only: bool = False,
+                    pulled_at: datetime | None = None) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
     live at the ESP (the safety limit's pre-count of unsubscribes).
 
@@ -104,13 +111,14 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
     mac = keyring.address_hmacs
     after = 0
     while True:
-        join, where = _chunk_filter(audience_id, after, None, live_only)
+        join, where = _chunk_filter(audience_id, after, None, live_only, pulled_at)
         query = (select(Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
                         Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer,
                         Contact.undeliverable_at, PushState.settled_revision,
                         PushState.fingerprint, PushState.esp_status, PushState.esp_email,
                         PushState.parked_reason, PushState.attempt_fingerprint,
-                        PushState.retry_after)
+                        PushState.retry_after, PushState.esp_last_changed,
+                        Contact.created_at)
                  .select_from(Contact).outerjoin(PushState, join).where(where)
                  .order_by(Contact.id).limit(chunk_size))
         with engine.connect() as conn:
@@ -119,17 +127,27 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 return
             last = rows[-1][0]
             hmacs = mac([row[2] for row in rows])
-            events = _events(conn, _chunk_filter(audience_id, after, last, live_only))
-            lists = _lists(conn, _chunk_filter(audience_id, after, last, live_only),
+            events = _events(conn, _chunk_filter(audience_id, after, last, live_only,
+                                                 pulled_at))
+            lists = _lists(conn, _chunk_filter(audience_id, after, last, live_only,
+                                               pulled_at),
                            purpose_lists)
-            blocks = _suppressions(conn, hmacs)
+            # One person, every address (I12): the suppressions of a contact's earlier
+            # addresses, and of the other addresses of whoever once had this one.
+            related = address_history.same_person(conn, hmacs, keyring.address_hmac)
+            earlier = address_history.earlier_of_contacts(conn, [row[0] for row in rows])
+            for row, hmac in zip(rows, hmacs, strict=True):
+                if row[0] in earlier:
+                    related.setdefault(hmac, set()).update(earlier[row[0]])
+            blocks = _suppressions(conn, hmacs, related)
             inbox = _inbox_blocked(conn, hmacs)
         chunk = []
         no_events: tuple[ConsentFact, ...] = ()
         no_lists: tuple[str, ...] = ()
         # Tuple unpacking: attribute access on rows costs more than the planning.
         for (cid, revision, email, first, last_name, attributes, customer, bounced, settled,
-             print_, status, esp_email, parked, attempt, retry_after), hmac in zip(
+             print_, status, esp_email, parked, attempt, retry_after, esp_changed,
+             created), hmac in zip(
                  rows, hmacs, strict=True):
             facts = ContactFacts(
                 contact_id=cid, revision=revision, email=email, first_name=first,
@@ -138,11 +156,14 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 undeliverable_at=bounced, lists=lists.get(cid, no_lists),
                 events=events.get(cid, no_events),
                 suppressions=tuple(blocks[hmac]) if hmac in blocks else (),
-                inbox_block=hmac in inbox)
+                inbox_block=hmac in inbox,
+                unknown_to_pull=(status is None and pulled_at is not None
+                                 and created is not None and as_utc(created) > pulled_at))
             known = None if settled is None else KnownState(
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
-                retry_after=retry_after)
+                retry_after=retry_after,
+                esp_last_changed=None if esp_changed is None else _moment(esp_changed))
             chunk.append(Candidate(facts, known))
         yield chunk
         after = last
@@ -181,13 +202,22 @@ def _lists(conn: Connection, chunk: tuple[ColumnElement[bool], ColumnElement[boo
     return {cid: tuple(names) for cid, names in found.items()}
 
 
-def _suppressions(conn: Connection, hmacs: list[str]) -> dict[str, list[SuppressionFact]]:
-    found: dict[str, list[SuppressionFact]] = defaultdict(list)
+def _suppressions(conn: Connection, hmacs: list[str], related: dict[str, set[str]]
+                  ) -> dict[str, list[SuppressionFact]]:
+    """Suppressions by keyed hash, those of the same person's other addresses included."""
+    wanted = set(hmacs).union(*related.values()) if related else set(hmacs)
+    direct: dict[str, list[SuppressionFact]] = defaultdict(list)
     query = (select(Suppression.address_hmac, Suppression.purpose, Suppression.reason,
-                    Suppression.created_at).where(Suppression.address_hmac.in_(hmacs)))
+                    Suppression.created_at).where(Suppression.address_hmac.in_(sorted(wanted))))
     for row in conn.execute(query):
-        found[row.address_hmac].append(SuppressionFact(
+        direct[row.address_hmac].append(SuppressionFact(
             purpose=row.purpose, reason=row.reason, created_at=row.created_at))
+    if not related:
+        return direct
+    found: dict[str, list[SuppressionFact]] = defaultdict(list)
+    for hmac in hmacs:
+        for mac in {hmac} | related.get(hmac, set()):
+            found[hmac].extend(direct.get(mac, ()))
     return found
 
 

@@ -5,8 +5,10 @@ a delivered one end in the same state. Rules (consent-rules.md):
 
 - `unsubscribe`: a withdrawal in the ledger for the audience's purpose, dated when
   Mailchimp fired it, removal from every internal list of that purpose and a
-  suppression entry (rule 5, I3). `reason=abuse` is an objection to direct marketing
-  (Art. 21(2)-(3)): off every marketing list, suppressed for every purpose ("*").
+  suppression entry for every address the person ever had (rule 5, I3, I12); the member
+  state learns `unsubscribed`, so a later re-consent goes as `pending`. `reason=abuse`
+  is an objection to direct marketing (Art. 21(2)-(3)): off every marketing list,
+  suppressed for every purpose ("*").
   `action=delete` (the member was deleted at Mailchimp) is handled the same way.
 - `cleaned`: `hard` marks the address undeliverable until it changes and takes it off
   the lists of the purpose (rule 9); `abuse` is an unsubscribe with abuse.
@@ -16,9 +18,11 @@ a delivered one end in the same state. Rules (consent-rules.md):
 - `profile`: names and mapped merge fields, only when the ESP is the master for them
   (`webhook_profile_master = "esp"`). Never consent.
 - `subscribe`: never creates consent. It records Mailchimp's double opt-in confirmation
-  (ip_opt, fired_at) only when ALL of: the contact exists; syncd itself pushed the member
-  as `pending` (push_state.esp_status == "pending": Mailchimp sent the confirmation mail
-  at our request, rule 3); and the ledger holds a request for that purpose (a `given` or
+  (ip_opt, fired_at) only when ALL of: the contact exists; syncd itself asked for the
+  member as `pending` before fired_at (push_state.pending_requested_at, and the member is
+  still pending: Mailchimp sent the confirmation mail at our request, rule 3); the event
+  carries the click's evidence (ip_opt: an admin's or API subscribe has none, I13); and
+  the ledger holds a request for that purpose (a `given` or
   `confirmed` consent) at or before fired_at that is newer than every withdrawal and
   suppression at or before fired_at. Otherwise it is stored and ignored.
 - `campaign`, unknown types and events for another audience: stored and ignored.
@@ -36,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd import audit, logs
@@ -45,7 +49,7 @@ from syncd.config import Settings
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
-from syncd.crm import store, suppression
+from syncd.crm import address_history, store, suppression
 from syncd.crm.keys import Keyring
 from syncd.errors import SyncdError
 from syncd.schema import ConsentEvent, Contact, InternalList, PushState, WebhookEvent
@@ -143,6 +147,8 @@ class _Job:
                     why=f"{event.kind} ({reason})", abuse=abuse, deleted=deleted,
                     channel=self.channel, actor=ACTOR, suppression_scope=scope,
                     suppression_reason=kind, window=SAME_WITHDRAWAL_WINDOW))
+            self._learn_status(known.id, "archived" if deleted else self._gone_status())
+            added_any |= self._suppress_earlier(known.id, scope, kind, same=False)
             if not (changed or added_any):
                 return Outcome(IGNORED, "already in effect", known.id)
             return Outcome(APPLIED, "withdrawn and purged", known.id)
@@ -164,6 +170,10 @@ class _Job:
             if deleted:
                 audit.record(session, actor=ACTOR, action="esp_member_deleted",
                              contact_id=contact.id, channel=self.channel)
+        if contact is not None:
+            # One person, every address (I12): the addresses they had before too.
+            hmacs.update(address_history.hmacs_of(session, contact.id))
+            self._learn_status(contact.id, "archived" if deleted else self._gone_status())
         added = [suppression.suppress(session, address_hmac=address_hmac, purpose=scope,
                                       reason=kind, actor=ACTOR, contact_id=contact_id,
                                       created_at=self.moment, renew=not same)
@@ -174,6 +184,32 @@ class _Job:
             return Outcome(IGNORED, "already in effect", contact_id)
         note = "withdrawn and purged" if contact else "unknown address: suppression only"
         return Outcome(APPLIED, note, contact_id)
+
+    def _gone_status(self) -> str:
+        return "cleaned" if self.event.kind is EventKind.CLEANED else "unsubscribed"
+
+    def _suppress_earlier(self, contact_id: int, scope: str, kind: str, *, same: bool) -> bool:
+        added = False
+        for address_hmac in address_history.hmacs_of(self.session, contact_id):
+            added |= suppression.suppress(
+                self.session, address_hmac=address_hmac, purpose=scope, reason=kind,
+                actor=ACTOR, contact_id=contact_id, created_at=self.moment, renew=not same)
+        return added
+
+    def _learn_status(self, contact_id: int, status: str) -> None:
+        """What Mailchimp now has for the member (it reported it): the planner decides
+        a later re-consent against this state (`pending`), whatever order the events
+        came in; and the reconciliation sees no second move for the same unsubscribe."""
+        audience = self.event.list_id or self.settings.mailchimp_audience_id
+        if not audience:
+            return
+        self.session.execute(
+            update(PushState)
+            .where(PushState.contact_id == contact_id, PushState.audience_id == audience,
+                   or_(PushState.esp_last_changed.is_(None),
+                       PushState.esp_last_changed <= self.moment))
+            .values(esp_status=status, esp_last_changed=self.moment)
+            .execution_options(synchronize_session=False))
 
     def _withdrawal(self, reason: str, deleted: bool) -> ConsentRecord:
         return ConsentRecord(
@@ -197,6 +233,8 @@ class _Job:
                          contact_id=contact.id, channel=self.channel,
                          reason=event.reason or "hard")
         changed |= self._purge(contact, {self.purpose}, "cleaned (hard bounce)")
+        if contact.email_key == event.email:
+            self._learn_status(contact.id, "cleaned")
         if not changed:
             return Outcome(IGNORED, "already in effect", contact.id)
         return Outcome(APPLIED, "marked undeliverable", contact.id)
@@ -243,6 +281,8 @@ class _Job:
             if holder is not None:
                 raise Unappliable("upemail: the new address belongs to another contact")
             old_hmac = keyring.address_hmac(contact.email_key)
+            address_history.remember(session, contact_id=contact.id, old_hmac=old_hmac,
+                                     at=self.moment)
             contact.email_key, contact.email_display = new_key, new_display
             contact.undeliverable_at = None  # rule 9: blocked only until the address changes
             store.touch(contact)
@@ -329,15 +369,28 @@ class _Job:
             return Outcome(IGNORED, "subscribe never creates consent")
         audience = event.list_id or self.settings.mailchimp_audience_id
         state = session.get(PushState, (contact.id, audience)) if audience else None
-        if state is None or state.esp_status != "pending":
+        # Mailchimp sends `subscribe` for a confirmation click, its own sign-up form and an
+        # admin's or API subscribe alike; the body does not say which. It is the person's
+        # confirmation only if syncd itself asked for `pending` before this moment and
+        # Mailchimp gives the confirmation's evidence (ip_opt of the click).
+        asked = state.pending_requested_at if state is not None else None
+        if state is None or state.esp_status != "pending" or asked is None or (
+                as_utc(asked) > self.moment):
             return Outcome(IGNORED, "not a confirmation syncd asked for", contact.id)
+        if not event.ip_opt:
+            return Outcome(IGNORED, "subscribe without Mailchimp's opt-in evidence (no "
+                                    "ip_opt): an admin or API subscribe, not a confirmation",
+                           contact.id)
         if not _open_request_at(session, self.keyring, contact, self.purpose, self.moment):
             return Outcome(IGNORED, "no open consent request at that moment", contact.id)
         ledger.append(session, contact, ConsentRecord(
             purpose=self.purpose, action=Action.CONFIRMED, occurred_at=self.moment,
             source=self.channel, ip=event.ip_opt,
-            reason="double opt-in confirmed through the ESP's confirmation mail"),
+            reason=("double opt-in confirmed through Mailchimp's confirmation mail that "
+                    "syncd asked for (evidence: ip_opt, fired_at)")),
             actor=ACTOR, dedupe_salt=self.event_key)
+        state.esp_status = "subscribed"
+        state.esp_opt_ip, state.esp_opt_at = event.ip_opt, self.moment
         return Outcome(APPLIED, "double opt-in confirmation recorded", contact.id)
 
 

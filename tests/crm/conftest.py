@@ -13,6 +13,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from syncd.context import AppContext
+from syncd.esp.emulator import MailchimpEmulator
 from tests.conftest import TEST_LISTS, TEST_PSEUDONYM_KEY
 
 TABLES = ("contacts", "consent_events", "list_memberships", "audit_log", "suppressions")
@@ -66,3 +67,13 @@ def cli(config_file: Path) -> Cli:
         return CliRunner().invoke(app, ["--config", str(config_file), *args], input=input)
 
     return run
+
+
+@pytest.fixture
+def emulated_cli(config_file: Path, cli: Cli, emulator: MailchimpEmulator) -> Cli:
+    """`cli`, with the Mailchimp settings pointing at the (emptied) emulator."""
+    with config_file.open("a", encoding="utf-8") as out:
+        out.write(f'[mailchimp]\napi_key = "{emulator.api_key}"\n'
+                  f'audience_id = "{emulator.list_id}"\nbase_url = "{emulator.base_url}"\n'
+                  "retry_max_wait_seconds = 0.02\nmax_retries = 1\n")
+    return cli

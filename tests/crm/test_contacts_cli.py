@@ -96,7 +96,7 @@ def test_show_json_holds_lists_history_and_suppression(cli: Cli, tmp_path: Path)
 def test_show_reports_a_suppression(cli: Cli, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", RULE_EXAMPLES[:1])
     cli("import", str(path))
-    cli("contacts", "erase", "confirmed@example.com", "--yes")
+    cli("contacts", "erase", "confirmed@example.com", "--yes", "--local-only")
     cli("import", str(path))
     shown = _show(cli, "confirmed@example.com")
     assert shown["suppressed"] is True

@@ -145,7 +145,7 @@ def test_other_contacts_are_untouched(app_context: AppContext) -> None:
 def test_erase_command_asks_and_does_nothing_when_declined(
         app_context: AppContext, cli: Cli) -> None:
     _ada_with_everything(app_context)
-    result = cli("contacts", "erase", ADA, input="n\n")
+    result = cli("contacts", "erase", ADA, "--local-only", input="n\n")
     assert result.exit_code == 4, result.output
     assert counts(app_context)["contacts"] == 1
 
@@ -158,20 +158,41 @@ def test_erase_command_with_yes_erases(app_context: AppContext, cli: Cli) -> Non
 
 
 def test_erasing_only_here_a_person_still_subscribed_at_mailchimp_is_refused(
-        app_context: AppContext, cli: Cli) -> None:
+        app_context: AppContext, emulated_cli: Cli, emulator: MailchimpEmulator) -> None:
     # Rule 8: the person would keep getting mail, and without the push state syncd could
     # never unsubscribe them at Mailchimp later.
     _ada_with_everything(app_context)
-    result = cli("contacts", "erase", ADA, "--yes")
+    emulator.seed_member(ADA)
+    result = emulated_cli("contacts", "erase", ADA, "--yes")
     assert result.exit_code == 4, result.output
-    assert "subscribed at Mailchimp" in result.output
+    assert "member at Mailchimp (subscribed)" in result.output
     assert counts(app_context)["contacts"] == 1
 
 
-def test_erasing_a_person_never_pushed_needs_no_mailchimp(
-        app_context: AppContext, cli: Cli) -> None:
+def test_erase_guard_asks_mailchimp_about_a_member_syncd_never_pushed(
+        app_context: AppContext, emulated_cli: Cli, emulator: MailchimpEmulator) -> None:
+    # In the audience before syncd: syncd's own push state knows nothing of them.
+    add_contact(app_context, ADA, events=confirmed())
+    emulator.seed_member(ADA, "subscribed")
+    result = emulated_cli("contacts", "erase", ADA, "--yes")
+    assert result.exit_code == 4, result.output
+    assert counts(app_context)["contacts"] == 1
+
+
+def test_erase_guard_refuses_for_any_status_mailchimp_still_holds(
+        app_context: AppContext, emulated_cli: Cli, emulator: MailchimpEmulator) -> None:
+    # An unsubscribed member is still Mailchimp's copy of the person's data (Art. 17).
+    add_contact(app_context, ADA, events=confirmed())
+    emulator.seed_member(ADA, "unsubscribed")
+    result = emulated_cli("contacts", "erase", ADA, "--yes")
+    assert result.exit_code == 4, result.output
+    assert "(unsubscribed)" in result.output
+
+
+def test_erasing_a_person_mailchimp_does_not_have_erases_here(
+        app_context: AppContext, emulated_cli: Cli) -> None:
     add_contact(app_context, "lead@example.com", events=confirmed("ebook"))
-    result = cli("contacts", "erase", "lead@example.com", "--yes")
+    result = emulated_cli("contacts", "erase", "lead@example.com", "--yes")
     assert result.exit_code == 0, result.output
     assert counts(app_context)["contacts"] == 0
 

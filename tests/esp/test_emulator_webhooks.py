@@ -58,6 +58,7 @@ def seed_ada(emu: MailchimpEmulator, status: str = "subscribed", **fields: Any) 
 
 
 def test_webhook_crud_through_the_official_client(client: Any, emu: MailchimpEmulator) -> None:
+    emu.configure(validate_webhook_urls=False)  # nobody serves the URL below
     created = client.lists.create_list_webhook(emu.list_id, {
         "url": "http://127.0.0.1:9/hook", "events": {"unsubscribe": True, "campaign": False},
         "sources": {"user": True, "admin": True, "api": False}})
@@ -77,8 +78,7 @@ def test_webhook_crud_through_the_official_client(client: Any, emu: MailchimpEmu
 def test_saving_a_webhook_runs_mailchimp_validator_get(
     client: Any, emu: MailchimpEmulator, receiver: Receiver
 ) -> None:
-    emu.configure(validate_webhook_urls=True)
-
+    # No configure: the emulator validates by default, as Mailchimp does.
     client.lists.create_list_webhook(emu.list_id, {"url": receiver.url})
 
     check = receiver.received[0]
@@ -307,3 +307,14 @@ def test_api_writes_do_not_echo_to_webhooks_without_the_api_source(
 def test_firing_for_an_unknown_address_raises_lookup_error(emu: MailchimpEmulator) -> None:
     with pytest.raises(LookupError):
         emu.fire_unsubscribe("nobody@example.com")
+
+
+def test_by_default_a_webhook_url_nobody_serves_is_refused_as_mailchimp_does(
+    client: Any, emu: MailchimpEmulator
+) -> None:
+    # Mailchimp GETs the URL when the webhook is saved: `serve` must be reachable first.
+    with pytest.raises(ApiClientError) as exc:
+        client.lists.create_list_webhook(emu.list_id, {"url": "http://127.0.0.1:9/hook"})
+
+    assert exc.value.status_code == 400
+    assert client.lists.get_list_webhooks(emu.list_id)["total_items"] == 0

@@ -95,7 +95,9 @@ def test_cli_exit_busy_when_another_run_holds_the_lock(
 
 
 def test_cli_refuses_a_mass_unsubscribe_and_force_runs_it(
-        config: Path, app_context: AppContext, emulator: MailchimpEmulator) -> None:
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCD_SYNC_UNSUBSCRIBE_FLOOR", "0")  # the share alone decides
     for n in range(4):
         add_contact(app_context, f"p{n}@example.org", events=confirmed())
     run_sync(app_context)

@@ -17,7 +17,7 @@ from syncd.db import transaction
 from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import Contact, InternalList, PushState, SyncRun
 from tests.builders import add_contact, at, confirmed
-from tests.sync.conftest import Syncer
+from tests.sync.conftest import Syncer, sync_settings
 
 
 def _withdraw(ctx: AppContext, email: str, days: float) -> None:
@@ -98,7 +98,10 @@ def test_existing_unsubscribed_member_stays_unsubscribed(
     report = sync()
 
     assert emulator.member("ada@example.org")["status"] == "unsubscribed"  # type: ignore[index]
-    assert report.skipped == {"foreign_member": 1}
+    # The first run read the audience: Mailchimp's unsubscribe is in the ledger and
+    # suppresses the older consent (rule 6).
+    assert report.audience_pulled
+    assert report.skipped == {"suppressed": 1}
 
 
 def test_withdrawal_in_crm_becomes_unsubscribe_at_esp(
@@ -139,7 +142,8 @@ def test_profile_change_is_pushed_without_status(
     add_contact(app_context, "ada@example.org", events=confirmed(), first_name="Ada")
     sync()
     sent: list[object] = []
-    emulator.set_hook(lambda request: sent.append(request.body), match=r"^PUT ")
+    # A PATCH: it can never create a member (PUT with status_if_new could, I12).
+    emulator.set_hook(lambda request: sent.append(request.body), match=r"^PATCH ")
     with transaction(app_context.sessions) as session:
         contact = store.find_contact(session, "ada@example.org")
         assert contact is not None
@@ -224,7 +228,12 @@ def test_dry_run_writes_nothing_anywhere(
 
 
 def test_safety_limit_refuses_mass_unsubscribe_and_force_passes(
-        app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    # The share alone decides here: no floor.
+    app_context = AppContext.open(sync_settings(database_url, emulator,
+                                                sync_unsubscribe_floor=0))
+    app_context.sync_lists()
+    sync = Syncer(app_context)
     for n in range(10):
         add_contact(app_context, f"p{n}@example.org", events=confirmed())
     sync()
@@ -238,6 +247,7 @@ def test_safety_limit_refuses_mass_unsubscribe_and_force_passes(
         "refused", 3, 10)
     assert forced.unsubscribed == 3
     assert len(emulator.members("unsubscribed")) == 3
+    app_context.close()
 
 
 def test_contact_change_during_push_is_pushed_next_run(

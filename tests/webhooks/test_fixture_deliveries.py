@@ -192,7 +192,7 @@ def test_subscribe_records_the_confirmation_syncd_asked_for(
     with transaction(app_context.sessions) as session:
         session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
                               settled_revision=2, esp_status="pending", esp_email=ADA,
-                              updated_at=utcnow()))
+                              pending_requested_at=at(0.5), updated_at=utcnow()))
     assert served.deliver("subscribe.form").status_code == 200
     state = person(app_context, ADA)
     assert state.confirmations == 1

@@ -58,7 +58,7 @@ class AudienceRules:
     # Addresses Mailchimp turns away for now ("signed up to a lot of lists very recently").
     recent_signup_addresses: frozenset[str] = frozenset()
     # Mailchimp GETs a webhook URL when it is saved and refuses it unless it answers 200.
-    validate_webhook_urls: bool = False
+    validate_webhook_urls: bool = True
     max_batch_members: int = 500
     max_page_count: int = 1000
 

@@ -1,0 +1,156 @@
+"""`syncd audience pull`: read the whole audience and record, for every member whose
+address matches a CRM contact, what Mailchimp has (syncd.sync.member_state).
+
+From then on these members are known: the planner treats them exactly as the members
+syncd added (a CRM withdrawal or suppression unsubscribes them; a re-consent goes as
+`pending`; never `subscribed` for an existing member, I2). Members that match no contact
+are counted, never written. An unsubscribe or clean syncd did not know yet goes through
+the inbox like the webhook Mailchimp would have sent (source "reconciliation").
+
+Cost: ceil(N / 1000) + 2 read calls (count=1000 is Mailchimp's maximum; archived members
+need their own pass), one page in memory at a time. The first sync of an audience runs
+it by itself (cursor `audience_pull:<audience>`); afterwards reconciliation keeps the
+state current. It runs under the sync's single-runner lock: never beside a push."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from syncd.clock import parse_timestamp, utcnow
+from syncd.context import AppContext
+from syncd.db import transaction
+from syncd.esp.protocol import AudienceReader, RemoteMember
+from syncd.logs import get_logger
+from syncd.metrics import RUNS
+from syncd.runner_lock import single_runner
+from syncd.schema import Cursor, SyncRun
+from syncd.sync.member_state import Observation, observe_page
+
+log = get_logger("syncd.audience")
+
+
+@dataclass
+class PullReport:
+    audience_id: str
+    outcome: str = "running"  # succeeded | interrupted | failed
+    seen: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    recorded: int = 0
+    withdrawals_reported: int = 0
+    read_calls: int = 0
+    duration_seconds: float = 0.0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def cursor_name(audience_id: str) -> str:
+    return f"audience_pull:{audience_id}"
+
+
+def pulled_at(ctx: AppContext, audience_id: str) -> datetime | None:
+    """When the audience was last read whole; None: never."""
+    with transaction(ctx.sessions) as session:
+        row = session.get(Cursor, cursor_name(audience_id))
+        return parse_timestamp(row.value) if row is not None else None
+
+
+def was_pulled(ctx: AppContext, audience_id: str) -> bool:
+    return pulled_at(ctx, audience_id) is not None
+
+
+def run_pull(ctx: AppContext, *, esp: AudienceReader | None = None,
+             stop: threading.Event | None = None) -> PullReport:
+    """The pull on its own (`syncd audience pull`), under the sync's lock."""
+    audience = ctx.settings.require_audience_id()
+    with single_runner(ctx.engine, f"sync:{audience}"):
+        owned = esp is None
+        if esp is None:
+            from syncd.esp.mailchimp import mailchimp_client
+
+            esp = mailchimp_client(ctx.settings)
+        try:
+            return pull_locked(ctx, esp, audience, stop=stop)
+        finally:
+            close = getattr(esp, "close", None) if owned else None
+            if close is not None:
+                close()
+
+
+def pull_locked(ctx: AppContext, esp: AudienceReader, audience: str, *,
+                stop: threading.Event | None = None) -> PullReport:
+    """The pull, for a caller that holds the sync lock (the first sync run)."""
+    from syncd.sync.reconcile import receive_member
+
+    started = time.monotonic()
+    report = PullReport(audience_id=audience)
+    run_id = _start(ctx, audience)
+    total = Observation()
+
+    def reported(member: RemoteMember) -> None:
+        receive_member(ctx, audience, member)
+        report.withdrawals_reported += 1
+
+    try:
+        for page in esp.iter_audience(page_size=1000):
+            report.read_calls += 1
+            if stop is not None and stop.is_set():
+                report.outcome = "interrupted"
+                break
+            total.add(observe_page(ctx, audience, page, report=reported,
+                                   report_unmatched=False))
+        if report.outcome == "running":
+            report.outcome = "succeeded"
+            _mark_pulled(ctx, audience)
+    except BaseException as exc:
+        report.outcome = "failed"
+        _finish(ctx, run_id, report, total, started, error=type(exc).__name__)
+        raise
+    _finish(ctx, run_id, report, total, started)
+    return report
+
+
+def _mark_pulled(ctx: AppContext, audience: str) -> None:
+    with transaction(ctx.sessions) as session:
+        row = session.get(Cursor, cursor_name(audience))
+        stamp = utcnow()
+        if row is None:
+            session.add(Cursor(name=cursor_name(audience), value=stamp.isoformat(),
+                               updated_at=stamp))
+        else:
+            row.value, row.updated_at = stamp.isoformat(), stamp
+
+
+def _start(ctx: AppContext, audience: str) -> int:
+    with transaction(ctx.sessions) as session:
+        run = SyncRun(kind="audience_pull", audience_id=audience, started_at=utcnow(),
+                      outcome="running", counts={})
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish(ctx: AppContext, run_id: int, report: PullReport, total: Observation,
+            started: float, *, error: str | None = None) -> None:
+    report.seen, report.matched, report.unmatched = total.seen, total.matched, total.unmatched
+    report.recorded, report.by_status = total.recorded, dict(sorted(total.by_status.items()))
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    with transaction(ctx.sessions) as session:
+        run = session.scalars(select(SyncRun).where(SyncRun.id == run_id)).one()
+        run.finished_at, run.outcome, run.error = utcnow(), report.outcome, error
+        run.counts = {k: v for k, v in report.to_dict().items() if isinstance(v, int | dict)}
+    RUNS.labels(kind="audience_pull", outcome=report.outcome).inc()
+    log.info("audience_pulled", **{k: v for k, v in report.to_dict().items()
+                                   if k != "by_status"})
