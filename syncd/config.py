@@ -171,6 +171,15 @@ class Settings(BaseSettings):
                               f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
         return self.mailchimp_audience_id
 
+    def require_webhook_secret(self) -> None:
+        """The service's webhook endpoint needs a secret, unless it is switched off."""
+        if self.webhook_enabled and not self.webhook_secrets:
+            raise ConfigError(
+                f"the webhook endpoint needs a secret: set {ENV_PREFIX}WEBHOOK_SECRETS "
+                f"([webhook] secrets), or {ENV_PREFIX}WEBHOOK_ENABLED=false ([webhook] "
+                "enabled = false) to run without webhooks (unsubscribes then arrive only "
+                "by reconciliation)")
+
     def require_mailchimp(self) -> tuple[str, str]:
         """API key and audience id, for the commands that talk to Mailchimp."""
         missing = [

@@ -24,3 +24,9 @@ JOB_RUNS = Counter("syncd_scheduler_jobs_total",
                    "Scheduled job executions by job and outcome (succeeded, failed, busy: "
                    "another runner held the lock, skipped: shutting down)", ["job", "outcome"])
 JOBS_RUNNING = Gauge("syncd_scheduler_jobs_running", "Scheduled jobs running now", ["job"])
+HTTP_CONNECTIONS_OPEN = Gauge("syncd_http_connections_open", "Open HTTP client connections")
+HTTP_CONNECTIONS_SHED = Counter(
+    "syncd_http_connections_shed_total",
+    "HTTP connections closed by the overload guard, by reason (evicted: the oldest waiting "
+    "for a request head, to admit a new one; refused: 503, every connection busy; "
+    "header_timeout: no complete request head in time)", ["reason"])
