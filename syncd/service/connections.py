@@ -40,6 +40,9 @@ RETRY_AFTER_SECONDS = 5
 # Descriptors kept back for everything that is not a client connection: database pools
 # (SQLite: three files per connection), logs, threads' pipes, the listening socket.
 MIN_RESERVED_DESCRIPTORS = 128
+# The listen backlog, which is also how many connections asyncio accepts in one go before
+# any of them reaches the guard: the reserve must cover one such burst too.
+ACCEPT_BURST = 64
 # Raised at start from the soft towards the hard limit, at most to this.
 WANTED_DESCRIPTORS = 65536
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -65,7 +68,7 @@ def descriptor_limit() -> int:
 
 def connection_limit(configured: int, descriptors: int) -> int:
     """`configured`, lowered to what `descriptors` leave after the reserve."""
-    reserve = max(MIN_RESERVED_DESCRIPTORS, descriptors // 8)
+    reserve = max(MIN_RESERVED_DESCRIPTORS + ACCEPT_BURST, descriptors // 8)
     return max(16, min(configured, descriptors - reserve))
 
 

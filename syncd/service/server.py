@@ -18,6 +18,7 @@ from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.service.app import create_app
 from syncd.service.connections import (
+    ACCEPT_BURST,
     ConnectionGuard,
     bound_log_rates,
     connection_limit,
@@ -70,7 +71,7 @@ def serve(ctx: AppContext, *, host: str, port: int) -> int:
         app, host=host, port=port, log_config=None, access_log=False, log_level=None,
         lifespan="on", server_header=False, http=guarded_protocol(guard),
         timeout_keep_alive=settings.http_keep_alive_seconds,  # type: ignore[arg-type]
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, backlog=ACCEPT_BURST,
         timeout_graceful_shutdown=int(min(HTTP_DRAIN_SECONDS,
                                           settings.shutdown_timeout_seconds)),
     )
