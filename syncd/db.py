@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+URL_HELP = "use sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://user@host/db"
+
+
+def _url_error(problem: str) -> ConfigError:
+    return ConfigError(f"setting 'database_url' (SYNCD_DATABASE_URL): {problem}; {URL_HELP}")
+
+
 def normalise_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` and use psycopg 3 for them."""
     for prefix in ("postgres://", "postgresql://"):
@@ -48,17 +56,46 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _checked_url(url: str) -> URL:
+    """The parsed URL, or a ConfigError that names what is wrong with it (never its
+    password: the message is built from the parts, not the text)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except Exception:
+        raise _url_error("not a database URL") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        if parsed.host:
+            # sqlite://relative.db reads "relative.db" as a host name: a slash is missing.
+            raise _url_error(f"an SQLite URL has no host (got {parsed.host!r}: "
+                             "three slashes before a relative path)")
+        return parsed
+    if backend == "postgresql":
+        if driver != "psycopg":
+            raise _url_error(f"the PostgreSQL driver {driver!r} is not supported (syncd uses "
+                             "psycopg 3: write postgresql:// without a driver)")
+        return parsed
+    raise _url_error(f"unsupported database {backend!r}")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for PostgreSQL, in-memory or `file:` URIs)."""
+    parsed = _checked_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
 def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> Engine:
+    parsed = _checked_url(url)
     url = normalise_url(url)
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(f"setting 'database_url' (SYNCD_DATABASE_URL): not a database URL: "
-                          f"{type(exc).__name__}") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
@@ -87,18 +124,13 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> E
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    if parsed.get_backend_name() == "postgresql":
-        return create_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=True,
-            pool_timeout=5,
-            connect_args={"connect_timeout": connect_timeout},
-        )
-    raise ConfigError(
-        f"setting 'database_url' (SYNCD_DATABASE_URL): unsupported database "
-        f"{parsed.get_backend_name()!r}; use sqlite:/// or postgresql://"
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"connect_timeout": connect_timeout},
     )
 
 

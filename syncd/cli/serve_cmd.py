@@ -28,7 +28,7 @@ def serve(
     loaded = settings()
     loaded.require_mailchimp()  # a service that cannot sync is misconfigured: say so now
     loaded.require_webhook_secret()  # nor one that would answer every webhook 401
-    ctx = open_context()
+    ctx = open_context(migrate=True)
     try:
         code = run_service(ctx, host=host or ctx.settings.http_host,
                            port=ctx.settings.http_port if port is None else port)
