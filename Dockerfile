@@ -32,6 +32,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # The first SIGTERM finishes the current batch (bounded by shutdown_timeout_seconds,
 # default 30 s): give `docker stop` more than that, e.g. `docker stop -t 45`.
 STOPSIGNAL SIGTERM
+# Descriptors: an image cannot set its own ulimit; run it with `--ulimit nofile=65536:65536`
+# (deploy/compose.yaml sets it). At start syncd raises its soft limit to the hard one and
+# keeps its connection cap (http_max_connections) below it, with a reserve.
 # `syncd serve` upgrades the schema at start (serialised across replicas on PostgreSQL);
 # deploy/compose.yaml also runs `syncd db upgrade` once as an init step.
 CMD ["syncd", "serve", "--host", "0.0.0.0"]

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Bounds on the HTTP side (docs/threats.md, "connection exhaustion"): open connections
+    # at most (lowered at start to what the descriptor limit allows), the time a client
+    # has to send a request head, and a request body; idle keep-alive connections close.
+    http_max_connections: int = Field(default=1000, ge=16, le=100_000)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -100,7 +107,13 @@ class Settings(BaseSettings):
     # Mailchimp retries a failed webhook for 75 minutes: look back further than that.
     reconcile_overlap_minutes: float = Field(default=90.0, ge=0)
 
+    # `syncd serve` refuses to start without a webhook secret unless this is false: a
+    # service answering every delivery 401 would learn of unsubscribes only by reconciling.
+    webhook_enabled: bool = True
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Every delivery is answered within this (503 if the purge could not commit in time):
+    # Mailchimp gives up after 10 s, so the answer must come well before.
+    webhook_deadline_seconds: float = Field(default=5.0, ge=0.5, le=9.0)
     webhook_max_body_bytes: int = Field(default=65536, ge=1024, le=1048576)
     # Which side wins for names and merge fields on a `profile` webhook.
     webhook_profile_master: Literal["crm", "esp"] = "crm"
@@ -161,6 +174,15 @@ class Settings(BaseSettings):
             raise ConfigError(f"this command talks to Mailchimp; set "
                               f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
         return self.mailchimp_audience_id
+
+    def require_webhook_secret(self) -> None:
+        """The service's webhook endpoint needs a secret, unless it is switched off."""
+        if self.webhook_enabled and not self.webhook_secrets:
+            raise ConfigError(
+                f"the webhook endpoint needs a secret: set {ENV_PREFIX}WEBHOOK_SECRETS "
+                f"([webhook] secrets), or {ENV_PREFIX}WEBHOOK_ENABLED=false ([webhook] "
+                "enabled = false) to run without webhooks (unsubscribes then arrive only "
+                "by reconciliation)")
 
     def require_mailchimp(self) -> tuple[str, str]:
         """API key and audience id, for the commands that talk to Mailchimp."""

@@ -32,3 +32,9 @@ WITHDRAWAL_LATENCY = Histogram(
     "Time from a withdrawal or suppression in the CRM to the unsubscribe confirmed by "
     "Mailchimp",
     buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400, 604800))
+HTTP_CONNECTIONS_OPEN = Gauge("syncd_http_connections_open", "Open HTTP client connections")
+HTTP_CONNECTIONS_SHED = Counter(
+    "syncd_http_connections_shed_total",
+    "HTTP connections closed by the overload guard, by reason (evicted: the oldest waiting "
+    "for a request head, to admit a new one; refused: 503, every connection busy; "
+    "header_timeout: no complete request head in time)", ["reason"])

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
+import typer.core
 
 from syncd.cli.common import global_options
+
+_value_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_for_flags(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value: --help shows no `<bool>` for it."""
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="syncd",
@@ -14,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown: a docstring's paragraph is re-flowed, not broken where the source line ends.
+    rich_markup_mode="markdown",
     callback=global_options,
 )
 

@@ -34,9 +34,16 @@ def settings() -> Settings:
     return load_settings(CliState.config_path)
 
 
-def open_context(*, migrate: bool = True) -> AppContext:
-    """Settings, engine (schema upgraded to head), logging with the installation keyring."""
+def open_context(*, migrate: bool = False, require_schema: bool = True) -> AppContext:
+    """Settings, engine, logging with the installation keyring.
+
+    Only `db upgrade`, `serve` and `sync` pass `migrate` (create or upgrade the schema to
+    head). Every other command refuses a database that does not exist or is not at head
+    (ConfigError, exit 2), so that a mistyped path never silently becomes a new, empty
+    database; `db current` passes `require_schema=False` to look without touching."""
     loaded = settings()
+    if not migrate:
+        _require_existing(loaded.database_url)
     ctx = AppContext.open(loaded)
     secrets = tuple(s.get_secret_value() for s in loaded.webhook_secrets)
     if loaded.mailchimp_api_key is not None:
@@ -49,10 +56,36 @@ def open_context(*, migrate: bool = True) -> AppContext:
         from syncd.migrate import upgrade
 
         upgrade(ctx.engine)
-        ctx.sync_lists()
-        logs.configure(level=loaded.log_level, fmt=loaded.log_format, keyring=ctx.keyring,
-                       secrets=secrets)
+    elif require_schema:
+        _require_head(ctx)
+    else:
+        return ctx
+    ctx.sync_lists()
+    logs.configure(level=loaded.log_level, fmt=loaded.log_format, keyring=ctx.keyring,
+                   secrets=secrets)
     return ctx
+
+
+def _require_existing(url: str) -> None:
+    from syncd.db import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"setting 'database_url': no database at {path} (run `syncd db "
+                          "upgrade` to create one, or fix the path)")
+
+
+def _require_head(ctx: AppContext) -> None:
+    from syncd.migrate import current_revision, head_revision
+
+    now, head = current_revision(ctx.engine), head_revision()
+    if now == head:
+        return
+    ctx.close()
+    if now is None:
+        raise ConfigError("the database has no syncd schema yet: run `syncd db upgrade`")
+    raise ConfigError(f"the database schema is at revision {now}, this syncd needs {head}: "
+                      "run `syncd db upgrade`")
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from syncd.cli.common import err_console, handle_errors, out_console
 from syncd.cli.exit_codes import ExitCode
@@ -42,10 +43,12 @@ def demo(
     code = exit_code(report)
     if code is not ExitCode.OK:
         failed = report.failed_checks()
-        reason = (report.error if report.error else
-                  f"step {failed[0][0]}: {failed[0][1].name}" if failed else "incomplete")
-        err_console.print(f"[bold red]error:[/] the demo did not behave as the rules say: "
-                          f"{reason}", markup=True)
+        if report.error:
+            what = f"the demo could not run: {report.error}"
+        else:
+            reason = f"step {failed[0][0]}: {failed[0][1].name}" if failed else "incomplete"
+            what = f"the demo did not behave as the rules say: {reason}"
+        err_console.print(f"[bold red]error:[/] {escape(what)}", markup=True)
         raise typer.Exit(int(code))
 
 

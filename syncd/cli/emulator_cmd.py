@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from syncd.cli.common import fail
+from syncd.cli.exit_codes import ExitCode
 from syncd.esp.emulator import DEFAULT_API_KEY, DEFAULT_LIST_ID
 
 
@@ -34,7 +36,10 @@ def emulator(
         ),
     ] = None,
 ) -> None:
-    """Serve a local Mailchimp Marketing API v3 until Ctrl-C or SIGTERM."""
+    """Serve a local Mailchimp Marketing API v3 until Ctrl-C or SIGTERM.
+
+    Prints its base URL on stdout once it listens (with --port 0, the port it picked).
+    Exit 1 when it cannot listen (the port is taken), before printing anything."""
     from syncd.esp.emulator import MailchimpEmulator
     from syncd.esp.emulator.seed_file import SeedFileError, read_members, seed_members
 
@@ -60,6 +65,11 @@ def emulator(
     )
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise fail(f"the emulator cannot listen on {host}:{port}: {exc.strerror or exc}",
+                   ExitCode.FAILED) from None
     seed_members(emu, seeded)
     with emu:
         typer.echo(emu.base_url)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from syncd.cli.common import handle_errors, open_context
+from syncd.cli.common import handle_errors, open_context, settings
 
 
 @handle_errors
@@ -25,8 +25,10 @@ def serve(
     finishes the current batch; a second one exits at once."""
     from syncd.service.server import serve as run_service
 
-    ctx = open_context()
-    ctx.settings.require_mailchimp()  # a service that cannot sync is misconfigured: say so now
+    loaded = settings()
+    loaded.require_mailchimp()  # a service that cannot sync is misconfigured: say so now
+    loaded.require_webhook_secret()  # nor one that would answer every webhook 401
+    ctx = open_context(migrate=True)
     try:
         code = run_service(ctx, host=host or ctx.settings.http_host,
                            port=ctx.settings.http_port if port is None else port)

@@ -96,7 +96,7 @@ def sync(
     Exit codes: 0 OK, 1 FAILED (run-level Mailchimp or database error), 2 CONFIG,
     4 REFUSED (safety limit; --force if intended), 5 BUSY (another run), 6 PARTIAL
     (some contacts parked or failed)."""
-    ctx = open_context()
+    ctx = open_context(migrate=True)
     try:
         with _progress(not as_json and err_console.is_terminal) as progress:
             report = run_sync(ctx, dry_run=dry_run, force=force, progress=progress)

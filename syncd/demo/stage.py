@@ -201,7 +201,12 @@ class Stage:
         if (chosen / DB_NAME).exists():
             raise ConfigError(f"--dir {chosen}: holds a {DB_NAME} from an earlier demo; "
                               "choose an empty directory (the emulator starts empty each run)")
-        chosen.mkdir(parents=True, exist_ok=True)
+        try:
+            chosen.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--dir {chosen}: cannot create it: {exc.strerror}") from None
+        if not os.access(chosen, os.W_OK | os.X_OK):
+            raise ConfigError(f"--dir {chosen}: not writable")
         return chosen
 
     def _write_kept_config(self) -> None:

@@ -102,6 +102,16 @@ def _refresh_gauges(ctx: AppContext) -> None:
             held.unsubscribes)
 
 
+def _webhook_state(ctx: AppContext, *, mounted: bool) -> str:
+    """Readiness of the webhook endpoint: without a secret every delivery is refused 401
+    and unsubscribes would arrive only by reconciliation, so that is "not ready"."""
+    if not mounted:
+        return "ok (disabled: webhook_enabled = false; unsubscribes come by reconciliation)"
+    if not ctx.settings.webhook_secrets:
+        return "no webhook secret configured: every delivery would be refused"
+    return f"ok ({len(ctx.settings.webhook_secrets)} secret(s))"
+
+
 class RequestLog:
     """ASGI middleware: one log line per request with the route template, status and
     duration. Never the raw path or the query string (they can carry the webhook secret
@@ -161,6 +171,7 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
         from syncd.webhooks.endpoint import webhook_router
 
         app.include_router(webhook_router(ctx))
+    webhook_state = _webhook_state(ctx, mounted=webhooks)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -192,6 +203,7 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
                 checks["last_sync"] = f"last successful sync at {facts.last_sync_at.isoformat()}"
             else:
                 checks["last_sync"] = "ok"
+        checks["webhooks"] = webhook_state
         failing = sorted(name for name, state in checks.items() if not state.startswith("ok"))
         if failing:
             return JSONResponse({"status": "not ready", "failing": failing, "checks": checks},

@@ -17,6 +17,14 @@ from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.service.app import create_app
+from syncd.service.connections import (
+    ACCEPT_BURST,
+    ConnectionGuard,
+    bound_log_rates,
+    connection_limit,
+    descriptor_limit,
+    guarded_protocol,
+)
 from syncd.service.jobs import JobRunner
 from syncd.service.scheduler import build_scheduler
 from syncd.service.shutdown import GracefulShutdown, flush_logs
@@ -25,6 +33,8 @@ log = get_logger("syncd.service")
 
 # uvicorn's own share of the bound: finishing open HTTP requests (webhooks answer fast).
 HTTP_DRAIN_SECONDS = 5.0
+# Largest request head (request line and headers) h11 buffers; longer ones get 400.
+MAX_HEAD_BYTES = 16 * 1024
 
 
 def _plain_uvicorn_records(record: logging.LogRecord) -> bool:
@@ -52,22 +62,34 @@ def serve(ctx: AppContext, *, host: str, port: int) -> int:
     runner = JobRunner(ctx)
     scheduler = build_scheduler(runner, ctx.settings, now=started_at)
     shutdown = GracefulShutdown(runner, scheduler, ctx.settings.shutdown_timeout_seconds)
-    app = create_app(ctx, started_at=started_at)
+    app = create_app(ctx, started_at=started_at, webhooks=ctx.settings.webhook_enabled)
+    settings = ctx.settings
+    descriptors = descriptor_limit()
+    guard = ConnectionGuard(connection_limit(settings.http_max_connections, descriptors),
+                            settings.http_header_timeout_seconds)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, log_level=None,
-        lifespan="on", server_header=False,
+        lifespan="on", server_header=False, http=guarded_protocol(guard),
+        timeout_keep_alive=settings.http_keep_alive_seconds,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES, backlog=ACCEPT_BURST,
         timeout_graceful_shutdown=int(min(HTTP_DRAIN_SECONDS,
-                                          ctx.settings.shutdown_timeout_seconds)),
+                                          settings.shutdown_timeout_seconds)),
     )
     for name in ("uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(_plain_uvicorn_records)
+    bound_log_rates()
+    if guard.limit < settings.http_max_connections:
+        log.warning("http connection limit lowered to fit the descriptor limit "
+                    "(raise LimitNOFILE / ulimit -n)", configured=settings.http_max_connections,
+                    limit=guard.limit, descriptor_limit=descriptors)
     server = _Server(config, shutdown)
     shutdown.server = server
     shutdown.install()
     log.info("service starting", host=host, port=port, pid=os.getpid(),
              sync_interval_minutes=ctx.settings.sync_interval_minutes,
              reconcile_interval_minutes=ctx.settings.reconcile_interval_minutes,
-             inbox_retry_interval_minutes=ctx.settings.inbox_retry_interval_minutes)
+             inbox_retry_interval_minutes=ctx.settings.inbox_retry_interval_minutes,
+             max_connections=guard.limit, webhooks=settings.webhook_enabled)
     scheduler.start()
     with contextlib.suppress(SystemExit):  # uvicorn's way out when it cannot bind
         server.run()

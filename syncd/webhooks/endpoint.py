@@ -4,9 +4,13 @@ Audience webhooks are not signed; Mailchimp's advice is a secret in the URL
 (mailchimp.md section 1). It is compared in constant time with EVERY configured secret
 (rotation: old and new both work while Mailchimp is being switched over). The path is
 authenticate -> bound the body -> parse -> store + apply in one transaction -> answer.
-Nothing answers 2xx before the event is committed; a database that cannot be reached
-gets 503 within a few seconds, well inside Mailchimp's 10 s, so that Mailchimp retries
-(for 75 minutes; the reconciliation pull covers longer outages).
+Nothing answers 2xx before the event is committed. Every delivery is answered within
+`webhook_deadline_seconds` (default 5 s, well inside the 10 s Mailchimp waits): the
+body is read within the body timeout, the wait for the writer slot and every lock wait
+inside the transaction are bounded by what is left, and a purge that cannot commit in
+time is rolled back and answered 503, so that Mailchimp retries (for 75 minutes; the
+reconciliation pull covers longer outages). A client that goes away mid-body is an
+info line, not an error.
 
 The validator Mailchimp runs when a webhook is saved sends a GET (some say an empty
 POST) and needs 200: both are answered. No log line of this module holds the secret,
@@ -24,6 +28,7 @@ import fastapi
 from fastapi import Request, Response
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import ClientDisconnect
 
 from syncd import logs
 from syncd.config import Settings
@@ -46,6 +51,10 @@ SQLITE_BUSY_TIMEOUT_MS = 3000
 # cannot starve the rest of the service's thread pool; more only queue for the pool.
 APPLY_THREADS = 16
 PURGE_KINDS = (EventKind.UNSUBSCRIBE, EventKind.CLEANED)
+# The thread that stores an event ends by itself at the deadline (its transaction is
+# bounded); this margin only covers a thread stalled outside SQL (a slow disk).
+ABANDON_GRACE_SECONDS = 0.5
+RETRY_AFTER = "30"
 
 log = logs.get_logger("syncd.webhooks")
 
@@ -130,6 +139,10 @@ def _text(status: int, message: str, **headers: str) -> Response:
                     headers=headers or None)
 
 
+def _unavailable() -> Response:
+    return _text(503, "temporarily unavailable, retry later", **{"Retry-After": RETRY_AFTER})
+
+
 class _Receiver:
     """Everything one delivery needs, built once per router."""
 
@@ -153,8 +166,9 @@ class _Receiver:
             self._keyring = self._ctx.keyring
         return self._keyring
 
-    def store(self, body: bytes, started: float) -> Response:
-        """Blocking: parse, store and apply (runs in a worker thread)."""
+    def store(self, body: bytes, started: float, deadline: float) -> Response:
+        """Blocking: parse, store and apply (runs in a worker thread), committed before
+        `deadline` (time.monotonic()) or not at all."""
         try:
             parsed = parse_body(body)
         except MalformedBody as exc:
@@ -162,14 +176,15 @@ class _Receiver:
             return _text(400, f"bad request: {exc}")
         try:
             receipt = inbox.receive(self.sessions, parsed, body.decode("utf-8"),
-                                    settings=self.settings, keyring=self.keyring)
+                                    settings=self.settings, keyring=self.keyring,
+                                    deadline=deadline)
         except Exception as exc:
             WEBHOOK_EVENTS.labels(kind=str(parsed.kind), outcome="unavailable").inc()
             log.error("webhook refused: event store unavailable", kind=str(parsed.kind),
                       error=type(exc).__name__)
-            return _text(503, "temporarily unavailable, retry later", **{"Retry-After": "30"})
+            return _unavailable()
         if parsed.kind in PURGE_KINDS and receipt.status == "applied":
-            PURGE_LATENCY.observe(time.perf_counter() - started)
+            PURGE_LATENCY.observe(time.monotonic() - started)
         WEBHOOK_EVENTS.labels(kind=str(parsed.kind), outcome=receipt.status).inc()
         log.debug("webhook event stored", kind=str(parsed.kind), outcome=receipt.status,
                   event_id=receipt.event_id, contact_id=receipt.contact_id)
@@ -181,10 +196,13 @@ def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
     receiver = _Receiver(ctx)
     router = fastapi.APIRouter(on_shutdown=[receiver.engine.dispose])
     limit = ctx.settings.webhook_max_body_bytes
+    allowed = ctx.settings.webhook_deadline_seconds
+    body_timeout = ctx.settings.http_body_timeout_seconds
 
     async def deliver(  # noqa: PLR0911 - one answer per kind of bad input
             secret: str, request: Request) -> Response:
-        started = time.perf_counter()
+        started = time.monotonic()
+        deadline = started + allowed
         if not secret_matches(secret, receiver.digests):
             WEBHOOK_EVENTS.labels(kind="none", outcome="unauthorized").inc()
             return _text(401, "unauthorized")
@@ -193,19 +211,36 @@ def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
         if request.method != "POST":
             return _text(405, "method not allowed", Allow=ALLOWED)
         try:
-            body = await _read_body(request, limit)
+            with anyio.fail_after(min(body_timeout, allowed)):
+                body = await _read_body(request, limit)
         except _TooLarge:
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="too_large").inc()
             return _text(413, f"body larger than {limit} bytes", Connection="close")
         except MalformedBody as exc:
             return _text(400, f"bad request: {exc}")
+        except TimeoutError:
+            WEBHOOK_EVENTS.labels(kind="invalid", outcome="body_timeout").inc()
+            return _text(408, "request body not received in time", Connection="close")
+        except ClientDisconnect:
+            # Nobody is left to answer; Mailchimp retries what it did not see answered.
+            WEBHOOK_EVENTS.labels(kind="invalid", outcome="client_gone").inc()
+            log.info("webhook client went away before sending the whole body")
+            return _text(400, "incomplete body")
         if not body.strip():
             return _text(200, "ok")  # an empty POST: the validator, by some accounts
         if not _content_type_ok(request.headers.get("content-type")):
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="unsupported_media_type").inc()
             return _text(415, f"content type must be {FORM_TYPE}")
-        return await anyio.to_thread.run_sync(receiver.store, body, started,
-                                              limiter=receiver.limiter)
+        # Waiting for the writer slot counts against the deadline too (SQLite: one writer,
+        # so deliveries queue here); a thread already storing ends by its own deadline.
+        with anyio.move_on_after(deadline - time.monotonic() + ABANDON_GRACE_SECONDS):
+            return await anyio.to_thread.run_sync(receiver.store, body, started, deadline,
+                                                  limiter=receiver.limiter,
+                                                  abandon_on_cancel=True)
+        WEBHOOK_EVENTS.labels(kind="unknown", outcome="deadline").inc()
+        log.warning("webhook refused: not stored within the deadline",
+                    deadline_seconds=allowed)
+        return _unavailable()
 
     async def no_secret() -> Response:
         WEBHOOK_EVENTS.labels(kind="none", outcome="unauthorized").inc()

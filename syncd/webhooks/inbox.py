@@ -17,8 +17,15 @@ answers 2xx only after it commits. If applying fails (a bug, a poison event), th
 transaction rolls back and the raw event is stored in a transaction of its own with
 status `failed` (or `parked` when it can never apply) and the error WITHOUT any address;
 the delivery is then answered 2xx, because from that moment retrying is our job
-(`retry_pending`), not Mailchimp's. Only when even that store fails (database down) is
-the delivery refused (503), so that Mailchimp retries it.
+(`retry_pending`), not Mailchimp's. A database that is busy rather than broken (a lock
+or statement timeout, SQLite's "database is locked", a lost connection, the delivery's
+deadline running out) is NOT such a failure: nothing is stored and the delivery is
+refused (503), so that Mailchimp retries and the purge still happens before a 2xx (I3).
+Only when even the failed-event store fails is the delivery refused too.
+
+Deadline. A webhook's `receive` gets a monotonic deadline: every transaction is then a
+`deadline_transaction` (bounded lock waits, no commit after the deadline), so that the
+answer always comes before Mailchimp gives up at 10 s.
 
 A failed or parked `unsubscribe`/`cleaned` blocks pushes for its address until applied:
 the sync planner asks `blocked_address_hmacs`.
@@ -29,7 +36,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,7 +49,7 @@ from syncd import logs
 from syncd.clock import as_utc, utcnow
 from syncd.config import Settings
 from syncd.crm.keys import Keyring
-from syncd.db import transaction
+from syncd.db import deadline_transaction, is_transient, transaction
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
 from syncd.webhooks import apply as effects
@@ -138,15 +146,27 @@ def _insert(session: Session, values: dict[str, Any]) -> int | None:
     return connection.execute(_insert_statement(connection.dialect.name), values).scalar()
 
 
+@contextmanager
+def _unit(sessions: sessionmaker[Session], deadline: float | None) -> Iterator[Session]:
+    if deadline is None:
+        with transaction(sessions) as session:
+            yield session
+    else:
+        with deadline_transaction(sessions, deadline) as session:
+            yield session
+
+
 def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
-            settings: Settings, keyring: Keyring, source: str = SOURCE_WEBHOOK) -> Receipt:
+            settings: Settings, keyring: Keyring, source: str = SOURCE_WEBHOOK,
+            deadline: float | None = None) -> Receipt:
     """Store and apply one event. Returns only once the event is committed (applied,
-    ignored, failed or parked) or was already there; raises InboxUnavailable otherwise."""
+    ignored, failed or parked) or was already there; raises InboxUnavailable otherwise
+    (database down or busy past `deadline`, a time.monotonic() value: nothing written)."""
     key = dedupe_key(event, source=source)
     now = utcnow()
     row = _row(event, body, keyring, key=key, source=source, now=now)
     try:
-        with transaction(sessions) as session:
+        with _unit(sessions, deadline) as session:
             event_id = _insert(session, row | {"status": effects.APPLIED, "attempts": 1})
             if event_id is None:
                 return Receipt(DUPLICATE, event.kind)
@@ -161,9 +181,12 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
         return Receipt(outcome.status, event.kind, event_id, outcome.contact_id)
     except Exception as exc:
         failure = exc
+    if is_transient(failure):
+        # Busy, not broken: storing it as failed would answer 2xx before the purge (I3).
+        raise InboxUnavailable(type(failure).__name__) from None
     status = PARKED if isinstance(failure, effects.Unappliable) else FAILED
     try:
-        with transaction(sessions) as session:
+        with _unit(sessions, deadline) as session:
             event_id = _insert(session, row | {"status": status, "attempts": 1,
                                                "last_error": describe_error(failure)})
             if event_id is None:

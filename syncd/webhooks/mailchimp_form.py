@@ -4,7 +4,10 @@ Mailchimp POSTs `application/x-www-form-urlencoded` with PHP-style bracket keys
 (`data[merges][GROUPINGS][0][name]`); `parse_qs` gives flat keys, so the nesting is built
 here. Real deliveries vary: an unsubscribe may have no `data[action]`, merges may be empty
 or carry GROUPINGS, any key may be missing, empty or extra (mailchimp.md section 1). The
-parser tolerates all of that; only an unreadable body or a missing `type` is refused.
+parser tolerates all of that; only an unreadable body, a missing `type`, a NUL character
+(raw or `%00`: PostgreSQL text cannot hold it, and no real delivery carries one) or a
+`fired_at` outside any date Mailchimp can send is refused. Refusing here, with a 400,
+keeps such a body from looping as a 503 on every retry or from being parked later.
 Nothing here ever puts the body or an address into an error message.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -29,6 +32,10 @@ MAX_DEPTH = 6
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 FIRED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Mailchimp was founded in 2001; a fired_at before this, or in a far future, is no real
+# delivery (and year 1 or 9999 overflows the date arithmetic of the purge).
+EARLIEST_FIRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_FIRED_AT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class EventKind(StrEnum):
@@ -91,13 +98,19 @@ def decode_pairs(body: bytes, *, max_fields: int = MAX_FIELDS) -> list[tuple[str
         raise MalformedBody("body has a broken percent-encoding")
     if text.count("&") + 1 > max_fields:
         raise MalformedBody(f"body has more than {max_fields} fields")
+    if "\x00" in text:
+        raise MalformedBody("body contains a NUL character")
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=False,
-                         encoding="utf-8", errors="strict", max_num_fields=max_fields)
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
+                          encoding="utf-8", errors="strict", max_num_fields=max_fields)
     except UnicodeDecodeError:
         raise MalformedBody("body has percent-encoded bytes that are not UTF-8") from None
     except ValueError:
         raise MalformedBody(f"body has more than {max_fields} fields") from None
+    for key, value in pairs:
+        if "\x00" in key or "\x00" in value:
+            raise MalformedBody("body has a percent-encoded NUL character (%00)")
+    return pairs
 
 
 def _path(key: str) -> list[str] | None:
@@ -154,17 +167,26 @@ def normalise_address(raw: Any) -> tuple[str, str] | None:
 
 
 def parse_fired_at(raw: Any) -> datetime | None:
+    """UTC, or None when unreadable (tolerated: the inbox then uses the time of receipt).
+    A readable date outside Mailchimp's possible range is refused (MalformedBody)."""
     text = _text(raw)
     if text is None:
         return None
     try:
-        return as_utc(datetime.strptime(text, FIRED_AT_FORMAT))
+        found = datetime.strptime(text, FIRED_AT_FORMAT)
     except ValueError:
-        pass
+        try:
+            found = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     try:
-        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None  # tolerated: the inbox falls back to the time of receipt
+        moment = as_utc(found)
+    except OverflowError:  # an offset that pushes year 1 or 9999 out of range
+        raise MalformedBody("fired_at is out of range") from None
+    if not EARLIEST_FIRED_AT <= moment < LATEST_FIRED_AT:
+        raise MalformedBody(f"fired_at is out of range (must be between "
+                            f"{EARLIEST_FIRED_AT.year} and {LATEST_FIRED_AT.year})")
+    return moment
 
 
 def _flat_merges(value: Any) -> dict[str, str]:

@@ -210,6 +210,9 @@ def test_failing_cli_commands_print_no_secret_or_address(tmp_path: Path) -> None
         + "\n" for a in ADDRESSES), encoding="utf-8")
     with MailchimpEmulator(list_id=TEST_AUDIENCE_ID) as emu:
         ok = _env(database, emu.base_url)
+        # Only `db upgrade` (and serve, sync) may create the database (issue 11, point 7).
+        created = _start(["db", "upgrade"], ok)
+        assert created.wait(timeout=60) == 0, created.communicate()
         first = _start(["import", str(good_file)], ok)
         assert first.wait(timeout=60) == 0, first.communicate()
         runs = {
