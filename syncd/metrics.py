@@ -24,3 +24,14 @@ JOB_RUNS = Counter("syncd_scheduler_jobs_total",
                    "Scheduled job executions by job and outcome (succeeded, failed, busy: "
                    "another runner held the lock, skipped: shutting down)", ["job", "outcome"])
 JOBS_RUNNING = Gauge("syncd_scheduler_jobs_running", "Scheduled jobs running now", ["job"])
+SIGNUPS = Counter("syncd_signups_total",
+                  "Sign-ups and preference changes by channel (web_form, api, "
+                  "preference_page) and outcome (recorded, nothing_ticked, refused, "
+                  "bot_trap, limited, withdrawn)", ["channel", "outcome"])
+CONFIRMATIONS = Counter("syncd_confirmations_total",
+                        "Confirmation POSTs by outcome (confirmed, used, expired, unknown)",
+                        ["outcome"])
+OUTBOX_ATTEMPTS = Counter("syncd_outbox_attempts_total",
+                          "Mail send attempts by kind and outcome (sent, retry, failed)",
+                          ["kind", "outcome"])
+OUTBOX_QUEUED = Gauge("syncd_outbox_queued_mails", "Mails in the outbox not yet sent")

@@ -140,7 +140,8 @@ class RequestLog:
 
 
 def create_app(ctx: AppContext, *, started_at: datetime | None = None,
-               webhooks: bool = True, probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
+               webhooks: bool = True, signups: bool = True,
+               probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
     """The ASGI app. `started_at`: when the service started (readiness grace period)."""
     app = FastAPI(title="syncd", docs_url=None, redoc_url=None, openapi_url=None)
     up_since = started_at or utcnow()
@@ -153,6 +154,10 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
         from syncd.webhooks.endpoint import webhook_router
 
         app.include_router(webhook_router(ctx))
+    if signups:
+        from syncd.service.signup_routes import install
+
+        install(app, ctx)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,197 @@
+"""The durable mail outbox: a mail is a row written in the transaction that decided it,
+sent later by the service's outbox job. The HTTP answer never waits for SMTP.
+
+Delivery, per row: claim it (a conditional UPDATE: one replica wins), commit, send,
+record the outcome. A failed send is retried with capped exponential backoff and
+jitter; a permanent refusal (SMTP 5xx) or the last attempt parks it as `failed`. A
+row left `sending` by a crash is claimed again after `CLAIM_LEASE`: the only window in
+which a mail can go out twice is a crash between the server's 250 and our commit, and
+the Message-ID is stable per row so the receiving side can tell. Every attempt is
+counted in `syncd_outbox_attempts_total`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from syncd import metrics
+from syncd.clock import utcnow
+from syncd.context import AppContext
+from syncd.db import transaction
+from syncd.logs import get_logger
+from syncd.schema import Contact, OutboxMail, SignupToken
+from syncd.signup.mailer import Permanent, compose_for
+
+log = get_logger("syncd.outbox")
+
+CONFIRMATION, WITHDRAWAL, PREFERENCES_LINK = "confirmation", "withdrawal", "preferences_link"
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+# Longer than any one send can take (three SMTP timeouts): a claim older than this was
+# left by a process that died.
+CLAIM_LEASE = timedelta(minutes=10)
+BATCH = 50
+
+
+def enqueue(session: Session, *, kind: str, contact_id: int, address_hmac: str,
+            purposes: list[str], language: str, now: datetime, token_id: int | None = None,
+            nonce: str | None = None) -> None:
+    session.add(OutboxMail(kind=kind, contact_id=contact_id, address_hmac=address_hmac,
+                           purposes=purposes, language=language, token_id=token_id,
+                           token_nonce=nonce, status=QUEUED, attempts=0,
+                           next_attempt_at=now, created_at=now))
+
+
+def recently_mailed(session: Session, address_hmac: str, since: datetime) -> set[str]:
+    """Purposes a confirmation mail was queued for since `since` (sent or not)."""
+    rows = session.scalars(select(OutboxMail.purposes).where(
+        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == CONFIRMATION,
+        OutboxMail.created_at >= since))
+    return {purpose for purposes in rows for purpose in purposes}
+
+
+def recently_queued(session: Session, address_hmac: str, kind: str, since: datetime) -> bool:
+    return session.scalar(select(OutboxMail.id).where(
+        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == kind,
+        OutboxMail.created_at >= since).limit(1)) is not None
+
+
+def backoff(attempts: int) -> timedelta:
+    """After the n-th failed attempt: base * 2^(n-1), capped, with +-20 % jitter so that
+    a recovering mail server is not hit by every queued mail at the same second."""
+    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    jittered: timedelta = delay * random.uniform(0.8, 1.2)  # noqa: S311 - not a secret
+    return jittered
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    queued: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def idle(self) -> bool:
+        return not (self.sent or self.retried or self.failed)
+
+
+def _due(session: Session, now: datetime, limit: int) -> list[int]:
+    return list(session.scalars(
+        select(OutboxMail.id).where(or_(
+            (OutboxMail.status == QUEUED) & (OutboxMail.next_attempt_at <= now),
+            (OutboxMail.status == SENDING) & (OutboxMail.claimed_at < now - CLAIM_LEASE)))
+        .order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)))
+
+
+def _claim(ctx: AppContext, mail_id: int, now: datetime) -> bool:
+    with transaction(ctx.sessions) as session:
+        claimed = session.execute(
+            update(OutboxMail).where(
+                OutboxMail.id == mail_id,
+                or_(OutboxMail.status == QUEUED,
+                    (OutboxMail.status == SENDING) & (OutboxMail.claimed_at < now - CLAIM_LEASE)))
+            .values(status=SENDING, claimed_at=now)
+            .execution_options(synchronize_session=False))
+        return getattr(claimed, "rowcount", 0) == 1
+
+
+def _message(ctx: AppContext, mail_id: int, now: datetime) -> EmailMessage | str:
+    """The message for the row, or why it cannot be sent any more."""
+    with ctx.sessions() as session:
+        mail = session.get(OutboxMail, mail_id)
+        if mail is None:
+            return "gone"
+        contact = session.get(Contact, mail.contact_id)
+        if contact is None:
+            return "contact erased"
+        token = session.get(SignupToken, mail.token_id) if mail.token_id else None
+        if mail.kind == CONFIRMATION and (token is None or mail.token_nonce is None):
+            return "token missing"
+        if token is not None and token.expires_at <= now:
+            return "link expired before the mail could be sent"
+        return compose_for(ctx, mail, contact, now=now)
+
+
+def _finish(ctx: AppContext, mail_id: int, claimed_at: datetime, **values: object) -> None:
+    with transaction(ctx.sessions) as session:
+        session.execute(update(OutboxMail).where(
+            OutboxMail.id == mail_id, OutboxMail.status == SENDING,
+            OutboxMail.claimed_at == claimed_at).values(**values)
+            .execution_options(synchronize_session=False))
+
+
+def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
+                now: datetime | None = None, limit: int = BATCH,
+                stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
+    """Send every due mail once (at most `limit`); returns what happened."""
+    report = DeliveryReport()
+    with ctx.sessions() as session:
+        due = _due(session, now or utcnow(), limit)
+    for mail_id in due:
+        if stop():
+            break
+        moment = now or utcnow()
+        if not _claim(ctx, mail_id, moment):
+            continue  # another replica has it
+        _attempt(ctx, send, mail_id, moment, report)
+    with ctx.sessions() as session:
+        report.queued = session.scalar(select(func.count()).select_from(OutboxMail).where(
+            OutboxMail.status.in_([QUEUED, SENDING]))) or 0
+    metrics.OUTBOX_QUEUED.set(report.queued)
+    return report
+
+
+def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], mail_id: int,
+             moment: datetime, report: DeliveryReport) -> None:
+    with ctx.sessions() as session:
+        row = session.get(OutboxMail, mail_id)
+        kind, attempts = (row.kind, row.attempts) if row else ("unknown", 0)
+    attempts += 1
+    message = _message(ctx, mail_id, moment)
+    error: str | None = None
+    permanent = False
+    if isinstance(message, str):
+        error, permanent = message, True
+    else:
+        try:
+            send(message)
+        except Permanent as exc:
+            error, permanent = str(exc), True
+        except Exception as exc:  # any other failure is worth another try
+            error = _describe(exc)
+    if error is None:
+        _finish(ctx, mail_id, moment, status=SENT, sent_at=utcnow(), attempts=attempts,
+                token_nonce=None, last_error=None)
+        report.sent += 1
+        metrics.OUTBOX_ATTEMPTS.labels(kind, "sent").inc()
+        return
+    report.errors[error[:60]] = report.errors.get(error[:60], 0) + 1
+    if permanent or attempts >= ctx.settings.outbox_max_attempts:
+        _finish(ctx, mail_id, moment, status=FAILED, attempts=attempts, token_nonce=None,
+                last_error=error[:500])
+        report.failed += 1
+        metrics.OUTBOX_ATTEMPTS.labels(kind, "failed").inc()
+        log.error("mail not sent; given up", outbox_id=mail_id, kind=kind,
+                  attempts=attempts, error=error)
+        return
+    _finish(ctx, mail_id, moment, status=QUEUED, attempts=attempts, last_error=error[:500],
+            next_attempt_at=moment + backoff(attempts))
+    report.retried += 1
+    metrics.OUTBOX_ATTEMPTS.labels(kind, "retry").inc()
+    log.warning("mail not sent; will retry", outbox_id=mail_id, kind=kind,
+                attempts=attempts, error=error)
+
+
+def _describe(exc: Exception) -> str:
+    """The class and SMTP code only: a server's message can repeat the address (I9)."""
+    code = getattr(exc, "smtp_code", None)
+    return f"{type(exc).__name__}" + (f" {code}" if code is not None else "")
