@@ -26,6 +26,8 @@ class _Handler:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: Any) -> str:
+        if self.delay:  # slow before DATA: a client that gives up leaves no mail behind
+            await asyncio.sleep(self.delay)
         if self.mode == "refuse":
             return "550 5.1.1 mailbox unavailable"
         if self.mode == "tempfail":
@@ -34,8 +36,6 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.delay:
-            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         with self.lock:

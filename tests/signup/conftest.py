@@ -4,6 +4,7 @@ pointed at it, and the app served by a real uvicorn."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -69,3 +70,19 @@ def good_form(email: str = "ada@example.com", **extra: Any) -> dict[str, Any]:
     return {"email": email, "purposes": ["newsletter"], "text_version": "form-v3",
             "privacy_notice_version": "2026-01", "form_url": "https://example.org/join",
             **extra}
+
+
+def local(link: str, site: str) -> str:
+    """A link from a mail, pointed at the test server instead of the public address."""
+    assert link.startswith(BASE), link
+    return site + link[len(BASE):]
+
+
+def signed_up(site: str, ctx: AppContext, sink: SmtpSink, email: str = "ada@example.com",
+              **extra: Any) -> EmailMessage:
+    """Sign up through the form, run the outbox, and return the confirmation mail."""
+    before = len(sink.messages)
+    answer = post_form(site + "/signup", good_form(email, **extra))
+    assert answer.status_code == 200, answer.text
+    assert deliver(ctx).sent == 1
+    return sink.wait_for(before + 1)[-1]
