@@ -63,7 +63,8 @@ def test_a_pre_ticked_consent_is_refused_with_422_naming_the_field(
 
     assert answer.status_code == 422
     [problem] = answer.json()["detail"]
-    assert problem["field"] == "prechecked" and "pre-ticked" in problem["message"]
+    assert problem["field"] == "prechecked"
+    assert "pre-ticked" in problem["message"]
     assert _events(signup_ctx) == []
 
 

@@ -36,7 +36,8 @@ def test_opening_the_link_shows_a_button_and_confirms_nothing(
     page = requests.get(link, timeout=10)
 
     assert page.status_code == 200
-    assert '<form method="post"' in page.text and "<button" in page.text
+    assert '<form method="post"' in page.text
+    assert "<button" in page.text
     assert _actions(signup_ctx) == ["given"]
     with signup_ctx.sessions() as session:
         assert session.scalars(select(SignupToken.used_at)).one() is None
@@ -91,7 +92,8 @@ def test_an_expired_link_gets_a_clear_page_and_changes_nothing(
 
     answer = requests.post(link, headers={"Accept-Language": "en"}, timeout=10)
 
-    assert answer.status_code == 410 and "has expired" in answer.text
+    assert answer.status_code == 410
+    assert "has expired" in answer.text
     assert _actions(signup_ctx) == ["given"]
 
 
@@ -125,7 +127,10 @@ def test_the_next_sync_pushes_the_confirmed_person_subscribed_with_opt_in_proof(
     ctx.close()
 
     member = emulator.member("ada@example.com")
-    assert member is not None and member["status"] == "subscribed"
-    assert member["ip_opt"] == "127.0.0.1" and member["timestamp_opt"]
-    assert member["ip_signup"] == "127.0.0.1" and member["timestamp_signup"]
+    assert member is not None
+    assert member["status"] == "subscribed"
+    assert member["ip_opt"] == "127.0.0.1"
+    assert member["timestamp_opt"]
+    assert member["ip_signup"] == "127.0.0.1"
+    assert member["timestamp_signup"]
     assert emulator.confirmation_mails_sent("ada@example.com") == 0  # one mail: syncd's

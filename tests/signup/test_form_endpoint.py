@@ -62,7 +62,8 @@ def test_an_unknown_purpose_is_refused_naming_the_field(
     answer = post_form(site + "/signup", good_form(purposes=["newsletter", "lottery"]))
 
     assert answer.status_code == 422
-    assert "<strong>purposes</strong>" in answer.text and "lottery" in answer.text
+    assert "<strong>purposes</strong>" in answer.text
+    assert "lottery" in answer.text
     assert _count(signup_ctx, ConsentEvent) == 0
 
 
@@ -71,7 +72,8 @@ def test_a_bad_address_is_refused_naming_the_email_field_without_repeating_it(
     answer = post_form(site + "/signup", good_form(email="ada@@example"))
 
     assert answer.status_code == 422
-    assert "<strong>email</strong>" in answer.text and "ada@@example" not in answer.text
+    assert "<strong>email</strong>" in answer.text
+    assert "ada@@example" not in answer.text
     assert _count(signup_ctx, Contact) == 0
 
 
@@ -184,4 +186,5 @@ def test_the_built_in_form_ticks_no_box_and_labels_every_field(site: str) -> Non
     assert " checked" not in page.text
     for field in ("email", "first_name", "last_name", "purpose-newsletter"):
         assert f'<label for="{field}">' in page.text
-    assert 'lang="en"' in page.text and "Sign up" in page.text
+    assert 'lang="en"' in page.text
+    assert "Sign up" in page.text
