@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from syncd import metrics
 from syncd.service.signup_routes import Signups
 from syncd.service.web import BadBody, BodyTooLarge, client_ip, media_type, read_body
-from syncd.signup.form import SINGLE, BotTrap, FieldError, parse_signup
+from syncd.signup.form import SINGLE, BotTrap, FieldError, has_control, parse_signup
 from syncd.signup.intake import CHANNEL_API, Evidence, record_signup
 from syncd.webhooks.endpoint import _secret_digest, secret_matches
 
@@ -140,10 +140,12 @@ def api_app(s: Signups) -> FastAPI:
         if wait is not None:
             return _limited(wait)
         parsed = parse_signup(fields, settings, strict=True)
+        bad = [FieldError(k, "contains a control character") for k, v in stated.items()
+               if has_control(v)]
+        if isinstance(parsed, list) or bad:
+            return _problems((parsed if isinstance(parsed, list) else []) + bad)
         if isinstance(parsed, BotTrap):
             return _accepted(())
-        if isinstance(parsed, list):
-            return _problems(parsed)
         lang = parsed.language or s.web.language(request)
         evidence = Evidence.of(s.evidence(request).at, ip,
                                stated.get("user_agent") or request.headers.get("user-agent"))

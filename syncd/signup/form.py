@@ -48,6 +48,12 @@ class BotTrap:
     """The honeypot was filled in: answered like a success, nothing recorded."""
 
 
+def has_control(value: str) -> bool:
+    """NUL and other control characters: never in a name, address or version (and
+    PostgreSQL text refuses NUL outright)."""
+    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in value)
+
+
 def _is_prechecked_key(key: str) -> bool:
     return key.lower().replace("-", "").replace("_", "").startswith("prechecked")
 
@@ -63,7 +69,9 @@ def _check_keys(fields: Mapping[str, Sequence[str]], settings: Settings, strict:
                 errors: list[FieldError]) -> None:
     allowed = (*SINGLE, "purposes", settings.signup_honeypot_field)
     for key, values in fields.items():
-        if _is_prechecked_key(key):
+        if any(has_control(value) for value in values):
+            errors.append(FieldError(key[:64], "contains a control character"))
+        elif _is_prechecked_key(key):
             for value in values:
                 if value.strip().lower() in TRUE:
                     errors.append(FieldError(key, PRECHECKED_MESSAGE))

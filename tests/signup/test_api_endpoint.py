@@ -140,3 +140,12 @@ def test_the_openapi_description_documents_the_endpoint_and_its_purposes(site: s
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]["purposes"]["items"]["enum"]) >= {"newsletter", "offers"}
     assert {"202", "200", "401", "422", "429"} <= set(operation["responses"])
+
+
+def test_a_control_character_in_any_field_is_refused_naming_the_field(
+        site: str, signup_ctx: AppContext) -> None:
+    answer = _post(site, BODY | {"text_version": "v\x003", "user_agent": "x\x00"})
+
+    assert answer.status_code == 422
+    assert {p["field"] for p in answer.json()["detail"]} == {"text_version", "user_agent"}
+    assert _events(signup_ctx) == []
