@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd import metrics
@@ -92,57 +92,80 @@ def _due(session: Session, now: datetime, limit: int) -> list[int]:
         .order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)))
 
 
-def _claim(ctx: AppContext, mail_id: int, now: datetime) -> bool:
+@dataclass
+class _Claimed:
+    mail: OutboxMail  # detached copies: composed and sent outside the transaction
+    contact: Contact | None
+    token: SignupToken | None
+
+
+_CLAIM = (update(OutboxMail)
+          .where(OutboxMail.id == bindparam("mail_id"),
+                 or_(OutboxMail.status == QUEUED,
+                     (OutboxMail.status == SENDING)
+                     & (OutboxMail.claimed_at < bindparam("stale"))))
+          .values(status=SENDING, claimed_at=bindparam("now")))
+
+
+def _claim_batch(ctx: AppContext, now: datetime, limit: int) -> list[_Claimed]:
+    """One short transaction: claim the due rows (one conditional UPDATE each: a row
+    another replica claimed first is skipped) and read what their mails need."""
+    claimed = []
     with transaction(ctx.sessions) as session:
-        claimed = session.execute(
-            update(OutboxMail).where(
-                OutboxMail.id == mail_id,
-                or_(OutboxMail.status == QUEUED,
-                    (OutboxMail.status == SENDING) & (OutboxMail.claimed_at < now - CLAIM_LEASE)))
-            .values(status=SENDING, claimed_at=now)
-            .execution_options(synchronize_session=False))
-        return getattr(claimed, "rowcount", 0) == 1
+        for mail_id in _due(session, now, limit):
+            won = session.connection().execute(_CLAIM, {"mail_id": mail_id, "now": now,
+                                                        "stale": now - CLAIM_LEASE})
+            if getattr(won, "rowcount", 0) != 1:
+                continue
+            mail = session.get(OutboxMail, mail_id)
+            if mail is None:
+                continue
+            session.refresh(mail)
+            token = session.get(SignupToken, mail.token_id) if mail.token_id else None
+            claimed.append(_Claimed(mail, session.get(Contact, mail.contact_id), token))
+    return claimed
 
 
-def _message(ctx: AppContext, mail_id: int, now: datetime) -> EmailMessage | str:
+def _message(ctx: AppContext, item: _Claimed, now: datetime) -> EmailMessage | str:
     """The message for the row, or why it cannot be sent any more."""
-    with ctx.sessions() as session:
-        mail = session.get(OutboxMail, mail_id)
-        if mail is None:
-            return "gone"
-        contact = session.get(Contact, mail.contact_id)
-        if contact is None:
-            return "contact erased"
-        token = session.get(SignupToken, mail.token_id) if mail.token_id else None
-        if mail.kind == CONFIRMATION and (token is None or mail.token_nonce is None):
-            return "token missing"
-        if token is not None and token.expires_at <= now:
-            return "link expired before the mail could be sent"
-        return compose_for(ctx, mail, contact, now=now)
+    mail, token = item.mail, item.token
+    if item.contact is None:
+        return "contact erased"
+    if mail.kind == CONFIRMATION and (token is None or mail.token_nonce is None):
+        return "token missing"
+    if token is not None and token.expires_at <= now:
+        return "link expired before the mail could be sent"
+    return compose_for(ctx, mail, item.contact, now=now)
 
 
-def _finish(ctx: AppContext, mail_id: int, claimed_at: datetime, **values: object) -> None:
+def _finish(ctx: AppContext, mail: OutboxMail, **values: object) -> None:
     with transaction(ctx.sessions) as session:
         session.execute(update(OutboxMail).where(
-            OutboxMail.id == mail_id, OutboxMail.status == SENDING,
-            OutboxMail.claimed_at == claimed_at).values(**values)
+            OutboxMail.id == mail.id, OutboxMail.status == SENDING,
+            OutboxMail.claimed_at == mail.claimed_at).values(**values)
             .execution_options(synchronize_session=False))
 
 
 def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
                 now: datetime | None = None, limit: int = BATCH,
                 stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
-    """Send every due mail once (at most `limit`); returns what happened."""
+    """Send the due mails (at most `limit`) once each; returns what happened. After a
+    failure that says the server is down or slow, the rest of the batch is handed back
+    untried: one timeout per run, not one per mail."""
     report = DeliveryReport()
-    with ctx.sessions() as session:
-        due = _due(session, now or utcnow(), limit)
-    for mail_id in due:
-        if stop():
-            break
-        moment = now or utcnow()
-        if not _claim(ctx, mail_id, moment):
-            continue  # another replica has it
-        _attempt(ctx, send, mail_id, moment, report)
+    claimed = _claim_batch(ctx, now or utcnow(), limit)
+    try:
+        for index, item in enumerate(claimed):
+            if stop():
+                _release(ctx, claimed[index:])
+                break
+            if not _attempt(ctx, send, item, now or utcnow(), report):
+                _release(ctx, claimed[index + 1:])
+                break
+    finally:
+        close = getattr(send, "close", None)
+        if callable(close):
+            close()  # end the batch's SMTP session
     with ctx.sessions() as session:
         report.queued = session.scalar(select(func.count()).select_from(OutboxMail).where(
             OutboxMail.status.in_([QUEUED, SENDING]))) or 0
@@ -150,13 +173,18 @@ def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
     return report
 
 
-def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], mail_id: int,
-             moment: datetime, report: DeliveryReport) -> None:
-    with ctx.sessions() as session:
-        row = session.get(OutboxMail, mail_id)
-        kind, attempts = (row.kind, row.attempts) if row else ("unknown", 0)
-    attempts += 1
-    message = _message(ctx, mail_id, moment)
+def _release(ctx: AppContext, items: list[_Claimed]) -> None:
+    """Claimed but not tried: back to the queue as they were (no attempt counted)."""
+    for item in items:
+        _finish(ctx, item.mail, status=QUEUED, claimed_at=None)
+
+
+def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claimed,
+             moment: datetime, report: DeliveryReport) -> bool:
+    """One send and its outcome; False when the server looks down or slow."""
+    mail = item.mail
+    kind, attempts = mail.kind, mail.attempts + 1
+    message = _message(ctx, item, moment)
     error: str | None = None
     permanent = False
     if isinstance(message, str):
@@ -169,26 +197,27 @@ def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], mail_id: int
         except Exception as exc:  # any other failure is worth another try
             error = _describe(exc)
     if error is None:
-        _finish(ctx, mail_id, moment, status=SENT, sent_at=utcnow(), attempts=attempts,
+        _finish(ctx, mail, status=SENT, sent_at=utcnow(), attempts=attempts,
                 token_nonce=None, last_error=None)
         report.sent += 1
         metrics.OUTBOX_ATTEMPTS.labels(kind, "sent").inc()
-        return
+        return True
     report.errors[error[:60]] = report.errors.get(error[:60], 0) + 1
     if permanent or attempts >= ctx.settings.outbox_max_attempts:
-        _finish(ctx, mail_id, moment, status=FAILED, attempts=attempts, token_nonce=None,
+        _finish(ctx, mail, status=FAILED, attempts=attempts, token_nonce=None,
                 last_error=error[:500])
         report.failed += 1
         metrics.OUTBOX_ATTEMPTS.labels(kind, "failed").inc()
-        log.error("mail not sent; given up", outbox_id=mail_id, kind=kind,
+        log.error("mail not sent; given up", outbox_id=mail.id, kind=kind,
                   attempts=attempts, error=error)
-        return
-    _finish(ctx, mail_id, moment, status=QUEUED, attempts=attempts, last_error=error[:500],
+        return permanent
+    _finish(ctx, mail, status=QUEUED, attempts=attempts, last_error=error[:500],
             next_attempt_at=moment + backoff(attempts))
     report.retried += 1
     metrics.OUTBOX_ATTEMPTS.labels(kind, "retry").inc()
-    log.warning("mail not sent; will retry", outbox_id=mail_id, kind=kind,
+    log.warning("mail not sent; will retry", outbox_id=mail.id, kind=kind,
                 attempts=attempts, error=error)
+    return False
 
 
 def _describe(exc: Exception) -> str:

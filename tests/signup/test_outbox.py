@@ -219,3 +219,16 @@ def test_the_service_runs_the_outbox_job_when_a_mail_server_is_set(
     specs = {spec.job_id: spec for spec in job_specs(Jobs(), signup_ctx.settings)}
 
     assert specs["outbox"].interval == timedelta(seconds=10)
+
+
+def test_a_down_server_costs_one_attempt_per_run_and_the_rest_wait_untried(
+        site: str, signup_ctx: AppContext, smtp: SmtpSink) -> None:
+    for n in range(3):
+        post_form(site + "/signup", good_form(f"p{n}@example.com"))
+    smtp.stop()
+
+    report = deliver(signup_ctx)
+
+    assert report.retried == 1
+    assert sorted((m.status, m.attempts) for m in _mails(signup_ctx)) == [
+        ("queued", 0), ("queued", 0), ("queued", 1)]
