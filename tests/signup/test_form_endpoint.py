@@ -188,3 +188,63 @@ def test_the_built_in_form_ticks_no_box_and_labels_every_field(site: str) -> Non
         assert f'<label for="{field}">' in page.text
     assert 'lang="en"' in page.text
     assert "Sign up" in page.text
+
+
+def test_a_new_address_gets_the_rows_the_store_writes(site: str,
+                                                      signup_ctx: AppContext) -> None:
+    from syncd.schema import AuditEntry
+
+    post_form(site + "/signup", good_form(purposes=["newsletter", "events"]))
+
+    with signup_ctx.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+        actions = sorted(session.scalars(select(AuditEntry.action)))
+    # created at revision 1, one bump per appended event, as store + ledger.append do
+    assert contact.revision == 3
+    assert actions == ["consent_given", "consent_given", "contact_created"]
+
+
+def test_a_known_address_is_bumped_so_the_next_sync_looks_at_it(
+        site: str, signup_ctx: AppContext) -> None:
+    add_contact(signup_ctx, "ada@example.com")
+    with signup_ctx.sessions() as session:
+        before = session.scalars(select(Contact.revision)).one()
+
+    post_form(site + "/signup", good_form())
+
+    with signup_ctx.sessions() as session:
+        assert session.scalars(select(Contact.revision)).one() == before + 1
+
+
+def test_erasing_a_person_takes_their_queued_mail_and_tokens_with_them(
+        site: str, signup_ctx: AppContext) -> None:
+    from syncd.crm.erasure import erase_contact
+
+    post_form(site + "/signup", good_form())
+
+    erase_contact(signup_ctx, "ada@example.com", actor="test")
+
+    assert (_count(signup_ctx, OutboxMail), _count(signup_ctx, SignupToken)) == (0, 0)
+
+
+def test_no_log_line_holds_the_address_or_the_token(site: str, signup_ctx: AppContext,
+                                                    smtp: SmtpSink) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.signup.conftest import local, signed_up
+    from tests.smtp_sink import link_in
+
+    with capture_logs() as logs:
+        mail = signed_up(site, signup_ctx, smtp, "secret.person@example.com")
+        link = link_in(mail, "confirm")
+        requests.post(local(link, site), timeout=10)
+        smtp.stop()
+        post_form(site + "/signup", good_form("other.person@example.com"))
+        from tests.signup.conftest import deliver
+
+        deliver(signup_ctx)
+    text = repr(logs)
+    assert logs
+    assert "secret.person" not in text
+    assert "other.person" not in text
+    assert link.rsplit("/", 1)[1] not in text

@@ -4,6 +4,8 @@ confirmation mails; a setting that would is refused at start."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from sqlalchemy import func, select
@@ -88,3 +90,34 @@ def test_the_smtp_password_comes_from_its_file(tmp_path: object,
 
     assert settings.smtp_password is not None
     assert settings.smtp_password.get_secret_value() == "s3cret-from-a-file"
+
+
+def test_esp_mode_records_mailchimps_confirmation_from_its_subscribe_webhook(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    from syncd.esp.mailchimp import mailchimp_client
+    from syncd.schema import ConsentEvent
+    from syncd.webhooks import registration
+    from tests.conftest import TEST_WEBHOOK_SECRET
+
+    ctx = AppContext.open(emulated_settings(database_url, emulator,
+                                            sync_push_unconfirmed_as_pending=True))
+    ctx.sync_lists()
+    with served(create_app(ctx)) as site:
+        client = mailchimp_client(ctx.settings)
+        try:
+            registration.register(client, f"{site}/webhooks/mailchimp/{TEST_WEBHOOK_SECRET}",
+                                  [TEST_WEBHOOK_SECRET])
+        finally:
+            client.close()
+        post_form(site + "/signup", good_form())
+        run_sync(ctx)
+        # Mailchimp's fired_at has whole seconds: the click comes after the sign-up's second.
+        time.sleep(1.1)
+        deliveries = emulator.fire_subscribe("ada@example.com", ip_opt="203.0.113.9")
+    with ctx.sessions() as session:
+        confirmation = session.scalars(select(ConsentEvent).where(
+            ConsentEvent.action == "confirmed")).one()
+    ctx.close()
+
+    assert [d.status for d in deliveries] == [200]
+    assert (confirmation.source, confirmation.ip) == ("esp_webhook", "203.0.113.9")
