@@ -32,7 +32,7 @@ from syncd.service.web import (
     read_body,
 )
 from syncd.signup import confirm, preferences, tokens
-from syncd.signup.form import BotTrap, FieldError, SignupInput, parse_signup
+from syncd.signup.form import BotTrap, FieldError, SignupInput, offered_purposes, parse_signup
 from syncd.signup.intake import CHANNEL_FORM, Evidence, record_signup
 from syncd.signup.limits import SlidingWindow
 
@@ -103,8 +103,8 @@ def signup_router(s: Signups) -> APIRouter:  # noqa: PLR0915 - one route after t
     @router.get("/signup")
     def signup_form(request: Request) -> Response:
         lang = s.web.language(request)
-        order = sorted(settings.purposes, key=lambda p: (p != settings.sync_purpose, p))
-        purposes = [{"name": p, "label": purpose_label(settings, p, lang)} for p in order]
+        purposes = [{"name": p, "label": purpose_label(settings, p, lang)}
+                    for p in offered_purposes(settings)]
         return s.web.page("signup_form.html", lang, purposes=purposes,
                           honeypot=settings.signup_honeypot_field,
                           text_version=settings.signup_form_text_version,

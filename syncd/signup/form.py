@@ -44,6 +44,15 @@ class SignupInput:
     language: str | None = None
 
 
+def offered_purposes(settings: Settings) -> list[str]:
+    """The purposes syncd's own form and the preference page show: the audience's and
+    every purpose of a marketing list (an e-book delivery list is not a subscription),
+    the audience's first."""
+    found = {settings.sync_purpose} | {c.purpose for c in settings.lists.values()
+                                       if c.marketing}
+    return sorted(found, key=lambda p: (p != settings.sync_purpose, p))
+
+
 class BotTrap:
     """The honeypot was filled in: answered like a success, nothing recorded."""
 

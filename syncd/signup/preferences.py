@@ -10,7 +10,6 @@ mail confirms the unsubscription."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd import metrics
+from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action, Standing
 from syncd.consent.standing import decide_for
@@ -28,6 +28,7 @@ from syncd.db import transaction
 from syncd.schema import Contact
 from syncd.service.pages import purpose_label
 from syncd.signup import outbox, tokens
+from syncd.signup.form import offered_purposes
 from syncd.signup.intake import ACTIVE, Evidence, record_given, request_confirmation
 from syncd.webhooks import purge
 
@@ -81,14 +82,15 @@ def contact_for_link(ctx: AppContext, token: str, now: datetime) -> int | None:
     return claim.contact_id
 
 
-def _ordered(purposes: Iterable[str], first: str) -> list[str]:
-    return sorted(purposes, key=lambda p: (p != first, p))
-
-
 def _states(session: Session, ctx: AppContext, contact: Contact, lang: str,
             now: datetime) -> list[PurposeState]:
     found = []
-    for purpose in _ordered(ctx.settings.purposes, ctx.settings.sync_purpose):
+    # The offered purposes, and any other one this person has a consent for.
+    extra = {f.purpose for f in ledger.facts_by_contact(session, [contact.id]).get(
+        contact.id, [])}
+    shown = offered_purposes(ctx.settings)
+    shown += sorted((extra & ctx.settings.purposes) - set(shown))
+    for purpose in shown:
         standing = decide_for(session, contact, purpose=purpose, keyring=ctx.keyring,
                               now=now).standing
         state = ("active" if standing in ACTIVE else
