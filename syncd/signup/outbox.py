@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd import metrics
 from syncd.clock import utcnow
+from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.logs import get_logger
@@ -38,6 +39,9 @@ BACKOFF_CAP = timedelta(hours=1)
 # left by a process that died.
 CLAIM_LEASE = timedelta(minutes=10)
 BATCH = 50
+# Sent and failed mails, spent and expired links: kept this long after they settled (an
+# operator can still see what went out), never less than the mail window.
+SETTLED_KEEP = timedelta(days=30)
 
 
 def enqueue(session: Session, *, kind: str, contact_id: int, address_hmac: str,
@@ -218,6 +222,22 @@ def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claim
     log.warning("mail not sent; will retry", outbox_id=mail.id, kind=kind,
                 attempts=attempts, error=error)
     return False
+
+
+def prune(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
+    """Storage limitation for the sign-up tables (run by `syncd prune`): settled mails
+    and spent or expired links after `SETTLED_KEEP` (the ledger keeps the token's hash as
+    the proof). A link's queued mail goes with it (ON DELETE CASCADE) only once expired."""
+    keep = max(SETTLED_KEEP, timedelta(hours=settings.signup_mail_window_hours))
+    cutoff = now - keep
+    mails = session.execute(delete(OutboxMail).where(
+        OutboxMail.status.in_([SENT, FAILED]), OutboxMail.created_at < cutoff)
+        .execution_options(synchronize_session=False))
+    links = session.execute(delete(SignupToken).where(or_(
+        SignupToken.used_at < cutoff, SignupToken.expires_at < cutoff))
+        .execution_options(synchronize_session=False))
+    return {"outbox_mails_deleted": int(getattr(mails, "rowcount", 0) or 0),
+            "signup_tokens_deleted": int(getattr(links, "rowcount", 0) or 0)}
 
 
 def _describe(exc: Exception) -> str:

@@ -253,5 +253,6 @@ def test_no_log_line_holds_the_address_or_the_token(site: str, signup_ctx: AppCo
 def test_the_built_in_form_offers_no_purpose_of_a_non_marketing_list(site: str) -> None:
     page = requests.get(site + "/signup", timeout=10)
 
-    assert 'value="newsletter"' in page.text and 'value="offers"' in page.text
+    assert 'value="newsletter"' in page.text
+    assert 'value="offers"' in page.text
     assert 'value="ebook"' not in page.text  # an e-book delivery is not a subscription

@@ -232,3 +232,22 @@ def test_a_down_server_costs_one_attempt_per_run_and_the_rest_wait_untried(
     assert report.retried == 1
     assert sorted((m.status, m.attempts) for m in _mails(signup_ctx)) == [
         ("queued", 0), ("queued", 0), ("queued", 1)]
+
+
+def test_prune_deletes_settled_mails_and_spent_links_after_thirty_days_only(
+        site: str, signup_ctx: AppContext, smtp: SmtpSink) -> None:
+    import requests
+
+    from syncd.retention import prune
+
+    link = local(link_in(signed_up(site, signup_ctx, smtp), "confirm"), site)
+    requests.post(link, timeout=10)
+    post_form(site + "/signup", good_form("waiting@example.com"))  # queued, not sent
+
+    soon = prune(signup_ctx, now=utcnow() + timedelta(days=29))
+    later = prune(signup_ctx, now=utcnow() + timedelta(days=31))
+
+    assert (soon["outbox_mails_deleted"], soon["signup_tokens_deleted"]) == (0, 0)
+    # the sent mail and the spent link; the waiting link expires only after 7 days
+    assert (later["outbox_mails_deleted"], later["signup_tokens_deleted"]) == (1, 1)
+    assert [m.status for m in _mails(signup_ctx)] == ["queued"]
