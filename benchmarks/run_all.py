@@ -28,6 +28,7 @@ def main() -> int:
         ["push_bench.py", *(["--quick"] if args.quick else [])],
         ["webhook_bench.py", *(["--quick"] if args.quick else [])],
         ["import_bench.py", *(["--sizes", "10000", "100000"] if args.quick else [])],
+        ["signup_bench.py", *(["--quick"] if args.quick else [])],
     ]
     failed = []
     for script, *options in runs:

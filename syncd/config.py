@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,7 +34,8 @@ ENV_PREFIX = "SYNCD_"
 CONFIG_ENV = "SYNCD_CONFIG"
 
 # Settings that hold secrets: each may also come from a file named by SYNCD_<NAME>_FILE.
-SECRET_FIELDS = ("mailchimp_api_key", "webhook_secrets", "pseudonym_key", "database_url")
+SECRET_FIELDS = ("mailchimp_api_key", "webhook_secrets", "pseudonym_key", "database_url",
+                 "smtp_password", "signup_api_tokens")
 
 
 class ListSettings(BaseModel):
@@ -132,10 +141,100 @@ class Settings(BaseSettings):
         default_factory=lambda: {"newsletter": ListSettings(purpose=NEWSLETTER)}
     )
 
-    @field_validator("webhook_secrets", mode="before")
+    # Mail (syncd's own double opt-in, preference page): a real mail server in production.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    mail_from: str | None = None
+    # Where people reach syncd's pages: the links in mails start with it.
+    public_base_url: str | None = None
+
+    # Who runs the double opt-in of a sign-up: syncd (its own mail, needs smtp_host) or
+    # esp (pushed as pending, Mailchimp mails; needs sync_push_unconfirmed_as_pending);
+    # auto: syncd when a mail server is set, else esp when pending pushes are on, else off.
+    signup_double_opt_in: Literal["auto", "syncd", "esp"] = "auto"
+    # Bearer tokens for POST /api/v1/signups; several during a rotation (>= 24 characters).
+    signup_api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Origins whose pages may call the sign-up API from a browser (CORS); none by default.
+    signup_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Internal lists a confirmed sign-up joins (each for the purpose it names).
+    signup_lists: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    signup_max_body_bytes: int = Field(default=16384, ge=1024, le=1048576)
+    signup_rate_per_ip_per_hour: int = Field(default=30, ge=1)
+    signup_rate_per_address_per_hour: int = Field(default=5, ge=1)
+    # At most one confirmation mail per address and purpose within this many hours.
+    signup_mail_window_hours: float = Field(default=24.0, ge=0)
+    signup_token_expiry_days: int = Field(default=7, ge=1, le=90)
+    # A form field people never see: a bot that fills it in is answered, not recorded.
+    signup_honeypot_field: str = Field(default="website", min_length=1, max_length=64)
+    # The version of the text of syncd's own form at GET /signup (rule 4).
+    signup_form_text_version: str = "syncd-form-1"
+    signup_privacy_notice_version: str = "unset"
+    # Purpose -> {language: label} for pages and mails; unset: the purpose's name.
+    signup_purpose_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Days a personal preference-page link stays valid.
+    preferences_link_days: int = Field(default=365, ge=1)
+    # A directory whose templates replace syncd's own (pages and mails, same names).
+    pages_template_dir: str | None = None
+    pages_default_language: Literal["nl", "en"] = "nl"
+    outbox_interval_seconds: float = Field(default=10.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+
+    @field_validator("webhook_secrets", "signup_api_tokens", "signup_cors_origins",
+                     "signup_lists", mode="before")
     @classmethod
     def _secrets_from_commas(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("signup_api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            if len(token.get_secret_value()) < 24:
+                raise ValueError("each sign-up API token needs at least 24 characters")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local test)")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _signup_consistent(self) -> Settings:
+        unknown = [name for name in self.signup_lists if name not in self.lists]
+        if unknown:
+            raise ValueError(f"signup_lists names unknown lists: {', '.join(unknown)}")
+        if self.signup_double_opt_in == "syncd":
+            missing = [name for name in ("smtp_host", "mail_from", "public_base_url")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError("signup_double_opt_in = syncd needs " + ", ".join(missing))
+            if self.sync_push_unconfirmed_as_pending:
+                raise ValueError("signup_double_opt_in = syncd with "
+                                 "sync_push_unconfirmed_as_pending would send two "
+                                 "confirmation mails for one sign-up (syncd's and "
+                                 "Mailchimp's); choose one")
+        if self.signup_double_opt_in == "esp" and not self.sync_push_unconfirmed_as_pending:
+            raise ValueError("signup_double_opt_in = esp needs "
+                             "sync_push_unconfirmed_as_pending = true (Mailchimp sends "
+                             "the confirmation for members pushed as pending)")
+        return self
+
+    @property
+    def double_opt_in(self) -> Literal["syncd", "esp"] | None:
+        """Who confirms sign-ups; None: the sign-up endpoints are off."""
+        if self.signup_double_opt_in != "auto":
+            return self.signup_double_opt_in
+        if self.sync_push_unconfirmed_as_pending:
+            return "esp"
+        if self.smtp_host and self.mail_from and self.public_base_url:
+            return "syncd"
+        return None
 
     @field_validator("webhook_secrets")
     @classmethod
@@ -293,7 +392,10 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = ".".join(str(part) for part in error["loc"])
+            if not name:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             problems.append(f"setting {name!r} ({ENV_PREFIX}{name.split('.')[0].upper()}): "
                             f"{error['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -38,3 +38,14 @@ HTTP_CONNECTIONS_SHED = Counter(
     "HTTP connections closed by the overload guard, by reason (evicted: the oldest waiting "
     "for a request head, to admit a new one; refused: 503, every connection busy; "
     "header_timeout: no complete request head in time)", ["reason"])
+SIGNUPS = Counter("syncd_signups_total",
+                  "Sign-ups and preference changes by channel (web_form, api, "
+                  "preference_page) and outcome (recorded, nothing_ticked, refused, "
+                  "bot_trap, limited, withdrawn)", ["channel", "outcome"])
+CONFIRMATIONS = Counter("syncd_confirmations_total",
+                        "Confirmation POSTs by outcome (confirmed, used, expired, unknown)",
+                        ["outcome"])
+OUTBOX_ATTEMPTS = Counter("syncd_outbox_attempts_total",
+                          "Mail send attempts by kind and outcome (sent, retry, failed)",
+                          ["kind", "outcome"])
+OUTBOX_QUEUED = Gauge("syncd_outbox_queued_mails", "Mails in the outbox not yet sent")

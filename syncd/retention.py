@@ -9,6 +9,8 @@ needs. Run daily by `syncd serve`, or once by `syncd prune`.
   is kept: it is the only copy of a withdrawal that has not been applied yet (Art. 7(3)).
   Parked events raise an alert (`syncd_inbox_parked_events`).
 - Run history (`sync_runs`) older than `retention_run_history_days` is deleted.
+- Sign-up mails sent or given up, and confirmation links spent or expired, are deleted
+  30 days after (syncd.signup.outbox.prune).
 
 The consent ledger and the audit trail are not pruned here: they are the proof of consent
 the controller must be able to show (Art. 7(1)).
@@ -26,6 +28,7 @@ from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.logs import get_logger
 from syncd.schema import SyncRun, WebhookEvent
+from syncd.signup.outbox import prune as prune_signup
 
 log = get_logger(__name__)
 
@@ -54,8 +57,9 @@ def prune(ctx: AppContext, *, now: datetime | None = None) -> dict[str, int]:
         deleted = _rowcount(session.execute(
             delete(SyncRun).where(SyncRun.started_at < runs_cutoff)
             .execution_options(synchronize_session=False)))
+        signup = prune_signup(session, ctx.settings, moment)
     result = {"webhook_bodies_nulled": nulled, "sync_runs_deleted": deleted,
-              "webhook_bodies_kept_unsettled": int(kept)}
+              "webhook_bodies_kept_unsettled": int(kept), **signup}
     if kept:
         log.warning("old webhook bodies kept: their events are not applied yet", count=kept,
                     hint="resolve parked inbox events (syncd webhooks ...)")

@@ -113,6 +113,19 @@ class Narrator:
         self.out.print(f"Re-sync with nothing changed: {second['mailchimp_writes']} write "
                        "calls reached Mailchimp.")
 
+    def _signup(self, facts: dict[str, Any]) -> None:
+        self.out.print(f"{facts['person']} fills in the form at /signup: HTTP "
+                       f"{facts['form_status']}; mails caught by the local SMTP sink: "
+                       f"{', '.join(facts['mails'])}.")
+        self.out.print(f"  opening {facts['confirm_link']} (as a mail scanner would): ledger "
+                       f"{', '.join(facts['after_get'])}; the button: "
+                       f"{', '.join(facts['after_post'])}")
+        self.out.print(f"  after the sync, at Mailchimp: {facts['mailchimp_after_confirm']} "
+                       f"(timestamp_opt {facts['timestamp_opt']})")
+        self.out.print(f"  unticked on the preference page: internal lists now "
+                       f"{', '.join(facts['lists_after_withdrawal']) or '-'}; after the next "
+                       f"sync, at Mailchimp: {facts['mailchimp_final']}")
+
     def _checks(self, found: list[Check]) -> None:
         for check in found:
             detail = f" [dim]({check.detail})[/]" if check.detail and not check.passed else ""

@@ -60,7 +60,7 @@ class StepResult:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-STEP_KEYS = ("import", "sync", "unsubscribe", "resync")
+STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "signup")
 
 
 @dataclass
@@ -121,7 +121,8 @@ def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
             watcher.stage_ready(stage)
             if prepare is not None:
                 prepare(stage)
-            for step in (_import_step, _sync_step, _unsubscribe_step, _resync_step):
+            for step in (_import_step, _sync_step, _unsubscribe_step, _resync_step,
+                         _signup_step):
                 began = time.monotonic()
                 result = step(stage)
                 result.seconds = time.monotonic() - began
@@ -393,3 +394,14 @@ def _resync_step(stage: Stage) -> StepResult:
         checks.check_resync(state))
 
 
+# -- step 5 ---------------------------------------------------------------------------
+
+
+def _signup_step(stage: Stage) -> StepResult:
+    from syncd.demo.signup_step import check_signup, run_signup
+
+    state, facts = run_signup(stage)
+    return StepResult(
+        "signup", "Sign-up at the source: form, confirmation mail, button, preference page",
+        "rules 2, 3, 5, 10: a free choice on the form, syncd's own double opt-in (a GET never "
+        "confirms), withdrawal as easy as giving", facts, check_signup(state))

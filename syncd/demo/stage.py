@@ -26,6 +26,7 @@ from syncd import logs
 from syncd.config import ENV_PREFIX, Settings, load_settings
 from syncd.context import AppContext
 from syncd.demo.cast import REFUSED_BY_MAILCHIMP
+from syncd.demo.mail_sink import MailSink
 from syncd.errors import ConfigError
 from syncd.esp.emulator import MailchimpEmulator
 
@@ -117,6 +118,7 @@ class Stage:
     emulator: MailchimpEmulator = field(init=False)
     ctx: AppContext = field(init=False)
     service: Service = field(init=False)
+    mail_sink: MailSink = field(init=False)
     webhook_secret: str = field(init=False, repr=False)
     ignored_environment: list[str] = field(default_factory=list)
     config_path: Path = field(init=False)
@@ -160,6 +162,9 @@ class Stage:
             self.emulator.start()
             self._stack.callback(self.emulator.stop)
             self.webhook_secret = secrets.token_urlsafe(32)
+            # The mail server of syncd's own double opt-in: a local sink.
+            self.mail_sink = MailSink().start()
+            self._stack.callback(self.mail_sink.stop)
             sock = _bind_loopback()
             self._stack.callback(sock.close)
             port = int(sock.getsockname()[1])
@@ -188,6 +193,10 @@ class Stage:
             "http_host": "127.0.0.1",
             "http_port": port,
             "webhook_secrets": [self.webhook_secret],
+            "smtp_host": "127.0.0.1",
+            "smtp_port": self.mail_sink.port,
+            "smtp_starttls": False,  # loopback only: nothing leaves the machine
+            "public_base_url": f"http://127.0.0.1:{port}",
         }
 
     def _make_directory(self) -> Path:

@@ -157,8 +157,39 @@ class RequestLog:
         return partial or "<unmatched>"
 
 
+def _readiness_checks(ctx: AppContext, probe: SingleFlight, head: str | None,
+                      up_since: datetime, max_sync_age: timedelta,
+                      ) -> tuple[dict[str, str], DatabaseFacts | None]:
+    """The database, schema and last-sync checks of /readyz, and the facts read."""
+    facts: DatabaseFacts | None
+    checks: dict[str, str] = {}
+    try:
+        facts = probe("readiness", lambda: _database_facts(ctx))
+    except FutureTimeout:
+        checks["database"] = f"no answer within {probe.timeout:g} s"
+        facts = None
+    except Exception as exc:  # any failure to read is "not ready"
+        checks["database"] = f"unreachable ({type(exc).__name__})"
+        facts = None
+    if facts is not None:
+        checks["database"] = "ok"
+        checks["schema"] = ("ok" if facts.revision == head else
+                            f"at {facts.revision}, head is {head}: run `syncd db upgrade`")
+        now = utcnow()
+        if now - up_since < max_sync_age:
+            checks["last_sync"] = "ok (service younger than the maximum sync age)"
+        elif facts.last_sync_at is None:
+            checks["last_sync"] = "no successful sync yet"
+        elif now - facts.last_sync_at > max_sync_age:
+            checks["last_sync"] = f"last successful sync at {facts.last_sync_at.isoformat()}"
+        else:
+            checks["last_sync"] = "ok"
+    return checks, facts
+
+
 def create_app(ctx: AppContext, *, started_at: datetime | None = None,
-               webhooks: bool = True, probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
+               webhooks: bool = True, signups: bool = True,
+               probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
     """The ASGI app. `started_at`: when the service started (readiness grace period)."""
     app = FastAPI(title="syncd", docs_url=None, redoc_url=None, openapi_url=None)
     up_since = started_at or utcnow()
@@ -172,6 +203,10 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
 
         app.include_router(webhook_router(ctx))
     webhook_state = _webhook_state(ctx, mounted=webhooks)
+    if signups:
+        from syncd.service.signup_routes import install
+
+        install(app, ctx)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -181,28 +216,7 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
-        try:
-            facts = probe("readiness", lambda: _database_facts(ctx))
-        except FutureTimeout:
-            checks["database"] = f"no answer within {probe.timeout:g} s"
-            facts = None
-        except Exception as exc:  # any failure to read is "not ready"
-            checks["database"] = f"unreachable ({type(exc).__name__})"
-            facts = None
-        if facts is not None:
-            checks["database"] = "ok"
-            checks["schema"] = ("ok" if facts.revision == head else
-                                f"at {facts.revision}, head is {head}: run `syncd db upgrade`")
-            now = utcnow()
-            if now - up_since < max_sync_age:
-                checks["last_sync"] = "ok (service younger than the maximum sync age)"
-            elif facts.last_sync_at is None:
-                checks["last_sync"] = "no successful sync yet"
-            elif now - facts.last_sync_at > max_sync_age:
-                checks["last_sync"] = f"last successful sync at {facts.last_sync_at.isoformat()}"
-            else:
-                checks["last_sync"] = "ok"
+        checks, facts = _readiness_checks(ctx, probe, head, up_since, max_sync_age)
         checks["webhooks"] = webhook_state
         failing = sorted(name for name, state in checks.items() if not state.startswith("ok"))
         if failing:

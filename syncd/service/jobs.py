@@ -24,6 +24,7 @@ __all__ = ["BUSY_MESSAGE", "JobRunner", "summarise"]
 log = get_logger("syncd.service.jobs")
 
 SYNC, RECONCILE, INBOX_RETRY, PRUNE = "sync", "reconcile", "inbox-retry", "prune"
+OUTBOX = "outbox"
 BUSY_MESSAGE = "skipped: another runner holds the lock"
 
 
@@ -60,10 +61,22 @@ class JobRunner:
 
         self.run(PRUNE, lambda: prune(self.ctx))
 
+    def outbox(self) -> None:
+        """Send the due mails of the sign-up outbox (syncd's own double opt-in)."""
+        from syncd.signup.mailer import SmtpSender
+        from syncd.signup.outbox import deliver_due
+
+        sender = SmtpSender(self.ctx.settings)
+        self.run(OUTBOX, lambda: deliver_due(self.ctx, sender, stop=self.stop.is_set),
+                 quiet=lambda result: bool(getattr(result, "idle", False)))
+
     # -- the wrapper ----------------------------------------------------------------
 
-    def run(self, kind: str, call: Callable[[], Any]) -> None:
-        """Run one job; never raises (a raising job would only reach APScheduler's log)."""
+    def run(self, kind: str, call: Callable[[], Any],
+            quiet: Callable[[Any], bool] | None = None) -> None:
+        """Run one job; never raises (a raising job would only reach APScheduler's log).
+        `quiet(result)` true: nothing happened, no summary line (the outbox job runs
+        every few seconds)."""
         if self.stop.is_set():
             metrics.JOB_RUNS.labels(kind, "skipped").inc()
             return
@@ -84,6 +97,9 @@ class JobRunner:
             return
         finally:
             self._leave(kind)
+        if quiet is not None and quiet(result):
+            metrics.JOB_RUNS.labels(kind, "succeeded").inc()
+            return
         outcome = log_summary(kind, result, time.monotonic() - started)
         metrics.JOB_RUNS.labels(kind, outcome).inc()
         if outcome in ("succeeded", "partial"):

@@ -21,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.clock import utcnow
 from syncd.config import Settings
-from syncd.service.jobs import INBOX_RETRY, PRUNE, RECONCILE, SYNC
+from syncd.service.jobs import INBOX_RETRY, OUTBOX, PRUNE, RECONCILE, SYNC
 
 PRUNE_INTERVAL = timedelta(days=1)
 # The first prune waits a little: a crash-looping service should not prune in a loop.
@@ -33,6 +33,7 @@ class Jobs(Protocol):
     def reconcile(self) -> None: ...
     def inbox_retry(self) -> None: ...
     def prune(self) -> None: ...
+    def outbox(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def job_specs(jobs: Jobs, settings: Settings, *, now: datetime | None = None) ->
     start = now or utcnow()
     sync_every = timedelta(minutes=settings.sync_interval_minutes)
     reconcile_every = timedelta(minutes=settings.reconcile_interval_minutes)
-    return [
+    specs = [
         # A start-up sync catches up at once (a restart should not wait a whole interval).
         JobSpec(SYNC, jobs.sync, sync_every, start),
         JobSpec(INBOX_RETRY, jobs.inbox_retry,
@@ -57,6 +58,11 @@ def job_specs(jobs: Jobs, settings: Settings, *, now: datetime | None = None) ->
                 start + min(reconcile_every, sync_every) / 2),
         JobSpec(PRUNE, jobs.prune, PRUNE_INTERVAL, start + PRUNE_FIRST_DELAY),
     ]
+    if settings.smtp_host and settings.mail_from and settings.public_base_url:
+        # The sign-up outbox: mails queued by the HTTP side, sent here (never in a request).
+        specs.append(JobSpec(OUTBOX, jobs.outbox,
+                             timedelta(seconds=settings.outbox_interval_seconds), start))
+    return specs
 
 
 def build_scheduler(jobs: Jobs, settings: Settings, *,

@@ -1,0 +1,110 @@
+"""The confirmation link: looking at it changes nothing; the POST of its button confirms.
+
+Mail security scanners fetch every link in a mail, so a GET that confirmed would record
+consent nobody gave (rule 10). The POST spends the token (a conditional UPDATE: one
+POST wins, a replay finds it used) and records `confirmed` for each purpose of the
+token with its own IP, user agent and the token's hash as proof, in the same
+transaction; the contact's revision moves, so the next sync pushes the person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from syncd import metrics
+from syncd.consent import ledger
+from syncd.consent.ledger import ConsentRecord
+from syncd.consent.policy import Action
+from syncd.context import AppContext
+from syncd.crm import store
+from syncd.db import transaction
+from syncd.schema import ConsentEvent, Contact, InternalList, SignupToken
+from syncd.signup import tokens
+from syncd.signup.intake import ACTOR, Evidence
+
+CHANNEL = "confirmation_link"
+VALID, EXPIRED, USED, UNKNOWN = "valid", "expired", "used", "unknown"
+
+
+@dataclass(frozen=True)
+class TokenState:
+    state: str
+    purposes: tuple[str, ...] = ()
+    contact_id: int | None = None
+    email_key: str | None = None
+
+
+def _state(session: Session, token: str, now: datetime) -> TokenState:
+    if not tokens.looks_like_token(token):
+        return TokenState(UNKNOWN)
+    row = session.scalar(select(SignupToken).where(
+        SignupToken.token_hash == tokens.token_hash(token)))
+    if row is None:
+        return TokenState(UNKNOWN)
+    if row.used_at is not None:
+        return TokenState(USED)
+    if row.expires_at <= now:
+        return TokenState(EXPIRED)
+    return TokenState(VALID, tuple(row.purposes), row.contact_id)
+
+
+def inspect_token(ctx: AppContext, token: str, now: datetime) -> TokenState:
+    """What the link's page shows; writes nothing."""
+    with ctx.sessions() as session:
+        return _state(session, token, now)
+
+
+def _has_gift(session: Session, contact_id: int, purpose: str, at: datetime) -> bool:
+    """Rule 10: a confirmation counts only with a `given` of the purpose at or before it."""
+    return session.scalar(select(ConsentEvent.id).where(
+        ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
+        ConsentEvent.action == str(Action.GIVEN), ConsentEvent.occurred_at <= at)
+        .limit(1)) is not None
+
+
+def confirm(ctx: AppContext, token: str, evidence: Evidence) -> TokenState:
+    """Spend the token and record the confirmation; any other state changes nothing."""
+    now = evidence.at
+    if not tokens.looks_like_token(token):
+        metrics.CONFIRMATIONS.labels(UNKNOWN).inc()
+        return TokenState(UNKNOWN)
+    digest = tokens.token_hash(token)
+    with transaction(ctx.sessions) as session:
+        spent = session.execute(
+            update(SignupToken).where(SignupToken.token_hash == digest,
+                                      SignupToken.used_at.is_(None),
+                                      SignupToken.expires_at > now)
+            .values(used_at=now).execution_options(synchronize_session=False))
+        if getattr(spent, "rowcount", 0) != 1:
+            state = _state(session, token, now)
+            metrics.CONFIRMATIONS.labels(state.state).inc()
+            return state
+        row = session.scalars(select(SignupToken).where(SignupToken.token_hash == digest)).one()
+        contact = session.get(Contact, row.contact_id)
+        assert contact is not None  # the token goes with the contact (ON DELETE CASCADE)
+        confirmed = []
+        for purpose in row.purposes:
+            if not _has_gift(session, contact.id, purpose, now):
+                continue
+            ledger.append(session, contact, ConsentRecord(
+                purpose=purpose, action=Action.CONFIRMED, occurred_at=now, source=CHANNEL,
+                ip=evidence.ip, user_agent=evidence.user_agent,
+                confirmation_token_hash=digest), actor=ACTOR)
+            confirmed.append(purpose)
+        _join_lists(ctx, session, contact, confirmed)
+    metrics.CONFIRMATIONS.labels("confirmed").inc()
+    return TokenState(VALID, tuple(confirmed), contact.id, contact.email_key)
+
+
+def _join_lists(ctx: AppContext, session: Session, contact: Contact,
+                purposes: list[str]) -> None:
+    """The configured sign-up lists of the confirmed purposes (setting signup_lists)."""
+    names = [name for name in ctx.settings.signup_lists
+             if ctx.settings.lists[name].purpose in purposes]
+    if not names:
+        return
+    for internal in session.scalars(select(InternalList).where(InternalList.name.in_(names))):
+        store.add_to_list(session, contact, internal, actor=ACTOR, source="signup")

@@ -1,0 +1,213 @@
+"""Recording a sign-up: a `given` event per ticked purpose with the evidence of rule 4
+(when, IP, user agent, form, text and privacy notice versions), and, under syncd's own
+double opt-in, one confirmation mail in the outbox, all in one transaction.
+
+What it never does: reveal whether the address was known (the caller answers the same
+either way), overwrite a known person's name from a form anyone can fill in, or mail
+an address twice for the same purpose within `signup_mail_window_hours` (a sign-up form
+must not become a way to mail strangers). One consent never causes two confirmation
+mails: in ESP mode syncd sends none (Mailchimp does, for the pending push)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from syncd import metrics
+from syncd.clock import utcnow
+from syncd.consent import ledger
+from syncd.consent.ledger import ConsentRecord
+from syncd.consent.policy import Action, Standing
+from syncd.consent.standing import decide_for
+from syncd.context import AppContext
+from syncd.crm import store
+from syncd.crm.addresses import Address
+from syncd.db import transaction
+from syncd.schema import AuditEntry, ConsentEvent, Contact, OutboxMail, SignupToken
+from syncd.signup import outbox, tokens
+from syncd.signup.form import SignupInput
+
+ACTOR = "signup"
+CHANNEL_FORM = "web_form"
+CHANNEL_API = "api"
+ACTIVE = (Standing.CONFIRMED, Standing.RE_CONSENT)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    at: datetime
+    ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, at: datetime, ip: str | None, user_agent: str | None) -> Evidence:
+        return cls(at, (ip or None) and ip[:64], (user_agent or None) and user_agent[:1000])
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    recorded: tuple[str, ...]
+    mailed: tuple[str, ...]
+
+
+def active_purposes(session: Session, ctx: AppContext, contact: Contact,
+                    purposes: Sequence[str], now: datetime) -> set[str]:
+    """Purposes with a consent in force (confirmed, newer than any withdrawal)."""
+    return {p for p in purposes
+            if decide_for(session, contact, purpose=p, keyring=ctx.keyring,
+                          now=now).standing in ACTIVE}
+
+
+def request_confirmation(session: Session, ctx: AppContext, contact: Contact,
+                         purposes: Sequence[str], *, language: str,
+                         now: datetime) -> tuple[str, ...]:
+    """Queue one confirmation mail for the purposes that need one: not in force already
+    and not mailed within the window. Returns the purposes mailed for."""
+    settings = ctx.settings
+    if settings.double_opt_in != "syncd":
+        return ()
+    address_hmac = ctx.keyring.address_hmac(contact.email_key)
+    window = timedelta(hours=settings.signup_mail_window_hours)
+    recent = outbox.recently_mailed(session, address_hmac, now - window) if window else set()
+    active = active_purposes(session, ctx, contact, purposes, now)
+    todo = [p for p in purposes if p not in active and p not in recent]
+    if not todo:
+        return ()
+    new = tokens.new_confirmation_token(ctx.keyring)
+    token = SignupToken(token_hash=new.token_hash, contact_id=contact.id, purposes=todo,
+                        created_at=now,
+                        expires_at=now + timedelta(days=settings.signup_token_expiry_days))
+    session.add(token)
+    session.flush()
+    outbox.enqueue(session, kind=outbox.CONFIRMATION, contact_id=contact.id,
+                   address_hmac=address_hmac, purposes=todo, language=language, now=now,
+                   token_id=token.id, nonce=new.nonce)
+    return tuple(todo)
+
+
+def record_given(session: Session, contact: Contact, purposes: Sequence[str], *,
+                 evidence: Evidence, channel: str, text_version: str | None,
+                 privacy_notice_version: str | None, form_url: str | None) -> None:
+    for purpose in purposes:
+        # Salted: two sign-ups in the same second are two events, not one.
+        record = _given(purpose, evidence, channel, text_version=text_version,
+                        privacy_notice_version=privacy_notice_version, form_url=form_url)
+        ledger.append(session, contact, record, actor=ACTOR, dedupe_salt=secrets.token_hex(8))
+
+
+def _given(purpose: str, evidence: Evidence, channel: str, *, text_version: str | None,
+           privacy_notice_version: str | None, form_url: str | None) -> ConsentRecord:
+    return ConsentRecord(purpose=purpose, action=Action.GIVEN, occurred_at=evidence.at,
+                         source=channel, form_url=form_url, text_version=text_version,
+                         privacy_notice_version=privacy_notice_version, ip=evidence.ip,
+                         user_agent=evidence.user_agent)
+
+
+def _contact(session: Session, signup: SignupInput) -> Contact:
+    contact = store.find_contact(session, signup.address.key)
+    if contact is None:
+        contact, _ = store.upsert_contact(session, store.ContactData(
+            address=signup.address, first_name=signup.first_name,
+            last_name=signup.last_name), actor=ACTOR)
+        return contact
+    # Only empty names are filled in: anyone can type a known address into a form.
+    fill = store.ContactData(
+        address=Address(contact.email_key, contact.email_display),
+        first_name=signup.first_name if contact.first_name is None else None,
+        last_name=signup.last_name if contact.last_name is None else None)
+    store.upsert_contact(session, fill, actor=ACTOR)
+    return contact
+
+
+_FIND = select(Contact.id).where(Contact.email_key == bindparam("email_key"))
+_NEW_CONTACT = insert(Contact).returning(Contact.id)
+_NEW_TOKEN = insert(SignupToken).returning(SignupToken.id)
+
+
+def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence: Evidence,
+                *, channel: str, language: str) -> tuple[str, ...]:
+    """The first sign-up of an address, in Core SQL: the same rows as the ORM path
+    (`store.upsert_contact`, `ledger.append` per purpose, `request_confirmation`) in five
+    statements, because a sign-up form must stay fast under a burst. A new address has
+    no consent in force and no earlier mail, so every purpose is mailed for."""
+    conn = session.connection()
+    key, now = signup.address.key, utcnow()
+    contact_id = conn.execute(_NEW_CONTACT, {
+        "email_key": key, "email_display": signup.address.display,
+        "first_name": signup.first_name, "last_name": signup.last_name, "attributes": {},
+        "is_customer": False, "created_at": now, "updated_at": now,
+        # 1 at creation, one bump per appended event (as ledger.append does)
+        "revision": 1 + len(signup.purposes)}).scalar_one()
+    audits: list[dict[str, object]] = [
+        {"at": now, "actor": ACTOR, "action": "contact_created", "contact_id": contact_id,
+         "details": {}}]
+    events = []
+    for purpose in signup.purposes:
+        record = _given(purpose, evidence, channel, text_version=signup.text_version,
+                        privacy_notice_version=signup.privacy_notice_version,
+                        form_url=signup.form_url)
+        events.append(ledger.event_row(contact_id, key, record, secrets.token_hex(8)))
+        audits.append({"at": now, "actor": ACTOR, "action": "consent_given",
+                       "contact_id": contact_id,
+                       "details": {"purpose": purpose, "source": channel,
+                                   "occurred_at": evidence.at.isoformat()}})
+    conn.execute(insert(ConsentEvent), events)
+    conn.execute(insert(AuditEntry), audits)
+    settings = ctx.settings
+    if settings.double_opt_in != "syncd":
+        return ()
+    new = tokens.new_confirmation_token(ctx.keyring)
+    purposes = list(signup.purposes)
+    token_id = conn.execute(_NEW_TOKEN, {
+        "token_hash": new.token_hash, "contact_id": contact_id, "purposes": purposes,
+        "created_at": evidence.at,
+        "expires_at": evidence.at + timedelta(days=settings.signup_token_expiry_days),
+    }).scalar_one()
+    conn.execute(insert(OutboxMail), {
+        "kind": outbox.CONFIRMATION, "contact_id": contact_id,
+        "address_hmac": ctx.keyring.address_hmac(key), "purposes": purposes,
+        "language": language, "token_id": token_id, "token_nonce": new.nonce,
+        "status": outbox.QUEUED, "attempts": 0, "next_attempt_at": evidence.at,
+        "claimed_at": None, "created_at": evidence.at, "sent_at": None, "last_error": None})
+    return signup.purposes
+
+
+def _record_known(session: Session, ctx: AppContext, signup: SignupInput,
+                  evidence: Evidence, *, channel: str, language: str) -> tuple[str, ...]:
+    contact = _contact(session, signup)
+    record_given(session, contact, signup.purposes, evidence=evidence, channel=channel,
+                 text_version=signup.text_version,
+                 privacy_notice_version=signup.privacy_notice_version,
+                 form_url=signup.form_url)
+    return request_confirmation(session, ctx, contact, signup.purposes, language=language,
+                                now=evidence.at)
+
+
+def record_signup(ctx: AppContext, signup: SignupInput, evidence: Evidence, *,
+                  channel: str, language: str) -> SignupOutcome:
+    """Record one sign-up; ticking nothing records nothing."""
+    if not signup.purposes:
+        metrics.SIGNUPS.labels(channel, "nothing_ticked").inc()
+        return SignupOutcome((), ())
+    for attempt in range(2):
+        try:
+            with transaction(ctx.sessions) as session:
+                known = session.execute(_FIND, {"email_key": signup.address.key}).first()
+                write = _record_known if known is not None else _record_new
+                mailed = write(session, ctx, signup, evidence, channel=channel,
+                               language=language)
+        except IntegrityError:
+            # The same new address signed up twice at once: the other created the
+            # contact; once more finds it.
+            if attempt:
+                raise
+            continue
+        metrics.SIGNUPS.labels(channel, "recorded").inc()
+        return SignupOutcome(signup.purposes, mailed)
+    raise AssertionError("unreachable")

@@ -1,0 +1,246 @@
+"""The durable mail outbox: a mail is a row written in the transaction that decided it,
+sent later by the service's outbox job. The HTTP answer never waits for SMTP.
+
+Delivery, per row: claim it (a conditional UPDATE: one replica wins), commit, send,
+record the outcome. A failed send is retried with capped exponential backoff and
+jitter; a permanent refusal (SMTP 5xx) or the last attempt parks it as `failed`. A
+row left `sending` by a crash is claimed again after `CLAIM_LEASE`: the only window in
+which a mail can go out twice is a crash between the server's 250 and our commit, and
+the Message-ID is stable per row so the receiving side can tell. Every attempt is
+counted in `syncd_outbox_attempts_total`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from syncd import metrics
+from syncd.clock import utcnow
+from syncd.config import Settings
+from syncd.context import AppContext
+from syncd.db import transaction
+from syncd.logs import get_logger
+from syncd.schema import Contact, OutboxMail, SignupToken
+from syncd.signup.mailer import Permanent, compose_for
+
+log = get_logger("syncd.outbox")
+
+CONFIRMATION, WITHDRAWAL, PREFERENCES_LINK = "confirmation", "withdrawal", "preferences_link"
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+# Longer than any one send can take (three SMTP timeouts): a claim older than this was
+# left by a process that died.
+CLAIM_LEASE = timedelta(minutes=10)
+BATCH = 50
+# Sent and failed mails, spent and expired links: kept this long after they settled (an
+# operator can still see what went out), never less than the mail window.
+SETTLED_KEEP = timedelta(days=30)
+
+
+def enqueue(session: Session, *, kind: str, contact_id: int, address_hmac: str,
+            purposes: list[str], language: str, now: datetime, token_id: int | None = None,
+            nonce: str | None = None) -> None:
+    session.add(OutboxMail(kind=kind, contact_id=contact_id, address_hmac=address_hmac,
+                           purposes=purposes, language=language, token_id=token_id,
+                           token_nonce=nonce, status=QUEUED, attempts=0,
+                           next_attempt_at=now, created_at=now))
+
+
+def recently_mailed(session: Session, address_hmac: str, since: datetime) -> set[str]:
+    """Purposes a confirmation mail was queued for since `since` (sent or not)."""
+    rows = session.scalars(select(OutboxMail.purposes).where(
+        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == CONFIRMATION,
+        OutboxMail.created_at >= since))
+    return {purpose for purposes in rows for purpose in purposes}
+
+
+def recently_queued(session: Session, address_hmac: str, kind: str, since: datetime) -> bool:
+    return session.scalar(select(OutboxMail.id).where(
+        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == kind,
+        OutboxMail.created_at >= since).limit(1)) is not None
+
+
+def backoff(attempts: int) -> timedelta:
+    """After the n-th failed attempt: base * 2^(n-1), capped, with +-20 % jitter so that
+    a recovering mail server is not hit by every queued mail at the same second."""
+    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    jittered: timedelta = delay * random.uniform(0.8, 1.2)  # noqa: S311 - not a secret
+    return jittered
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    queued: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def idle(self) -> bool:
+        return not (self.sent or self.retried or self.failed)
+
+
+def _due(session: Session, now: datetime, limit: int) -> list[int]:
+    return list(session.scalars(
+        select(OutboxMail.id).where(or_(
+            (OutboxMail.status == QUEUED) & (OutboxMail.next_attempt_at <= now),
+            (OutboxMail.status == SENDING) & (OutboxMail.claimed_at < now - CLAIM_LEASE)))
+        .order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)))
+
+
+@dataclass
+class _Claimed:
+    mail: OutboxMail  # detached copies: composed and sent outside the transaction
+    contact: Contact | None
+    token: SignupToken | None
+
+
+_CLAIM = (update(OutboxMail)
+          .where(OutboxMail.id == bindparam("mail_id"),
+                 or_(OutboxMail.status == QUEUED,
+                     (OutboxMail.status == SENDING)
+                     & (OutboxMail.claimed_at < bindparam("stale"))))
+          .values(status=SENDING, claimed_at=bindparam("now")))
+
+
+def _claim_batch(ctx: AppContext, now: datetime, limit: int) -> list[_Claimed]:
+    """One short transaction: claim the due rows (one conditional UPDATE each: a row
+    another replica claimed first is skipped) and read what their mails need."""
+    claimed = []
+    with transaction(ctx.sessions) as session:
+        for mail_id in _due(session, now, limit):
+            won = session.connection().execute(_CLAIM, {"mail_id": mail_id, "now": now,
+                                                        "stale": now - CLAIM_LEASE})
+            if getattr(won, "rowcount", 0) != 1:
+                continue
+            mail = session.get(OutboxMail, mail_id)
+            if mail is None:
+                continue
+            session.refresh(mail)
+            token = session.get(SignupToken, mail.token_id) if mail.token_id else None
+            claimed.append(_Claimed(mail, session.get(Contact, mail.contact_id), token))
+    return claimed
+
+
+def _message(ctx: AppContext, item: _Claimed, now: datetime) -> EmailMessage | str:
+    """The message for the row, or why it cannot be sent any more."""
+    mail, token = item.mail, item.token
+    if item.contact is None:
+        return "contact erased"
+    if mail.kind == CONFIRMATION and (token is None or mail.token_nonce is None):
+        return "token missing"
+    if token is not None and token.expires_at <= now:
+        return "link expired before the mail could be sent"
+    return compose_for(ctx, mail, item.contact, now=now)
+
+
+def _finish(ctx: AppContext, mail: OutboxMail, **values: object) -> None:
+    with transaction(ctx.sessions) as session:
+        session.execute(update(OutboxMail).where(
+            OutboxMail.id == mail.id, OutboxMail.status == SENDING,
+            OutboxMail.claimed_at == mail.claimed_at).values(**values)
+            .execution_options(synchronize_session=False))
+
+
+def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
+                now: datetime | None = None, limit: int = BATCH,
+                stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
+    """Send the due mails (at most `limit`) once each; returns what happened. After a
+    failure that says the server is down or slow, the rest of the batch is handed back
+    untried: one timeout per run, not one per mail."""
+    report = DeliveryReport()
+    claimed = _claim_batch(ctx, now or utcnow(), limit)
+    try:
+        for index, item in enumerate(claimed):
+            if stop():
+                _release(ctx, claimed[index:])
+                break
+            if not _attempt(ctx, send, item, now or utcnow(), report):
+                _release(ctx, claimed[index + 1:])
+                break
+    finally:
+        close = getattr(send, "close", None)
+        if callable(close):
+            close()  # end the batch's SMTP session
+    with ctx.sessions() as session:
+        report.queued = session.scalar(select(func.count()).select_from(OutboxMail).where(
+            OutboxMail.status.in_([QUEUED, SENDING]))) or 0
+    metrics.OUTBOX_QUEUED.set(report.queued)
+    return report
+
+
+def _release(ctx: AppContext, items: list[_Claimed]) -> None:
+    """Claimed but not tried: back to the queue as they were (no attempt counted)."""
+    for item in items:
+        _finish(ctx, item.mail, status=QUEUED, claimed_at=None)
+
+
+def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claimed,
+             moment: datetime, report: DeliveryReport) -> bool:
+    """One send and its outcome; False when the server looks down or slow."""
+    mail = item.mail
+    kind, attempts = mail.kind, mail.attempts + 1
+    message = _message(ctx, item, moment)
+    error: str | None = None
+    permanent = False
+    if isinstance(message, str):
+        error, permanent = message, True
+    else:
+        try:
+            send(message)
+        except Permanent as exc:
+            error, permanent = str(exc), True
+        except Exception as exc:  # any other failure is worth another try
+            error = _describe(exc)
+    if error is None:
+        _finish(ctx, mail, status=SENT, sent_at=utcnow(), attempts=attempts,
+                token_nonce=None, last_error=None)
+        report.sent += 1
+        metrics.OUTBOX_ATTEMPTS.labels(kind, "sent").inc()
+        return True
+    report.errors[error[:60]] = report.errors.get(error[:60], 0) + 1
+    if permanent or attempts >= ctx.settings.outbox_max_attempts:
+        _finish(ctx, mail, status=FAILED, attempts=attempts, token_nonce=None,
+                last_error=error[:500])
+        report.failed += 1
+        metrics.OUTBOX_ATTEMPTS.labels(kind, "failed").inc()
+        log.error("mail not sent; given up", outbox_id=mail.id, kind=kind,
+                  attempts=attempts, error=error)
+        return permanent
+    _finish(ctx, mail, status=QUEUED, attempts=attempts, last_error=error[:500],
+            next_attempt_at=moment + backoff(attempts))
+    report.retried += 1
+    metrics.OUTBOX_ATTEMPTS.labels(kind, "retry").inc()
+    log.warning("mail not sent; will retry", outbox_id=mail.id, kind=kind,
+                attempts=attempts, error=error)
+    return False
+
+
+def prune(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
+    """Storage limitation for the sign-up tables (run by `syncd prune`): settled mails
+    and spent or expired links after `SETTLED_KEEP` (the ledger keeps the token's hash as
+    the proof). A link's queued mail goes with it (ON DELETE CASCADE) only once expired."""
+    keep = max(SETTLED_KEEP, timedelta(hours=settings.signup_mail_window_hours))
+    cutoff = now - keep
+    mails = session.execute(delete(OutboxMail).where(
+        OutboxMail.status.in_([SENT, FAILED]), OutboxMail.created_at < cutoff)
+        .execution_options(synchronize_session=False))
+    links = session.execute(delete(SignupToken).where(or_(
+        SignupToken.used_at < cutoff, SignupToken.expires_at < cutoff))
+        .execution_options(synchronize_session=False))
+    return {"outbox_mails_deleted": int(getattr(mails, "rowcount", 0) or 0),
+            "signup_tokens_deleted": int(getattr(links, "rowcount", 0) or 0)}
+
+
+def _describe(exc: Exception) -> str:
+    """The class and SMTP code only: a server's message can repeat the address (I9)."""
+    code = getattr(exc, "smtp_code", None)
+    return f"{type(exc).__name__}" + (f" {code}" if code is not None else "")
