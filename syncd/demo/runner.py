@@ -60,7 +60,7 @@ class StepResult:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-STEP_KEYS = ("import", "sync", "unsubscribe", "resync")
+STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "existing")
 
 
 @dataclass
@@ -108,7 +108,7 @@ class _Silent:
 
 def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
              prepare: Callable[[Stage], None] | None = None) -> DemoReport:
-    """Run the four steps; stop at the first step whose checks fail (later steps build on
+    """Run the five steps; stop at the first step whose checks fail (later steps build on
     it). `prepare` runs once the stage is up, before step 1 (tests use it to break an
     expectation). Errors other than ConfigError end up in `report.error`."""
     watcher = observer or _Silent()
@@ -121,7 +121,8 @@ def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
             watcher.stage_ready(stage)
             if prepare is not None:
                 prepare(stage)
-            for step in (_import_step, _sync_step, _unsubscribe_step, _resync_step):
+            for step in (_import_step, _sync_step, _unsubscribe_step, _resync_step,
+                         _existing_step):
                 began = time.monotonic()
                 result = step(stage)
                 result.seconds = time.monotonic() - began
@@ -393,3 +394,10 @@ def _resync_step(stage: Stage) -> StepResult:
         checks.check_resync(state))
 
 
+
+
+def _existing_step(stage: Stage) -> StepResult:
+    from syncd.demo.existing_step import existing_audience_step
+
+    key, title, shows, facts, found = existing_audience_step(stage)
+    return StepResult(key, title, shows, facts, found)
