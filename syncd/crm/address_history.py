@@ -43,7 +43,7 @@ def same_person(conn: Connection, hmacs: Iterable[str],
                                  .where(AddressHistory.address_hmac.in_(keys))):
         owners[mac].add(cid)
     current = dict(conn.execute(select(Contact.id, Contact.email_key).where(
-        Contact.id.in_(sorted({c for ids in owners.values() for c in ids})))).tuples().all()
+        Contact.id.in_(sorted({c for ids in owners.values() for c in ids})))).all()
     ) if owners else {}
     people = set(current)
     history: dict[int, set[str]] = defaultdict(set)

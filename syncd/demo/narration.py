@@ -76,6 +76,17 @@ class Narrator:
         self.out.print(table)
         self._audience(facts["audience"], "the emulator's audience (Mailchimp's side)")
 
+    def _existing(self, facts: dict[str, Any]) -> None:
+        pull, audit, sync = facts["pull"], facts["audit"], facts["sync"]
+        self.out.print(f"Audience pull: {pull['seen']} members read in {pull['read_calls']} "
+                       f"pages, {pull['matched']} match a CRM contact, {pull['unmatched']} "
+                       "match none (counted, not written).")
+        self.out.print("Audit: " + ", ".join(f"{name} {n}" for name, n in audit.items()))
+        self.out.print(f"Sync run {sync['outcome']}: {sync['unsubscribed']} unsubscribed, "
+                       f"{sync['reconsent_pending']} re-consent sent as pending.")
+        for email, status in facts["after"].items():
+            self.out.print(f"  {email}: {status}")
+
     def _audience(self, members: list[dict[str, Any]], title: str) -> None:
         table = Table(title=title, title_justify="left")
         for column in ("address", "status", "tags"):

@@ -1,11 +1,14 @@
-"""The demo's four steps, each through the code production runs, each checked against the
+"""The demo's six steps, each through the code production runs, each checked against the
 real state afterwards:
 
 1. import the sample CRM (--skip-invalid semantics) -> who is eligible, and why;
 2. sync -> who was pushed and who not, and why; the emulator's audience;
 3. register the webhook at the running service, let Mailchimp (the emulator) send a real
    unsubscribe webhook over HTTP -> the purge, and how long it took;
-4. re-sync -> the person who left is not re-added; with nothing changed, zero writes.
+4. re-sync -> the person who left is not re-added; with nothing changed, zero writes;
+5. an audience that already had members -> the audit, a withdrawal reaching a pre-existing
+   member, the re-consent of one who had left;
+6. sign-up at the source -> the form, the mailed link, the button, the preference page.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class StepResult:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "signup")
+STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "existing", "signup")
 
 
 @dataclass
@@ -108,7 +111,7 @@ class _Silent:
 
 def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
              prepare: Callable[[Stage], None] | None = None) -> DemoReport:
-    """Run the four steps; stop at the first step whose checks fail (later steps build on
+    """Run the five steps; stop at the first step whose checks fail (later steps build on
     it). `prepare` runs once the stage is up, before step 1 (tests use it to break an
     expectation). Errors other than ConfigError end up in `report.error`."""
     watcher = observer or _Silent()
@@ -122,7 +125,7 @@ def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
             if prepare is not None:
                 prepare(stage)
             for step in (_import_step, _sync_step, _unsubscribe_step, _resync_step,
-                         _signup_step):
+                         _existing_step, _signup_step):
                 began = time.monotonic()
                 result = step(stage)
                 result.seconds = time.monotonic() - began
@@ -395,6 +398,16 @@ def _resync_step(stage: Stage) -> StepResult:
 
 
 # -- step 5 ---------------------------------------------------------------------------
+
+
+def _existing_step(stage: Stage) -> StepResult:
+    from syncd.demo.existing_step import existing_audience_step
+
+    key, title, shows, facts, found = existing_audience_step(stage)
+    return StepResult(key, title, shows, facts, found)
+
+
+# -- step 6 ---------------------------------------------------------------------------
 
 
 def _signup_step(stage: Stage) -> StepResult:

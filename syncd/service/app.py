@@ -86,16 +86,17 @@ def _database_facts(ctx: AppContext) -> DatabaseFacts:
 
 def _refresh_gauges(ctx: AppContext) -> None:
     """Gauges every replica can answer alike, from the database: the last successful run
-    of each kind (whichever replica ran it) and the parked inbox events."""
+    of each kind (whichever replica ran it), the parked inbox events and the unsubscribes
+    the safety limit holds."""
     with ctx.sessions() as session:
         rows = session.execute(select(SyncRun.kind, func.max(SyncRun.finished_at)).where(
             SyncRun.outcome.in_(SUCCESS_OUTCOMES)).group_by(SyncRun.kind)).all()
         parked = session.scalar(select(func.count()).select_from(WebhookEvent).where(
             WebhookEvent.status == "parked")) or 0
+        held = held_now(session)
     for kind, finished in rows:
         if finished is not None:
             metrics.LAST_SUCCESS.labels(kind).set(finished.timestamp())
-        held = held_now(session)
     metrics.INBOX_PARKED.set(parked)
     if ctx.settings.mailchimp_audience_id:
         metrics.HELD_UNSUBSCRIBES.labels(ctx.settings.mailchimp_audience_id).set(

@@ -75,7 +75,7 @@ def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember]
     with transaction(ctx.sessions) as session:
         contacts = dict(session.execute(
             select(Contact.email_key, Contact.id).where(Contact.email_key.in_(list(members)))
-        ).tuples().all()) if members else {}
+        ).all()) if members else {}
         states = {row.contact_id: row for row in session.scalars(select(PushState).where(
             PushState.audience_id == audience_id,
             PushState.contact_id.in_(list(contacts.values()))))} if contacts else {}

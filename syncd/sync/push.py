@@ -8,14 +8,15 @@ and unsubscribes are one call per member (plus one tag call when only tags chang
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
 from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
 from syncd.sync.checkpoint import Settlement
-from syncd.sync.plan import Action, Change
+from syncd.sync.plan import LIVE, Action, Change
 
 # Our clock against Mailchimp's when telling our own timed-out add from an older member.
 OWN_ADD_CLOCK_SKEW = timedelta(seconds=60)
@@ -120,9 +121,7 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
 
     Ours if a previous add of this contact is unconfirmed (crash or timed-out batch):
     adopt it, re-sending the data only if it changed since. Otherwise it is a member syncd
-    never added: its state is read and recorded (planned next run like every known
-    member); with `mailchimp_manage_foreign_members` its data is written at once. Its
-    status is never sent (I2)."""
+    never added: read, then treated like every known member (below)."""
     assert change.data is not None
     known = change.known
     ours = known is not None and known.attempt_fingerprint is not None
@@ -141,22 +140,40 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
         if remote is not None and remote.last_changed >= uncertain_since - OWN_ADD_CLOCK_SKEW:
             return Outcome(change, "adopted", _settled(
                 change, status=remote.status, fingerprint=change.fingerprint))
-    if not ours and not manage_foreign:
-        # A member that was there before (it joined after the audience pull, or the
-        # contact came later): learn its state and plan it again next run, like any
-        # known member (a withdrawal must reach it, I11). Its status is never sent (I2).
-        remote = esp.get_member(change.data.email)
-        if remote is None:  # gone again since: nothing confirmed, look again next run
-            return Outcome(change, "failed", None,
-                           EspTransientError("add member: existing member vanished"))
-        return Outcome(change, "foreign", Settlement(
-            contact_id=change.contact_id, settled_revision=0, fingerprint=None,
-            esp_status=remote.status, esp_email=change.data.email, esp_origin="pulled"))
-    # The member exists (the add said so): PATCH, which can never create one.
+    if not ours:
+        return _existing_from_before(esp, change, manage_foreign=manage_foreign, now=now)
+    # Our own earlier add, with other data since: PATCH the data (it exists).
     result = esp.update_member(change.data)
     if result.outcome == "written" and change.data.tags:
         esp.set_tags(change.data.email, active=change.data.tags, inactive=())
     return _member_outcome(change, result, "adopted", now)
+
+def _existing_from_before(esp: EspWriter, change: Change, *, manage_foreign: bool,
+                          now: datetime) -> Outcome:
+    assert change.data is not None
+    # A member that was there before (it joined after the audience pull, or the
+    # contact came later): from now on known like any member (I11), its status never
+    # sent (I2), only what the person asked for: the data of a live member, or
+    # `pending` for a confirmation newer than Mailchimp's unsubscribe (rule 6).
+    remote = esp.get_member(change.data.email)
+    if remote is None:  # gone again since: nothing confirmed, look again next run
+        return Outcome(change, "failed", None,
+                       EspTransientError("add member: existing member vanished"))
+    if remote.status in LIVE or manage_foreign:
+        result = esp.update_member(change.data)
+        if result.outcome == "written" and change.data.tags:
+            esp.set_tags(change.data.email, active=change.data.tags, inactive=())
+        return _member_outcome(change, result, "adopted", now)
+    confirmed = parse_timestamp(change.data.timestamp_opt) if (
+        change.data.timestamp_opt) else None
+    if remote.status == "unsubscribed" and confirmed is not None and (
+            confirmed > remote.last_changed):
+        result = esp.update_member(change.data, status="pending")
+        return _member_outcome(replace(change, status="pending"), result, "reconsent",
+                               now)
+    return Outcome(change, "foreign", Settlement(
+        contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
+        esp_status=remote.status, esp_email=change.data.email, esp_origin="pulled"))
 
 
 def _member_outcome(change: Change, result: MemberResult, kind: str,

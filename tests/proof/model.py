@@ -15,7 +15,11 @@ After every step it checks the invariants that apply (consent-rules.md):
 - I8: after a clean run (no fault, no failure) the audience has converged: every live
   member is eligible, every eligible person the ESP never had is there, push_state only
   claims what the emulator holds, and a second run sends nothing;
-- I10: an erased address is never pushed again, whatever is re-imported.
+- I10: an erased address is never pushed again, whatever is re-imported;
+- I11: after a clean run, no member with a withdrawal or suppression is live, whoever
+  added it (the audience starts with members from before syncd: `pre_existing_audience`);
+- I12: no member is ever created at an address a person left at Mailchimp (an address
+  change whose `upemail` was lost: `esp_upemail_lost`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ from datetime import UTC, datetime
 from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 from sqlalchemy import select
 
 from syncd.clock import parse_timestamp, utcnow
@@ -80,6 +90,33 @@ class SystemModel(RuleBasedStateMachine):
         self.faults_on = False
         self.lost: set[str] = set()  # unsubscribes Mailchimp never delivered
         self.last_body: bytes | None = None
+        # In the audience before syncd, never consented in the ledger: an audit finding,
+        # left alone unless the person withdraws or is suppressed (rule 12).
+        self.pre_existing: set[str] = set()
+        # Addresses a person left at Mailchimp while syncd missed the `upemail`.
+        self.renamed_away: set[str] = set()
+
+    @initialize(plan=st.lists(st.tuples(st.sampled_from(["absent", "subscribed",
+                                                         "unsubscribed"]),
+                                        st.sampled_from(["none", "unconfirmed", "confirmed"])),
+                              min_size=len(POOL), max_size=len(POOL)))
+    def pre_existing_audience(self, plan: list[tuple[str, str]]) -> None:
+        """The audience had members before syncd: some with a CRM contact (with or
+        without consent, the consent older than whatever Mailchimp did), some without."""
+        for address, (_, crm) in zip(POOL, plan, strict=True):
+            if crm == "confirmed":
+                self.import_confirmed(address, None)
+            elif crm == "unconfirmed":
+                self.import_unconfirmed(address)
+        moment = self.tick()
+        for address, (status, _) in zip(POOL, plan, strict=True):
+            if status == "absent":
+                continue
+            self.w.emu.seed_member(address, status)
+            self.pre_existing.add(address)
+            if status == "unsubscribed":
+                self.suppress(address, moment)
+        _note(f"pre-existing audience: {plan}")
 
     # -- the oracle -----------------------------------------------------------------
 
@@ -232,9 +269,34 @@ class SystemModel(RuleBasedStateMachine):
         new = data.draw(st.sampled_from(self._free()))
         self.rename(old, new)
 
+    def _known_live(self) -> list[str]:
+        """Members syncd knows as live under their current address (push_state)."""
+        with transaction(self.w.ctx.sessions) as session:
+            known = set(session.scalars(select(PushState.esp_email).where(
+                PushState.esp_status.in_(LIVE))))
+        return [a for a in self._renamable() if a in known and a in self.contacts]
+
+    @precondition(lambda self: bool(self._free()))
+    @rule(data=st.data())
+    def esp_upemail_lost(self, data: st.DataObject) -> None:
+        """An address change at Mailchimp whose `upemail` never arrives: syncd keeps the
+        old address. No write may ever create a member there again (I12)."""
+        known = self._known_live()
+        if not known:
+            return
+        old = data.draw(st.sampled_from(known))
+        new = data.draw(st.sampled_from(self._free()))
+        self.tick()
+        self.w.emu.fire_upemail(old, new, deliver=False)
+        self.renamed_away.add(old)
+        self.pre_existing.discard(old)
+
     def rename(self, old: str, new: str) -> None:
         self.tick()
         self._delivered(self.w.emu.fire_upemail(old, new))
+        if old in self.pre_existing:
+            self.pre_existing.discard(old)
+            self.pre_existing.add(new)
         carried = self.suppressed_at.get(old)
         if carried is not None:
             self.suppress(new, carried)
@@ -348,6 +410,9 @@ class SystemModel(RuleBasedStateMachine):
                     f"erased={address in self.erased}")
             if was in ("unsubscribed", "cleaned"):
                 assert status != "subscribed", f"I2: {address} re-subscribed ({was})"
+            if was is None and address in self.renamed_away:
+                raise AssertionError(f"I12: a member was created at {address}, an address "
+                                     "the person left at Mailchimp")
 
     @invariant()
     def never_resubscribed(self) -> None:
@@ -381,21 +446,30 @@ class SystemModel(RuleBasedStateMachine):
         for address, status in statuses.items():
             if status in LIVE:
                 assert self.eligible(address) or address not in self.contacts or \
-                    self._live_without_news(address), (
-                        f"I8/I1: {address} is {status} after a clean run, not eligible")
+                    self._live_without_news(address) or self._unconsented_from_before(
+                        address), (
+                        f"I8/I1/I11: {address} is {status} after a clean run, not eligible")
         for address in self.contacts:
-            if self.eligible(address) and address not in statuses:
+            if self.eligible(address) and address not in statuses \
+                    and address not in self.renamed_away:
                 raise AssertionError(f"I8: eligible {address} not at the ESP after a clean run")
         with transaction(self.w.ctx.sessions) as session:
             claimed = session.execute(select(PushState.esp_email, PushState.esp_status).where(
                 PushState.esp_status.in_(LIVE))).all()
         for email, status in claimed:
-            assert statuses.get(email) is not None, (
+            # After a lost upemail syncd learns of the move only at its next write there.
+            assert statuses.get(email) is not None or email in self.renamed_away, (
                 f"I8: push_state says {email} is {status}; the ESP has no such member")
         start = len(self.w.writes.writes)
         again = run_sync(self.w.ctx)
         assert (again.write_calls, len(self.w.writes.writes) - start) == (0, 0), (
             f"I5/I8: a second clean run still wrote: {again.counts()}")
+
+    def _unconsented_from_before(self, address: str) -> bool:
+        """Rule 12: a member from before syncd with no consent in the ledger is a finding
+        for the audit, not unsubscribed behind the operator's back, unless the person
+        withdrew or is suppressed (then I11: it must be unsubscribed)."""
+        return address in self.pre_existing and self.blocked_at(address) is None
 
     def _live_without_news(self, address: str) -> bool:
         """Live at the ESP, not eligible, and syncd cannot know: the address was erased
