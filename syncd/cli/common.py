@@ -138,10 +138,21 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from syncd import __version__
+
+        out_console.print(f"syncd {__version__}", markup=False)
+        raise typer.Exit(int(ExitCode.OK))
+
+
 def global_options(
     config: str | None = typer.Option(
         None, "--config", "-c", envvar="SYNCD_CONFIG",
         help="TOML settings file (default: none; SYNCD_* variables still apply)."),
+    version: bool = typer.Option(  # noqa: ARG001 - handled by its eager callback
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
 ) -> None:
     CliState.config_path = config
 
