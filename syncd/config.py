@@ -337,6 +337,8 @@ class _TomlSource(PydanticBaseSettingsSource):
     """The TOML file; tables other than [lists] flatten to `<table>_<key>`."""
 
     path: Path | None = None
+    # setting name -> where the file set it ("[http] port"), to name it in errors.
+    origins: dict[str, str] = {}  # noqa: RUF012 - one load at a time (load_settings)
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -355,8 +357,10 @@ class _TomlSource(PydanticBaseSettingsSource):
             if isinstance(value, dict) and key not in ("lists",):
                 for sub, subvalue in value.items():
                     flat[f"{key}_{sub}"] = subvalue
+                    _TomlSource.origins[f"{key}_{sub}"] = f"[{key}] {sub}"
             else:
                 flat[key] = value
+                _TomlSource.origins[key] = key
         return flat
 
 
@@ -374,6 +378,17 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
                   and name.upper() not in OTHER_VARIABLES)
 
 
+def _origin(name: str, path: str | Path | None) -> str:
+    """Where a wrong value came from, as its owner wrote it: the environment variable
+    when set (it wins), else the TOML key in the file, else the variable to set."""
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    if variable in os.environ or f"{variable}_FILE" in os.environ:
+        return variable
+    if name in _TomlSource.origins:
+        return f"{path}: {_TomlSource.origins[name]}"
+    return variable
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load and validate; raises ConfigError naming each wrong setting."""
     strangers = unknown_variables(os.environ)
@@ -387,6 +402,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
                           + ", ".join(hints))
     chosen = path if path is not None else os.environ.get(CONFIG_ENV)
     _TomlSource.path = Path(chosen) if chosen else None
+    _TomlSource.origins = {}
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -396,7 +412,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             if not name:  # a rule across settings: its message names them
                 problems.append(str(error["msg"]).removeprefix("Value error, "))
                 continue
-            problems.append(f"setting {name!r} ({ENV_PREFIX}{name.split('.')[0].upper()}): "
+            problems.append(f"setting {name!r} ({_origin(name.split('.')[0], chosen)}): "
                             f"{error['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
     finally:

@@ -4,6 +4,7 @@ turning errors into one clear line and a documented exit code."""
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -24,6 +25,25 @@ R = TypeVar("R")
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
+
+
+# Failures a command reports itself on its `error:` line: on a terminal the log line of
+# the same failure would print it twice. Machine sinks (JSON, a file, the journal) keep it.
+REPORTED_BY_THE_COMMAND = frozenset({"import_refused", "sync_failed", "sync_refused"})
+
+
+class _ReportedByTheCommand(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = record.msg.get("event") if isinstance(record.msg, dict) else None
+        return event not in REPORTED_BY_THE_COMMAND
+
+
+def _once_on_a_terminal() -> None:
+    if not err_console.is_terminal:
+        return
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _ReportedByTheCommand) for f in handler.filters):
+            handler.addFilter(_ReportedByTheCommand())
 
 
 class CliState:
@@ -63,6 +83,7 @@ def open_context(*, migrate: bool = False, require_schema: bool = True) -> AppCo
     ctx.sync_lists()
     logs.configure(level=loaded.log_level, fmt=loaded.log_format, keyring=ctx.keyring,
                    secrets=secrets)
+    _once_on_a_terminal()
     return ctx
 
 
@@ -117,10 +138,21 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from syncd import __version__
+
+        out_console.print(f"syncd {__version__}", markup=False)
+        raise typer.Exit(int(ExitCode.OK))
+
+
 def global_options(
     config: str | None = typer.Option(
         None, "--config", "-c", envvar="SYNCD_CONFIG",
         help="TOML settings file (default: none; SYNCD_* variables still apply)."),
+    version: bool = typer.Option(  # noqa: ARG001 - handled by its eager callback
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
 ) -> None:
     CliState.config_path = config
 

@@ -4,7 +4,8 @@ why, and erasure on request (Art. 15 and 17 GDPR)."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.common import (
+    err_console,
     fail,
     handle_errors,
     json_dumps,
@@ -21,6 +23,9 @@ from syncd.cli.common import (
 from syncd.cli.exit_codes import ExitCode
 from syncd.clock import utcnow
 from syncd.crm.addresses import parse_address
+
+if TYPE_CHECKING:
+    from syncd.crm.inspect import ContactRow
 
 DEFAULT_LIMIT = 100
 
@@ -86,9 +91,12 @@ def list_contacts(
         help="Purpose to judge eligibility for (default: the sync purpose).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as a JSON array.")] = False,
     limit: Annotated[int, typer.Option(
-        help="At most this many contacts; 0 for all.", min=0)] = DEFAULT_LIMIT,
+        help="At most this many contacts (one page); 0 for all.", min=0)] = DEFAULT_LIMIT,
+    after: Annotated[int, typer.Option(
+        help="Start after this contact id: the next page (its command is printed on stderr "
+             "below a full page; in --json, the last row's id).", min=0)] = 0,
 ) -> None:
-    """Contacts with their lists and eligibility, page by page."""
+    """Contacts with their lists and eligibility, page by page (--limit, --after)."""
     from syncd.crm import inspect
 
     ctx = open_context()
@@ -102,7 +110,10 @@ def list_contacts(
                        f"{', '.join(sorted(ctx.settings.lists))})", ExitCode.CONFIG)
         with ctx.sessions() as session:
             found = inspect.rows(session, ctx.keyring, purpose=chosen, now=utcnow(),
-                                 eligible=eligible, list_name=list_name, limit=limit or None)
+                                 eligible=eligible, list_name=list_name, limit=limit or None,
+                                 after=after)
+            shown: list[int] = []
+            found = _counted(found, shown)
             if as_json:
                 # Streamed: one contact at a time, whatever the size.
                 sys.stdout.write("[")
@@ -123,8 +134,19 @@ def list_contacts(
                     sys.stdout.write("\t".join((row.email, ",".join(row.lists) or "-",
                                                 "eligible" if row.eligible else "not-eligible",
                                                 row.reason)) + "\n")
+        if limit and len(shown) == limit:
+            # A full page: there may be more. The command for the next one, on stderr so
+            # that piped output stays rows only.
+            err_console.print(f"next page: syncd contacts list --after {shown[-1]} "
+                              f"--limit {limit} (same filters)", markup=False)
     finally:
         ctx.close()
+
+
+def _counted(rows: Iterator[ContactRow], ids: list[int]) -> Iterator[ContactRow]:
+    for row in rows:
+        ids.append(row.contact_id)
+        yield row
 
 
 @handle_errors

@@ -22,26 +22,31 @@ def import_contacts(
     *,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid",
-        help="Import the valid lines and report the others (exit 6 if any was refused). "
-             "Default: one bad line imports nothing (exit 3).")] = False,
+        help="Import the valid lines and report the others (exit 6 if any was refused, "
+             "3 if none was valid). Default: one bad line imports nothing (exit 3).")] = False,
     fmt: Annotated[FileFormat | None, typer.Option(
         "--format", help="jsonl or csv (default: from the file extension).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as JSON (and no progress bar).")] = False,
 ) -> None:
     """Import contacts with their lists and consent history (docs/import-format.md).
 
-    Every line is checked first; re-importing a file changes nothing."""
+    Every line is checked first; re-importing a file changes nothing. On a terminal a
+    progress bar shows the rows, their rate and the time left."""
     _run(path, skip_invalid=skip_invalid, fmt=fmt, as_json=as_json)
 
 
 @handle_errors
 def _run(path: Path, *, skip_invalid: bool, fmt: FileFormat | None, as_json: bool) -> None:
+    from syncd.cli.progress import progress_bar
     from syncd.crm.importer import import_file
 
     ctx = open_context()
     try:
-        report = import_file(ctx, path, fmt=None if fmt is None else fmt.value,
-                             skip_invalid=skip_invalid)
+        with progress_bar(err_console, enabled=not as_json and err_console.is_terminal,
+                          unit="lines") as progress:
+            report = import_file(ctx, path, fmt=None if fmt is None else fmt.value,
+                                 skip_invalid=skip_invalid, progress=progress)
     finally:
         ctx.close()
     if as_json:
@@ -59,8 +64,9 @@ def _run(path: Path, *, skip_invalid: bool, fmt: FileFormat | None, as_json: boo
                 f"{report.memberships_added} list memberships added"
                 + (f"; {report.invalid} lines refused" if report.invalid else ""))
         else:
+            hint = "" if skip_invalid else " (fix them, or use --skip-invalid)"
             err_console.print(f"[bold red]error:[/] {report.invalid} of {report.lines} lines "
-                              "are invalid; nothing imported (fix them, or use --skip-invalid)")
+                              f"are invalid; nothing imported{hint}")
     if not report.applied:
         raise typer.Exit(int(ExitCode.INVALID_INPUT))
     if report.invalid:

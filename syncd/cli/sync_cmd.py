@@ -19,6 +19,7 @@ from rich.table import Table
 
 from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
 from syncd.cli.exit_codes import ExitCode
+from syncd.cli.progress import logs_above
 from syncd.esp.errors import EspError
 from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
@@ -31,7 +32,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield None
         return
     with Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar, \
+            logs_above(bar.console):  # a log line lands above the bar, not inside it
         task = bar.add_task("sync", total=None)
 
         def update(done: int, total: int) -> None:

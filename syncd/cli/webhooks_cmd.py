@@ -1,8 +1,8 @@
 """`syncd webhooks register --url URL` and `syncd webhooks check`: the audience webhook.
 
-Exit codes: 0 OK; 1 FAILED (Mailchimp unreachable or refused); 2 CONFIG; 3 INVALID_INPUT
-(the URL is not https or does not end in a configured secret); 6 PARTIAL (check found a
-misconfigured or missing webhook)."""
+Exit codes: 0 OK; 1 FAILED (Mailchimp unreachable or refused, or check found a webhook
+misconfigured); 2 CONFIG; 3 INVALID_INPUT (the URL is not https or does not end in a
+configured secret); 7 NOT_FOUND (check found no webhook carrying a configured secret)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def check_webhooks(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Check the audience webhook: present, api source off, every member event on, URL
-    ending in a configured secret. Non-zero exit when something is wrong."""
+    ending in a configured secret. Exit 7 when there is none, 1 when one is misconfigured."""
     from syncd.esp.mailchimp import mailchimp_client
     from syncd.webhooks.registration import check, masked_url
 
@@ -74,8 +74,10 @@ def check_webhooks(
             out_console.print(f"[bold red]problem:[/] {where}{finding.problem}")
         if not findings:
             out_console.print("webhook configuration OK")
+    if not ours:
+        raise typer.Exit(int(ExitCode.NOT_FOUND))  # nothing to deliver unsubscribes
     if findings:
-        raise typer.Exit(int(ExitCode.PARTIAL))
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from syncd.clock import parse_timestamp
 from syncd.consent.ledger import ConsentRecord
@@ -21,6 +28,14 @@ from syncd.errors import InputError
 
 PRECHECKED_MESSAGE = "a pre-ticked box is not consent (rule 2, CJEU Planet49 C-673/17)"
 DEFAULT_SOURCE = "import"
+# Bounds on every field, so that no line stores more than a contact can need.
+MAX_EMAIL = 320  # RFC 5321: 64 local + @ + 255 domain
+MAX_ATTRIBUTES = 100
+MAX_LISTS = 100
+MAX_CONSENTS = 500
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+AttributeValue = Annotated[str, StringConstraints(max_length=2000)]
+ListName = Annotated[str, StringConstraints(max_length=100)]
 
 
 @dataclass(frozen=True)
@@ -77,15 +92,16 @@ class ContactLine(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    email: str
+    email: str = Field(max_length=MAX_EMAIL)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     crm_id: str | None = Field(default=None, min_length=1, max_length=200)
     # An existing customer: the soft opt-in basis (rule 7), never newsletter consent.
     customer: bool | None = None
-    attributes: dict[str, str] | None = None
-    lists: list[str] = Field(default_factory=list)
-    consents: list[ConsentLine] = Field(default_factory=list)
+    attributes: dict[AttributeName, AttributeValue] | None = Field(
+        default=None, max_length=MAX_ATTRIBUTES)
+    lists: list[ListName] = Field(default_factory=list, max_length=MAX_LISTS)
+    consents: list[ConsentLine] = Field(default_factory=list, max_length=MAX_CONSENTS)
 
 
 @dataclass(frozen=True)

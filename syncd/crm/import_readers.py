@@ -1,7 +1,10 @@
 """Reading import files one record at a time (bounded memory for any file size).
 
 JSONL: one JSON object per line (docs/import-format.md). Blank lines are skipped; a UTF-8
-byte order mark and CRLF line ends are accepted.
+byte order mark and CRLF line ends are accepted. A key that appears twice in one object
+is refused (JSON parsers disagree on which value wins: "prechecked": true, "prechecked":
+false must not become consent). A line longer than MAX_LINE_BYTES is refused without
+being kept in memory (a CSV file with one is refused whole: its rows can span lines).
 
 CSV (header row required; UTF-8, BOM and CRLF accepted). Column mapping to a JSONL line:
 
@@ -39,7 +42,28 @@ CONSENT_COLUMNS = ("purpose", "action", "at", "source", "form_url", "text_versio
 ATTRIBUTE_PREFIX = "attr_"
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
+# A contact with a long consent history fits in a few kilobytes.
+MAX_LINE_BYTES = 256 * 1024
+_READ_CHUNK = 64 * 1024
 
+
+class _TooLong:
+    """A line that exceeded MAX_LINE_BYTES (skipped to its end, not kept)."""
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -67,15 +91,30 @@ def read(path: Path, fmt: Format) -> Iterator[Item]:
     return _read_csv(path) if fmt == "csv" else _read_jsonl(path)
 
 
-def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Numbered lines, without the UTF-8 byte order mark some spreadsheet tools write."""
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes | _TooLong]]:
+    """Numbered lines, without the UTF-8 byte order mark some spreadsheet tools write;
+    a line over MAX_LINE_BYTES is read to its end in chunks and given as _TooLong."""
     with path.open("rb") as stream:
-        for number, raw in enumerate(stream, start=1):
+        number = 0
+        while raw := stream.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := stream.readline(_READ_CHUNK)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, _TooLong()
+                continue
             yield number, (raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw)
+
+
+def _too_long(number: int) -> LineError:
+    return LineError(number, None, f"longer than {MAX_LINE_BYTES} bytes")
 
 
 def _read_jsonl(path: Path) -> Iterator[Item]:
     for number, raw in _raw_lines(path):
+        if isinstance(raw, _TooLong):
+            yield number, Unreadable([_too_long(number)])
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -84,7 +123,10 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
+            yield number, json.loads(text, object_pairs_hook=_refuse_duplicates)
+        except _DuplicateKey as exc:
+            yield number, Unreadable([LineError(number, exc.key[:64],
+                                                "the key appears twice in one object")])
         except json.JSONDecodeError as exc:
             # The decoder's message names a position, never the content.
             yield number, Unreadable([LineError(number, None, f"not valid JSON: {exc.msg} "
@@ -96,6 +138,8 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
 
 def _decoded_lines(path: Path) -> Iterator[str]:
     for number, raw in _raw_lines(path):
+        if isinstance(raw, _TooLong):
+            raise FileProblem(f"{path}: {_too_long(number)}")
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -5,6 +5,13 @@ line and keeps only the errors (at most `MAX_REPORTED_ERRORS`, plus a count); th
 applies the valid lines in chunked transactions. By default one bad line means nothing is
 written; `skip_invalid` applies the valid lines and reports the rest.
 
+A `confirmed` consent must confirm a valid sign-up: a `given` of the same purpose at or
+before it, on the same line, on another valid line of the file, or already in the ledger.
+Otherwise its line is refused: a confirmation of a sign-up that was refused (pre-ticked)
+or never recorded is no evidence of consent (rule 4). Such lines are rare; they are
+resolved after the first pass, by one more pass over the file that collects only their
+sign-ups, then one query of the ledger.
+
 Re-importing a file changes nothing: consent events are deduplicated by content (ledger),
 list additions are idempotent and unchanged contact fields do not bump the revision.
 History is never rewritten: older events are appended, and the policy decides by time.
@@ -13,16 +20,16 @@ the policy blocks the push (I10). Formats: syncd/crm/import_readers.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from syncd import logs
-from syncd.clock import utcnow
+from syncd.clock import as_utc, utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
 from syncd.crm import store
@@ -35,9 +42,12 @@ from syncd.crm.import_readers import (
     read,
 )
 from syncd.errors import InputError
-from syncd.schema import Contact, InternalList
+from syncd.schema import ConsentEvent, Contact, InternalList
 
 MAX_REPORTED_ERRORS = 100
+# Rounds of the confirmation check: a refused line's sign-ups no longer count, which can
+# leave another line's confirmation without one (a chain; real files have none).
+MAX_CONFIRMATION_ROUNDS = 5
 CHUNK_LINES = 2000
 # SQLite page cache for the apply pass (KiB): bounded, and returned after the import.
 SQLITE_CACHE_KIB = 64 * 1024
@@ -85,9 +95,25 @@ class ImportReport:
         }
 
 
+# Called with (lines read, lines in the file or 0 when unknown, pass name).
+ProgressHook = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class _Confirmation:
+    """A `confirmed` consent whose own line holds no sign-up for it."""
+
+    line: int
+    index: int
+    key: str
+    purpose: str
+    at: datetime
+
+
 def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
                 skip_invalid: bool = False, now: datetime | None = None,
-                chunk_lines: int = CHUNK_LINES) -> ImportReport:
+                chunk_lines: int = CHUNK_LINES,
+                progress: ProgressHook | None = None) -> ImportReport:
     """Validate the whole file, then apply it (or its valid lines with `skip_invalid`).
     Raises InputError when the file itself cannot be read or holds no record."""
     chosen: Format = fmt or guess_format(path)
@@ -95,6 +121,7 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
     vocabulary = Vocabulary(lists=frozenset(ctx.settings.lists),
                             purposes=ctx.settings.purposes)
     report = ImportReport()
+    pending: list[_Confirmation] = []
     try:
         for batch in _batches(_records(path, chosen, vocabulary, moment, report),
                               chunk_lines):
@@ -105,13 +132,18 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
                 report.note([problem])
                 report.refused_lines.add(problem.line)
             report.valid += len(batch) - len(conflicts)
+            pending.extend(c for record in batch for c in _unconfirmed_sign_ups(record))
+            if progress is not None:
+                progress(report.lines, 0, "checking")
         if report.lines == 0:
             raise InputError(f"{path}: the file holds no records")
-        if report.invalid and not skip_invalid:
+        _refuse_unsupported_confirmations(ctx, pending, report, lambda: _records(
+            path, chosen, vocabulary, moment, ImportReport()))
+        if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
             return report
         _apply(ctx, _records(path, chosen, vocabulary, moment, ImportReport()), report,
-               chunk_lines)
+               chunk_lines, progress)
     except FileProblem as exc:
         raise InputError(str(exc)) from None
     report.applied = True
@@ -131,6 +163,72 @@ def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
             yield outcome
         else:
             report.note(outcome)
+
+
+def _unconfirmed_sign_ups(record: ImportRecord) -> list[_Confirmation]:
+    earliest: dict[str, datetime] = {}
+    for consent in record.data.consents:
+        if consent.action == "given" and (consent.purpose not in earliest
+                                          or consent.at < earliest[consent.purpose]):
+            earliest[consent.purpose] = consent.at
+    return [_Confirmation(record.line, index, record.address.key, consent.purpose, consent.at)
+            for index, consent in enumerate(record.data.consents)
+            if consent.action == "confirmed"
+            and not (consent.purpose in earliest and earliest[consent.purpose] <= consent.at)]
+
+
+def _refuse_unsupported_confirmations(
+        ctx: AppContext, pending: list[_Confirmation], report: ImportReport,
+        records: Callable[[], Iterator[ImportRecord]]) -> None:
+    """Refuse the lines whose confirmation has no sign-up at or before it in the file's
+    valid lines or the ledger."""
+    for _round in range(MAX_CONFIRMATION_ROUNDS):
+        pending = [c for c in pending if c.line not in report.refused_lines]
+        if not pending:
+            return
+        wanted = {(c.key, c.purpose) for c in pending}
+        earliest: dict[tuple[str, str], datetime] = _ledger_sign_ups(ctx, wanted)
+        for record in records():
+            if record.line in report.refused_lines:
+                continue
+            for consent in record.data.consents:
+                key = (record.address.key, consent.purpose)
+                if consent.action == "given" and key in wanted and (
+                        key not in earliest or consent.at < earliest[key]):
+                    earliest[key] = consent.at
+        refused: dict[int, list[LineError]] = {}
+        for c in pending:
+            found = earliest.get((c.key, c.purpose))
+            if found is None or as_utc(found) > c.at:
+                refused.setdefault(c.line, []).append(LineError(
+                    c.line, f"consents[{c.index}]",
+                    f"a confirmation must confirm a valid sign-up: no 'given' for purpose "
+                    f"{c.purpose!r} at or before it, in this file or the database"))
+        if not refused:
+            return
+        for line, errors in sorted(refused.items()):
+            report.valid -= 1
+            report.note(errors)
+            report.refused_lines.add(line)
+
+
+def _ledger_sign_ups(ctx: AppContext, wanted: set[tuple[str, str]],
+                     ) -> dict[tuple[str, str], datetime]:
+    """The earliest `given` per (address key, purpose) already in the ledger."""
+    keys = sorted({key for key, _ in wanted})
+    found: dict[tuple[str, str], datetime] = {}
+    with ctx.sessions() as session:
+        for start in range(0, len(keys), 900):
+            query = (select(Contact.email_key, ConsentEvent.purpose,
+                            func.min(ConsentEvent.occurred_at))
+                     .join(ConsentEvent, ConsentEvent.contact_id == Contact.id)
+                     .where(Contact.email_key.in_(keys[start : start + 900]),
+                            ConsentEvent.action == "given")
+                     .group_by(Contact.email_key, ConsentEvent.purpose))
+            for key, purpose, first in session.execute(query):
+                if (key, purpose) in wanted:
+                    found[(key, purpose)] = as_utc(first)
+    return found
 
 
 def _batches(records: Iterator[ImportRecord], size: int) -> Iterator[list[ImportRecord]]:
@@ -169,7 +267,7 @@ def _crm_id_conflicts(session: Session, batch: list[ImportRecord], *,
 
 
 def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportReport,
-           chunk_lines: int) -> None:
+           chunk_lines: int, progress: ProgressHook | None = None) -> None:
     """One connection for the whole pass, one transaction per chunk. On SQLite the page
     cache is raised for this connection only and restored after: the unique indexes the
     import inserts into (email_key, dedupe_key: random order) outgrow the 2 MB default
@@ -180,10 +278,14 @@ def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportRepor
             default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
             connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             connection.commit()
+        done, total = 0, report.valid + len(report.refused_lines)  # the records of pass one
         try:
             for chunk in _batches(records, chunk_lines):
                 with Session(bind=connection) as session, session.begin():
                     _apply_chunk(session, chunk, report)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total, "importing")
         finally:
             if sqlite:
                 connection.rollback()

@@ -151,10 +151,9 @@ def _lists_by_contact(session: Session, ids: list[int]) -> dict[int, list[str]]:
 
 def rows(session: Session, keyring: Keyring, *, purpose: str, now: datetime,
          eligible: bool | None = None, list_name: str | None = None, limit: int | None = None,
-         page_size: int = PAGE_SIZE) -> Iterator[ContactRow]:
-    """Contacts in id order with their eligibility for `purpose`, filtered; one page of
-    contacts in memory at a time."""
-    after = 0
+         page_size: int = PAGE_SIZE, after: int = 0) -> Iterator[ContactRow]:
+    """Contacts in id order (ids above `after`: the next page) with their eligibility for
+    `purpose`, filtered; one page of contacts in memory at a time."""
     produced = 0
     while True:
         query = select(Contact).where(Contact.id > after).order_by(Contact.id).limit(page_size)

@@ -26,6 +26,12 @@ def consent(purpose: str = "newsletter", action: str = "confirmed",
     return {"purpose": purpose, "action": action, "at": at, **extra}
 
 
+def signed_up(purpose: str = "newsletter") -> list[dict[str, Any]]:
+    """A double opt-in: the sign-up (given), then its confirmation (the default consent):
+    a confirmation alone is refused (issue 11: it must confirm a valid sign-up)."""
+    return [consent(purpose, "given", "2026-03-01T09:00:00Z"), consent(purpose)]
+
+
 def contact_line(email: str = "ada@example.com", **fields: Any) -> dict[str, Any]:
     return {"email": email, **fields}
 

@@ -16,7 +16,7 @@ from syncd.crm import inspect
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from tests.builders import add_contact, confirmed
-from tests.crm.conftest import Cli, consent, contact_line, counts, write_jsonl
+from tests.crm.conftest import Cli, consent, contact_line, counts, signed_up, write_jsonl
 
 RULE_EXAMPLES = [
     # rule 3: double opt-in
@@ -40,7 +40,8 @@ RULE_EXAMPLES = [
                  consents=[consent("offers", "soft_opt_in", "2026-03-05T09:00:00Z")]),
     # rule 5: confirmed, then withdrawn
     contact_line("withdrawn@example.com",
-                 consents=[consent(at="2026-03-06T09:00:00Z"),
+                 consents=[consent(action="given", at="2026-03-06T08:00:00Z"),
+                           consent(at="2026-03-06T09:00:00Z"),
                            consent(action="withdrawn", at="2026-03-20T09:00:00Z",
                                    source="esp_webhook")]),
 ]
@@ -150,6 +151,7 @@ def test_import_json_report(cli: Cli, tmp_path: Path) -> None:
 def test_import_csv_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text("email,lists,purpose,action,at\n"
+                    "ada@example.com,newsletter-nl,newsletter,given,2026-03-01T09:00:00Z\n"
                     "ada@example.com,newsletter-nl,newsletter,confirmed,2026-03-01T10:00:00Z\n",
                     encoding="utf-8")
     assert cli("import", str(path)).exit_code == 0
@@ -200,7 +202,7 @@ def test_list_unknown_list_is_refused(cli: Cli) -> None:
 
 def test_listing_pages_through_contacts(app_context: AppContext, tmp_path: Path) -> None:
     import_file(app_context, write_jsonl(tmp_path / "in.jsonl", [
-        contact_line(f"p{i:02d}@example.com", consents=[consent()] if i % 2 else [])
+        contact_line(f"p{i:02d}@example.com", consents=signed_up() if i % 2 else [])
         for i in range(25)]))
     with transaction(app_context.sessions) as session:
         rows = list(inspect.rows(session, app_context.keyring, purpose="newsletter",

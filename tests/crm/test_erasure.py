@@ -19,7 +19,7 @@ from syncd.db import transaction
 from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import AuditEntry, PushState, Suppression, WebhookEvent
 from tests.builders import add_contact, confirmed
-from tests.crm.conftest import Cli, consent, contact_line, counts, write_jsonl
+from tests.crm.conftest import Cli, contact_line, counts, signed_up, write_jsonl
 
 ADA = "Ada@Example.com"
 
@@ -99,7 +99,7 @@ def test_erasure_keeps_the_webhook_row_so_a_replay_stays_a_duplicate(
 def test_erased_and_reimported_address_is_not_eligible(app_context: AppContext,
                                                         tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "crm.jsonl", [contact_line(ADA, lists=["newsletter-nl"],
-                                                             consents=[consent()])])
+                                                             consents=signed_up())])
     import_file(app_context, path)
     erase_contact(app_context, ADA, actor="test")
 

@@ -20,7 +20,7 @@ from syncd.crm.importer import MAX_REPORTED_ERRORS, ImportReport, import_file
 from syncd.db import transaction
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
-from tests.crm.conftest import consent, contact_line, counts, write_jsonl
+from tests.crm.conftest import consent, contact_line, counts, signed_up, write_jsonl
 
 SECRET_ADDRESS = "no-at-sign.example.com"
 
@@ -180,16 +180,16 @@ def test_source_defaults_to_import(app_context: AppContext, tmp_path: Path) -> N
 
 def test_naive_timestamp_is_utc(app_context: AppContext, tmp_path: Path) -> None:
     _import(app_context, write_jsonl(tmp_path / "in.jsonl", [contact_line(
-        consents=[consent(at="2026-03-01T09:30:00")])]))
+        consents=[consent(action="given", at="2026-03-01T09:30:00")])]))
     with transaction(app_context.sessions) as session:
         moment = session.scalars(select(ConsentEvent.occurred_at)).one()
     assert moment.isoformat() == "2026-03-01T09:30:00+00:00"
 
 
-def test_confirmation_without_a_given_in_the_file_is_accepted(app_context: AppContext,
-                                                               tmp_path: Path) -> None:
+def test_a_sign_up_with_its_confirmation_is_confirmed(app_context: AppContext,
+                                                      tmp_path: Path) -> None:
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl",
-                                              [contact_line(consents=[consent()])]))
+                                              [contact_line(consents=signed_up())]))
     assert report.applied
     assert _standing(app_context, "ada@example.com") is Standing.CONFIRMED
 
@@ -258,7 +258,7 @@ def test_changed_field_bumps_the_revision_once(app_context: AppContext, tmp_path
 def test_importing_older_events_never_rewrites_history(app_context: AppContext,
                                                         tmp_path: Path) -> None:
     _import(app_context, write_jsonl(tmp_path / "new.jsonl", [contact_line(consents=[
-        consent(at="2026-03-10T10:00:00Z"),
+        consent(action="given", at="2026-03-10T09:00:00Z"), consent(at="2026-03-10T10:00:00Z"),
         consent(action="withdrawn", at="2026-04-01T10:00:00Z", source="esp_webhook")])]))
     with transaction(app_context.sessions) as session:
         kept = [(e.id, e.action, e.occurred_at, e.recorded_at)
@@ -269,8 +269,8 @@ def test_importing_older_events_never_rewrites_history(app_context: AppContext,
 
     with transaction(app_context.sessions) as session:
         events = list(session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)))
-    assert [(e.id, e.action, e.occurred_at, e.recorded_at) for e in events[:2]] == kept
-    assert len(events) == 4
+    assert [(e.id, e.action, e.occurred_at, e.recorded_at) for e in events[:3]] == kept
+    assert len(events) == 5
     assert _standing(app_context, "ada@example.com") is Standing.WITHDRAWN
 
 
@@ -278,15 +278,15 @@ def test_same_address_on_several_lines_accumulates(app_context: AppContext,
                                                     tmp_path: Path) -> None:
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl", [
         contact_line(consents=[consent(action="given", at="2026-03-01T09:00:00Z")]),
-        contact_line("ADA@example.com", lists=["newsletter-nl"], consents=[consent()])]))
+        contact_line("ADA@example.com", lists=["newsletter-nl"], consents=signed_up())]))
     assert (report.contacts_created, report.consents_added) == (1, 2)
     assert _standing(app_context, "ada@example.com") is Standing.CONFIRMED
 
 
 def test_small_chunks_give_the_same_result(app_context: AppContext, tmp_path: Path) -> None:
-    lines = [contact_line(f"p{i}@example.com", consents=[consent()]) for i in range(7)]
+    lines = [contact_line(f"p{i}@example.com", consents=signed_up()) for i in range(7)]
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl", lines), chunk_lines=2)
-    assert (report.contacts_created, report.consents_added) == (7, 7)
+    assert (report.contacts_created, report.consents_added) == (7, 14)
     assert counts(app_context)["contacts"] == 7
 
 
@@ -328,7 +328,7 @@ def test_import_creates_a_suppressed_address_but_it_stays_blocked(
         suppression.suppress(session, address_hmac=app_context.keyring.address_hmac(
             "ada@example.com"), purpose="*", reason="abuse", actor="test")
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl",
-                                              [contact_line(consents=[consent()])]))
+                                              [contact_line(consents=signed_up())]))
     assert report.contacts_created == 1
     assert _standing(app_context, "ada@example.com") is Standing.SUPPRESSED
 

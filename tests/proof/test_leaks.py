@@ -205,9 +205,9 @@ def test_failing_cli_commands_print_no_secret_or_address(tmp_path: Path) -> None
              {"purpose": "newsletter", "action": "confirmed", "at": "2026-03-01T09:00:00Z"}
          ]}) + "\n", encoding="utf-8")
     good_file = tmp_path / "good.jsonl"
-    good_file.write_text("".join(json.dumps({"email": a, "consents": [
-        {"purpose": "newsletter", "action": "confirmed", "at": "2026-03-01T09:00:00Z"}]})
-        + "\n" for a in ADDRESSES), encoding="utf-8")
+    good_file.write_text("".join(json.dumps({"email": a, "consents": _consents(
+        "2026-03-01T08:00:00Z", "2026-03-01T09:00:00Z")}) + "\n" for a in ADDRESSES),
+        encoding="utf-8")
     with MailchimpEmulator(list_id=TEST_AUDIENCE_ID) as emu:
         ok = _env(database, emu.base_url)
         # Only `db upgrade` (and serve, sync) may create the database (issue 11, point 7).

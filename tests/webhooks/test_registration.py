@@ -150,6 +150,23 @@ def test_cli_check_fails_on_a_bad_config(tmp_path: Path, database_url: str,
     client.create_webhook(URL, EVENTS, {**SOURCES, "api": True})
     config = str(write_config(tmp_path / "syncd.toml", database_url, emulator))
     checked = CliRunner().invoke(app, ["--config", config, "webhooks", "check", "--json"])
-    assert checked.exit_code == 6
+    assert checked.exit_code == 1  # misconfigured: FAILED (issue 11: not PARTIAL)
     assert "source api is on" in checked.output
     assert TEST_WEBHOOK_SECRET not in checked.output
+
+
+def test_cli_check_without_any_webhook_exits_not_found(
+        tmp_path: Path, database_url: str, emulator: MailchimpEmulator,
+        emulated_context: AppContext) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import _register_all, app
+
+    if not any(group.name == "webhooks" for group in app.registered_groups):
+        _register_all()
+    config = str(write_config(tmp_path / "syncd.toml", database_url, emulator))
+
+    checked = CliRunner().invoke(app, ["--config", config, "webhooks", "check"])
+
+    assert checked.exit_code == 7
+    assert "no audience webhook carries a configured secret" in checked.output
