@@ -6,7 +6,8 @@ What stays: one `suppressions` row (HMAC of the normalised address, purpose "*",
 "erasure", date) and audit entries without address or contact id. A keyed hash is still
 personal data (Dutch AP on pseudonymisation): it is kept only for this purpose.
 
-What goes, in one transaction: the contact, its consent events, list memberships and push
+What goes, in one transaction: the contact, its consent events (each leaves a tombstone
+with its place and hashes in the ledger's chain, no content), list memberships and push
 state, its earlier audit entries, and the raw bodies of stored webhooks for the address.
 
 The ESP side (Mailchimp's irreversible `delete-permanent`) is a separate step: the caller
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 
 from syncd import audit, logs
+from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.crm import store, suppression
 from syncd.crm.addresses import parse_address
 from syncd.db import transaction
 from syncd.schema import (
     AuditEntry,
-    ConsentEvent,
     Contact,
     ListMembership,
     PushState,
@@ -74,9 +75,8 @@ def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
         events = 0
         if contact is not None:
             contact_id = contact.id
-            deleted = session.execute(
-                delete(ConsentEvent).where(ConsentEvent.contact_id == contact_id))
-            events = int(getattr(deleted, "rowcount", 0))
+            # Each removed event leaves a tombstone with its hashes: the chain verifies.
+            events = chain.remove_events(session, contact_id, reason=ERASURE_REASON)
             session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
             session.execute(delete(PushState).where(PushState.contact_id == contact_id))
             session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))

@@ -11,7 +11,6 @@ with their lists, and the audit rows and the revision bump go out once at the en
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from syncd.clock import as_utc, utcnow
-from syncd.consent import ledger
+from syncd.consent import chain, ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import suppression
@@ -54,22 +53,6 @@ _TOUCH = (update(Contact).where(Contact.id == bindparam("contact_id"))
           .values(revision=Contact.revision + bindparam("bumps"),
                   updated_at=bindparam("now")))
 _AUDIT = insert(AuditEntry)
-
-
-@functools.lru_cache(maxsize=2)
-def _consent_insert(dialect: str) -> Any:
-    """What `ledger.append` runs (db.insert_ignoring_duplicates): a duplicate of an
-    event already in the ledger inserts nothing and returns no row."""
-    table: Any = ConsentEvent.__table__
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    return stmt.returning(table.c.id)
 
 
 @dataclass(frozen=True)
@@ -123,10 +106,8 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     recent = contact.recent  # read by `find` with since = moment - window
     changed = False
     same = _same_withdrawal_recorded(recent, w)
-    if not same and conn.execute(
-            _consent_insert(conn.dialect.name),
-            ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
-    ).first() is not None:
+    if not same and chain.append_one(
+            session, ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt)):
         changed = True
         bumps += 1
         audits.append(_audit(now, w.actor, f"consent_{w.record.action}", contact.id,
