@@ -53,7 +53,7 @@ def _canonical(value: Any) -> Any:
 
 def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """The link of one event: SHA-256 over the version, the previous link and the content."""
-    content = [_canonical(row[name]) for name in HASHED_FIELDS]
+    content = [_canonical(row.get(name)) for name in HASHED_FIELDS]  # absent is NULL
     payload = json.dumps([HASH_VERSION, prev_hash, content], separators=(",", ":"),
                          ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -148,7 +148,8 @@ def _row_values(contact_id: int, email_key: str, record: ConsentRecord,
     }
 
 
-def _fact(event: ConsentEvent) -> ConsentFact:
+def fact(event: ConsentEvent) -> ConsentFact:
+    """What the pure policy needs of a stored event."""
     return ConsentFact(purpose=event.purpose, action=Action(event.action),
                        occurred_at=event.occurred_at, source=event.source, ip=event.ip,
                        text_version=event.text_version)
@@ -162,7 +163,7 @@ def facts_by_contact(session: Session, contact_ids: Iterable[int]) -> dict[int, 
         chunk = ids[start : start + 900]
         query = select(ConsentEvent).where(ConsentEvent.contact_id.in_(chunk))
         for event in session.scalars(query):
-            found[event.contact_id].append(_fact(event))
+            found[event.contact_id].append(fact(event))
     return found
 
 

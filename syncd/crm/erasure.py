@@ -19,12 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from syncd import audit, logs
 from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.crm import store, suppression
 from syncd.crm.addresses import parse_address
+from syncd.crm.keys import Keyring
 from syncd.db import transaction
 from syncd.schema import (
     AuditEntry,
@@ -65,32 +67,45 @@ def status_at_esp(ctx: AppContext, email: str) -> str | None:
             .limit(1))
 
 
+def remove_contact(session: Session, contact_id: int, *, reason: str) -> int:
+    """Delete the contact and every row keyed to it (events leave tombstones with their
+    hashes, so the ledger's chain still verifies). Returns the consent events removed.
+    Also used by the retention rules (syncd.consent.lifecycle)."""
+    events = chain.remove_events(session, contact_id, reason=reason)
+    session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
+    session.execute(delete(PushState).where(PushState.contact_id == contact_id))
+    session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
+    session.execute(delete(Contact).where(Contact.id == contact_id))
+    return events
+
+
+def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
+             reason: str = ERASURE_REASON) -> tuple[bool, int, bool]:
+    """Erase in the caller's transaction: (found, consent events removed, suppression added)."""
+    address_hmac = keyring.address_hmac(email_key)
+    contact = store.find_contact(session, email_key)
+    events = 0
+    if contact is not None:
+        events = remove_contact(session, contact.id, reason=reason)
+    # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
+    session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
+                    .values(body=None))
+    # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
+    # re-imported later, with a consent after that complaint, stays blocked (I10).
+    added = suppression.suppress(session, address_hmac=address_hmac,
+                                 purpose=suppression.ALL_PURPOSES, reason=reason,
+                                 actor=actor, contact_id=None)
+    audit.record(session, actor=actor, action="contact_erased", contact_id=None,
+                 found=contact is not None, consent_events_deleted=events, reason=reason)
+    return contact is not None, events, added
+
+
 def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
     """Erase the contact for `email` (if any) and suppress the address for every purpose.
     Raises InputError for an address that is not valid."""
     address = parse_address(email)
-    address_hmac = ctx.keyring.address_hmac(address.key)
     with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, address.key)
-        events = 0
-        if contact is not None:
-            contact_id = contact.id
-            # Each removed event leaves a tombstone with its hashes: the chain verifies.
-            events = chain.remove_events(session, contact_id, reason=ERASURE_REASON)
-            session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
-            session.execute(delete(PushState).where(PushState.contact_id == contact_id))
-            session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
-            session.execute(delete(Contact).where(Contact.id == contact_id))
-        # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
-        session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
-                        .values(body=None))
-        # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
-        # re-imported later, with a consent after that complaint, stays blocked (I10).
-        added = suppression.suppress(session, address_hmac=address_hmac,
-                                     purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
-                                     actor=actor, contact_id=None)
-        audit.record(session, actor=actor, action="contact_erased", contact_id=None,
-                     found=contact is not None, consent_events_deleted=events)
-    log.info("contact_erased", found=contact is not None, consent_events_deleted=events)
-    return ErasureResult(subscriber_hash=address.subscriber_hash, found=contact is not None,
+        found, events, added = erase_in(session, ctx.keyring, address.key, actor=actor)
+    log.info("contact_erased", found=found, consent_events_deleted=events)
+    return ErasureResult(subscriber_hash=address.subscriber_hash, found=found,
                          consent_events_deleted=events, suppression_added=added)

@@ -18,6 +18,7 @@ from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.run_summary import log_summary, summarise
 from syncd.runner_lock import RunnerBusy
+from syncd.service.alerts import AlertNotifier
 
 __all__ = ["BUSY_MESSAGE", "JobRunner", "summarise"]
 
@@ -36,6 +37,7 @@ class JobRunner:
         # checkpoint and return; jobs that have not started yet do not start.
         self.stop = threading.Event()
         self._running: dict[str, int] = {}
+        self.alerts = AlertNotifier(ctx)
         self._idle = threading.Condition()
 
     # -- the jobs: exactly what the one-shot commands call ------------------------------
@@ -63,7 +65,17 @@ class JobRunner:
     # -- the wrapper ----------------------------------------------------------------
 
     def run(self, kind: str, call: Callable[[], Any]) -> None:
-        """Run one job; never raises (a raising job would only reach APScheduler's log)."""
+        """Run one job, then check the alert conditions; never raises (a raising job would
+        only reach APScheduler's log)."""
+        self._run(kind, call)
+        if self.stop.is_set():
+            return
+        try:
+            self.alerts.check()
+        except Exception as exc:  # the database may be down: the next check retries
+            log.warning("alert check failed", error=type(exc).__name__)
+
+    def _run(self, kind: str, call: Callable[[], Any]) -> None:
         if self.stop.is_set():
             metrics.JOB_RUNS.labels(kind, "skipped").inc()
             return
