@@ -64,8 +64,7 @@ def gather(session: Session, keyring: Keyring, email: str) -> Subject:
         subject.lists = [(m, lst) for m, lst in session.execute(
             select(ListMembership, InternalList)
             .join(InternalList, InternalList.id == ListMembership.list_id)
-            .where(ListMembership.contact_id == contact.id).order_by(InternalList.name))
-            .tuples()]
+            .where(ListMembership.contact_id == contact.id).order_by(InternalList.name))]
         subject.push_states = list(session.scalars(
             select(PushState).where(PushState.contact_id == contact.id)
             .order_by(PushState.audience_id)))

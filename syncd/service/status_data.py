@@ -100,7 +100,7 @@ def _parked_contacts(session: Session) -> dict[str, Any]:
 
 def _inbox(session: Session, now: datetime, stuck_after: timedelta) -> dict[str, Any]:
     by_status = dict(session.execute(select(WebhookEvent.status, func.count())
-                                     .group_by(WebhookEvent.status)).tuples().all())
+                                     .group_by(WebhookEvent.status)).all())
     oldest = session.scalar(select(func.min(WebhookEvent.received_at))
                             .where(WebhookEvent.status.in_(UNSETTLED)))
     parked = session.execute(select(WebhookEvent.id, WebhookEvent.kind, WebhookEvent.received_at,
