@@ -7,6 +7,7 @@ strict Content-Security-Policy (no script at all) and is never cached."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,19 @@ HEADERS = {
 }
 
 
+def when(value: str | None) -> str:
+    """An ISO timestamp of the status document as "2026-12-01 20:33:46 UTC"."""
+    if not value:
+        return ""
+    return f"{datetime.fromisoformat(value).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def environment() -> Environment:
     """The status page's Jinja environment (autoescaped: stored text is never markup)."""
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(
         default=True), trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = when
+    return env
 
 
 def render(doc: dict[str, Any]) -> str:
