@@ -69,8 +69,9 @@ def prune(ctx: AppContext, *, now: datetime | None = None,
         result["webhook_bodies_kept_unsettled"] = _count(
             session, old_bodies.where(WebhookEvent.status.not_in(SETTLED_STATUSES)))
         unconfirmed = lifecycle.unconfirmed_signups(session, settings, now=moment)
-        purposeless, addresses = lifecycle.no_purpose_left(session, settings, ctx.keyring,
-                                                           now=moment)
+        purposeless, addresses = lifecycle.no_purpose_left(
+            session, settings, ctx.keyring, now=moment,
+            exclude=frozenset(unconfirmed.ids + unconfirmed.kept))
         result["unconfirmed_signups_deleted"] = len(unconfirmed.ids)
         result["no_purpose_contacts_erased"] = len(purposeless.ids)
         result["contacts_kept_live_at_esp"] = (unconfirmed.kept_live_at_esp

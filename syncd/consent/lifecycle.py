@@ -38,7 +38,10 @@ from syncd.schema import ConsentEvent, Contact, ListMembership, PushState
 
 PAGE = 500
 LISTED = 100
-_KEEP_STANDINGS = (Standing.CONFIRMED, Standing.RE_CONSENT, Standing.UNDELIVERABLE)
+# Standings that are a purpose: consent (also while the address bounces) or the soft
+# opt-in basis of an existing customer.
+_KEEP_STANDINGS = frozenset({Standing.CONFIRMED, Standing.RE_CONSENT, Standing.UNDELIVERABLE,
+                             Standing.SOFT_OPT_IN_ONLY})
 
 
 @dataclass
@@ -46,7 +49,11 @@ class Candidates:
     """Contacts a rule would remove, and those it keeps because the ESP still mails them."""
 
     ids: list[int] = field(default_factory=list)
-    kept_live_at_esp: int = 0
+    kept: list[int] = field(default_factory=list)
+
+    @property
+    def kept_live_at_esp(self) -> int:
+        return len(self.kept)
 
 
 def _pages(session: Session, query: Any) -> Iterator[list[Contact]]:
@@ -81,18 +88,17 @@ def unconfirmed_signups(session: Session, settings: Settings, *, now: datetime) 
             PushState.contact_id.in_([c.id for c in page]),
             PushState.esp_status.in_(LIVE_AT_ESP))))
         for contact in page:
-            if contact.id in live:
-                found.kept_live_at_esp += 1
-            else:
-                found.ids.append(contact.id)
+            (found.kept if contact.id in live else found.ids).append(contact.id)
         session.expunge_all()
     return found
 
 
 def no_purpose_left(session: Session, settings: Settings, keyring: Keyring, *,
-                    now: datetime) -> tuple[Candidates, dict[int, str]]:
-    """Contacts with no purpose left since the cutoff; with their addresses (the caller
-    erases by address, which keeps the suppression)."""
+                    now: datetime, exclude: frozenset[int] = frozenset()
+                    ) -> tuple[Candidates, dict[int, str]]:
+    """Contacts with no purpose left since the cutoff, except `exclude` (those another
+    rule already handles); with their addresses (the caller erases by address, which
+    keeps the suppression)."""
     found = Candidates()
     addresses: dict[int, str] = {}
     days = settings.retention_no_purpose_days
@@ -113,15 +119,17 @@ def no_purpose_left(session: Session, settings: Settings, keyring: Keyring, *,
         live = set(session.scalars(select(PushState.contact_id).where(
             PushState.contact_id.in_(ids), PushState.esp_status.in_(LIVE_AT_ESP))))
         for contact in page:
+            if contact.id in exclude:
+                continue
             standings = {decide(purpose=p, events=facts.get(contact.id, []),
                                 suppressions=blocks.get(hmacs[contact.id], []),
                                 is_customer=False,
                                 undeliverable_since=contact.undeliverable_at,
                                 now=now).standing for p in settings.purposes}
-            if standings & set(_KEEP_STANDINGS):
+            if standings & _KEEP_STANDINGS:
                 continue
             if contact.id in live:
-                found.kept_live_at_esp += 1
+                found.kept.append(contact.id)
                 continue
             found.ids.append(contact.id)
             addresses[contact.id] = contact.email_key
