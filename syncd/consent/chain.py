@@ -70,14 +70,23 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _lock(session: Session, contact_ids: Iterable[int]) -> Head:
+def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
+    """On PostgreSQL, lock these contact rows (in id order) for this transaction: a writer
+    takes its contacts before the chain head, never after (SQLite serialises writers)."""
+    if not _postgres(session):
+        return
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + _CHUNK]))
+                        .order_by(Contact.id).with_for_update())
+
+
+def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool = False
+          ) -> Head:
     """Take the chain (and, on PostgreSQL, the contacts) for this transaction; the head."""
     postgres = _postgres(session)
-    if postgres:
-        ids = sorted(set(contact_ids))
-        for start in range(0, len(ids), _CHUNK):
-            session.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + _CHUNK]))
-                            .order_by(Contact.id).with_for_update())
+    if postgres and not contacts_locked:
+        lock_contacts(session, contact_ids)
     query = select(LedgerChainHead.seq, LedgerChainHead.hash, LedgerChainHead.updated_at).where(
         LedgerChainHead.id == HEAD_ID)
     if postgres:
@@ -111,10 +120,13 @@ def _move(session: Session, head: Head) -> None:
                                  "now": head.updated_at})
 
 
-def append_one(session: Session, row: dict[str, Any]) -> bool:
+def append_one(session: Session, row: dict[str, Any], *, contacts_locked: bool = False
+               ) -> bool:
     """Insert one event row (`ledger.event_row`) unless its dedupe key is there already.
-    True when inserted; then it is linked after the head and the head moves to it."""
-    head = _lock(session, [int(row["contact_id"])])
+    True when inserted; then it is linked after the head and the head moves to it.
+    `contacts_locked`: the caller took `lock_contacts` for this contact already. The head
+    stays locked until commit, so callers append as late in their transaction as they can."""
+    head = _lock(session, [int(row["contact_id"])], contacts_locked=contacts_locked)
     new_head = _link([row], head)
     if not insert_ignoring_duplicates(session, ConsentEvent.__table__, row):
         return False

@@ -106,13 +106,9 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     recent = contact.recent  # read by `find` with since = moment - window
     changed = False
     same = _same_withdrawal_recorded(recent, w)
-    if not same and chain.append_one(
-            session, ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt)):
-        changed = True
-        bumps += 1
-        audits.append(_audit(now, w.actor, f"consent_{w.record.action}", contact.id,
-                             purpose=w.record.purpose, source=w.record.source,
-                             occurred_at=w.record.occurred_at.isoformat()))
+    # The contact first, the ledger's chain head last (see chain.py): the head is held
+    # from the append to the commit, so everything else of the purge comes before it.
+    chain.lock_contacts(session, [contact.id])
     # A consent confirmed AFTER this event keeps the lists of its purpose (I6).
     newer = {purpose for purpose, action, at in recent
              if action == _CONFIRMED and at > w.moment}
@@ -134,8 +130,6 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     if w.deleted:
         audits.append(_audit(now, w.actor, "esp_member_deleted", contact.id,
                              channel=w.channel))
-    if audits:
-        conn.execute(_AUDIT, audits)  # one executemany
     suppressed = False
     for address_hmac in hmacs:
         suppressed |= suppression.suppress(
@@ -144,6 +138,16 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
             created_at=w.moment, renew=not same)
     if suppressed:
         bumps += 1  # a new suppression changes what the sync may push
+    if not same and chain.append_one(
+            session, ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
+            contacts_locked=True):
+        changed = True
+        bumps += 1
+        audits.insert(0, _audit(now, w.actor, f"consent_{w.record.action}", contact.id,
+                                purpose=w.record.purpose, source=w.record.source,
+                                occurred_at=w.record.occurred_at.isoformat()))
+    if audits:
+        conn.execute(_AUDIT, audits)  # one executemany
     if bumps:
         conn.execute(_TOUCH, {"contact_id": contact.id, "bumps": bumps, "now": now})
     return changed, suppressed
