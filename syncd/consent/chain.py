@@ -16,6 +16,7 @@ writer holds while that writer waits for the head (no deadlock with an import)."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,15 +71,32 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+# Built once: the single append is on the webhook hot path (statement construction and
+# ORM execution cost more than the round trips), so it runs Core statements as the purge
+# does (syncd.webhooks.purge).
+_LOCK_CONTACT = (select(Contact.id).where(Contact.id == bindparam("contact_id"))
+                 .with_for_update())
+_HEAD = select(LedgerChainHead.seq, LedgerChainHead.hash, LedgerChainHead.updated_at).where(
+    LedgerChainHead.id == HEAD_ID)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_MOVE_HEAD = (update(LedgerChainHead).where(LedgerChainHead.id == HEAD_ID)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
+                      updated_at=bindparam("now")))
+
+
 def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
     """On PostgreSQL, lock these contact rows (in id order) for this transaction: a writer
     takes its contacts before the chain head, never after (SQLite serialises writers)."""
     if not _postgres(session):
         return
     ids = sorted(set(contact_ids))
+    conn = session.connection()
+    if len(ids) == 1:
+        conn.execute(_LOCK_CONTACT, {"contact_id": ids[0]})
+        return
     for start in range(0, len(ids), _CHUNK):
-        session.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + _CHUNK]))
-                        .order_by(Contact.id).with_for_update())
+        conn.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + _CHUNK]))
+                     .order_by(Contact.id).with_for_update())
 
 
 def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool = False
@@ -87,21 +105,14 @@ def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool
     postgres = _postgres(session)
     if postgres and not contacts_locked:
         lock_contacts(session, contact_ids)
-    query = select(LedgerChainHead.seq, LedgerChainHead.hash, LedgerChainHead.updated_at).where(
-        LedgerChainHead.id == HEAD_ID)
-    if postgres:
-        query = query.with_for_update()
-    found = session.execute(query).first()
+    conn = session.connection()
+    query = _HEAD_FOR_UPDATE if postgres else _HEAD
+    found = conn.execute(query).first()
     if found is None:  # a database emptied by hand (TRUNCATE): start the head row again
         insert_ignoring_duplicates(session, LedgerChainHead.__table__, {
             "id": HEAD_ID, "seq": 0, "hash": GENESIS, "updated_at": utcnow()})
-        found = session.execute(query).one()
+        found = conn.execute(query).one()
     return Head(int(found[0]), str(found[1]), found[2])
-
-
-_MOVE_HEAD = (update(LedgerChainHead).where(LedgerChainHead.id == HEAD_ID)
-              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
-                      updated_at=bindparam("now")))
 
 
 def _link(rows: Sequence[dict[str, Any]], head: Head) -> Head:
@@ -116,8 +127,8 @@ def _link(rows: Sequence[dict[str, Any]], head: Head) -> Head:
 
 
 def _move(session: Session, head: Head) -> None:
-    session.execute(_MOVE_HEAD, {"new_seq": head.seq, "new_hash": head.hash,
-                                 "now": head.updated_at})
+    session.connection().execute(_MOVE_HEAD, {"new_seq": head.seq, "new_hash": head.hash,
+                                              "now": head.updated_at})
 
 
 def append_one(session: Session, row: dict[str, Any], *, contacts_locked: bool = False
@@ -128,10 +139,26 @@ def append_one(session: Session, row: dict[str, Any], *, contacts_locked: bool =
     stays locked until commit, so callers append as late in their transaction as they can."""
     head = _lock(session, [int(row["contact_id"])], contacts_locked=contacts_locked)
     new_head = _link([row], head)
-    if not insert_ignoring_duplicates(session, ConsentEvent.__table__, row):
+    if session.connection().execute(_insert_event(session.get_bind().dialect.name),
+                                    row).first() is None:
         return False
     _move(session, new_head)
     return True
+
+
+@functools.lru_cache(maxsize=2)
+def _insert_event(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: a duplicate returns no row."""
+    table: Any = ConsentEvent.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    return stmt.returning(table.c.id)
 
 
 def append_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:

@@ -40,7 +40,8 @@ class AlertNotifier:
         from syncd.service.status_data import collect
 
         with self._lock:
-            current = {a["key"]: a["message"] for a in collect(self.ctx)["alerts"]}
+            current = {a["key"]: a["message"]
+                       for a in collect(self.ctx, alerts_only=True)["alerts"]}
             began = sorted(set(current) - set(self.announced))
             ended = sorted(set(self.announced) - set(current))
             if not began and not ended:

@@ -156,13 +156,22 @@ def alerts(doc: dict[str, Any]) -> list[dict[str, str]]:
     return found
 
 
-def collect(ctx: AppContext, *, now: datetime | None = None) -> dict[str, Any]:
+def collect(ctx: AppContext, *, now: datetime | None = None,
+            alerts_only: bool = False) -> dict[str, Any]:
+    """The status document. `alerts_only`: just what the alert conditions need (the
+    check after every job skips the whole-table counts: outbox, re-permission)."""
     from syncd.consent.lifecycle import repermission_due
 
     moment = now or utcnow()
     settings = ctx.settings
     with ctx.sessions() as session:
         runs = _runs(session, moment)
+        if alerts_only:
+            brief: dict[str, Any] = {
+                "runs": runs, "held_withdrawals": _held_withdrawals(runs),
+                "inbox": _inbox(session, moment,
+                                timedelta(minutes=settings.alert_inbox_stuck_minutes))}
+            return brief | {"alerts": alerts(brief)}
         last_reconcile = session.scalar(select(func.max(SyncRun.finished_at)).where(
             SyncRun.kind == "reconcile", SyncRun.outcome.in_(SUCCESS)))
         head = chain.head(session)
