@@ -35,7 +35,7 @@ CONFIG_ENV = "SYNCD_CONFIG"
 
 # Settings that hold secrets: each may also come from a file named by SYNCD_<NAME>_FILE.
 SECRET_FIELDS = ("mailchimp_api_key", "webhook_secrets", "pseudonym_key", "database_url",
-                 "smtp_password", "signup_api_tokens")
+                 "smtp_password", "signup_api_tokens", "operator_token")
 
 
 class ListSettings(BaseModel):
@@ -132,7 +132,28 @@ class Settings(BaseSettings):
     # Least data kept (Art. 5(1)(c,e)): raw webhook bodies hold addresses.
     retention_webhook_body_days: int = Field(default=30, ge=0)
     retention_run_history_days: int = Field(default=400, ge=1)
+    # The consent lifecycle (docs/operations.md, retention table); 0 turns a rule off.
+    # A sign-up never confirmed is not consent: its data goes after this many days.
+    retention_unconfirmed_days: int = Field(default=30, ge=0)
+    # A contact with no purpose left (no consent, not a customer, on no list) is erased
+    # after this many days without one; the suppression entry stays (rule 8).
+    retention_no_purpose_days: int = Field(default=180, ge=0)
+    # A confirmed consent older than this is flagged for re-permission (not acted on).
+    retention_repermission_days: int = Field(default=730, ge=0)
+    # Audit entries older than this are deleted (the limitation period for claims).
+    retention_audit_days: int = Field(default=1826, ge=0)
     readiness_max_sync_age_minutes: float = Field(default=120.0, gt=0)
+
+    # Bearer token for the operator endpoints (/status, the DSAR API). Unset: /status
+    # answers loopback only and the DSAR API is off.
+    operator_token: SecretStr | None = None
+    # /status without a token from 127.0.0.1/::1 (never through a proxy that forwards).
+    status_allow_localhost: bool = True
+    # POSTed a JSON alert when a sync fails twice, withdrawals are held, events are parked
+    # or the inbox is stuck (checked by the service every inbox-retry interval).
+    alert_webhook_url: str | None = None
+    # The inbox counts as stuck when an event waits longer than this.
+    alert_inbox_stuck_minutes: float = Field(default=30.0, gt=0)
     # Graceful shutdown bound: on SIGTERM the current batch finishes and checkpoints, then
     # the process exits; systemd TimeoutStopSec / Docker stop_grace_period must exceed it.
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
@@ -243,6 +264,20 @@ class Settings(BaseSettings):
             if len(secret.get_secret_value()) < 16:
                 raise ValueError("each webhook secret needs at least 16 characters")
         return value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("the operator token needs at least 24 characters")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _alert_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
 
     @field_validator("lists")
     @classmethod

@@ -1,5 +1,6 @@
 """Storage limitation (Art. 5(1)(e) GDPR): keep personal data no longer than its purpose
-needs. Run daily by `syncd serve`, or once by `syncd prune`.
+needs. Run daily by `syncd serve`, or once by `syncd prune` (`--dry-run` counts only).
+docs/operations.md has the retention table and the record of processing (Art. 30).
 
 - Raw webhook bodies hold the address and profile fields Mailchimp sent. They serve
   re-application and a short audit window; after `retention_webhook_body_days` the body
@@ -11,9 +12,14 @@ needs. Run daily by `syncd serve`, or once by `syncd prune`.
 - Run history (`sync_runs`) older than `retention_run_history_days` is deleted.
 - Sign-up mails sent or given up, and confirmation links spent or expired, are deleted
   30 days after (syncd.signup.outbox.prune).
+- The consent lifecycle (syncd.consent.lifecycle): unconfirmed sign-ups deleted, contacts
+  with no purpose left erased (suppression kept); their ledger events leave tombstones so
+  the chain still verifies.
+- Audit entries older than `retention_audit_days` are deleted.
 
-The consent ledger and the audit trail are not pruned here: they are the proof of consent
-the controller must be able to show (Art. 7(1)).
+The consent ledger of a contact that still has a purpose is not pruned: it is the proof
+of consent the controller must be able to show (Art. 7(1)). Each rule that removed
+something writes one audit entry (actor "retention") with its count.
 """
 
 from __future__ import annotations
@@ -23,47 +29,109 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from syncd import audit
 from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.logs import get_logger
-from syncd.schema import SyncRun, WebhookEvent
+from syncd.schema import AuditEntry, SyncRun, WebhookEvent
 from syncd.signup.outbox import prune as prune_signup
 
 log = get_logger(__name__)
 
+ACTOR = "retention"
 # Outcomes after which a stored body is no longer needed to apply the event.
 SETTLED_STATUSES = ("applied", "ignored")
+UNCONFIRMED_REASON = "unconfirmed_signup"
+NO_PURPOSE_REASON = "no_purpose_left"
 
 
-def prune(ctx: AppContext, *, now: datetime | None = None) -> dict[str, int]:
-    """Null old webhook bodies, delete old run history; returns what was done, by kind."""
+def _count(session: Any, query: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def prune(ctx: AppContext, *, now: datetime | None = None,
+          dry_run: bool = False) -> dict[str, int]:
+    """Apply every retention rule; returns what was done (or would be, `dry_run`), by kind."""
+    from syncd.consent import lifecycle
+    from syncd.crm.erasure import erase_in, remove_contact
+
     moment = now or utcnow()
-    body_cutoff = moment - timedelta(days=ctx.settings.retention_webhook_body_days)
-    runs_cutoff = moment - timedelta(days=ctx.settings.retention_run_history_days)
+    settings = ctx.settings
+    body_cutoff = moment - timedelta(days=settings.retention_webhook_body_days)
+    runs_cutoff = moment - timedelta(days=settings.retention_run_history_days)
+    old_bodies = select(WebhookEvent.id).where(WebhookEvent.received_at < body_cutoff,
+                                               WebhookEvent.body.is_not(None))
+    old_runs = select(SyncRun.id).where(SyncRun.started_at < runs_cutoff)
+    audit_days = settings.retention_audit_days
+    old_audit = (select(AuditEntry.id).where(
+        AuditEntry.at < moment - timedelta(days=audit_days)) if audit_days else None)
+    result: dict[str, int] = {}
     with transaction(ctx.sessions) as session:
-        nulled = _rowcount(session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.received_at < body_cutoff,
-                   WebhookEvent.body.is_not(None),
-                   WebhookEvent.status.in_(SETTLED_STATUSES))
-            .values(body=None)
+        settled = old_bodies.where(WebhookEvent.status.in_(SETTLED_STATUSES))
+        result["webhook_bodies_kept_unsettled"] = _count(
+            session, old_bodies.where(WebhookEvent.status.not_in(SETTLED_STATUSES)))
+        unconfirmed = lifecycle.unconfirmed_signups(session, settings, now=moment)
+        purposeless, addresses = lifecycle.no_purpose_left(
+            session, settings, ctx.keyring, now=moment,
+            exclude=frozenset(unconfirmed.ids + unconfirmed.kept))
+        result["unconfirmed_signups_deleted"] = len(unconfirmed.ids)
+        result["no_purpose_contacts_erased"] = len(purposeless.ids)
+        result["contacts_kept_live_at_esp"] = (unconfirmed.kept_live_at_esp
+                                               + purposeless.kept_live_at_esp)
+        if dry_run:
+            result["webhook_bodies_nulled"] = _count(session, settled)
+            result["sync_runs_deleted"] = _count(session, old_runs)
+            result["audit_entries_deleted"] = (_count(session, old_audit)
+                                               if old_audit is not None else 0)
+            return result  # nothing was written
+        result["webhook_bodies_nulled"] = _rowcount(session.execute(
+            update(WebhookEvent).where(WebhookEvent.id.in_(settled)).values(body=None)
             .execution_options(synchronize_session=False)))
-        kept = session.scalar(
-            select(func.count()).select_from(WebhookEvent)
-            .where(WebhookEvent.received_at < body_cutoff,
-                   WebhookEvent.body.is_not(None),
-                   WebhookEvent.status.not_in(SETTLED_STATUSES))) or 0
-        deleted = _rowcount(session.execute(
-            delete(SyncRun).where(SyncRun.started_at < runs_cutoff)
+        result["sync_runs_deleted"] = _rowcount(session.execute(
+            delete(SyncRun).where(SyncRun.id.in_(old_runs))
             .execution_options(synchronize_session=False)))
-        signup = prune_signup(session, ctx.settings, moment)
-    result = {"webhook_bodies_nulled": nulled, "sync_runs_deleted": deleted,
-              "webhook_bodies_kept_unsettled": int(kept), **signup}
-    if kept:
-        log.warning("old webhook bodies kept: their events are not applied yet", count=kept,
+        # Old audit entries first: the rules' own entries below are new, and stay.
+        result["audit_entries_deleted"] = _rowcount(session.execute(
+            delete(AuditEntry).where(AuditEntry.id.in_(old_audit))
+            .execution_options(synchronize_session=False))) if old_audit is not None else 0
+        events = 0
+        for contact_id in unconfirmed.ids:
+            events += remove_contact(session, contact_id, reason=UNCONFIRMED_REASON)
+        erased_events = 0
+        for contact_id in purposeless.ids:
+            _, removed, _ = erase_in(session, ctx.keyring, addresses[contact_id], actor=ACTOR,
+                                     reason=NO_PURPOSE_REASON)
+            erased_events += removed
+        _audit_rules(session, settings, result, events, erased_events)
+        result.update(prune_signup(session, settings, moment))
+    if result["webhook_bodies_kept_unsettled"]:
+        log.warning("old webhook bodies kept: their events are not applied yet",
+                    count=result["webhook_bodies_kept_unsettled"],
                     hint="resolve parked inbox events (syncd webhooks ...)")
     return result
+
+
+def _audit_rules(session: Any, settings: Any, result: dict[str, int], events: int,
+                 erased_events: int) -> None:
+    """One audit entry per rule that removed something (no addresses, no contact ids)."""
+    if result["unconfirmed_signups_deleted"]:
+        audit.record(session, actor=ACTOR, action="retention_unconfirmed_signups_deleted",
+                     contact_id=None, contacts=result["unconfirmed_signups_deleted"],
+                     consent_events=events, older_than_days=settings.retention_unconfirmed_days)
+    if result["no_purpose_contacts_erased"]:
+        audit.record(session, actor=ACTOR, action="retention_no_purpose_contacts_erased",
+                     contact_id=None, contacts=result["no_purpose_contacts_erased"],
+                     consent_events=erased_events,
+                     older_than_days=settings.retention_no_purpose_days)
+    if result["audit_entries_deleted"]:
+        audit.record(session, actor=ACTOR, action="retention_audit_entries_deleted",
+                     contact_id=None, entries=result["audit_entries_deleted"],
+                     older_than_days=settings.retention_audit_days)
+    if result["webhook_bodies_nulled"] or result["sync_runs_deleted"]:
+        audit.record(session, actor=ACTOR, action="retention_pruned", contact_id=None,
+                     webhook_bodies_nulled=result["webhook_bodies_nulled"],
+                     sync_runs_deleted=result["sync_runs_deleted"])
 
 
 def _rowcount(result: Any) -> int:

@@ -99,7 +99,8 @@ class ListMembership(Base):
 
 
 class ConsentEvent(Base):
-    """Append-only (a database trigger refuses UPDATE): withdrawal is a new event."""
+    """Append-only (a database trigger refuses UPDATE, and DELETE without a tombstone):
+    withdrawal is a new event."""
 
     __tablename__ = "consent_events"
     __table_args__ = (Index("ix_consent_events_contact_purpose", "contact_id", "purpose"),)
@@ -124,6 +125,38 @@ class ConsentEvent(Base):
     campaign_id: Mapped[str | None] = mapped_column(String(64))
     # Hash of the event's content: re-importing the same event changes nothing.
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # The hash chain (syncd.consent.chain): place in the ledger, the link of the event
+    # before it and this event's own link over its content.
+    chain_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chain_prev: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerChainHead(Base):
+    """The newest link of the consent ledger's hash chain (one row, id 1). Locked by
+    every append on PostgreSQL so two writers never fork the chain."""
+
+    __tablename__ = "ledger_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LedgerTombstone(Base):
+    """What stays of a consent event removed by erasure or retention: its place and its
+    links, no content and no contact id, so the chain still verifies (Art. 17)."""
+
+    __tablename__ = "ledger_tombstones"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(Integer)
+    event_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    removed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # erasure | unconfirmed_signup | no_purpose_left
+    reason: Mapped[str] = mapped_column(String(64))
 
 
 class Suppression(Base):

@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "syncd.cli.prune_cmd",
     "syncd.cli.import_cmd",
     "syncd.cli.contacts_cmd",
+    "syncd.cli.ledger_cmd",
     "syncd.cli.reconcile_cmd",
     "syncd.cli.audience_cmd",
     "syncd.cli.webhooks_cmd",

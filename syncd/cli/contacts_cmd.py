@@ -1,10 +1,12 @@
-"""`syncd contacts show|list|erase`: what we hold on a person, whether we may mail them and
-why, and erasure on request (Art. 15 and 17 GDPR)."""
+"""`syncd contacts show|list|erase|proof|export`: what we hold on a person, whether we may
+mail them and why, proof of their consent, their data on request and erasure (Art. 7(1),
+15, 17 and 20 GDPR)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -211,6 +213,69 @@ def erase(
         ctx.close()
 
 
+@handle_errors
+def proof(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the documented JSON "
+                                                          "(docs/subject-data.md).")] = False,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Do not read Mailchimp's record (it is then marked not read).")]
+    = False,
+) -> None:
+    """Proof of consent (Art. 7(1)): per purpose, the whole story in order, with
+    Mailchimp's own record of the opt-in and the webhooks received about the person."""
+    from syncd.crm.proof import proof_for, render_text
+
+    parse_address(email)
+    ctx = open_context()
+    try:
+        doc = proof_for(ctx, email, read_esp=not offline)
+    finally:
+        ctx.close()
+    if doc is None:
+        raise fail("no contact with this address (an erased person leaves only a "
+                   "suppression entry: see `syncd contacts export`)", ExitCode.NOT_FOUND)
+    if as_json:
+        out_console.print(json_dumps(doc), markup=False)
+        return
+    for line in render_text(doc):
+        out_console.print(line, markup=False)
+
+
+@handle_errors
+def export(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    *,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the document to this file (default: standard output).")]
+    = None,
+) -> None:
+    """Everything syncd holds about a person as one JSON document (Art. 15 and 20).
+
+    The schema is documented in docs/subject-data.md ("syncd-subject-export/1")."""
+    from syncd.crm.subject import export_for
+
+    parse_address(email)
+    ctx = open_context()
+    try:
+        doc = export_for(ctx, email)
+    finally:
+        ctx.close()
+    if doc is None:
+        raise fail("syncd holds nothing about this address", ExitCode.NOT_FOUND)
+    text = json_dumps(doc) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--output {output}: cannot write: {exc.strerror}", ExitCode.FAILED) from None
+    output.chmod(0o600)  # personal data: readable by the operator only
+    err_console.print(f"written to {output}", markup=False)
+
+
 def _cells(*values: str) -> list[Text]:
     """Table cells as plain text: stored data is never read as console markup."""
     return [Text(value) for value in values]
@@ -222,5 +287,7 @@ def register(app: typer.Typer) -> None:
     contacts.command("show")(show)
     contacts.command("list")(list_contacts)
     contacts.command("erase")(erase)
+    contacts.command("proof")(proof)
+    contacts.command("export")(export)
     app.add_typer(contacts, name="contacts")
 

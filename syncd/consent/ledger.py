@@ -1,7 +1,8 @@
 """The consent ledger: append-only evidence per contact and purpose (rule 4, Art. 7(1)).
 
 Each event carries who, purpose, when, how (channel, form), what they were told (text and
-privacy notice versions), where from (IP, user agent) and the confirmation proof."""
+privacy notice versions), where from (IP, user agent) and the confirmation proof. Every
+write goes through syncd.consent.chain, which links it into the ledger's hash chain."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from syncd import audit
 from syncd.clock import utcnow
+from syncd.consent import chain
 from syncd.consent.policy import Action, ConsentFact
-from syncd.db import insert_ignoring_duplicates, insert_many, insert_many_ignoring_duplicates
+from syncd.db import insert_many
 from syncd.schema import AuditEntry, ConsentEvent, Contact
 
 if TYPE_CHECKING:
@@ -88,8 +90,7 @@ def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: 
            dedupe_salt: str = "") -> bool:
     """Append one event unless the same one is there already. True when appended; the
     contact's revision is bumped so the next sync looks at it again."""
-    inserted = insert_ignoring_duplicates(session, ConsentEvent.__table__,
-                                          _row(contact, record, dedupe_salt))
+    inserted = chain.append_one(session, _row(contact, record, dedupe_salt))
     if inserted:
         _appended(session, contact, record, actor)
     return inserted
@@ -118,8 +119,7 @@ def append_many(session: Session, items: Sequence[tuple[ContactRef, ConsentRecor
         row = _row_values(contact.id, contact.email_key, record, now)
         row["dedupe_key"] = _bulk_dedupe_key(record, contact.email_key, dedupe_salt)
         rows.append(row)
-    table = ConsentEvent.__table__
-    inserted = insert_many_ignoring_duplicates(session, table, rows, table.c.dedupe_key)
+    inserted = chain.append_many(session, rows)
     audit_rows = []
     for (contact, record), row in zip(items, rows, strict=True):
         if row["dedupe_key"] in inserted:
@@ -148,7 +148,8 @@ def _row_values(contact_id: int, email_key: str, record: ConsentRecord,
     }
 
 
-def _fact(event: ConsentEvent) -> ConsentFact:
+def fact(event: ConsentEvent) -> ConsentFact:
+    """What the pure policy needs of a stored event."""
     return ConsentFact(purpose=event.purpose, action=Action(event.action),
                        occurred_at=event.occurred_at, source=event.source, ip=event.ip,
                        text_version=event.text_version)
@@ -162,7 +163,7 @@ def facts_by_contact(session: Session, contact_ids: Iterable[int]) -> dict[int, 
         chunk = ids[start : start + 900]
         query = select(ConsentEvent).where(ConsentEvent.contact_id.in_(chunk))
         for event in session.scalars(query):
-            found[event.contact_id].append(_fact(event))
+            found[event.contact_id].append(fact(event))
     return found
 
 

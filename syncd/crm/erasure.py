@@ -6,7 +6,8 @@ What stays: one `suppressions` row (HMAC of the normalised address, purpose "*",
 "erasure", date) and audit entries without address or contact id. A keyed hash is still
 personal data (Dutch AP on pseudonymisation): it is kept only for this purpose.
 
-What goes, in one transaction: the contact, its consent events, list memberships and push
+What goes, in one transaction: the contact, its consent events (each leaves a tombstone
+with its place and hashes in the ledger's chain, no content), list memberships and push
 state, its earlier audit entries, and the raw bodies of stored webhooks for the address.
 
 The ESP side (Mailchimp's irreversible `delete-permanent`) is a separate step: the caller
@@ -18,16 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
 
 from syncd import audit, logs
+from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.crm import address_history, store, suppression
 from syncd.crm.addresses import parse_address
+from syncd.crm.keys import Keyring
 from syncd.db import transaction
 from syncd.esp.protocol import EspReader
 from syncd.schema import (
     AuditEntry,
-    ConsentEvent,
     Contact,
     ListMembership,
     PushState,
@@ -70,40 +73,51 @@ def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None) -> 
     return member.status if member is not None else None
 
 
+def remove_contact(session: Session, contact_id: int, *, reason: str) -> int:
+    """Delete the contact and every row keyed to it (events leave tombstones with their
+    hashes, so the ledger's chain still verifies). Returns the consent events removed.
+    Also used by the retention rules (syncd.consent.lifecycle)."""
+    events = chain.remove_events(session, contact_id, reason=reason)
+    session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
+    session.execute(delete(PushState).where(PushState.contact_id == contact_id))
+    session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
+    session.execute(delete(Contact).where(Contact.id == contact_id))
+    return events
+
+
+def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
+             reason: str = ERASURE_REASON) -> tuple[bool, int, bool]:
+    """Erase in the caller's transaction: (found, consent events removed, suppression added)."""
+    address_hmac = keyring.address_hmac(email_key)
+    contact = store.find_contact(session, email_key)
+    events = 0
+    earlier: list[str] = []
+    if contact is not None:
+        # One person, every address (I12): their earlier addresses stay out too.
+        earlier = address_history.hmacs_of(session, contact.id)
+        events = remove_contact(session, contact.id, reason=reason)
+    # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
+    session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
+                    .values(body=None))
+    # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
+    # re-imported later, with a consent after that complaint, stays blocked (I10).
+    added = suppression.suppress(session, address_hmac=address_hmac,
+                                 purpose=suppression.ALL_PURPOSES, reason=reason,
+                                 actor=actor, contact_id=None)
+    for old_hmac in earlier:
+        suppression.suppress(session, address_hmac=old_hmac, purpose=suppression.ALL_PURPOSES,
+                             reason=reason, actor=actor, contact_id=None)
+    audit.record(session, actor=actor, action="contact_erased", contact_id=None,
+                 found=contact is not None, consent_events_deleted=events, reason=reason)
+    return contact is not None, events, added
+
+
 def erase_contact(ctx: AppContext, email: str, *, actor: str) -> ErasureResult:
     """Erase the contact for `email` (if any) and suppress the address for every purpose.
     Raises InputError for an address that is not valid."""
     address = parse_address(email)
-    address_hmac = ctx.keyring.address_hmac(address.key)
     with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, address.key)
-        events = 0
-        earlier: list[str] = []
-        if contact is not None:
-            contact_id = contact.id
-            # One person, every address (I12): their earlier addresses stay out too.
-            earlier = address_history.hmacs_of(session, contact_id)
-            deleted = session.execute(
-                delete(ConsentEvent).where(ConsentEvent.contact_id == contact_id))
-            events = int(getattr(deleted, "rowcount", 0))
-            session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
-            session.execute(delete(PushState).where(PushState.contact_id == contact_id))
-            session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
-            session.execute(delete(Contact).where(Contact.id == contact_id))
-        # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
-        session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
-                        .values(body=None))
-        # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
-        # re-imported later, with a consent after that complaint, stays blocked (I10).
-        added = suppression.suppress(session, address_hmac=address_hmac,
-                                     purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
-                                     actor=actor, contact_id=None)
-        for old_hmac in earlier:
-            suppression.suppress(session, address_hmac=old_hmac,
-                                 purpose=suppression.ALL_PURPOSES, reason=ERASURE_REASON,
-                                 actor=actor, contact_id=None)
-        audit.record(session, actor=actor, action="contact_erased", contact_id=None,
-                     found=contact is not None, consent_events_deleted=events)
-    log.info("contact_erased", found=contact is not None, consent_events_deleted=events)
-    return ErasureResult(subscriber_hash=address.subscriber_hash, found=contact is not None,
+        found, events, added = erase_in(session, ctx.keyring, address.key, actor=actor)
+    log.info("contact_erased", found=found, consent_events_deleted=events)
+    return ErasureResult(subscriber_hash=address.subscriber_hash, found=found,
                          consent_events_deleted=events, suppression_added=added)

@@ -12,6 +12,10 @@ from typing import Protocol
 
 from syncd.esp.errors import EspError
 
+# Member statuses under which Mailchimp mails the person (or is about to: `pending`
+# sends the confirmation mail).
+LIVE_STATUSES = frozenset({"subscribed", "pending"})
+
 
 @dataclass(frozen=True)
 class RemoteMember:

@@ -1,4 +1,5 @@
-"""The service's HTTP app: the Mailchimp webhook endpoint, health, readiness, metrics.
+"""The service's HTTP app: the Mailchimp webhook endpoint, health, readiness, metrics, and
+the operator's endpoints (the status page and the DSAR API, syncd.service.operator).
 
 Access logging is ours, not uvicorn's: uvicorn's access line carries the raw path and
 query string, and the webhook path carries the shared secret (Mailchimp authenticates
@@ -208,6 +209,12 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
         from syncd.service.signup_routes import install
 
         install(app, ctx)
+
+    from syncd.service.operator import dsar_router
+    from syncd.service.status_page import status_router
+
+    app.include_router(dsar_router(ctx))
+    app.include_router(status_router(ctx))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

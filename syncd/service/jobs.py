@@ -18,6 +18,7 @@ from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.run_summary import log_summary, summarise
 from syncd.runner_lock import RunnerBusy
+from syncd.service.alerts import AlertNotifier
 
 __all__ = ["BUSY_MESSAGE", "JobRunner", "summarise"]
 
@@ -37,6 +38,7 @@ class JobRunner:
         # checkpoint and return; jobs that have not started yet do not start.
         self.stop = threading.Event()
         self._running: dict[str, int] = {}
+        self.alerts = AlertNotifier(ctx)
         self._idle = threading.Condition()
 
     # -- the jobs: exactly what the one-shot commands call ------------------------------
@@ -74,12 +76,24 @@ class JobRunner:
 
     def run(self, kind: str, call: Callable[[], Any],
             quiet: Callable[[Any], bool] | None = None) -> None:
-        """Run one job; never raises (a raising job would only reach APScheduler's log).
-        `quiet(result)` true: nothing happened, no summary line (the outbox job runs
-        every few seconds)."""
+        """Run one job, then check the alert conditions; never raises (a raising job would
+        only reach APScheduler's log). `quiet(result)` true: nothing happened, so no summary
+        line and no alert check (the outbox job runs every few seconds)."""
+        if not self._run(kind, call, quiet):
+            return
+        if self.stop.is_set():
+            return
+        try:
+            self.alerts.check()
+        except Exception as exc:  # the database may be down: the next check retries
+            log.warning("alert check failed", error=type(exc).__name__)
+
+    def _run(self, kind: str, call: Callable[[], Any],
+             quiet: Callable[[Any], bool] | None) -> bool:
+        """Run the job; False when it did nothing worth an alert check."""
         if self.stop.is_set():
             metrics.JOB_RUNS.labels(kind, "skipped").inc()
-            return
+            return False
         self._enter(kind)
         started = time.monotonic()
         try:
@@ -87,23 +101,24 @@ class JobRunner:
         except RunnerBusy:
             metrics.JOB_RUNS.labels(kind, "busy").inc()
             log.info(BUSY_MESSAGE, kind=kind)
-            return
+            return False
         except Exception as exc:  # the scheduler must outlive any one run
             metrics.JOB_RUNS.labels(kind, "failed").inc()
             log.error("run finished", kind=kind, outcome="failed",
                       error=f"{type(exc).__name__}: {exc}",
                       duration_s=round(time.monotonic() - started, 3),
                       exc_info=not _expected(exc))
-            return
+            return True
         finally:
             self._leave(kind)
         if quiet is not None and quiet(result):
             metrics.JOB_RUNS.labels(kind, "succeeded").inc()
-            return
+            return False
         outcome = log_summary(kind, result, time.monotonic() - started)
         metrics.JOB_RUNS.labels(kind, outcome).inc()
         if outcome in ("succeeded", "partial"):
             metrics.LAST_SUCCESS.labels(kind).set(time.time())
+        return True
 
     def _enter(self, kind: str) -> None:
         with self._idle:

@@ -30,7 +30,7 @@ from syncd.context import AppContext
 from syncd.crm import address_history, suppression
 from syncd.crm.erasure import ERASURE_REASON
 from syncd.db import transaction
-from syncd.esp.protocol import AudienceReader, RemoteMember
+from syncd.esp.protocol import LIVE_STATUSES, AudienceReader, RemoteMember
 from syncd.schema import Contact
 from syncd.webhooks.mailchimp_form import normalise_address
 
@@ -39,7 +39,7 @@ CLASSES = ("mailed_against_ledger", "mailed_without_consent", "subscribed_withou
 # The classes that make the audit exit non-zero (for cron and CI): somebody is mailed
 # against or without the ledger.
 FAILING = frozenset(CLASSES[:3])
-MAILED = frozenset({"subscribed", "pending"})
+MAILED = LIVE_STATUSES
 GONE = frozenset({"unsubscribed", "cleaned"})
 _BLOCKING = {Standing.WITHDRAWN: "withdrawn", Standing.SUPPRESSED: "suppressed",
              Standing.UNDELIVERABLE: "bounced"}

@@ -25,10 +25,9 @@ from typing import Any
 from syncd.config import Settings
 from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
-from syncd.esp.protocol import MemberData
+from syncd.esp.protocol import LIVE_STATUSES, MemberData
 
-# ESP statuses under which a member receives mail (or is about to).
-LIVE = frozenset({"subscribed", "pending"})
+LIVE = LIVE_STATUSES
 # Ledger channels of withdrawals that Mailchimp itself reported (syncd.webhooks.apply):
 # the member is already unsubscribed there, so no call is needed and none counts
 # against the safety limit.

@@ -11,7 +11,6 @@ with their lists, and the audit rows and the revision bump go out once at the en
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
 
 from syncd.clock import as_utc, utcnow
-from syncd.consent import ledger
+from syncd.consent import chain, ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import suppression
@@ -54,22 +53,6 @@ _TOUCH = (update(Contact).where(Contact.id == bindparam("contact_id"))
           .values(revision=Contact.revision + bindparam("bumps"),
                   updated_at=bindparam("now")))
 _AUDIT = insert(AuditEntry)
-
-
-@functools.lru_cache(maxsize=2)
-def _consent_insert(dialect: str) -> Any:
-    """What `ledger.append` runs (db.insert_ignoring_duplicates): a duplicate of an
-    event already in the ledger inserts nothing and returns no row."""
-    table: Any = ConsentEvent.__table__
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    return stmt.returning(table.c.id)
 
 
 @dataclass(frozen=True)
@@ -123,15 +106,9 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     recent = contact.recent  # read by `find` with since = moment - window
     changed = False
     same = _same_withdrawal_recorded(recent, w)
-    if not same and conn.execute(
-            _consent_insert(conn.dialect.name),
-            ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
-    ).first() is not None:
-        changed = True
-        bumps += 1
-        audits.append(_audit(now, w.actor, f"consent_{w.record.action}", contact.id,
-                             purpose=w.record.purpose, source=w.record.source,
-                             occurred_at=w.record.occurred_at.isoformat()))
+    # The contact first, the ledger's chain head last (see chain.py): the head is held
+    # from the append to the commit, so everything else of the purge comes before it.
+    chain.lock_contacts(session, [contact.id])
     # A consent confirmed AFTER this event keeps the lists of its purpose (I6).
     newer = {purpose for purpose, action, at in recent
              if action == _CONFIRMED and at > w.moment}
@@ -153,8 +130,6 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
     if w.deleted:
         audits.append(_audit(now, w.actor, "esp_member_deleted", contact.id,
                              channel=w.channel))
-    if audits:
-        conn.execute(_AUDIT, audits)  # one executemany
     suppressed = False
     for address_hmac in hmacs:
         suppressed |= suppression.suppress(
@@ -163,6 +138,16 @@ def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawa
             created_at=w.moment, renew=not same)
     if suppressed:
         bumps += 1  # a new suppression changes what the sync may push
+    if not same and chain.append_one(
+            session, ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
+            contacts_locked=True):
+        changed = True
+        bumps += 1
+        audits.insert(0, _audit(now, w.actor, f"consent_{w.record.action}", contact.id,
+                                purpose=w.record.purpose, source=w.record.source,
+                                occurred_at=w.record.occurred_at.isoformat()))
+    if audits:
+        conn.execute(_AUDIT, audits)  # one executemany
     if bumps:
         conn.execute(_TOUCH, {"contact_id": contact.id, "bumps": bumps, "now": now})
     return changed, suppressed
