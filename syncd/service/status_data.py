@@ -18,6 +18,7 @@ from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
 from syncd.schema import Contact, LedgerTombstone, PushState, SyncRun, WebhookEvent
+from syncd.sync.held import held_now
 
 STATUS_SCHEMA = "syncd-status/1"
 RECENT_RUNS = 5
@@ -70,20 +71,12 @@ def _runs(session: Session, now: datetime) -> list[dict[str, Any]]:
     return found
 
 
-def _held_withdrawals(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Withdrawals not pushed to the ESP because the safety limit refused the last sync.
-    `source` says where the count comes from, so a dedicated held-withdrawal state (when
-    there is one) can report here under its own name."""
-    held = 0
-    since = None
-    for target in runs:
-        if target["kind"] != "sync" or not target["runs"]:
-            continue
-        last = target["runs"][0]
-        if last["outcome"] == "refused":
-            held += int(last["counts"].get("planned_unsubscribes", 0))
-            since = since or last["started_at"]
-    return {"count": held, "since": since, "source": "refused_sync_run"}
+def _held_withdrawals(session: Session) -> dict[str, Any]:
+    """Unsubscribes the safety limit holds back now (the same count as /readyz and the
+    `syncd_sync_unsubscribes_held` gauge), until `syncd sync --force` releases them."""
+    held = held_now(session)
+    return {"count": held.unsubscribes, "since": _iso(held.since), "release": (
+        held.detail()["release"] if held.unsubscribes else None)}
 
 
 def _parked_contacts(session: Session) -> dict[str, Any]:
@@ -168,7 +161,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
         runs = _runs(session, moment)
         if alerts_only:
             brief: dict[str, Any] = {
-                "runs": runs, "held_withdrawals": _held_withdrawals(runs),
+                "runs": runs, "held_withdrawals": _held_withdrawals(session),
                 "inbox": _inbox(session, moment,
                                 timedelta(minutes=settings.alert_inbox_stuck_minutes))}
             return brief | {"alerts": alerts(brief)}
@@ -179,7 +172,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
         doc: dict[str, Any] = {
             "schema": STATUS_SCHEMA, "generated_at": _iso(moment),
             "runs": runs,
-            "held_withdrawals": _held_withdrawals(runs),
+            "held_withdrawals": _held_withdrawals(session),
             "parked_contacts": _parked_contacts(session),
             "inbox": _inbox(session, moment,
                             timedelta(minutes=settings.alert_inbox_stuck_minutes)),

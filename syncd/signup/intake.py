@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from syncd import metrics
 from syncd.clock import utcnow
-from syncd.consent import ledger
+from syncd.consent import chain, ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action, Standing
 from syncd.consent.standing import decide_for
@@ -29,7 +29,7 @@ from syncd.context import AppContext
 from syncd.crm import store
 from syncd.crm.addresses import Address
 from syncd.db import transaction
-from syncd.schema import AuditEntry, ConsentEvent, Contact, OutboxMail, SignupToken
+from syncd.schema import AuditEntry, Contact, OutboxMail, SignupToken
 from syncd.signup import outbox, tokens
 from syncd.signup.form import SignupInput
 
@@ -157,7 +157,7 @@ def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence
                        "contact_id": contact_id,
                        "details": {"purpose": purpose, "source": channel,
                                    "occurred_at": evidence.at.isoformat()}})
-    conn.execute(insert(ConsentEvent), events)
+    chain.append_many(session, events)  # the one write path of the ledger (hash chain)
     conn.execute(insert(AuditEntry), audits)
     settings = ctx.settings
     if settings.double_opt_in != "syncd":

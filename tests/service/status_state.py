@@ -28,10 +28,10 @@ def troubled(ctx: AppContext, *, held: int = 3) -> int:
                             counts={"added": 4}, started_at=now - timedelta(hours=2),
                             finished_at=now - timedelta(hours=2)))
         session.add(SyncRun(kind="sync", audience_id=TEST_AUDIENCE_ID, outcome="refused",
-                            counts={"planned_unsubscribes": held, "known_members": 10},
+                            counts={"held_unsubscribes": held, "known_members": 10},
                             started_at=now - timedelta(minutes=5),
                             finished_at=now - timedelta(minutes=5),
-                            error=f"refused: the plan would unsubscribe {held} of 10"))
+                            error=f"held: the plan would unsubscribe {held} of 10"))
         session.add(PushState(contact_id=parked_id, audience_id=TEST_AUDIENCE_ID,
                               settled_revision=1, esp_status=None,
                               parked_reason=f"{PARKED} looks fake or invalid",

@@ -248,6 +248,8 @@ def test_prune_deletes_settled_mails_and_spent_links_after_thirty_days_only(
     later = prune(signup_ctx, now=utcnow() + timedelta(days=31))
 
     assert (soon["outbox_mails_deleted"], soon["signup_tokens_deleted"]) == (0, 0)
-    # the sent mail and the spent link; the waiting link expires only after 7 days
-    assert (later["outbox_mails_deleted"], later["signup_tokens_deleted"]) == (1, 1)
-    assert [m.status for m in _mails(signup_ctx)] == ["queued"]
+    # the sent mail and the spent link; the waiting sign-up, never confirmed, is gone
+    # with its link and queued mail by the lifecycle rule (retention_unconfirmed_days=30)
+    assert (later["outbox_mails_deleted"], later["signup_tokens_deleted"],
+            later["unconfirmed_signups_deleted"]) == (1, 1, 1)
+    assert _mails(signup_ctx) == []
