@@ -21,7 +21,7 @@ the delivery is then answered 2xx, because from that moment retrying is our job
 the delivery refused (503), so that Mailchimp retries it.
 
 A failed or parked `unsubscribe`/`cleaned` blocks pushes for its address until applied:
-the sync planner asks `blocked_address_hmacs`.
+the sync's source query (`sync/source.py`) leaves them out.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,7 +51,6 @@ SOURCE_RECONCILIATION = "reconciliation"
 FAILED = "failed"
 PARKED = "parked"
 DUPLICATE = "duplicate"
-BLOCKING_KINDS = (str(EventKind.UNSUBSCRIBE), str(EventKind.CLEANED))
 
 log = logs.get_logger("syncd.webhooks")
 
@@ -246,16 +244,3 @@ def _record_failure(sessions: sessionmaker[Session], event_id: int, exc: Excepti
                         attempts=found.attempts)
             return
     _alert_parked(event_id, kind, error)
-
-
-def blocked_address_hmacs(session: Session, hmacs: Iterable[str]) -> set[str]:
-    """Addresses with an unsubscribe or cleaned event stored but not applied (failed or
-    parked): the sync must not push them until it is (I4)."""
-    keys = list(hmacs)
-    found: set[str] = set()
-    for start in range(0, len(keys), 900):
-        chunk = keys[start : start + 900]
-        found.update(h for h in session.scalars(select(WebhookEvent.address_hmac).where(
-            WebhookEvent.address_hmac.in_(chunk), WebhookEvent.kind.in_(BLOCKING_KINDS),
-            WebhookEvent.status.in_([FAILED, PARKED]))) if h)
-    return found
