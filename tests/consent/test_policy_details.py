@@ -167,3 +167,16 @@ def test_of_two_suppressions_at_one_moment_the_first_recorded_is_named() -> None
                                     SuppressionFact("newsletter", "unsubscribe", at(5))])
 
     assert "(abuse)" in decision.reason
+
+
+def test_a_re_consent_carries_the_proof_of_the_new_confirmation() -> None:
+    # Rule 4/6: the re-consent goes to Mailchimp as pending with the new sign-up and
+    # confirmation (ip_signup/timestamp_signup, ip_opt/timestamp_opt), not without proof.
+    decision = decide(purpose="newsletter", now=NOW, events=[
+        fact("newsletter", C, 1), fact("newsletter", W, 5),
+        fact("newsletter", G, 6, ip="192.0.2.6"), fact("newsletter", C, 7, ip="192.0.2.7")])
+
+    assert decision.standing is Standing.RE_CONSENT
+    assert decision.proof is not None
+    assert (decision.proof.signup_at, decision.proof.signup_ip) == (at(6), "192.0.2.6")
+    assert (decision.proof.confirmed_at, decision.proof.confirmed_ip) == (at(7), "192.0.2.7")
