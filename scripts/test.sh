@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, strict typing, then pytest on SQLite AND PostgreSQL.
+# The whole test suite: lint, strict typing, then pytest on SQLite AND PostgreSQL with
+# branch coverage, which must reach the floors of pyproject.toml [tool.syncd.coverage-floors].
 # In CI (CI=true) a missing PostgreSQL is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,5 +27,11 @@ export SYNCD_TEST_POSTGRES_URL="${SYNCD_TEST_POSTGRES_URL:-postgresql+psycopg://
 
 echo "== ruff"; ruff check syncd tests benchmarks
 echo "== mypy --strict syncd"; mypy syncd
-echo "== pytest"
-exec python -m pytest -n 2 --dist loadgroup -q "$@"
+echo "== pytest, with branch coverage (both databases, every worker, the syncd subprocesses)"
+# One data file at the root, whatever directory a subprocess runs in; pytest-cov combines
+# the workers' and subprocesses' files into it and prints the uncovered lines once.
+export COVERAGE_FILE="$PWD/.coverage"
+rm -f .coverage .coverage.*
+python -m pytest -n 2 --dist loadgroup -q --cov --cov-report=term-missing:skip-covered "$@"
+echo "== branch coverage floors"
+python scripts/coverage_floors.py

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from syncd.config import Settings
 from syncd.consent import ledger
 from syncd.consent.policy import Decision, decide
+from syncd.consent.standing import decide_for
 from syncd.crm import suppression
 from syncd.crm.keys import Keyring
 from syncd.schema import ConsentEvent, Contact, InternalList, ListMembership
@@ -116,13 +117,11 @@ def show(session: Session, settings: Settings, keyring: Keyring, email_key: str,
     contact = session.scalar(select(Contact).where(Contact.email_key == email_key))
     if contact is None:
         return None
-    facts = ledger.facts_by_contact(session, [contact.id]).get(contact.id, [])
     address_hmac = keyring.address_hmac(contact.email_key)
     blocks = suppression.facts_by_hmac(session, [address_hmac]).get(address_hmac, [])
     purposes = {
-        purpose: PurposeView.of(decide(purpose=purpose, events=facts, suppressions=blocks,
-                                       is_customer=contact.is_customer,
-                                       undeliverable_since=contact.undeliverable_at, now=now))
+        purpose: PurposeView.of(decide_for(session, contact, purpose=purpose, keyring=keyring,
+                                           now=now))
         for purpose in settings.purposes
     }
     lists = _lists_by_contact(session, [contact.id]).get(contact.id, [])

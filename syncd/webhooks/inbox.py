@@ -28,7 +28,7 @@ Deadline. A webhook's `receive` gets a monotonic deadline: every transaction is 
 answer always comes before Mailchimp gives up at 10 s.
 
 A failed or parked `unsubscribe`/`cleaned` blocks pushes for its address until applied:
-the sync planner asks `blocked_address_hmacs`.
+the sync's source query (`sync/source.py`) leaves them out.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +60,6 @@ SOURCE_RECONCILIATION = "reconciliation"
 FAILED = "failed"
 PARKED = "parked"
 DUPLICATE = "duplicate"
-BLOCKING_KINDS = (str(EventKind.UNSUBSCRIBE), str(EventKind.CLEANED))
 
 log = logs.get_logger("syncd.webhooks")
 
@@ -269,16 +268,3 @@ def _record_failure(sessions: sessionmaker[Session], event_id: int, exc: Excepti
                         attempts=found.attempts)
             return
     _alert_parked(event_id, kind, error)
-
-
-def blocked_address_hmacs(session: Session, hmacs: Iterable[str]) -> set[str]:
-    """Addresses with an unsubscribe or cleaned event stored but not applied (failed or
-    parked): the sync must not push them until it is (I4)."""
-    keys = list(hmacs)
-    found: set[str] = set()
-    for start in range(0, len(keys), 900):
-        chunk = keys[start : start + 900]
-        found.update(h for h in session.scalars(select(WebhookEvent.address_hmac).where(
-            WebhookEvent.address_hmac.in_(chunk), WebhookEvent.kind.in_(BLOCKING_KINDS),
-            WebhookEvent.status.in_([FAILED, PARKED]))) if h)
-    return found

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from syncd.config import SECRET_FIELDS, Settings
 from syncd.context import AppContext
 from syncd.db import make_engine
-from syncd.migrate import is_at_head, upgrade
+from syncd.migrate import current_revision, head_revision, upgrade
 from syncd.service.app import create_app
 from tests.service.conftest import REPO, free_port, served
 
@@ -162,5 +162,5 @@ def test_replicas_upgrading_a_fresh_postgres_together_all_succeed(fresh_postgres
 
     assert errors == []
     engine = make_engine(fresh_postgres)
-    assert is_at_head(engine)
+    assert current_revision(engine) == head_revision()
     engine.dispose()

@@ -4,13 +4,14 @@ never hides how the run ended."""
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from structlog.testing import capture_logs
 
 from syncd.db import make_engine
@@ -27,15 +28,49 @@ with single_runner(make_engine(sys.argv[1]), "sync:test"):
 """
 
 
-def test_second_holder_is_refused_at_once(database_url: str) -> None:
+def test_second_holder_is_refused_while_the_first_still_holds(database_url: str) -> None:
+    # Same thread: an attempt queued behind the holder could never return, as the holder
+    # only lets go after it.
     engine = make_engine(database_url)
-    with single_runner(engine, "sync:a"):
-        started = time.monotonic()
-        with pytest.raises(RunnerBusy, match="another sync run is in progress"), \
+    with single_runner(engine, "sync:a"), \
+            pytest.raises(RunnerBusy, match="another sync run is in progress"), \
+            single_runner(engine, "sync:a"):
+        pass
+    engine.dispose()
+
+
+def test_the_lock_is_only_ever_tried_never_waited_for(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "Refused at once" as the work done, not as a stopwatch: PostgreSQL is asked with
+    # pg_try_advisory_lock (never the blocking pg_advisory_lock), flock with LOCK_NB.
+    statements: list[str] = []
+    flock_flags: list[int] = []
+    real_flock = fcntl.flock
+
+    def record_statement(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def spied_flock(fd: int, flags: int) -> None:
+        flock_flags.append(flags)
+        real_flock(fd, flags)
+
+    monkeypatch.setattr(fcntl, "flock", spied_flock)
+    event.listen(Engine, "before_cursor_execute", record_statement)
+    engine = make_engine(database_url)
+    try:
+        with single_runner(engine, "sync:a"), pytest.raises(RunnerBusy), \
                 single_runner(engine, "sync:a"):
             pass
-        assert time.monotonic() - started < 5  # refused, not queued behind the holder
-    engine.dispose()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record_statement)
+        engine.dispose()
+
+    if engine.dialect.name == "postgresql":
+        tries = [s for s in statements if "advisory" in s and "unlock" not in s]
+        assert tries == ["SELECT pg_try_advisory_lock(%(key)s)"] * 2
+    else:
+        takes = [f for f in flock_flags if f & fcntl.LOCK_EX]
+        assert takes == [fcntl.LOCK_EX | fcntl.LOCK_NB] * 2
 
 
 def test_different_names_do_not_exclude_each_other(database_url: str) -> None:
