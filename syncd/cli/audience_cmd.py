@@ -105,6 +105,11 @@ def audit_audience(
             out_console.print(f"  {name:<28} {report.counts[name]:>9}")
         for reason, n in sorted(report.reasons.items()):
             out_console.print(f"    {escape(reason):<40} {n:>9}")
+        due = report.repermission
+        if due.get("count"):
+            out_console.print(f"  consents older than {due['older_than_days']} days, due for "
+                              f"re-permission: {due['count']} "
+                              f"({', '.join(f'{p} {n}' for p, n in due['by_purpose'].items())})")
     if report.failing:
         sys.stdout.flush()
         raise typer.Exit(int(ExitCode.AUDIT_FINDINGS))

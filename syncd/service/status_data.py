@@ -18,6 +18,7 @@ from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
 from syncd.schema import Contact, LedgerTombstone, PushState, SyncRun, WebhookEvent
+from syncd.sync.audience_audit import AUDIT_RUN_KIND
 from syncd.sync.held import held_now
 
 STATUS_SCHEMA = "syncd-status/1"
@@ -77,6 +78,16 @@ def _held_withdrawals(session: Session) -> dict[str, Any]:
     held = held_now(session)
     return {"count": held.unsubscribes, "since": _iso(held.since), "release": (
         held.detail()["release"] if held.unsubscribes else None)}
+
+
+def _last_audit(session: Session) -> dict[str, Any] | None:
+    row = session.execute(select(SyncRun.finished_at, SyncRun.outcome, SyncRun.counts)
+                          .where(SyncRun.kind == AUDIT_RUN_KIND)
+                          .order_by(SyncRun.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    at, outcome, counts = row
+    return {"at": _iso(at), "outcome": outcome, **(counts or {})}
 
 
 def _parked_contacts(session: Session) -> dict[str, Any]:
@@ -182,8 +193,8 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
             "ledger": {"head_seq": head.seq, "head_hash": head.hash,
                        "head_moved_at": _iso(head.updated_at), "tombstones": int(tombstones)},
             "repermission": repermission_due(session, settings, now=moment).summary(),
-            # The last audience audit's findings, when an audit has recorded any.
-            "audit": None,
+            # The last audience audit's findings (counts per class), if one ran.
+            "audit": _last_audit(session),
         }
     doc["alerts"] = alerts(doc)
     return doc

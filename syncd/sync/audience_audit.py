@@ -20,18 +20,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from syncd.clock import utcnow
 from syncd.consent import ledger
+from syncd.consent.lifecycle import repermission_due
 from syncd.consent.policy import Decision, Standing, SuppressionFact, decide
 from syncd.context import AppContext
 from syncd.crm import address_history, suppression
 from syncd.crm.erasure import ERASURE_REASON
 from syncd.db import transaction
 from syncd.esp.protocol import LIVE_STATUSES, AudienceReader, RemoteMember
-from syncd.schema import Contact
+from syncd.schema import Contact, SyncRun
 from syncd.webhooks.mailchimp_form import normalise_address
 
 CLASSES = ("mailed_against_ledger", "mailed_without_consent", "subscribed_without_contact",
@@ -40,6 +42,7 @@ CLASSES = ("mailed_against_ledger", "mailed_without_consent", "subscribed_withou
 # against or without the ledger.
 FAILING = frozenset(CLASSES[:3])
 MAILED = LIVE_STATUSES
+AUDIT_RUN_KIND = "audience_audit"
 GONE = frozenset({"unsubscribed", "cleaned"})
 _BLOCKING = {Standing.WITHDRAWN: "withdrawn", Standing.SUPPRESSED: "suppressed",
              Standing.UNDELIVERABLE: "bounced"}
@@ -63,6 +66,9 @@ class AuditReport:
     read_calls: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    # Consents still standing but older than `retention_repermission_days` (rule: flag
+    # for re-permission, never act on it): counts per purpose, no address.
+    repermission: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failing(self) -> bool:
@@ -72,7 +78,8 @@ class AuditReport:
         return {"audience_id": self.audience_id, "members": self.members,
                 "read_calls": self.read_calls,
                 "counts": {name: self.counts[name] for name in CLASSES},
-                "reasons": dict(sorted(self.reasons.items())), "failing": self.failing}
+                "reasons": dict(sorted(self.reasons.items())), "failing": self.failing,
+                "repermission": self.repermission}
 
 
 def classify(  # noqa: PLR0911 - one flat table, worst class first
@@ -121,6 +128,19 @@ def run_audit(ctx: AppContext, esp: AudienceReader, *,
                 report.reasons[f"{finding.klass}:{finding.reason}"] += 1
             if each is not None:
                 each(finding)
+    moment = utcnow()
+    with transaction(ctx.sessions) as session:
+        due = repermission_due(session, ctx.settings, now=moment, listed=0)
+        report.repermission = {"older_than_days": due.older_than_days, "count": due.count,
+                               "by_purpose": dict(sorted(due.by_purpose.items()))}
+        # The audit's counts (never an address) for the status page; the audit itself
+        # changes nothing at Mailchimp or in the ledger.
+        session.add(SyncRun(kind=AUDIT_RUN_KIND, audience_id=audience, started_at=moment,
+                            finished_at=moment,
+                            outcome="findings" if report.failing else "succeeded",
+                            counts={"members": report.members,
+                                    "classes": {n: report.counts[n] for n in CLASSES},
+                                    "repermission_due": due.count}))
     return report
 
 

@@ -155,3 +155,29 @@ def test_remedy_above_the_safety_limit_is_refused_without_force(
     assert refused.exit_code == 4, refused.output
     assert forced.exit_code == 0, forced.output
     assert emulator.audience.member_count("archived") == 5
+
+
+def test_audit_flags_a_consent_older_than_the_repermission_age_by_count_only(
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator) -> None:
+    emulator.seed_member("fine@example.org", "subscribed")
+    add_contact(app_context, "fine@example.org", events=confirmed(days=-800))  # > 730 days
+
+    result = audience(config, "audit")
+
+    assert result.exit_code == 0, result.output
+    assert "due for re-permission: 1 (newsletter 1)" in result.stdout
+    assert "@" not in result.output
+
+
+def test_audit_leaves_its_counts_for_the_status_page_without_addresses(
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator) -> None:
+    from syncd.service.status_data import collect
+
+    _one_of_each_class(app_context, emulator)
+
+    audience(config, "audit")
+
+    last = collect(app_context)["audit"]
+    assert (last["outcome"], last["members"], last["classes"]["mailed_against_ledger"]) == (
+        "findings", 6, 2)
+    assert "@" not in json.dumps(last)
