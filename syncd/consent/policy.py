@@ -112,19 +112,33 @@ def decide(
     if latest_confirmation is None:
         return _without_confirmation(purpose, known, gifts, is_customer)
 
-    if undeliverable_since is not None:
-        return Decision(False, Standing.UNDELIVERABLE,
-                        f"address bounced (hard) {_day(undeliverable_since)}; "
-                        "not pushed until the address changes")
+    return _on_confirmation(purpose, latest_confirmation, gifts, undeliverable_since,
+                            blocked_at)
 
+def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
+                     gifts: list[ConsentFact], undeliverable_since: datetime | None,
+                     blocked_at: datetime | None) -> Decision:
+    """The decision for a purpose whose latest confirmation is newer than every block."""
     signup: ConsentFact | None = None  # the latest gift up to the confirmation
     for gift in gifts:
         if gift.occurred_at <= latest_confirmation.occurred_at and (
                 signup is None or gift.occurred_at > signup.occurred_at):
             signup = gift
+    if signup is None:
+        # Rule 10: the click confirms THIS purpose's sign-up; with none at or before it
+        # (refused as pre-ticked, or never made) there is nothing it could confirm.
+        return Decision(False, Standing.UNCONFIRMED,
+                        f"{purpose} confirmation {_day(latest_confirmation.occurred_at)} "
+                        "confirms no sign-up of that purpose at or before it: no consent")
+
+    if undeliverable_since is not None:
+        return Decision(False, Standing.UNDELIVERABLE,
+                        f"address bounced (hard) {_day(undeliverable_since)}; "
+                        "not pushed until the address changes")
+
     proof = OptInProof(
-        signup_at=signup.occurred_at if signup else None,
-        signup_ip=signup.ip if signup else None,
+        signup_at=signup.occurred_at,
+        signup_ip=signup.ip,
         confirmed_at=latest_confirmation.occurred_at,
         confirmed_ip=latest_confirmation.ip,
     )

@@ -67,7 +67,8 @@ def test_the_reason_for_a_suppression_says_only_a_new_confirmed_consent_brings_t
 
 
 def test_the_reason_for_a_hard_bounce_says_not_pushed_until_the_address_changes() -> None:
-    decision = decide(purpose="newsletter", now=NOW, events=[fact("newsletter", C, 1)],
+    decision = decide(purpose="newsletter", now=NOW, events=[fact("newsletter", G, 0.5),
+                                                             fact("newsletter", C, 1)],
                       undeliverable_since=at(5))
 
     assert decision.reason == ("address bounced (hard) 2026-03-06 09:00 UTC; "
@@ -85,7 +86,8 @@ def test_the_reason_for_a_confirmed_consent_names_the_consent_text_shown() -> No
 
 def test_the_reason_for_a_confirmed_consent_without_a_text_version_names_none() -> None:
     decision = decide(purpose="newsletter", now=NOW,
-                      events=[fact("newsletter", C, 2, text_version=None)])
+                      events=[fact("newsletter", G, 0.5),
+                              fact("newsletter", C, 2, text_version=None)])
 
     assert decision.reason == "newsletter consent confirmed 2026-03-03 09:00 UTC via web_form"
 
@@ -116,7 +118,8 @@ def test_the_reason_lists_every_other_purpose_consented_to() -> None:
 
 def test_a_confirmation_at_the_very_moment_of_the_decision_is_known() -> None:
     # Only events *later* than now are not yet known.
-    decision = decide(purpose="newsletter", now=NOW, events=[fact("newsletter", C, 100)])
+    decision = decide(purpose="newsletter", now=NOW, events=[fact("newsletter", G, 0.5),
+                                                             fact("newsletter", C, 100)])
 
     assert decision.standing is Standing.CONFIRMED
 
@@ -131,7 +134,8 @@ def test_a_suppression_at_the_very_moment_of_the_decision_blocks() -> None:
 def test_a_future_event_recorded_first_does_not_hide_the_events_after_it() -> None:
     # The ledger's order is the order of recording, not of occurrence.
     decision = decide(purpose="newsletter", now=NOW,
-                      events=[fact("newsletter", W, 200), fact("newsletter", C, 1)])
+                      events=[fact("newsletter", W, 200), fact("newsletter", G, 0.5),
+                              fact("newsletter", C, 1)])
 
     assert decision.standing is Standing.CONFIRMED
 
@@ -145,7 +149,7 @@ def test_a_soft_opt_in_record_of_the_purpose_is_neither_consent_nor_a_withdrawal
 
 
 def test_of_two_confirmations_at_one_moment_the_first_recorded_is_the_proof() -> None:
-    decision = decide(purpose="newsletter", now=NOW, events=[
+    decision = decide(purpose="newsletter", now=NOW, events=[fact("newsletter", G, 0.5),
         fact("newsletter", C, 2, ip="192.0.2.1"), fact("newsletter", C, 2, ip="192.0.2.2")])
 
     assert decision.proof is not None

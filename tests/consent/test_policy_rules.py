@@ -66,15 +66,22 @@ RULES = {
     "rule 3: unconfirmed sign-up is not eligible": Case(
         events=[("newsletter", G, 1)],
         standing=Standing.UNCONFIRMED, reason_has="never confirmed"),
-    "rule 3: a confirmation without a recorded sign-up is eligible": Case(
-        events=[("newsletter", C, 1)], eligible=True, standing=Standing.CONFIRMED),
+    "rule 10: a confirmation without a recorded sign-up is no consent": Case(
+        events=[("newsletter", C, 1)], standing=Standing.UNCONFIRMED,
+        reason_has="confirms no sign-up"),
+    "rule 10: a confirmation before its sign-up confirms nothing": Case(
+        events=[("newsletter", C, 1), ("newsletter", G, 2)], standing=Standing.UNCONFIRMED,
+        reason_has="confirms no sign-up"),
+    "rule 10: a confirmation of another purpose's sign-up confirms nothing": Case(
+        events=[("ebook", G, 1), ("newsletter", C, 1.1)], standing=Standing.UNCONFIRMED,
+        reason_has="confirms no sign-up"),
     "rule 3: nobody without any consent": Case(
         standing=Standing.NO_CONSENT, reason_has="no newsletter consent"),
     "rule 5: withdrawal after confirmation blocks": Case(
         events=[("newsletter", G, 1), ("newsletter", C, 1.1), ("newsletter", W, 5)],
         standing=Standing.WITHDRAWN, reason_has="withdrawn"),
     "rule 5: withdrawal of another purpose does not block the newsletter": Case(
-        events=[("newsletter", C, 1), ("offers", W, 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1), ("offers", W, 5)],
         eligible=True, standing=Standing.CONFIRMED),
     "rule 5: a sign-up after a withdrawal is still not eligible until confirmed": Case(
         events=[("newsletter", C, 1), ("newsletter", W, 5), ("newsletter", G, 6)],
@@ -87,40 +94,46 @@ RULES = {
         events=[("newsletter", W, 5), ("newsletter", C, 2)],
         standing=Standing.WITHDRAWN),
     "rule 6: confirmation after a suppression is a re-consent": Case(
-        events=[("newsletter", C, 8)], suppressions=[("newsletter", "unsubscribe", 5)],
+        events=[("newsletter", G, 7), ("newsletter", C, 8)],
+        suppressions=[("newsletter", "unsubscribe", 5)],
         eligible=True, standing=Standing.RE_CONSENT),
     "rule 7: soft opt-in customer is not eligible": Case(
         customer=True, standing=Standing.SOFT_OPT_IN_ONLY, reason_has="soft opt-in"),
     "rule 7: a soft opt-in record is not newsletter consent": Case(
         events=[("offers", S, 1)], standing=Standing.SOFT_OPT_IN_ONLY),
     "rule 7: a customer with a confirmed consent is eligible on that consent": Case(
-        events=[("newsletter", C, 1)], customer=True, eligible=True,
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)], customer=True, eligible=True,
         standing=Standing.CONFIRMED),
     "rule 8: erasure suppression blocks every purpose": Case(
-        events=[("newsletter", C, 1)], suppressions=[("*", "erasure", 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)], suppressions=[("*", "erasure", 5)],
         standing=Standing.SUPPRESSED, reason_has="erasure"),
     "rule 9: hard bounce blocks": Case(
-        events=[("newsletter", C, 1)], bounced_on=5,
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)], bounced_on=5,
         standing=Standing.UNDELIVERABLE, reason_has="bounced"),
     "rule 9: abuse complaint (suppression for all) blocks like an objection": Case(
-        events=[("newsletter", C, 1)], suppressions=[("*", "abuse", 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)], suppressions=[("*", "abuse", 5)],
         standing=Standing.SUPPRESSED, reason_has="abuse"),
     "suppression newer than confirmation blocks": Case(
-        events=[("newsletter", C, 1)], suppressions=[("newsletter", "unsubscribe", 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)],
+        suppressions=[("newsletter", "unsubscribe", 5)],
         standing=Standing.SUPPRESSED),
     "suppression of another purpose does not block": Case(
-        events=[("newsletter", C, 1)], suppressions=[("offers", "unsubscribe", 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)],
+        suppressions=[("offers", "unsubscribe", 5)],
         eligible=True, standing=Standing.CONFIRMED),
     "a block at the same moment as a confirmation wins": Case(
-        events=[("newsletter", C, 5)], suppressions=[("newsletter", "unsubscribe", 5)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 5)],
+        suppressions=[("newsletter", "unsubscribe", 5)],
         standing=Standing.SUPPRESSED),
     "a withdrawal at the same moment as a confirmation wins": Case(
-        events=[("newsletter", C, 5), ("newsletter", W, 5)], standing=Standing.WITHDRAWN),
+        events=[("newsletter", G, 0.5), ("newsletter", C, 5), ("newsletter", W, 5)],
+        standing=Standing.WITHDRAWN),
     "events in the future are not yet known": Case(
         events=[("newsletter", G, 1), ("newsletter", C, 200)],
         standing=Standing.UNCONFIRMED),
     "a suppression in the future is not yet known": Case(
-        events=[("newsletter", C, 1)], suppressions=[("newsletter", "unsubscribe", 200)],
+        events=[("newsletter", G, 0.5), ("newsletter", C, 1)],
+        suppressions=[("newsletter", "unsubscribe", 200)],
         eligible=True, standing=Standing.CONFIRMED),
 }
 
