@@ -84,6 +84,7 @@ def prune(ctx: AppContext, *, now: datetime | None = None,
             result["sync_runs_deleted"] = _count(session, old_runs)
             result["audit_entries_deleted"] = (_count(session, old_audit)
                                                if old_audit is not None else 0)
+            result.update(prune_signup(session, settings, moment, dry_run=True))
             return result  # nothing was written
         result["webhook_bodies_nulled"] = _rowcount(session.execute(
             update(WebhookEvent).where(WebhookEvent.id.in_(settled)).values(body=None)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -224,20 +225,29 @@ def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claim
     return False
 
 
-def prune(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
+def prune(session: Session, settings: Settings, now: datetime, *,
+          dry_run: bool = False) -> dict[str, int]:
     """Storage limitation for the sign-up tables (run by `syncd prune`): settled mails
     and spent or expired links after `SETTLED_KEEP` (the ledger keeps the token's hash as
-    the proof). A link's queued mail goes with it (ON DELETE CASCADE) only once expired."""
+    the proof). A link's queued mail goes with it (ON DELETE CASCADE) only once expired.
+    `dry_run`: count what would go, delete nothing."""
     keep = max(SETTLED_KEEP, timedelta(hours=settings.signup_mail_window_hours))
     cutoff = now - keep
-    mails = session.execute(delete(OutboxMail).where(
-        OutboxMail.status.in_([SENT, FAILED]), OutboxMail.created_at < cutoff)
-        .execution_options(synchronize_session=False))
-    links = session.execute(delete(SignupToken).where(or_(
-        SignupToken.used_at < cutoff, SignupToken.expires_at < cutoff))
-        .execution_options(synchronize_session=False))
+    settled = (OutboxMail.status.in_([SENT, FAILED]), OutboxMail.created_at < cutoff)
+    spent = or_(SignupToken.used_at < cutoff, SignupToken.expires_at < cutoff)
+    if dry_run:
+        return {"outbox_mails_deleted": _count(session, OutboxMail.id, *settled),
+                "signup_tokens_deleted": _count(session, SignupToken.id, spent)}
+    mails = session.execute(delete(OutboxMail).where(*settled)
+                            .execution_options(synchronize_session=False))
+    links = session.execute(delete(SignupToken).where(spent)
+                            .execution_options(synchronize_session=False))
     return {"outbox_mails_deleted": int(getattr(mails, "rowcount", 0) or 0),
             "signup_tokens_deleted": int(getattr(links, "rowcount", 0) or 0)}
+
+
+def _count(session: Session, column: Any, *where: Any) -> int:
+    return int(session.scalar(select(func.count(column)).where(*where)) or 0)
 
 
 def _describe(exc: Exception) -> str:

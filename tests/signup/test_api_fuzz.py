@@ -20,6 +20,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+# Loaded at collection, on a shallow stack: imported lazily inside a running test (deep
+# in pytest, hypothesis and coverage frames) CPython 3.11 failed to parse this module
+# ("AST constructor recursion depth mismatch") under pytest's assertion rewriting.
+from schemathesis.specs.openapi import schemas as _schemas  # noqa: F401
+
 from syncd.context import AppContext
 from syncd.service.app import create_app
 from tests.service.conftest import served
