@@ -19,8 +19,8 @@ test: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test.sh
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check syncd tests benchmarks
-	$(BIN)/mypy syncd
+	$(BIN)/ruff check syncd mailchimp_emulator tests benchmarks
+	$(BIN)/mypy syncd mailchimp_emulator
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py

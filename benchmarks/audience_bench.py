@@ -41,7 +41,7 @@ MATCHED_SHARE = 10  # one member in ten is a CRM contact
 
 def child_emulator(members: int) -> None:
     """The emulator in its own process with `members` pre-existing members."""
-    from syncd.esp.emulator import MailchimpEmulator
+    from mailchimp_emulator import MailchimpEmulator
 
     with MailchimpEmulator(api_key=API_KEY, list_id=LIST_ID, latency_ms=0) as emu:
         for i in range(1, members + 1):

@@ -134,7 +134,7 @@ class EmulatorProcess:
 
 def child_emulator() -> None:
     """The emulator in its own process, like a remote Mailchimp; stops with its parent."""
-    from syncd.esp.emulator import MailchimpEmulator
+    from mailchimp_emulator import MailchimpEmulator
 
     with MailchimpEmulator(api_key=API_KEY, list_id=LIST_ID, latency_ms=LATENCY_MS) as emu:
         print(emu.base_url, flush=True)

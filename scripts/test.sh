@@ -25,8 +25,8 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 export SYNCD_TEST_POSTGRES_URL="${SYNCD_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}"
 
-echo "== ruff"; ruff check syncd tests benchmarks
-echo "== mypy --strict syncd"; mypy syncd
+echo "== ruff"; ruff check syncd mailchimp_emulator tests benchmarks
+echo "== mypy --strict syncd mailchimp_emulator"; mypy syncd mailchimp_emulator
 echo "== pytest, with branch coverage (both databases, every worker, the syncd subprocesses)"
 # One data file at the root, whatever directory a subprocess runs in; pytest-cov combines
 # the workers' and subprocesses' files into it and prints the uncovered lines once.

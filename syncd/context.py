@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import Settings
 from syncd.crm import store
-from syncd.crm.keys import Keyring
 from syncd.db import installation_value, make_engine, session_factory, transaction
+from syncd.keys import Keyring
 
 PSEUDONYM_KEY_NAME = "pseudonym_key"
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import structlog
 
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 
 SECRET_KEY_PATTERN = re.compile(
     r"(secret|token|password|passwd|api_?key|authorization|cookie|dsn|database_url)", re.I)

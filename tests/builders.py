@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from syncd.addresses import parse_address
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.addresses import parse_address
 from syncd.db import transaction
 from syncd.schema import Contact, InternalList
 

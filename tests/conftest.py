@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.config import ListSettings, Settings, load_settings
 from syncd.context import AppContext
 from syncd.db import make_engine
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.migrate import upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(

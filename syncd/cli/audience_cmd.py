@@ -19,8 +19,8 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
 from syncd.esp.errors import EspError
+from syncd.exit_codes import ExitCode
 from syncd.runner_lock import RunnerBusy
 
 

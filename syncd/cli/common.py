@@ -15,10 +15,10 @@ from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
 from syncd import logs
-from syncd.cli.exit_codes import ExitCode
 from syncd.config import Settings, load_settings
 from syncd.context import AppContext
 from syncd.errors import ConfigError, InputError
+from syncd.exit_codes import ExitCode
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from syncd.addresses import parse_address
 from syncd.cli.common import (
     err_console,
     fail,
@@ -22,9 +23,8 @@ from syncd.cli.common import (
     open_context,
     out_console,
 )
-from syncd.cli.exit_codes import ExitCode
 from syncd.clock import utcnow
-from syncd.crm.addresses import parse_address
+from syncd.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from syncd.crm.inspect import ContactRow

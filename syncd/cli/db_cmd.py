@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from syncd.cli.common import fail, handle_errors, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
+from syncd.exit_codes import ExitCode
 
 
 def register(app: typer.Typer) -> None:

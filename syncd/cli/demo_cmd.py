@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from syncd.cli.common import err_console, handle_errors, out_console
-from syncd.cli.exit_codes import ExitCode
+from syncd.exit_codes import ExitCode
 
 
 @handle_errors

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
+from mailchimp_emulator import DEFAULT_API_KEY, DEFAULT_LIST_ID
 from syncd.cli.common import fail
-from syncd.cli.exit_codes import ExitCode
-from syncd.esp.emulator import DEFAULT_API_KEY, DEFAULT_LIST_ID
+from syncd.exit_codes import ExitCode
 
 
 def emulator(
@@ -40,8 +40,8 @@ def emulator(
 
     Prints its base URL on stdout once it listens (with --port 0, the port it picked).
     Exit 1 when it cannot listen (the port is taken), before printing anything."""
-    from syncd.esp.emulator import MailchimpEmulator
-    from syncd.esp.emulator.seed_file import SeedFileError, read_members, seed_members
+    from mailchimp_emulator import MailchimpEmulator
+    from mailchimp_emulator.seed_file import SeedFileError, read_members, seed_members
 
     seeded = []
     if members is not None:

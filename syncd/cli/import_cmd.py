@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from syncd.cli.common import err_console, handle_errors, json_dumps, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
+from syncd.exit_codes import ExitCode
 
 
 class FileFormat(StrEnum):

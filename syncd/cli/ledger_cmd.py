@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from syncd.cli.common import fail, handle_errors, json_dumps, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
 from syncd.errors import InputError
+from syncd.exit_codes import ExitCode
 
 
 def _expected(path: Path | None) -> tuple[int, str] | None:

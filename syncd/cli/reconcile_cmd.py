@@ -14,8 +14,8 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.cli.common import fail, handle_errors, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
 from syncd.esp.errors import EspError
+from syncd.exit_codes import ExitCode
 from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
 from syncd.webhooks.inbox import InboxUnavailable

@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
-from syncd.cli.exit_codes import ExitCode
 from syncd.cli.progress import logs_above
 from syncd.esp.errors import EspError
+from syncd.exit_codes import ExitCode
 from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
 from syncd.sync.run import SyncReport, run_sync

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from syncd.cli.common import fail, handle_errors, json_dumps, out_console, settings
-from syncd.cli.exit_codes import ExitCode
 from syncd.esp.errors import EspError
+from syncd.exit_codes import ExitCode
 
 
 def _secrets() -> list[str]:

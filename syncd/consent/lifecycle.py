@@ -32,8 +32,8 @@ from syncd.config import Settings
 from syncd.consent import ledger
 from syncd.consent.policy import Action, Standing, decide
 from syncd.crm import suppression
-from syncd.crm.keys import Keyring
 from syncd.esp.protocol import LIVE_STATUSES as LIVE_AT_ESP
+from syncd.keys import Keyring
 from syncd.schema import ConsentEvent, Contact, ListMembership, PushState
 
 PAGE = 500

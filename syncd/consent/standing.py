@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from syncd.consent import ledger
 from syncd.consent.policy import Decision, decide
 from syncd.crm import suppression
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 from syncd.schema import Contact
 
 

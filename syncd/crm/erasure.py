@@ -22,13 +22,13 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from syncd import audit, logs
+from syncd.addresses import parse_address
 from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.crm import address_history, store, suppression
-from syncd.crm.addresses import parse_address
-from syncd.crm.keys import Keyring
 from syncd.db import transaction
 from syncd.esp.protocol import EspReader
+from syncd.keys import Keyring
 from syncd.schema import (
     AuditEntry,
     Contact,

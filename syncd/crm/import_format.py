@@ -20,10 +20,10 @@ from pydantic import (
     field_validator,
 )
 
+from syncd.addresses import Address, parse_address
 from syncd.clock import parse_timestamp
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
-from syncd.crm.addresses import Address, parse_address
 from syncd.errors import InputError
 
 PRECHECKED_MESSAGE = "a pre-ticked box is not consent (rule 2, CJEU Planet49 C-673/17)"

@@ -18,7 +18,7 @@ from syncd.consent import ledger
 from syncd.consent.policy import Decision, decide
 from syncd.consent.standing import decide_for
 from syncd.crm import suppression
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 from syncd.schema import ConsentEvent, Contact, InternalList, ListMembership
 
 PAGE_SIZE = 500

@@ -12,9 +12,9 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from syncd import audit
+from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.config import ListSettings
-from syncd.crm.addresses import Address
 from syncd.db import insert_many, insert_many_ignoring_duplicates
 from syncd.schema import AuditEntry, Contact, InternalList, ListMembership
 

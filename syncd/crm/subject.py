@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from syncd.addresses import parse_address
 from syncd.clock import utcnow
 from syncd.consent import ledger
-from syncd.crm.addresses import parse_address
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 from syncd.schema import (
     AuditEntry,
     ConsentEvent,

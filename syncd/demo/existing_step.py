@@ -9,16 +9,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from mailchimp_emulator.faults import RequestInfo
+from syncd.addresses import parse_address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import store
-from syncd.crm.addresses import parse_address
 from syncd.db import transaction
 from syncd.demo.checks import Check
 from syncd.demo.stage import Stage
-from syncd.esp.emulator.faults import RequestInfo
 from syncd.esp.mailchimp import mailchimp_client
 from syncd.sync.audience_audit import run_audit
 from syncd.sync.audience_pull import run_pull

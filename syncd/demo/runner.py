@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import requests
 from sqlalchemy import func, select
 
-from syncd.cli.exit_codes import ExitCode
+from mailchimp_emulator import RequestInfo, subscriber_hash
 from syncd.clock import utcnow
 from syncd.config import NEWSLETTER
 from syncd.consent import ledger
@@ -36,7 +36,7 @@ from syncd.demo import checks
 from syncd.demo.cast import CAST, UNSUBSCRIBER, sample_path
 from syncd.demo.checks import Check
 from syncd.demo.stage import Stage
-from syncd.esp.emulator import RequestInfo, subscriber_hash
+from syncd.exit_codes import ExitCode
 from syncd.schema import ConsentEvent, Contact, PushState, WebhookEvent
 from syncd.sync.run import run_sync
 from syncd.webhooks import registration

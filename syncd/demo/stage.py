@@ -22,13 +22,13 @@ from typing import Any, Self
 
 import uvicorn
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
 from syncd.config import ENV_PREFIX, Settings, load_settings
 from syncd.context import AppContext
 from syncd.demo.cast import REFUSED_BY_MAILCHIMP
 from syncd.demo.mail_sink import MailSink
 from syncd.errors import ConfigError
-from syncd.esp.emulator import MailchimpEmulator
 
 DB_NAME = "syncd.db"
 KEPT_CONFIG_NAME = "syncd.toml"

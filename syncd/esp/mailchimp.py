@@ -35,9 +35,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from syncd.addresses import subscriber_hash
 from syncd.clock import parse_timestamp, utcnow
 from syncd.config import Settings
-from syncd.crm.addresses import subscriber_hash
 from syncd.errors import ConfigError
 from syncd.esp.errors import EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import (

@@ -201,7 +201,7 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
     app.state.probe = probe
 
     if webhooks:
-        from syncd.webhooks.endpoint import webhook_router
+        from syncd.service.webhook_endpoint import webhook_router
 
         app.include_router(webhook_router(ctx))
     webhook_state = _webhook_state(ctx, mounted=webhooks)

@@ -12,9 +12,9 @@ from types import FrameType
 
 import uvicorn
 
-from syncd.cli.exit_codes import ExitCode
 from syncd.clock import utcnow
 from syncd.context import AppContext
+from syncd.exit_codes import ExitCode
 from syncd.logs import get_logger
 from syncd.service.app import create_app
 from syncd.service.connections import (

@@ -18,9 +18,9 @@ from starlette.middleware.cors import CORSMiddleware
 from syncd import metrics
 from syncd.service.signup_routes import Signups
 from syncd.service.web import BadBody, BodyTooLarge, client_ip, media_type, read_body
+from syncd.service.webhook_endpoint import _secret_digest, secret_matches
 from syncd.signup.form import SINGLE, BotTrap, FieldError, has_control, parse_signup
 from syncd.signup.intake import CHANNEL_API, Evidence, record_signup
-from syncd.webhooks.endpoint import _secret_digest, secret_matches
 
 EVIDENCE_FIELDS = ("ip", "user_agent")
 STRINGS = (*SINGLE, *EVIDENCE_FIELDS)

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from syncd import metrics
+from syncd.addresses import parse_address
 from syncd.clock import utcnow
 from syncd.context import AppContext
-from syncd.crm.addresses import parse_address
 from syncd.errors import InputError
 from syncd.service.pages import purpose_label
 from syncd.service.web import (

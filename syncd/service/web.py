@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from syncd.config import Settings
 from syncd.service.pages import Pages, negotiate
-from syncd.webhooks.endpoint import _read_body, _TooLarge  # one bounded reader for all
+from syncd.service.webhook_endpoint import _read_body, _TooLarge  # one bounded reader for all
 from syncd.webhooks.mailchimp_form import MalformedBody
 
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from syncd.addresses import Address, parse_address
 from syncd.config import Settings
-from syncd.crm.addresses import Address, parse_address
 from syncd.crm.import_format import PRECHECKED_MESSAGE
 from syncd.errors import InputError
 

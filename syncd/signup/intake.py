@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd import metrics
+from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.consent import chain, ledger
 from syncd.consent.ledger import ConsentRecord
@@ -27,7 +28,6 @@ from syncd.consent.policy import Action, Standing
 from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.addresses import Address
 from syncd.db import transaction
 from syncd.schema import AuditEntry, Contact, OutboxMail, SignupToken
 from syncd.signup import outbox, tokens

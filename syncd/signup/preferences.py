@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd import metrics
+from syncd.addresses import Address
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action, Standing
 from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.addresses import Address
 from syncd.db import transaction
 from syncd.schema import Contact
 from syncd.service.pages import purpose_label

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 LINK_PATTERN = re.compile(r"^(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})$")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 
 from syncd import audit
+from syncd.addresses import subscriber_hash
 from syncd.context import AppContext
-from syncd.crm.addresses import subscriber_hash
 from syncd.db import transaction
 from syncd.esp.protocol import EspWriter
 from syncd.schema import PushState

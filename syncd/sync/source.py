@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_,
 from syncd.clock import as_utc
 from syncd.consent.policy import Action, ConsentFact, SuppressionFact
 from syncd.crm import address_history
-from syncd.crm.keys import Keyring
+from syncd.keys import Keyring
 from syncd.schema import (
     ConsentEvent,
     Contact,

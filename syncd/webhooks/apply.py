@@ -50,8 +50,8 @@ from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import address_history, store, suppression
-from syncd.crm.keys import Keyring
 from syncd.errors import SyncdError
+from syncd.keys import Keyring
 from syncd.schema import ConsentEvent, Contact, InternalList, PushState, WebhookEvent
 from syncd.webhooks import purge
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body

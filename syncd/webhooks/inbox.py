@@ -48,8 +48,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from syncd import logs
 from syncd.clock import as_utc, utcnow
 from syncd.config import Settings
-from syncd.crm.keys import Keyring
 from syncd.db import deadline_transaction, is_transient, transaction
+from syncd.keys import Keyring
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
 from syncd.webhooks import apply as effects

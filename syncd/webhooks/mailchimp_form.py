@@ -21,8 +21,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from syncd.addresses import parse_address
 from syncd.clock import as_utc
-from syncd.crm.addresses import parse_address
 from syncd.errors import InputError
 
 # A real delivery has at most a few dozen fields; the cap stops hash-flooding bodies.

@@ -13,8 +13,8 @@ from typing import Any
 import uvicorn
 from sqlalchemy import select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import ConsentEvent
 from syncd.service.app import create_app
 from syncd.sync.run import run_sync

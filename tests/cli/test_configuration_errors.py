@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli.exit_codes import ExitCode
+from syncd.exit_codes import ExitCode
 from tests.cli.conftest import Invoke, tables_in
 
 

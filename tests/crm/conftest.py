@@ -12,8 +12,8 @@ from click.testing import Result
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from tests.conftest import TEST_LISTS, TEST_PSEUDONYM_KEY
 
 TABLES = ("contacts", "consent_events", "list_memberships", "audit_log", "suppressions")

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
+from mailchimp_emulator import MailchimpEmulator
+from syncd.addresses import subscriber_hash
 from syncd.clock import utcnow
 from syncd.consent.policy import Standing
 from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.addresses import subscriber_hash
 from syncd.crm.erasure import erase_contact
 from syncd.crm.importer import import_file
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import AuditEntry, PushState, Suppression, WebhookEvent
 from tests.builders import add_contact, confirmed
 from tests.crm.conftest import Cli, contact_line, counts, signed_up, write_jsonl

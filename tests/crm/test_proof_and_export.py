@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
@@ -20,7 +21,6 @@ from syncd.crm.erasure import erase_contact
 from syncd.crm.proof import PROOF_SCHEMA, proof_for
 from syncd.crm.subject import EXPORT_SCHEMA, export_for
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import Contact, PushState, WebhookEvent
 from tests.builders import add_contact, at, confirmed
 from tests.conftest import TEST_AUDIENCE_ID, emulated_settings

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from syncd.addresses import parse_address
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.addresses import parse_address
 from syncd.db import transaction
 from syncd.schema import AuditEntry, InternalList
 from tests.builders import add_contact, at, confirmed

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from syncd.cli.exit_codes import ExitCode
 from syncd.demo import checks
 from syncd.demo.cast import ANNA, BEN, GINA, TEST
 from syncd.demo.runner import exit_code, run_demo
 from syncd.demo.stage import Stage
+from syncd.exit_codes import ExitCode
 
 CONFIRMED = checks.Member("subscribed", ("newsletter-nl",), "2025-03-03T10:07:00+00:00")
 

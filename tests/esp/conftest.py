@@ -13,7 +13,7 @@ import mailchimp_marketing as mc
 import pytest
 import requests
 
-from syncd.esp.emulator import MailchimpEmulator, subscriber_hash
+from mailchimp_emulator import MailchimpEmulator, subscriber_hash
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from mailchimp_marketing.api_client import ApiClientError
 
-from syncd.esp.emulator import MailchimpEmulator
+from mailchimp_emulator import MailchimpEmulator
 
 
 def item(email: str, status: str = "subscribed", **extra: Any) -> dict[str, Any]:

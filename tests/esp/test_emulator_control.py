@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from syncd.esp.emulator import MailchimpEmulator, subscriber_hash
+from mailchimp_emulator import MailchimpEmulator, subscriber_hash
 from tests.esp.conftest import Receiver
 
 

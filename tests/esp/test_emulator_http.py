@@ -13,7 +13,7 @@ import pytest
 import requests
 from mailchimp_marketing.api_client import ApiClientError
 
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator, RequestInfo
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator, RequestInfo
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 

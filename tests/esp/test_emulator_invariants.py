@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.esp.emulator import Audience, subscriber_hash
-from syncd.esp.emulator.problems import ApiProblem
+from mailchimp_emulator import Audience, subscriber_hash
+from mailchimp_emulator.problems import ApiProblem
 
 ADDRESSES = ["a@example.com", "b@example.com"]
 STATUSES = ["subscribed", "unsubscribed", "pending", "cleaned", "transactional"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from syncd.esp.emulator import MailchimpEmulator
+from mailchimp_emulator import MailchimpEmulator
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import requests
 from mailchimp_marketing.api_client import ApiClientError
 
-from syncd.esp.emulator import MailchimpEmulator, subscriber_hash
+from mailchimp_emulator import MailchimpEmulator, subscriber_hash
 
 ADA = "Ada.Lovelace@example.com"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.esp.emulator import MailchimpEmulator
-from syncd.esp.emulator.seed_file import SeedFileError, read_members, seed_members
+from mailchimp_emulator import MailchimpEmulator
+from mailchimp_emulator.seed_file import SeedFileError, read_members, seed_members
 from tests.esp.test_emulator_cli import APP
 
 MEMBERS = [

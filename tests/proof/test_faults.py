@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailchimp_emulator import RequestInfo
 from syncd.consent.policy import Standing
-from syncd.esp.emulator import RequestInfo
 from syncd.esp.errors import EspError
 from syncd.schema import SyncRun, WebhookEvent
 from syncd.sync.reconcile import run_reconcile

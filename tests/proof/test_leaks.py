@@ -24,10 +24,10 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd import logs
 from syncd.context import AppContext
 from syncd.crm.importer import import_file
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.esp.errors import EspError
 from syncd.sync.reconcile import run_reconcile
 from syncd.sync.run import run_sync

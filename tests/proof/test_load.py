@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from syncd.esp.emulator.webhook_delivery import encode
+from mailchimp_emulator.webhook_delivery import encode
 from syncd.schema import ConsentEvent, Suppression, WebhookEvent
 from syncd.sync.run import SyncReport, run_sync
 from tests.proof.world import World

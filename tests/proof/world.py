@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from mailchimp_emulator import MailchimpEmulator, RequestInfo
+from mailchimp_emulator.members import subscriber_hash
 from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.crm.importer import import_file
-from syncd.esp.emulator import MailchimpEmulator, RequestInfo
-from syncd.esp.emulator.members import subscriber_hash
 from syncd.schema import Base
 from syncd.service.app import create_app
 from tests.conftest import TEST_AUDIENCE_ID, TEST_WEBHOOK_SECRET, emulated_settings

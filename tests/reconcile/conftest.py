@@ -11,7 +11,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
 from tests.conftest import (
     TEST_AUDIENCE_ID,
     TEST_LISTS,

@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
+from mailchimp_emulator import MailchimpEmulator, RequestInfo
 from syncd.clock import parse_timestamp
 from syncd.context import AppContext
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator, RequestInfo
 from syncd.esp.errors import EspError
 from syncd.runner_lock import RunnerBusy, single_runner
 from syncd.schema import Cursor, SyncRun

@@ -238,7 +238,7 @@ def service_env(database_url: str, emulator_base_url: str, **settings: Any) -> d
     the emulator as Mailchimp, JSON logs; `settings` override (name=value)."""
     import json
 
-    from syncd.esp.emulator import DEFAULT_API_KEY
+    from mailchimp_emulator import DEFAULT_API_KEY
     from tests.conftest import (
         TEST_AUDIENCE_ID,
         TEST_LISTS,

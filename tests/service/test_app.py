@@ -149,7 +149,7 @@ def _total(body: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_move_after_a_sync_and_a_webhook(database_url: str) -> None:
-    from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
+    from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
     from syncd.sync.run import run_sync
     from tests.builders import add_contact, confirmed
     from tests.conftest import TEST_AUDIENCE_ID

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from syncd.cli.exit_codes import ExitCode
 from syncd.context import AppContext
+from syncd.exit_codes import ExitCode
 from syncd.service.app import create_app
 from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.service.conftest import ServeProcess, served, service_env

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.runner_lock import single_runner
 from syncd.service.jobs import BUSY_MESSAGE, JobRunner, summarise
 from syncd.sync.run import run_sync

@@ -12,8 +12,8 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from tests.conftest import (
     TEST_AUDIENCE_ID,
     TEST_OLD_WEBHOOK_SECRET,

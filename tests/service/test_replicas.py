@@ -16,10 +16,10 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from syncd.cli.exit_codes import ExitCode
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
 from syncd.db import make_engine, transaction
-from syncd.esp.emulator import MailchimpEmulator
+from syncd.exit_codes import ExitCode
 from syncd.runner_lock import single_runner
 from syncd.schema import SyncRun
 from tests.conftest import TEST_AUDIENCE_ID, _empty_postgres, make_settings

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from syncd.cli.exit_codes import ExitCode
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
+from syncd.exit_codes import ExitCode
 from tests.conftest import TEST_AUDIENCE_ID
 from tests.service.conftest import (
     ServeProcess,

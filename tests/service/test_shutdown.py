@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.context import AppContext
 from syncd.db import transaction
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.schema import PushState, SyncRun
 from syncd.sync.run import READ_CHUNK, run_sync
 from tests.conftest import TEST_AUDIENCE_ID, make_settings

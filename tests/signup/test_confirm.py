@@ -9,11 +9,11 @@ from datetime import timedelta
 import requests
 from sqlalchemy import select, update
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import ConsentEvent, SignupToken
 from syncd.service.app import create_app
 from syncd.signup.tokens import token_hash

@@ -10,10 +10,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.config import load_settings
 from syncd.context import AppContext
 from syncd.errors import ConfigError
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import OutboxMail
 from syncd.service.app import create_app
 from syncd.sync.run import run_sync

@@ -9,9 +9,9 @@ from __future__ import annotations
 import requests
 from sqlalchemy import func, select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import ConsentEvent, OutboxMail, Suppression
 from syncd.service.app import create_app
 from syncd.sync.run import run_sync

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.config import Settings
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.esp.mailchimp import MailchimpClient, mailchimp_client
 from syncd.sync.run import SyncReport, run_sync
 from tests.conftest import emulated_settings

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.cli import _register_all, app
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm.erasure import erase_contact
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import ConsentEvent, PushState
 from tests.builders import add_contact, at, confirmed
 from tests.sync.test_sync_cli import write_config

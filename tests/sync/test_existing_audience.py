@@ -8,6 +8,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from mailchimp_emulator import MailchimpEmulator, RequestInfo
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
@@ -15,7 +16,6 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator, RequestInfo
 from syncd.schema import PushState
 from tests.builders import add_contact, at, confirmed
 from tests.sync.conftest import Syncer, sync_settings

@@ -9,8 +9,8 @@ import pytest
 import requests
 import responses
 
+from syncd.addresses import subscriber_hash
 from syncd.config import load_settings
-from syncd.crm.addresses import subscriber_hash
 from syncd.errors import ConfigError
 from syncd.esp.errors import EspConfigurationError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp import MailchimpClient, base_url_for, mailchimp_client

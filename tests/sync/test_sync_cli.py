@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
+from mailchimp_emulator.faults import RequestInfo
 from syncd.cli import _register_all, app
 from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.esp.emulator import DEFAULT_API_KEY, MailchimpEmulator
-from syncd.esp.emulator.faults import RequestInfo
 from syncd.runner_lock import single_runner
 from syncd.schema import Contact, PushState
 from syncd.sync.run import run_sync

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import Contact, InternalList, PushState, SyncRun
 from tests.builders import add_contact, at, confirmed
 from tests.sync.conftest import Syncer, sync_settings

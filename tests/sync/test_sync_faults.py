@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.clock import utcnow
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.esp.errors import EspConfigurationError, EspTransientError
 from syncd.runner_lock import RunnerBusy, single_runner
 from syncd.schema import PushState, SyncRun

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import WebhookEvent
-from syncd.webhooks.endpoint import webhook_router
+from syncd.service.webhook_endpoint import webhook_router
 from tests.conftest import TEST_WEBHOOK_SECRET, fixture_body
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "MailChimp.com"}

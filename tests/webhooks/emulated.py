@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from syncd.esp.emulator import MailchimpEmulator
 from tests.conftest import emulated_settings
 
 

@@ -12,10 +12,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
 from syncd.context import AppContext
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
 from syncd.sync.run import run_sync

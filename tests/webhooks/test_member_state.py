@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
@@ -16,7 +17,6 @@ from syncd.consent.policy import Action, Standing
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.schema import ConsentEvent, PushState
 from syncd.sync.reconcile import run_reconcile
 from syncd.sync.run import run_sync

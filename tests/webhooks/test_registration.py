@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
 from syncd.errors import InputError
-from syncd.esp.emulator import MailchimpEmulator
 from syncd.esp.mailchimp import MailchimpClient, mailchimp_client
 from syncd.sync.run import run_sync
 from syncd.webhooks.registration import EVENTS, SOURCES, check, masked_url, register

@@ -25,9 +25,9 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.esp.emulator import api, control
-from syncd.esp.emulator.api import Call, Reply, classify, parse_json, problem_reply
-from syncd.esp.emulator.faults import (
+from mailchimp_emulator import api, control
+from mailchimp_emulator.api import Call, Reply, classify, parse_json, problem_reply
+from mailchimp_emulator.faults import (
     Fault,
     FaultKind,
     FaultPlan,
@@ -36,9 +36,9 @@ from syncd.esp.emulator.faults import (
     Stats,
     StatsSnapshot,
 )
-from syncd.esp.emulator.problems import ApiProblem, api_key_invalid, not_found, too_many_requests
-from syncd.esp.emulator.state import DEFAULT_LIST_ID, Audience, AudienceEvent, AudienceRules, Clock
-from syncd.esp.emulator.webhook_delivery import Delivery, encode, post
+from mailchimp_emulator.problems import ApiProblem, api_key_invalid, not_found, too_many_requests
+from mailchimp_emulator.state import DEFAULT_LIST_ID, Audience, AudienceEvent, AudienceRules, Clock
+from mailchimp_emulator.webhook_delivery import Delivery, encode, post
 
 # Looks like a real key (`<32 hex>-<datacenter>`) so that key parsing code is exercised.
 DEFAULT_API_KEY = "5e7e1e55c0ffee0ddba11fee1dcafe00-us1"

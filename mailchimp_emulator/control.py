@@ -31,12 +31,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from syncd.esp.emulator.api import NO_CONTENT, Reply, json_reply, parse_json, problem_reply
-from syncd.esp.emulator.problems import ApiProblem, field_error, not_found
+from mailchimp_emulator.api import NO_CONTENT, Reply, json_reply, parse_json, problem_reply
+from mailchimp_emulator.problems import ApiProblem, field_error, not_found
 
 if TYPE_CHECKING:
-    from syncd.esp.emulator.server import MailchimpEmulator
-    from syncd.esp.emulator.webhook_delivery import Delivery
+    from mailchimp_emulator.server import MailchimpEmulator
+    from mailchimp_emulator.webhook_delivery import Delivery
 
 _RULE_NAMES = (
     "allow_api_resubscribe",

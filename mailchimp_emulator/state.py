@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.esp.emulator.members import (
+from mailchimp_emulator.members import (
     COMPLIANCE_STATES,
     JSON,
     AudienceEvent,
@@ -34,8 +34,8 @@ from syncd.esp.emulator.members import (
     render,
     subscriber_hash,
 )
-from syncd.esp.emulator.problems import ApiProblem, field_error, invalid_resource, not_found
-from syncd.esp.emulator.webhook_registry import WebhookRegistry
+from mailchimp_emulator.problems import ApiProblem, field_error, invalid_resource, not_found
+from mailchimp_emulator.webhook_registry import WebhookRegistry
 
 __all__ = ["DEFAULT_LIST_ID", "Audience", "AudienceEvent", "AudienceRules", "Clock", "Member"]
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.esp.emulator import webhook_delivery
-from syncd.esp.emulator.members import JSON, AudienceEvent
-from syncd.esp.emulator.problems import field_error, invalid_resource, not_found
+from mailchimp_emulator import webhook_delivery
+from mailchimp_emulator.members import JSON, AudienceEvent
+from mailchimp_emulator.problems import field_error, invalid_resource, not_found
 
 WEBHOOK_EVENTS = ("subscribe", "unsubscribe", "profile", "cleaned", "upemail", "campaign")
 WEBHOOK_SOURCES = ("user", "admin", "api")

@@ -33,8 +33,8 @@ from starlette.requests import ClientDisconnect
 from syncd import logs
 from syncd.config import Settings
 from syncd.context import AppContext
-from syncd.crm.keys import Keyring
 from syncd.db import make_engine, session_factory
+from syncd.keys import Keyring
 from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
 from syncd.webhooks import inbox
 from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body

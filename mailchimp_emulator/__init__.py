@@ -5,11 +5,11 @@ at `base_url`; see server.py for the Python control surface and control.py for t
 `/_emulator/` HTTP one.
 """
 
-from syncd.esp.emulator.faults import FAULT_KINDS, RequestInfo, StatsSnapshot
-from syncd.esp.emulator.members import AudienceRules, subscriber_hash
-from syncd.esp.emulator.server import DEFAULT_API_KEY, MailchimpEmulator
-from syncd.esp.emulator.state import DEFAULT_LIST_ID, Audience
-from syncd.esp.emulator.webhook_delivery import Delivery
+from mailchimp_emulator.faults import FAULT_KINDS, RequestInfo, StatsSnapshot
+from mailchimp_emulator.members import AudienceRules, subscriber_hash
+from mailchimp_emulator.server import DEFAULT_API_KEY, MailchimpEmulator
+from mailchimp_emulator.state import DEFAULT_LIST_ID, Audience
+from mailchimp_emulator.webhook_delivery import Delivery
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from syncd.esp.emulator.problems import ApiProblem, field_error, invalid_resource
+from mailchimp_emulator.problems import ApiProblem, field_error, invalid_resource
 
 JSON = dict[str, Any]
 Clock = Callable[[], datetime]

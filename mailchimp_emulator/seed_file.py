@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from syncd.esp.emulator.members import Member
+from mailchimp_emulator.members import Member
 
 _FIELDS = frozenset(Member.__dataclass_fields__) - {"status", "last_changed", "needs_confirmation"}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlencode, urlsplit
 
-from syncd.esp.emulator.members import AudienceEvent, Member
+from mailchimp_emulator.members import AudienceEvent, Member
 
 USER_AGENT = "MailChimp.com"
 VALIDATOR_USER_AGENT = "MailChimp.com WebHook Validator"
