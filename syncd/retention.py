@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from syncd import audit
 from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.logs import get_logger
 from syncd.schema import AuditEntry, SyncRun, WebhookEvent
 from syncd.signup.outbox import prune as prune_signup
+from syncd.store import audit
 
 log = get_logger(__name__)
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd import audit
 from syncd.clock import utcnow
 from syncd.consent import chain
 from syncd.consent.policy import Action, ConsentFact
 from syncd.db import insert_many
 from syncd.schema import AuditEntry, ConsentEvent, Contact
+from syncd.store import audit
 
 if TYPE_CHECKING:
     from syncd.crm.store import ContactRef

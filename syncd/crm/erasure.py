@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from syncd import audit, logs
+from syncd import logs
 from syncd.addresses import parse_address
 from syncd.consent import chain
 from syncd.context import AppContext
@@ -36,6 +36,7 @@ from syncd.schema import (
     PushState,
     WebhookEvent,
 )
+from syncd.store import audit
 
 ERASURE_REASON = "erasure"
 

@@ -11,12 +11,12 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from syncd import audit
 from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.config import ListSettings
 from syncd.db import insert_many, insert_many_ignoring_duplicates
 from syncd.schema import AuditEntry, Contact, InternalList, ListMembership
+from syncd.store import audit
 
 
 @dataclass(frozen=True)

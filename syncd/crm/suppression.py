@@ -10,11 +10,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from syncd import audit
 from syncd.clock import utcnow
 from syncd.consent.policy import SuppressionFact
 from syncd.db import insert_ignoring_duplicates
 from syncd.schema import Suppression
+from syncd.store import audit
 
 ALL_PURPOSES = "*"
 
@@ -37,7 +37,7 @@ def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, 
         "created_at": moment,
     })
     if added:  # audit_log has no foreign key: written at once, no ORM flush needed
-        audit.record_now(session, actor=actor, action="suppressed", contact_id=contact_id,
+        audit.record(session, actor=actor, action="suppressed", contact_id=contact_id,
                          purpose=purpose, reason=reason)
         return True
     if not renew:
@@ -50,7 +50,7 @@ def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, 
         .execution_options(synchronize_session=False)
     ), "rowcount", 0)
     if moved:
-        audit.record_now(session, actor=actor, action="suppression_renewed",
+        audit.record(session, actor=actor, action="suppression_renewed",
                          contact_id=contact_id, purpose=purpose, reason=reason)
     return bool(moved)
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import update
 
-from syncd import audit
 from syncd.addresses import subscriber_hash
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import EspWriter
 from syncd.schema import PushState
+from syncd.store import audit
 from syncd.sync.audience_audit import CLASSES, Finding, run_audit
 
 ACTIONS = ("unsubscribe", "archive")

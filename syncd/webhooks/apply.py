@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from syncd import audit, logs
+from syncd import logs
 from syncd.clock import as_utc
 from syncd.config import Settings
 from syncd.consent import ledger
@@ -53,6 +53,7 @@ from syncd.crm import address_history, store, suppression
 from syncd.errors import SyncdError
 from syncd.keys import Keyring
 from syncd.schema import ConsentEvent, Contact, InternalList, PushState, WebhookEvent
+from syncd.store import audit
 from syncd.webhooks import purge
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
 
