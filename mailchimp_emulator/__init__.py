@@ -5,10 +5,10 @@ at `base_url`; see server.py for the Python control surface and control.py for t
 `/_emulator/` HTTP one.
 """
 
+from mailchimp_emulator.audience import DEFAULT_LIST_ID, Audience
 from mailchimp_emulator.faults import FAULT_KINDS, RequestInfo, StatsSnapshot
 from mailchimp_emulator.members import AudienceRules, subscriber_hash
 from mailchimp_emulator.server import DEFAULT_API_KEY, MailchimpEmulator
-from mailchimp_emulator.state import DEFAULT_LIST_ID, Audience
 from mailchimp_emulator.webhook_delivery import Delivery
 
 __all__ = [

@@ -27,6 +27,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from mailchimp_emulator import api, control
 from mailchimp_emulator.api import Call, Reply, classify, parse_json, problem_reply
+from mailchimp_emulator.audience import (
+    DEFAULT_LIST_ID,
+    Audience,
+    AudienceEvent,
+    AudienceRules,
+    Clock,
+)
 from mailchimp_emulator.faults import (
     Fault,
     FaultKind,
@@ -37,7 +44,6 @@ from mailchimp_emulator.faults import (
     StatsSnapshot,
 )
 from mailchimp_emulator.problems import ApiProblem, api_key_invalid, not_found, too_many_requests
-from mailchimp_emulator.state import DEFAULT_LIST_ID, Audience, AudienceEvent, AudienceRules, Clock
 from mailchimp_emulator.webhook_delivery import Delivery, encode, post
 
 # Looks like a real key (`<32 hex>-<datacenter>`) so that key parsing code is exercised.
