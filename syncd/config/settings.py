@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from syncd.config.fields import ENV_PREFIX, NEWSLETTER, ListSettings, SettingFields
@@ -20,11 +20,9 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-def _each_long_enough(values: list[SecretStr], length: int, what: str) -> list[SecretStr]:
-    for value in values:
-        if len(value.get_secret_value()) < length:
-            raise ValueError(f"each {what} needs at least {length} characters")
-    return values
+# Secrets given as lists: the shortest each may be, and what the error calls one.
+_MIN_LENGTHS = {"signup_api_tokens": (24, "sign-up API token"),
+                "webhook_secrets": (16, "webhook secret")}
 
 
 def _http_url(value: str | None, message: str = "must start with http:// or https://"
@@ -43,10 +41,14 @@ class Settings(SettingFields):
     def _secrets_from_commas(cls, value: Any) -> Any:
         return _split_commas(value)
 
-    @field_validator("signup_api_tokens")
+    @field_validator("signup_api_tokens", "webhook_secrets")
     @classmethod
-    def _tokens_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
-        return _each_long_enough(value, 24, "sign-up API token")
+    def _long_enough(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        length, what = _MIN_LENGTHS[str(info.field_name)]
+        for secret in value:
+            if len(secret.get_secret_value()) < length:
+                raise ValueError(f"each {what} needs at least {length} characters")
+        return value
 
     @field_validator("public_base_url")
     @classmethod
@@ -85,11 +87,6 @@ class Settings(SettingFields):
         if self.smtp_host and self.mail_from and self.public_base_url:
             return "syncd"
         return None
-
-    @field_validator("webhook_secrets")
-    @classmethod
-    def _secrets_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
-        return _each_long_enough(value, 16, "webhook secret")
 
     @field_validator("operator_token")
     @classmethod
