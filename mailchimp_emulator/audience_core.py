@@ -202,14 +202,8 @@ class AudienceCore:
     def _apply_details(
         self, member: Member, body: Mapping[str, Any], sync_tags: bool | None
     ) -> None:
-        for name in (
-            "ip_signup",
-            "timestamp_signup",
-            "ip_opt",
-            "timestamp_opt",
-            "language",
-            "email_type",
-        ):
+        for name in ("ip_signup", "timestamp_signup", "ip_opt", "timestamp_opt", "language",
+                     "email_type"):
             value = body.get(name)
             if isinstance(value, str) and value:
                 setattr(member, name, value)

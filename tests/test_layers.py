@@ -31,6 +31,7 @@ EMULATOR = "mailchimp_emulator"
 EMULATOR_USERS = frozenset({"cli", "demo"})
 
 SYNCD = Path(__file__).resolve().parent.parent / "syncd"
+EMULATOR_ROOT = SYNCD.parent / EMULATOR
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,18 @@ def test_only_cli_and_demo_import_the_emulator(imports: list[Import]) -> None:
     problems = emulator_imports(imports)
     assert not problems, "the emulator imported outside cli/ and demo/:\n" + "\n".join(
         problems)
+
+
+def test_the_emulator_stands_alone() -> None:
+    """The emulator plays Mailchimp: it must not lean on the code it is a stand-in for."""
+    problems = []
+    for path in sorted(EMULATOR_ROOT.rglob("*.py")):
+        module, is_package = _module_name(EMULATOR_ROOT, path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        problems += [f"{path.relative_to(SYNCD.parent)}:{line}: imports {name}"
+                     for line, name in _imported_modules(tree, module, is_package)
+                     if name.split(".")[0] == SYNCD.name]
+    assert not problems, "the emulator imports syncd:\n" + "\n".join(problems)
 
 
 def test_every_module_opens_with_a_docstring() -> None:
