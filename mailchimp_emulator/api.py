@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mailchimp_emulator.audience import Audience
 from mailchimp_emulator.problems import ApiProblem, field_error, not_found
-from mailchimp_emulator.state import Audience
 
 JSON_TYPE = "application/json; charset=utf-8"
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"

@@ -35,7 +35,7 @@ from mailchimp_emulator.api import NO_CONTENT, Reply, json_reply, parse_json, pr
 from mailchimp_emulator.problems import ApiProblem, field_error, not_found
 
 if TYPE_CHECKING:
-    from mailchimp_emulator.server import MailchimpEmulator
+    from mailchimp_emulator.emulator_core import EmulatorCore
     from mailchimp_emulator.webhook_delivery import Delivery
 
 _RULE_NAMES = (
@@ -51,7 +51,7 @@ _RULE_NAMES = (
 )
 
 
-def _settings(emu: MailchimpEmulator) -> dict[str, Any]:
+def _settings(emu: EmulatorCore) -> dict[str, Any]:
     rules = asdict(emu.audience.rules)
     rules["refused_addresses"] = sorted(rules["refused_addresses"])
     rules["recent_signup_addresses"] = sorted(rules["recent_signup_addresses"])
@@ -60,7 +60,7 @@ def _settings(emu: MailchimpEmulator) -> dict[str, Any]:
     return {**rules, "latency_ms": emu.latency_ms, "max_connections": emu.max_connections}
 
 
-def _put_settings(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+def _put_settings(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
     unknown = set(body) - {*_RULE_NAMES, "latency_ms", "max_connections"}
     if unknown:
         raise field_error(sorted(unknown)[0], "Unknown setting.")
@@ -74,7 +74,7 @@ def _put_settings(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any
     return _settings(emu)
 
 
-def _address(emu: MailchimpEmulator, email_or_hash: str) -> dict[str, Any]:
+def _address(emu: EmulatorCore, email_or_hash: str) -> dict[str, Any]:
     member = emu.member(email_or_hash)
     if member is None and "@" not in email_or_hash:
         raise not_found()
@@ -86,7 +86,7 @@ def _address(emu: MailchimpEmulator, email_or_hash: str) -> dict[str, Any]:
     }
 
 
-def _seed(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+def _seed(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
     seeded = []
     for item in body.get("members") or []:
         fields = dict(item)
@@ -96,7 +96,7 @@ def _seed(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"members": seeded}
 
 
-def _inject(emu: MailchimpEmulator, body: dict[str, Any]) -> dict[str, Any]:
+def _inject(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
     try:
         emu.inject_fault(
             body["kind"],
@@ -114,7 +114,7 @@ def _deliveries(result: list[Delivery]) -> dict[str, Any]:
     return {"deliveries": [asdict(d) for d in result]}
 
 
-def _fire(emu: MailchimpEmulator, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     deliver = bool(body.get("deliver", True))
     source = str(body.get("source", "user"))
     try:
@@ -168,7 +168,7 @@ def _fire(emu: MailchimpEmulator, kind: str, body: dict[str, Any]) -> dict[str, 
 
 
 def _route(  # noqa: PLR0911, PLR0912 - one flat route table, read top to bottom
-    emu: MailchimpEmulator, method: str, name: str, arg: str, body: dict[str, Any]
+    emu: EmulatorCore, method: str, name: str, arg: str, body: dict[str, Any]
 ) -> Any:
     """The answer document; None means 204."""
     match (method, name, arg):
@@ -208,7 +208,7 @@ def _route(  # noqa: PLR0911, PLR0912 - one flat route table, read top to bottom
 
 
 def handle(
-    emu: MailchimpEmulator, method: str, path: str, query: dict[str, list[str]], raw: bytes
+    emu: EmulatorCore, method: str, path: str, query: dict[str, list[str]], raw: bytes
 ) -> Reply:
     """Route `/_emulator/<name>[/<arg>]`; GET parameters arrive as the body dict."""
     name, _, arg = path.removeprefix("/_emulator/").strip("/").partition("/")

@@ -89,10 +89,6 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, *, pool_size: int = 10, connect_timeout: int = 3) -> Engine:
     parsed = _checked_url(url)
     url = normalise_url(url)
@@ -190,9 +186,10 @@ def installation_value(factory: sessionmaker[Session], name: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_ignoring_statement(dialect: str, table: Any) -> Any:
-    """Built once per table: the values travel as parameters, so the compiled statement
-    is reused (building it with inline values cost more than running it)."""
+def _insert_ignoring_statement(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
+    """The database's INSERT ... ON CONFLICT DO NOTHING RETURNING `returning`, built once
+    per table: the values travel as parameters, so the compiled statement is reused
+    (building it with inline values cost more than running it)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -203,13 +200,14 @@ def _insert_ignoring_statement(dialect: str, table: Any) -> Any:
         stmt = sqlite_insert(table).on_conflict_do_nothing()
     # An explicit RETURNING: with SQLAlchemy's implicit one (2.1, PostgreSQL) rowcount is
     # -1 and every duplicate looked inserted. A returned row is what says "inserted".
-    return stmt.returning(*table.primary_key.columns)
+    return stmt.returning(*returning)
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, Any]) -> bool:
     """INSERT that does nothing when a unique key already exists (safe under concurrent
     duplicates on both databases). True when a row was inserted."""
-    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table)
+    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table,
+                                      tuple(table.primary_key.columns))
     return session.execute(stmt, values).first() is not None
 
 
@@ -221,24 +219,11 @@ def insert_many_ignoring_duplicates(session: Session, table: Any, rows: list[dic
     for one column, a tuple for several."""
     if not rows:
         return set()
-    stmt = _insert_many_ignoring_statement(session.get_bind().dialect.name, table, returning)
+    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table, returning)
     result = session.execute(stmt, rows)
     if len(returning) == 1:
         return set(result.scalars())
     return {tuple(row) for row in result}
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_many_ignoring_statement(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    return stmt.returning(*returning)
 
 
 def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,1 @@
+"""Email service providers: the protocol syncd needs (protocol) and the Mailchimp adapter."""

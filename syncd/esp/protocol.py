@@ -42,6 +42,9 @@ class EspReader(Protocol):
     def ping(self) -> None:
         """Raise EspConfigurationError or EspTransientError if the ESP is not usable."""
 
+    def close(self) -> None:
+        """Release the connections; whoever built the client closes it."""
+
     def iter_changed_members(
         self, *, status: str | None, since: datetime, page_size: int = 1000
     ) -> Iterator[Sequence[RemoteMember]]:
@@ -58,6 +61,8 @@ class EspReader(Protocol):
 class AudienceReader(Protocol):
     def iter_audience(self, *, page_size: int = 1000) -> Iterator[Sequence[RemoteMember]]:
         """Pages of every member of the audience, archived included."""
+
+    def close(self) -> None: ...
 
 
 class EspWebhooks(Protocol):
@@ -120,6 +125,12 @@ class EspWriter(Protocol):
     retried inside and raise EspTransientError only once retries are exhausted."""
 
     def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def write_calls(self) -> int:
+        """Write calls sent so far, each retry counted: a run reports the difference."""
 
     def push_batch(self, members: Sequence[NewMember]) -> list[MemberResult]:
         """Add up to 500 members in ONE call without touching existing ones

@@ -14,7 +14,7 @@ import requests
 from mailchimp_marketing.api_client import ApiClientError
 
 from mailchimp_emulator import MailchimpEmulator, subscriber_hash
-from mailchimp_emulator import state as emulator_state
+from mailchimp_emulator import audience_core as emulator_state
 from tests.esp.conftest import Receiver
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"

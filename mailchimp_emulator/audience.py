@@ -1,0 +1,19 @@
+"""The in-memory Mailchimp audience: `Audience`, the API's operations and what people do,
+on one state (audience_core.py).
+
+Pure Python, no HTTP: `api.py` calls one method here and renders the returned JSON or
+the raised `ApiProblem`.
+"""
+
+from __future__ import annotations
+
+from mailchimp_emulator.audience_api import AudienceApi
+from mailchimp_emulator.audience_core import DEFAULT_LIST_ID
+from mailchimp_emulator.audience_people import AudiencePeople
+from mailchimp_emulator.members import AudienceEvent, AudienceRules, Clock, Member
+
+__all__ = ["DEFAULT_LIST_ID", "Audience", "AudienceEvent", "AudienceRules", "Clock", "Member"]
+
+
+class Audience(AudienceApi, AudiencePeople):
+    """One Mailchimp audience (list): members, forgotten addresses, webhooks."""

@@ -1,0 +1,168 @@
+"""Settings: the validated, immutable object every command gets; the rules on single
+settings and across settings, the values derived from them, and where values come from
+(the sources, highest first)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from syncd.config.fields import ENV_PREFIX, NEWSLETTER, ListSettings, SettingFields
+from syncd.config.sources import SecretFileSource, TomlSource
+from syncd.errors import ConfigError
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# Secrets given as lists: the shortest each may be, and what the error calls one.
+_MIN_LENGTHS = {"signup_api_tokens": (24, "sign-up API token"),
+                "webhook_secrets": (16, "webhook secret")}
+
+
+def _http_url(value: str | None, message: str = "must start with http:// or https://"
+              ) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(message)
+    return value
+
+
+class Settings(SettingFields):
+    """Every setting of syncd (fields: `SettingFields`), validated together."""
+
+    @field_validator("webhook_secrets", "signup_api_tokens", "signup_cors_origins",
+                     "signup_lists", mode="before")
+    @classmethod
+    def _secrets_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("signup_api_tokens", "webhook_secrets")
+    @classmethod
+    def _long_enough(cls, value: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
+        length, what = _MIN_LENGTHS[str(info.field_name)]
+        for secret in value:
+            if len(secret.get_secret_value()) < length:
+                raise ValueError(f"each {what} needs at least {length} characters")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        _http_url(value, "must start with https:// (or http:// for a local test)")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _signup_consistent(self) -> Settings:
+        unknown = [name for name in self.signup_lists if name not in self.lists]
+        if unknown:
+            raise ValueError(f"signup_lists names unknown lists: {', '.join(unknown)}")
+        if self.signup_double_opt_in == "syncd":
+            missing = [name for name in ("smtp_host", "mail_from", "public_base_url")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError("signup_double_opt_in = syncd needs " + ", ".join(missing))
+            if self.sync_push_unconfirmed_as_pending:
+                raise ValueError("signup_double_opt_in = syncd with "
+                                 "sync_push_unconfirmed_as_pending would send two "
+                                 "confirmation mails for one sign-up (syncd's and "
+                                 "Mailchimp's); choose one")
+        if self.signup_double_opt_in == "esp" and not self.sync_push_unconfirmed_as_pending:
+            raise ValueError("signup_double_opt_in = esp needs "
+                             "sync_push_unconfirmed_as_pending = true (Mailchimp sends "
+                             "the confirmation for members pushed as pending)")
+        return self
+
+    @property
+    def double_opt_in(self) -> Literal["syncd", "esp"] | None:
+        """Who confirms sign-ups; None: the sign-up endpoints are off."""
+        if self.signup_double_opt_in != "auto":
+            return self.signup_double_opt_in
+        if self.sync_push_unconfirmed_as_pending:
+            return "esp"
+        if self.smtp_host and self.mail_from and self.public_base_url:
+            return "syncd"
+        return None
+
+    @field_validator("operator_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("the operator token needs at least 24 characters")
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _alert_url(cls, value: str | None) -> str | None:
+        return _http_url(value) or None
+
+    @field_validator("lists")
+    @classmethod
+    def _list_names(cls, value: dict[str, ListSettings]) -> dict[str, ListSettings]:
+        for name in value:
+            if not name or len(name) > 100:
+                raise ValueError(f"list name {name!r} must have 1 to 100 characters")
+        return value
+
+    @field_validator("mailchimp_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        _http_url(value)
+        return value.rstrip("/") if value else value
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        """Known purposes: the newsletter and every purpose a configured list names."""
+        return frozenset({NEWSLETTER, self.sync_purpose} | {c.purpose for c in self.lists.values()})
+
+    def lists_of_purpose(self, purpose: str) -> list[str]:
+        return sorted(name for name, cfg in self.lists.items() if cfg.purpose == purpose)
+
+    def require_audience_id(self) -> str:
+        """The audience id, for the runs that read or write it."""
+        if not self.mailchimp_audience_id:
+            raise ConfigError(f"this command talks to Mailchimp; set "
+                              f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
+        return self.mailchimp_audience_id
+
+    def require_webhook_secret(self) -> None:
+        """The service's webhook endpoint needs a secret, unless it is switched off."""
+        if self.webhook_enabled and not self.webhook_secrets:
+            raise ConfigError(
+                f"the webhook endpoint needs a secret: set {ENV_PREFIX}WEBHOOK_SECRETS "
+                f"([webhook] secrets), or {ENV_PREFIX}WEBHOOK_ENABLED=false ([webhook] "
+                "enabled = false) to run without webhooks (unsubscribes then arrive only "
+                "by reconciliation)")
+
+    def require_mailchimp(self) -> tuple[str, str]:
+        """API key and audience id, for the commands that talk to Mailchimp."""
+        missing = [
+            f"{ENV_PREFIX}{name.upper()} ([mailchimp] {name.removeprefix('mailchimp_')})"
+            for name in ("mailchimp_api_key", "mailchimp_audience_id")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ConfigError("this command talks to Mailchimp; set " + " and ".join(missing))
+        assert self.mailchimp_api_key is not None
+        assert self.mailchimp_audience_id is not None
+        return self.mailchimp_api_key.get_secret_value(), self.mailchimp_audience_id
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            SecretFileSource(settings_cls),
+            env_settings,
+            TomlSource(settings_cls),
+        )
