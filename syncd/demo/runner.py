@@ -40,7 +40,7 @@ class _Silent:
 
 def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
              prepare: Callable[[Stage], None] | None = None) -> DemoReport:
-    """Run the five steps; stop at the first step whose checks fail (later steps build on
+    """Run the six steps; stop at the first step whose checks fail (later steps build on
     it). `prepare` runs once the stage is up, before step 1 (tests use it to break an
     expectation). Errors other than ConfigError end up in `report.error`."""
     watcher = observer or _Silent()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -115,23 +115,15 @@ def _given(purpose: str, evidence: Evidence, channel: str, *, text_version: str 
                          user_agent=evidence.user_agent)
 
 
-def _contact(session: Session, signup: SignupInput) -> Contact:
-    contact = store.find_contact(session, signup.address.key)
-    if contact is None:
-        contact, _ = store.upsert_contact(session, store.ContactData(
-            address=signup.address, first_name=signup.first_name,
-            last_name=signup.last_name), actor=ACTOR)
-        return contact
-    # Only empty names are filled in: anyone can type a known address into a form.
+def _fill_names(session: Session, contact: Contact, signup: SignupInput) -> None:
+    """Only empty names are filled in: anyone can type a known address into a form."""
     fill = store.ContactData(
         address=Address(contact.email_key, contact.email_display),
         first_name=signup.first_name if contact.first_name is None else None,
         last_name=signup.last_name if contact.last_name is None else None)
     store.upsert_contact(session, fill, actor=ACTOR)
-    return contact
 
 
-_FIND = select(Contact.id).where(Contact.email_key == bindparam("email_key"))
 _NEW_CONTACT = insert(Contact).returning(Contact.id)
 
 
@@ -168,9 +160,9 @@ def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence
     return signup.purposes
 
 
-def _record_known(session: Session, ctx: AppContext, signup: SignupInput,
+def _record_known(session: Session, ctx: AppContext, contact: Contact, signup: SignupInput,
                   evidence: Evidence, *, channel: str, language: str) -> tuple[str, ...]:
-    contact = _contact(session, signup)
+    _fill_names(session, contact, signup)
     record_given(session, contact, signup.purposes, evidence=evidence, channel=channel,
                  text_version=signup.text_version,
                  privacy_notice_version=signup.privacy_notice_version,
@@ -188,10 +180,11 @@ def record_signup(ctx: AppContext, signup: SignupInput, evidence: Evidence, *,
     for attempt in range(2):
         try:
             with transaction(ctx.sessions) as session:
-                known = session.execute(_FIND, {"email_key": signup.address.key}).first()
-                write = _record_known if known is not None else _record_new
-                mailed = write(session, ctx, signup, evidence, channel=channel,
-                               language=language)
+                known = store.find_contact(session, signup.address.key)
+                mailed = (_record_new(session, ctx, signup, evidence, channel=channel,
+                                      language=language) if known is None else
+                          _record_known(session, ctx, known, signup, evidence,
+                                        channel=channel, language=language))
         except IntegrityError:
             # The same new address signed up twice at once: the other created the
             # contact; once more finds it.
