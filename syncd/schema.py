@@ -6,6 +6,7 @@ live only in `contacts`; suppression and the inbox index carry keyed hashes."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -316,7 +317,7 @@ class OutboxMail(Base):
     __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # confirmation | withdrawal | preferences_link
+    # a MailKind
     kind: Mapped[str] = mapped_column(String(32))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
                                             index=True)
@@ -328,7 +329,7 @@ class OutboxMail(Base):
         ForeignKey("signup_tokens.id", ondelete="CASCADE"))
     # Input of the keyed derivation of the raw token; cleared once the mail is sent.
     token_nonce: Mapped[str | None] = mapped_column(String(64))
-    # queued | sending | sent | failed
+    # a MailStatus
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -336,3 +337,32 @@ class OutboxMail(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+# -- the sign-up vocabularies (values as stored in signup_tokens and outbox) ---------
+
+
+class MailKind(StrEnum):
+    """What an outbox mail is (outbox.kind)."""
+
+    CONFIRMATION = "confirmation"
+    WITHDRAWAL = "withdrawal"
+    PREFERENCES_LINK = "preferences_link"
+
+
+class MailStatus(StrEnum):
+    """Where an outbox mail is (outbox.status): queued -> sending -> sent, or failed."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class LinkState(StrEnum):
+    """What a confirmation link is worth now (read from signup_tokens, not stored)."""
+
+    VALID = "valid"
+    EXPIRED = "expired"
+    USED = "used"
+    UNKNOWN = "unknown"

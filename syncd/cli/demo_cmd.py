@@ -31,7 +31,8 @@ def demo(
 
     Uses its own settings (syncd/demo/demo.toml); --config and SYNCD_* variables are ignored."""
     from syncd.demo.narration import Narrator, report_json
-    from syncd.demo.runner import DemoReport, exit_code, run_demo
+    from syncd.demo.report import DemoReport, exit_code
+    from syncd.demo.runner import run_demo
 
     narrator = None if as_json else Narrator(out_console)
     report: DemoReport = run_demo(directory=directory, observer=narrator)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syncd.demo.checks import Check
-from syncd.demo.runner import DemoReport, StepResult
+from syncd.demo.report import DemoReport, StepResult
 from syncd.demo.stage import Stage
 
 MARK = {True: "[green]✓[/]", False: "[bold red]✗[/]"}

@@ -14,12 +14,11 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import requests
-from sqlalchemy import select
 
 from syncd.demo.checks import Check
-from syncd.schema import ConsentEvent, Contact
 from syncd.signup.mailer import SmtpSender
 from syncd.signup.outbox import deliver_due
+from syncd.store import status
 from syncd.sync.run import run_sync
 
 if TYPE_CHECKING:
@@ -78,9 +77,7 @@ def _link(message: EmailMessage, kind: str) -> str:
 
 def _actions(stage: Stage) -> list[str]:
     with stage.ctx.sessions() as session:
-        return list(session.scalars(
-            select(ConsentEvent.action).join(Contact, Contact.id == ConsentEvent.contact_id)
-            .where(Contact.email_key == PERSON).order_by(ConsentEvent.id)))
+        return status.consent_actions_of(session, PERSON)
 
 
 def _lists(stage: Stage) -> list[str]:

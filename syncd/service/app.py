@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import func, select, text
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +28,7 @@ from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.migrate import current_revision, head_revision
-from syncd.schema import SyncRun, WebhookEvent
+from syncd.store import status
 from syncd.sync.held import NOTHING_HELD, Held, held_now
 
 log = get_logger("syncd.service.http")
@@ -76,11 +75,9 @@ class DatabaseFacts:
 
 
 def _database_facts(ctx: AppContext) -> DatabaseFacts:
-    with ctx.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    status.ping(ctx.engine)
     with ctx.sessions() as session:
-        last = session.scalar(select(func.max(SyncRun.finished_at)).where(
-            SyncRun.kind == "sync", SyncRun.outcome.in_(SUCCESS_OUTCOMES)))
+        last = status.last_success_by_kind(session, SUCCESS_OUTCOMES).get("sync")
         held = held_now(session)
     return DatabaseFacts(current_revision(ctx.engine), last, held)
 
@@ -90,14 +87,11 @@ def _refresh_gauges(ctx: AppContext) -> None:
     of each kind (whichever replica ran it), the parked inbox events and the unsubscribes
     the safety limit holds."""
     with ctx.sessions() as session:
-        rows = session.execute(select(SyncRun.kind, func.max(SyncRun.finished_at)).where(
-            SyncRun.outcome.in_(SUCCESS_OUTCOMES)).group_by(SyncRun.kind)).all()
-        parked = session.scalar(select(func.count()).select_from(WebhookEvent).where(
-            WebhookEvent.status == "parked")) or 0
+        last = status.last_success_by_kind(session, SUCCESS_OUTCOMES)
+        parked = status.inbox_count(session, "parked")
         held = held_now(session)
-    for kind, finished in rows:
-        if finished is not None:
-            metrics.LAST_SUCCESS.labels(kind).set(finished.timestamp())
+    for kind, finished in last.items():
+        metrics.LAST_SUCCESS.labels(kind).set(finished.timestamp())
     metrics.INBOX_PARKED.set(parked)
     if ctx.settings.mailchimp_audience_id:
         metrics.HELD_UNSUBSCRIBES.labels(ctx.settings.mailchimp_audience_id).set(
@@ -189,6 +183,24 @@ def _readiness_checks(ctx: AppContext, probe: SingleFlight, head: str | None,
     return checks, facts
 
 
+def _install_signups(app: FastAPI, ctx: AppContext) -> None:
+    """Mount the sign-up pages and API when a double opt-in mode is configured."""
+    from syncd.service.signup_api import api_app
+    from syncd.service.signup_routes import signup_router
+    from syncd.service.signup_shared import Signups
+
+    signup_log = get_logger("syncd.service.signup")
+    if ctx.settings.double_opt_in is None:
+        signup_log.info("sign-up endpoints off: set smtp_host, mail_from and "
+                        "public_base_url (syncd's double opt-in) or "
+                        "sync_push_unconfirmed_as_pending (Mailchimp's)")
+        return
+    signups = Signups(ctx)
+    app.include_router(signup_router(signups))
+    app.mount("/api/v1", api_app(signups))
+    signup_log.info("sign-up endpoints on", double_opt_in=ctx.settings.double_opt_in)
+
+
 def create_app(ctx: AppContext, *, started_at: datetime | None = None,
                webhooks: bool = True, signups: bool = True,
                probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
@@ -206,9 +218,7 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
         app.include_router(webhook_router(ctx))
     webhook_state = _webhook_state(ctx, mounted=webhooks)
     if signups:
-        from syncd.service.signup_routes import install
-
-        install(app, ctx)
+        _install_signups(app, ctx)
 
     from syncd.service.operator import dsar_router
     from syncd.service.status_page import status_router

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from syncd import metrics
-from syncd.service.signup_routes import Signups
-from syncd.service.web import BadBody, BodyTooLarge, client_ip, media_type, read_body
-from syncd.service.webhook_endpoint import _secret_digest, secret_matches
+from syncd.service.credentials import digests_of, secret_matches
+from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
+from syncd.service.signup_shared import Signups
+from syncd.service.web import client_ip, media_type
 from syncd.signup.form import SINGLE, BotTrap, FieldError, has_control, parse_signup
 from syncd.signup.intake import CHANNEL_API, Evidence, record_signup
 
@@ -92,7 +93,7 @@ def api_app(s: Signups) -> FastAPI:
     settings = s.ctx.settings
     api = FastAPI(title="syncd sign-up API", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
-    digests = tuple(_secret_digest(t.get_secret_value()) for t in settings.signup_api_tokens)
+    digests = digests_of(settings.signup_api_tokens)
     purposes = sorted(settings.purposes)
     limited = {"description": "rate limited; see Retry-After",
                "headers": {"Retry-After": {"schema": {"type": "integer"}}},

@@ -8,66 +8,20 @@ their template (/confirm/{token})."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from syncd import metrics
 from syncd.addresses import parse_address
 from syncd.clock import utcnow
-from syncd.context import AppContext
 from syncd.errors import InputError
-from syncd.service.pages import purpose_label
-from syncd.service.web import (
-    FORM_TYPE,
-    BadBody,
-    BodyTooLarge,
-    Web,
-    client_ip,
-    decode_form,
-    media_type,
-    read_body,
-)
-from syncd.signup import confirm, preferences, tokens
-from syncd.signup.form import BotTrap, FieldError, SignupInput, offered_purposes, parse_signup
-from syncd.signup.intake import CHANNEL_FORM, Evidence, record_signup
-from syncd.signup.limits import SlidingWindow
-
-T = TypeVar("T")
-HOUR = 3600.0
-
-
-class Signups:
-    """State shared by the sign-up routes of one app: limits and the page machinery."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        s = ctx.settings
-        self.web = Web(s)
-        self.per_ip = SlidingWindow(s.signup_rate_per_ip_per_hour, HOUR)
-        self.per_address = SlidingWindow(s.signup_rate_per_address_per_hour, HOUR)
-        sqlite = ctx.engine.dialect.name == "sqlite"
-        # SQLite has one writer: more threads would only wait in its busy handler.
-        self.limiter = anyio.CapacityLimiter(1 if sqlite else 8)
-
-    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
-
-    def evidence(self, request: Request) -> Evidence:
-        return Evidence.of(utcnow(), client_ip(request), request.headers.get("user-agent"))
-
-    def address_limited(self, signup: SignupInput) -> int | None:
-        return self.per_address.hit(self.ctx.keyring.address_hmac(signup.address.key))
-
-    def labels(self, purposes: tuple[str, ...] | list[str], lang: str) -> list[str]:
-        return [purpose_label(self.ctx.settings, p, lang) for p in purposes]
-
-    def preference_url(self, contact_id: int, email_key: str) -> str:
-        token = tokens.preference_token(self.ctx.keyring, contact_id, email_key, utcnow())
-        return f"{self.ctx.settings.public_base_url or ''}/preferences/{token}"
+from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
+from syncd.service.signup_shared import Signups
+from syncd.service.web import FORM_TYPE, client_ip, decode_form, media_type
+from syncd.signup import confirm, preferences
+from syncd.signup.form import BotTrap, FieldError, offered_purposes, parse_signup
+from syncd.signup.intake import CHANNEL_FORM, record_signup
+from syncd.signup.pages import purpose_label
 
 
 async def form_fields(s: Signups, request: Request) -> dict[str, list[str]] | Response:
@@ -84,6 +38,22 @@ async def form_fields(s: Signups, request: Request) -> dict[str, list[str]] | Re
                              Connection="close")
     except BadBody as exc:
         return s.web.problem(lang, 400, "Bad Request", str(exc))
+
+
+async def limited_form(s: Signups, request: Request, *, channel: str | None = None,
+                       ) -> tuple[str, dict[str, list[str]]] | Response:
+    """The preamble of every form POST: the per-IP limit (counted for `channel`, if
+    given), then the decoded form and the page's language; or the answer that refuses."""
+    lang = s.web.language(request)
+    wait = s.per_ip.hit(client_ip(request) or "-")
+    if wait is not None:
+        if channel is not None:
+            metrics.SIGNUPS.labels(channel, "limited").inc()
+        return s.web.too_many(lang, wait)
+    fields = await form_fields(s, request)
+    if isinstance(fields, Response):
+        return fields
+    return s.web.language(request, fields), fields
 
 
 def _refused(s: Signups, lang: str, errors: list[FieldError]) -> Response:
@@ -111,16 +81,11 @@ def signup_router(s: Signups) -> APIRouter:  # noqa: PLR0915 - one route after t
                           privacy_notice_version=settings.signup_privacy_notice_version)
 
     @router.post("/signup")
-    async def signup(request: Request) -> Response:  # noqa: PLR0911 - one answer per case
-        lang = s.web.language(request)
-        wait = s.per_ip.hit(client_ip(request) or "-")
-        if wait is not None:
-            metrics.SIGNUPS.labels(CHANNEL_FORM, "limited").inc()
-            return s.web.too_many(lang, wait)
-        fields = await form_fields(s, request)
-        if isinstance(fields, Response):
-            return fields
-        lang = s.web.language(request, fields)
+    async def signup(request: Request) -> Response:
+        form = await limited_form(s, request, channel=CHANNEL_FORM)
+        if isinstance(form, Response):
+            return form
+        lang, fields = form
         parsed = parse_signup(fields, settings)
         if isinstance(parsed, BotTrap):
             metrics.SIGNUPS.labels(CHANNEL_FORM, "bot_trap").inc()
@@ -171,14 +136,10 @@ def signup_router(s: Signups) -> APIRouter:  # noqa: PLR0915 - one route after t
 
     @router.post("/preferences")
     async def preferences_link(request: Request) -> Response:
-        lang = s.web.language(request)
-        wait = s.per_ip.hit(client_ip(request) or "-")
-        if wait is not None:
-            return s.web.too_many(lang, wait)
-        fields = await form_fields(s, request)
-        if isinstance(fields, Response):
-            return fields
-        lang = s.web.language(request, fields)
+        form = await limited_form(s, request)
+        if isinstance(form, Response):
+            return form
+        lang, fields = form
         try:
             address = parse_address((fields.get("email") or [""])[-1])
         except InputError as exc:
@@ -207,14 +168,10 @@ def signup_router(s: Signups) -> APIRouter:  # noqa: PLR0915 - one route after t
 
     @router.post("/preferences/{token}")
     async def preferences_save(token: str, request: Request) -> Response:
-        lang = s.web.language(request)
-        wait = s.per_ip.hit(client_ip(request) or "-")
-        if wait is not None:
-            return s.web.too_many(lang, wait)
-        fields = await form_fields(s, request)
-        if isinstance(fields, Response):
-            return fields
-        lang = s.web.language(request, fields)
+        form = await limited_form(s, request)
+        if isinstance(form, Response):
+            return form
+        lang, fields = form
         contact_id = await s.blocking(preferences.contact_for_link, s.ctx, token, utcnow())
         if contact_id is None:
             return s.web.page("link_invalid.html", lang, 404, reason="unknown")
@@ -228,19 +185,3 @@ def signup_router(s: Signups) -> APIRouter:  # noqa: PLR0915 - one route after t
         return await _page(token, saved, lang)
 
     return router
-
-
-def install(app: Any, ctx: AppContext) -> None:
-    """Mount the sign-up pages and API when a double opt-in mode is configured."""
-    from syncd.logs import get_logger
-    from syncd.service.signup_api import api_app
-
-    log = get_logger("syncd.service.signup")
-    if ctx.settings.double_opt_in is None:
-        log.info("sign-up endpoints off: set smtp_host, mail_from and public_base_url "
-                 "(syncd's double opt-in) or sync_push_unconfirmed_as_pending (Mailchimp's)")
-        return
-    signups = Signups(ctx)
-    app.include_router(signup_router(signups))
-    app.mount("/api/v1", api_app(signups))
-    log.info("sign-up endpoints on", double_opt_in=ctx.settings.double_opt_in)

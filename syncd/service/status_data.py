@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
 from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
-from syncd.schema import Contact, LedgerTombstone, PushState, SyncRun, WebhookEvent
+from syncd.store import status
 from syncd.sync.audience_audit import AUDIT_RUN_KIND
 from syncd.sync.held import held_now
 
@@ -45,30 +44,25 @@ def _age_minutes(now: datetime, moment: datetime | None) -> float | None:
 
 def _runs(session: Session, now: datetime) -> list[dict[str, Any]]:
     """Per kind and audience: the last runs, newest first, and the failures in a row."""
-    targets = session.execute(select(SyncRun.kind, SyncRun.audience_id).distinct()
-                              .order_by(SyncRun.kind, SyncRun.audience_id)).all()
+    last_ok = status.last_success_by_kind(session, SUCCESS)
     found = []
-    for kind, audience in targets:
-        rows = list(session.scalars(
-            select(SyncRun).where(SyncRun.kind == kind, SyncRun.audience_id == audience
-                                  if audience is not None else SyncRun.audience_id.is_(None))
-            .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(RECENT_RUNS)))
+    for target in status.recent_runs(session, RECENT_RUNS):
         failures = 0
-        for row in rows:
-            if row.outcome != "failed":
+        for run in target.runs:
+            if run.outcome != "failed":
                 break
             failures += 1
-        last_ok = session.scalar(select(func.max(SyncRun.finished_at)).where(
-            SyncRun.kind == kind, SyncRun.outcome.in_(SUCCESS)))
+        ok_at = last_ok.get(target.kind)
         found.append({
-            "kind": kind, "audience_id": audience, "failures_in_a_row": failures,
-            "last_success_at": _iso(last_ok), "last_success_age_minutes":
-                _age_minutes(now, last_ok),
+            "kind": target.kind, "audience_id": target.audience_id,
+            "failures_in_a_row": failures,
+            "last_success_at": _iso(ok_at), "last_success_age_minutes":
+                _age_minutes(now, ok_at),
             "runs": [{"id": r.id, "outcome": r.outcome, "started_at": _iso(r.started_at),
                       "finished_at": _iso(r.finished_at),
-                      "counts": {k: v for k, v in (r.counts or {}).items()
+                      "counts": {k: v for k, v in r.counts.items()
                                  if isinstance(v, int | float) and not isinstance(v, bool)},
-                      "error": _scrub(r.error)} for r in rows]})
+                      "error": _scrub(r.error)} for r in target.runs]})
     return found
 
 
@@ -81,47 +75,34 @@ def _held_withdrawals(session: Session) -> dict[str, Any]:
 
 
 def _last_audit(session: Session) -> dict[str, Any] | None:
-    row = session.execute(select(SyncRun.finished_at, SyncRun.outcome, SyncRun.counts)
-                          .where(SyncRun.kind == AUDIT_RUN_KIND)
-                          .order_by(SyncRun.id.desc()).limit(1)).first()
-    if row is None:
+    run = status.last_run(session, AUDIT_RUN_KIND)
+    if run is None:
         return None
-    at, outcome, counts = row
-    return {"at": _iso(at), "outcome": outcome, **(counts or {})}
+    return {"at": _iso(run.finished_at), "outcome": run.outcome, **run.counts}
 
 
 def _parked_contacts(session: Session) -> dict[str, Any]:
-    parked = PushState.parked_reason.is_not(None)
-    total = session.scalar(select(func.count()).select_from(PushState).where(parked)) or 0
-    rows = session.execute(select(PushState.contact_id, PushState.audience_id,
-                                  PushState.parked_reason, PushState.updated_at)
-                           .where(parked).order_by(PushState.updated_at.desc())
-                           .limit(LISTED)).all()
-    return {"count": int(total), "listed": [
-        {"contact_id": c, "audience_id": a, "reason": _scrub(reason), "since": _iso(at)}
-        for c, a, reason, at in rows]}
+    total, rows = status.parked_contacts(session, LISTED)
+    return {"count": total, "listed": [
+        {"contact_id": p.contact_id, "audience_id": p.audience_id, "reason": _scrub(p.reason),
+         "since": _iso(p.since)} for p in rows]}
 
 
 def _inbox(session: Session, now: datetime, stuck_after: timedelta) -> dict[str, Any]:
-    by_status = dict(session.execute(select(WebhookEvent.status, func.count())
-                                     .group_by(WebhookEvent.status)).all())
-    oldest = session.scalar(select(func.min(WebhookEvent.received_at))
-                            .where(WebhookEvent.status.in_(UNSETTLED)))
-    parked = session.execute(select(WebhookEvent.id, WebhookEvent.kind, WebhookEvent.received_at,
-                                    WebhookEvent.attempts, WebhookEvent.last_error)
-                             .where(WebhookEvent.status == "parked")
-                             .order_by(WebhookEvent.received_at).limit(LISTED)).all()
-    last_webhook = session.scalar(select(func.max(WebhookEvent.received_at))
-                                  .where(WebhookEvent.source == "webhook"))
-    backlog = sum(int(by_status.get(s, 0)) for s in UNSETTLED)
+    by_status = status.inbox_by_status(session)
+    oldest = status.oldest_received(session, UNSETTLED)
+    parked = status.events_in(session, "parked", LISTED)
+    last_webhook = status.last_received(session, "webhook")
+    backlog = sum(by_status.get(s, 0) for s in UNSETTLED)
     return {
-        "by_status": {k: int(v) for k, v in sorted(by_status.items())},
+        "by_status": dict(sorted(by_status.items())),
         "backlog": backlog, "oldest_unsettled_at": _iso(oldest),
         "oldest_unsettled_age_minutes": _age_minutes(now, oldest),
         "stuck": oldest is not None and now - oldest > stuck_after,
-        "parked": [{"id": i, "kind": k, "received_at": _iso(at), "attempts": n,
-                    "last_error": _scrub(err)} for i, k, at, n, err in parked],
-        "parked_count": int(by_status.get("parked", 0)),
+        "parked": [{"id": e.id, "kind": e.kind, "received_at": _iso(e.received_at),
+                    "attempts": e.attempts, "last_error": _scrub(e.last_error)}
+                   for e in parked],
+        "parked_count": by_status.get("parked", 0),
         "last_webhook_at": _iso(last_webhook),
         "last_webhook_age_minutes": _age_minutes(now, last_webhook),
     }
@@ -131,11 +112,7 @@ def _outbox(session: Session, audience: str | None) -> dict[str, Any]:
     """Contacts whose newest revision the ESP has not settled yet (the next sync's work)."""
     if audience is None:
         return {"audience_id": None, "backlog": None}
-    state = and_(PushState.contact_id == Contact.id, PushState.audience_id == audience)
-    waiting = session.scalar(select(func.count()).select_from(Contact).outerjoin(PushState, state)
-                             .where(or_(PushState.contact_id.is_(None),
-                                        Contact.revision > PushState.settled_revision))) or 0
-    return {"audience_id": audience, "backlog": int(waiting)}
+    return {"audience_id": audience, "backlog": status.push_backlog(session, audience)}
 
 
 def alerts(doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -176,10 +153,9 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
                 "inbox": _inbox(session, moment,
                                 timedelta(minutes=settings.alert_inbox_stuck_minutes))}
             return brief | {"alerts": alerts(brief)}
-        last_reconcile = session.scalar(select(func.max(SyncRun.finished_at)).where(
-            SyncRun.kind == "reconcile", SyncRun.outcome.in_(SUCCESS)))
+        last_reconcile = status.last_success_by_kind(session, SUCCESS).get("reconcile")
         head = chain.head(session)
-        tombstones = session.scalar(select(func.count()).select_from(LedgerTombstone)) or 0
+        tombstones = status.tombstone_count(session)
         doc: dict[str, Any] = {
             "schema": STATUS_SCHEMA, "generated_at": _iso(moment),
             "runs": runs,
@@ -191,7 +167,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
             "reconciliation": {"last_success_at": _iso(last_reconcile),
                                "age_minutes": _age_minutes(moment, last_reconcile)},
             "ledger": {"head_seq": head.seq, "head_hash": head.hash,
-                       "head_moved_at": _iso(head.updated_at), "tombstones": int(tombstones)},
+                       "head_moved_at": _iso(head.updated_at), "tombstones": tombstones},
             "repermission": repermission_due(session, settings, now=moment).summary(),
             # The last audience audit's findings (counts per class), if one ran.
             "audit": _last_audit(session),

@@ -1,6 +1,6 @@
-"""What every page and form route needs: a bounded body, form decoding, the client's
-address, language negotiation, rate-limit answers, and HTML answers with the headers
-that keep a token in a URL from leaking (no referrer, no caching, no framing)."""
+"""What every page and form route needs: form decoding, the client's address, language
+negotiation, rate-limit answers, and HTML answers with the headers that keep a token in
+a URL from leaking (no referrer, no caching, no framing)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from syncd.config import Settings
-from syncd.service.pages import Pages, negotiate
-from syncd.service.webhook_endpoint import _read_body, _TooLarge  # one bounded reader for all
-from syncd.webhooks.mailchimp_form import MalformedBody
+from syncd.service.http_limits import BadBody
+from syncd.signup.pages import Pages, negotiate
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FIELDS = 100
@@ -27,28 +26,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-__all__ = ["FORM_TYPE", "BadBody", "BodyTooLarge", "Web", "media_type"]
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BadBody(Exception):
-    """The body cannot be read as what it claims to be; the message says why."""
-
-
 def media_type(request: Request) -> str:
     return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    try:
-        return await _read_body(request, limit)
-    except _TooLarge:
-        raise BodyTooLarge from None
-    except MalformedBody as exc:
-        raise BadBody(str(exc)) from None
 
 
 def decode_form(body: bytes) -> dict[str, list[str]]:

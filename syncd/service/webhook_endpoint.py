@@ -1,7 +1,7 @@
 """`POST /webhooks/mailchimp/{secret}`: Mailchimp audience webhooks, purged at once.
 
 Audience webhooks are not signed; Mailchimp's advice is a secret in the URL
-(mailchimp.md section 1). It is compared in constant time with EVERY configured secret
+(docs/webhooks.md sets it up). It is compared in constant time with EVERY configured secret
 (rotation: old and new both work while Mailchimp is being switched over). The path is
 authenticate -> bound the body -> parse -> store + apply in one transaction -> answer.
 Nothing answers 2xx before the event is committed. Every delivery is answered within
@@ -19,34 +19,27 @@ the path or an address.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import hmac  # noqa: F401 - tests/webhooks/test_secrets.py counts compare_digest through it
 import time
 
 import anyio
 import fastapi
 from fastapi import Request, Response
-from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import ClientDisconnect
 
 from syncd import logs
-from syncd.config import Settings
 from syncd.context import AppContext
-from syncd.db import make_engine, session_factory
 from syncd.keys import Keyring
 from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
+from syncd.service.credentials import digests_of, secret_matches
+from syncd.service.credentials import secret_digest as _secret_digest  # noqa: F401 - as above
+from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
 from syncd.webhooks import inbox
 from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body
 
 PATH = "/webhooks/mailchimp/{secret}"
 ALLOWED = "GET, HEAD, POST"
 FORM_TYPE = "application/x-www-form-urlencoded"
-# Database limits for this path only: an answer (stored or 503) well inside the 10 s
-# Mailchimp waits, never a request stuck behind a lock or a dead server.
-DB_CONNECT_TIMEOUT_S = 2
-DB_STATEMENT_TIMEOUT_MS = 4000
-SQLITE_BUSY_TIMEOUT_MS = 3000
 # Worker threads for the blocking store+apply step: bounded so a burst of deliveries
 # cannot starve the rest of the service's thread pool; more only queue for the pool.
 APPLY_THREADS = 16
@@ -57,48 +50,6 @@ ABANDON_GRACE_SECONDS = 0.5
 RETRY_AFTER = "30"
 
 log = logs.get_logger("syncd.webhooks")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def webhook_engine(settings: Settings) -> Engine:
-    """An engine for the webhook path with short connect, statement and lock timeouts."""
-    engine = make_engine(settings.database_url, connect_timeout=DB_CONNECT_TIMEOUT_S,
-                         pool_size=APPLY_THREADS // 2)
-    if engine.dialect.name == "postgresql":
-
-        @event.listens_for(engine, "connect")
-        def _timeouts(dbapi_conn: object, _record: object) -> None:
-            cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
-            cursor.execute(f"SET statement_timeout = {DB_STATEMENT_TIMEOUT_MS}")
-            cursor.execute(f"SET lock_timeout = {DB_STATEMENT_TIMEOUT_MS // 2}")
-            cursor.close()
-            dbapi_conn.commit()  # type: ignore[attr-defined]
-    else:
-
-        @event.listens_for(engine, "connect")
-        def _busy(dbapi_conn: object, _record: object) -> None:
-            cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.close()
-
-    return engine
-
-
-def _secret_digest(value: str) -> bytes:
-    # Digests have one length: compare_digest then leaks nothing about the secret's length.
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
-
-
-def secret_matches(given: str, digests: tuple[bytes, ...]) -> bool:
-    """Constant time against EVERY configured secret: no early exit on a match."""
-    candidate = _secret_digest(given)
-    matched = False
-    for digest in digests:
-        matched |= hmac.compare_digest(candidate, digest)
-    return matched
 
 
 def _content_type_ok(header: str | None) -> bool:
@@ -115,25 +66,6 @@ def _content_type_ok(header: str | None) -> bool:
     return True
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit`: by its
-    Content-Length before reading, and by counting for chunked bodies."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise MalformedBody("invalid Content-Length")
-        if int(declared) > limit:
-            raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _text(status: int, message: str, **headers: str) -> Response:
     return Response(content=message + "\n", status_code=status, media_type="text/plain",
                     headers=headers or None)
@@ -148,15 +80,15 @@ class _Receiver:
 
     def __init__(self, ctx: AppContext) -> None:
         self.settings = ctx.settings
-        self.digests = tuple(_secret_digest(s.get_secret_value())
-                             for s in ctx.settings.webhook_secrets)
-        self.engine = webhook_engine(ctx.settings)
-        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.digests = digests_of(ctx.settings.webhook_secrets)
+        # The service's sessions: every transaction of a delivery is a
+        # deadline_transaction (inbox.receive), which bounds its lock and statement waits.
+        self.sessions = ctx.sessions
         self._ctx = ctx
         self._keyring: Keyring | None = None
         # SQLite has one writer at a time: more threads would only wait in its busy
         # handler (which sleeps in steps) instead of queueing here in order.
-        sqlite = self.engine.dialect.name == "sqlite"
+        sqlite = ctx.engine.dialect.name == "sqlite"
         self.limiter = anyio.CapacityLimiter(1 if sqlite else APPLY_THREADS)
 
     @property
@@ -194,7 +126,7 @@ class _Receiver:
 def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
     """The Mailchimp webhook routes, to be mounted by the service app."""
     receiver = _Receiver(ctx)
-    router = fastapi.APIRouter(on_shutdown=[receiver.engine.dispose])
+    router = fastapi.APIRouter()
     limit = ctx.settings.webhook_max_body_bytes
     allowed = ctx.settings.webhook_deadline_seconds
     body_timeout = ctx.settings.http_body_timeout_seconds
@@ -212,11 +144,11 @@ def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
             return _text(405, "method not allowed", Allow=ALLOWED)
         try:
             with anyio.fail_after(min(body_timeout, allowed)):
-                body = await _read_body(request, limit)
-        except _TooLarge:
+                body = await read_body(request, limit)
+        except BodyTooLarge:
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="too_large").inc()
             return _text(413, f"body larger than {limit} bytes", Connection="close")
-        except MalformedBody as exc:
+        except BadBody as exc:
             return _text(400, f"bad request: {exc}")
         except TimeoutError:
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="body_timeout").inc()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd import metrics
@@ -21,17 +21,19 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.schema import ConsentEvent, Contact, InternalList, SignupToken
+from syncd.schema import ConsentEvent, Contact, InternalList, LinkState
 from syncd.signup import tokens
 from syncd.signup.intake import ACTOR, Evidence
+from syncd.store import signups
 
 CHANNEL = "confirmation_link"
-VALID, EXPIRED, USED, UNKNOWN = "valid", "expired", "used", "unknown"
+VALID, EXPIRED, USED, UNKNOWN = (LinkState.VALID, LinkState.EXPIRED, LinkState.USED,
+                                 LinkState.UNKNOWN)
 
 
 @dataclass(frozen=True)
 class TokenState:
-    state: str
+    state: LinkState
     purposes: tuple[str, ...] = ()
     contact_id: int | None = None
     email_key: str | None = None
@@ -40,15 +42,15 @@ class TokenState:
 def _state(session: Session, token: str, now: datetime) -> TokenState:
     if not tokens.looks_like_token(token):
         return TokenState(UNKNOWN)
-    row = session.scalar(select(SignupToken).where(
-        SignupToken.token_hash == tokens.token_hash(token)))
+    digest = tokens.token_hash(token)
+    row = signups.tokens_by_hash(session, [digest]).get(digest)
     if row is None:
         return TokenState(UNKNOWN)
     if row.used_at is not None:
         return TokenState(USED)
     if row.expires_at <= now:
         return TokenState(EXPIRED)
-    return TokenState(VALID, tuple(row.purposes), row.contact_id)
+    return TokenState(VALID, row.purposes, row.contact_id)
 
 
 def inspect_token(ctx: AppContext, token: str, now: datetime) -> TokenState:
@@ -73,16 +75,11 @@ def confirm(ctx: AppContext, token: str, evidence: Evidence) -> TokenState:
         return TokenState(UNKNOWN)
     digest = tokens.token_hash(token)
     with transaction(ctx.sessions) as session:
-        spent = session.execute(
-            update(SignupToken).where(SignupToken.token_hash == digest,
-                                      SignupToken.used_at.is_(None),
-                                      SignupToken.expires_at > now)
-            .values(used_at=now).execution_options(synchronize_session=False))
-        if getattr(spent, "rowcount", 0) != 1:
+        row = signups.spend_tokens(session, [digest], now).get(digest)
+        if row is None:
             state = _state(session, token, now)
             metrics.CONFIRMATIONS.labels(state.state).inc()
             return state
-        row = session.scalars(select(SignupToken).where(SignupToken.token_hash == digest)).one()
         contact = session.get(Contact, row.contact_id)
         assert contact is not None  # the token goes with the contact (ON DELETE CASCADE)
         confirmed = []

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,9 +29,10 @@ from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.schema import AuditEntry, Contact, OutboxMail, SignupToken
+from syncd.schema import Contact
 from syncd.signup import outbox, tokens
 from syncd.signup.form import SignupInput
+from syncd.store import audit, signups
 
 ACTOR = "signup"
 CHANNEL_FORM = "web_form"
@@ -79,16 +80,21 @@ def request_confirmation(session: Session, ctx: AppContext, contact: Contact,
     todo = [p for p in purposes if p not in active and p not in recent]
     if not todo:
         return ()
-    new = tokens.new_confirmation_token(ctx.keyring)
-    token = SignupToken(token_hash=new.token_hash, contact_id=contact.id, purposes=todo,
-                        created_at=now,
-                        expires_at=now + timedelta(days=settings.signup_token_expiry_days))
-    session.add(token)
-    session.flush()
-    outbox.enqueue(session, kind=outbox.CONFIRMATION, contact_id=contact.id,
-                   address_hmac=address_hmac, purposes=todo, language=language, now=now,
-                   token_id=token.id, nonce=new.nonce)
+    _queue_confirmation(session, ctx, contact.id, contact.email_key, todo,
+                        language=language, now=now)
     return tuple(todo)
+
+
+def _queue_confirmation(session: Session, ctx: AppContext, contact_id: int, email_key: str,
+                        purposes: Sequence[str], *, language: str, now: datetime) -> None:
+    """The link (its hash) and its mail, queued in the caller's transaction."""
+    new = tokens.new_confirmation_token(ctx.keyring)
+    expires = now + timedelta(days=ctx.settings.signup_token_expiry_days)
+    token_id, = signups.add_tokens(session, [signups.NewToken(
+        new.token_hash, contact_id, purposes, created_at=now, expires_at=expires)])
+    outbox.enqueue(session, [signups.NewMail(
+        outbox.CONFIRMATION, contact_id, ctx.keyring.address_hmac(email_key), purposes,
+        language, created_at=now, token_id=token_id, token_nonce=new.nonce)])
 
 
 def record_given(session: Session, contact: Contact, purposes: Sequence[str], *,
@@ -109,25 +115,16 @@ def _given(purpose: str, evidence: Evidence, channel: str, *, text_version: str 
                          user_agent=evidence.user_agent)
 
 
-def _contact(session: Session, signup: SignupInput) -> Contact:
-    contact = store.find_contact(session, signup.address.key)
-    if contact is None:
-        contact, _ = store.upsert_contact(session, store.ContactData(
-            address=signup.address, first_name=signup.first_name,
-            last_name=signup.last_name), actor=ACTOR)
-        return contact
-    # Only empty names are filled in: anyone can type a known address into a form.
+def _fill_names(session: Session, contact: Contact, signup: SignupInput) -> None:
+    """Only empty names are filled in: anyone can type a known address into a form."""
     fill = store.ContactData(
         address=Address(contact.email_key, contact.email_display),
         first_name=signup.first_name if contact.first_name is None else None,
         last_name=signup.last_name if contact.last_name is None else None)
     store.upsert_contact(session, fill, actor=ACTOR)
-    return contact
 
 
-_FIND = select(Contact.id).where(Contact.email_key == bindparam("email_key"))
 _NEW_CONTACT = insert(Contact).returning(Contact.id)
-_NEW_TOKEN = insert(SignupToken).returning(SignupToken.id)
 
 
 def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence: Evidence,
@@ -144,43 +141,28 @@ def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence
         "is_customer": False, "created_at": now, "updated_at": now,
         # 1 at creation, one bump per appended event (as ledger.append does)
         "revision": 1 + len(signup.purposes)}).scalar_one()
-    audits: list[dict[str, object]] = [
-        {"at": now, "actor": ACTOR, "action": "contact_created", "contact_id": contact_id,
-         "details": {}}]
+    audits = [audit.AuditRow(ACTOR, "contact_created", contact_id, at=now)]
     events = []
     for purpose in signup.purposes:
         record = _given(purpose, evidence, channel, text_version=signup.text_version,
                         privacy_notice_version=signup.privacy_notice_version,
                         form_url=signup.form_url)
         events.append(ledger.event_row(contact_id, key, record, secrets.token_hex(8)))
-        audits.append({"at": now, "actor": ACTOR, "action": "consent_given",
-                       "contact_id": contact_id,
-                       "details": {"purpose": purpose, "source": channel,
-                                   "occurred_at": evidence.at.isoformat()}})
+        audits.append(audit.AuditRow(ACTOR, "consent_given", contact_id, {
+            "purpose": purpose, "source": channel, "occurred_at": evidence.at.isoformat()},
+            at=now))
     chain.append_many(session, events)  # the one write path of the ledger (hash chain)
-    conn.execute(insert(AuditEntry), audits)
-    settings = ctx.settings
-    if settings.double_opt_in != "syncd":
+    audit.append(session, audits)
+    if ctx.settings.double_opt_in != "syncd":
         return ()
-    new = tokens.new_confirmation_token(ctx.keyring)
-    purposes = list(signup.purposes)
-    token_id = conn.execute(_NEW_TOKEN, {
-        "token_hash": new.token_hash, "contact_id": contact_id, "purposes": purposes,
-        "created_at": evidence.at,
-        "expires_at": evidence.at + timedelta(days=settings.signup_token_expiry_days),
-    }).scalar_one()
-    conn.execute(insert(OutboxMail), {
-        "kind": outbox.CONFIRMATION, "contact_id": contact_id,
-        "address_hmac": ctx.keyring.address_hmac(key), "purposes": purposes,
-        "language": language, "token_id": token_id, "token_nonce": new.nonce,
-        "status": outbox.QUEUED, "attempts": 0, "next_attempt_at": evidence.at,
-        "claimed_at": None, "created_at": evidence.at, "sent_at": None, "last_error": None})
+    _queue_confirmation(session, ctx, contact_id, key, signup.purposes, language=language,
+                        now=evidence.at)
     return signup.purposes
 
 
-def _record_known(session: Session, ctx: AppContext, signup: SignupInput,
+def _record_known(session: Session, ctx: AppContext, contact: Contact, signup: SignupInput,
                   evidence: Evidence, *, channel: str, language: str) -> tuple[str, ...]:
-    contact = _contact(session, signup)
+    _fill_names(session, contact, signup)
     record_given(session, contact, signup.purposes, evidence=evidence, channel=channel,
                  text_version=signup.text_version,
                  privacy_notice_version=signup.privacy_notice_version,
@@ -198,10 +180,11 @@ def record_signup(ctx: AppContext, signup: SignupInput, evidence: Evidence, *,
     for attempt in range(2):
         try:
             with transaction(ctx.sessions) as session:
-                known = session.execute(_FIND, {"email_key": signup.address.key}).first()
-                write = _record_known if known is not None else _record_new
-                mailed = write(session, ctx, signup, evidence, channel=channel,
-                               language=language)
+                known = store.find_contact(session, signup.address.key)
+                mailed = (_record_new(session, ctx, signup, evidence, channel=channel,
+                                      language=language) if known is None else
+                          _record_known(session, ctx, known, signup, evidence,
+                                        channel=channel, language=language))
         except IntegrityError:
             # The same new address signed up twice at once: the other created the
             # contact; once more finds it.

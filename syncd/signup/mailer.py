@@ -16,21 +16,22 @@ from email.utils import formataddr, formatdate
 from typing import TYPE_CHECKING
 
 from syncd.config import Settings
-from syncd.schema import Contact, OutboxMail
-from syncd.service.pages import Pages, purpose_label
+from syncd.schema import Contact
 from syncd.signup import tokens
+from syncd.signup.pages import Pages, purpose_label
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from syncd.context import AppContext
+    from syncd.store.signups import Mail
 
 
 class Permanent(Exception):
     """The mail server refused for good (5xx): retrying cannot help."""
 
 
-def links(ctx: AppContext, mail: OutboxMail, contact: Contact, now: datetime) -> dict[str, str]:
+def links(ctx: AppContext, mail: Mail, contact: Contact, now: datetime) -> dict[str, str]:
     base = ctx.settings.public_base_url or ""
     found = {"preferences_url": f"{base}/preferences/" + tokens.preference_token(
         ctx.keyring, contact.id, contact.email_key, now)}
@@ -45,7 +46,7 @@ def _domain(settings: Settings) -> str:
     return sender.rpartition("@")[2].strip(">").strip() or "localhost"
 
 
-def compose_for(ctx: AppContext, mail: OutboxMail, contact: Contact, *,
+def compose_for(ctx: AppContext, mail: Mail, contact: Contact, *,
                 now: datetime) -> EmailMessage:
     settings = ctx.settings
     lang = mail.language if mail.language in ("nl", "en") else settings.pages_default_language

@@ -12,13 +12,11 @@ counted in `syncd_outbox_attempts_total`."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd import metrics
@@ -27,13 +25,17 @@ from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.logs import get_logger
-from syncd.schema import Contact, OutboxMail, SignupToken
+from syncd.schema import Contact, MailKind, MailStatus
 from syncd.signup.mailer import Permanent, compose_for
+from syncd.store import signups
+from syncd.store.signups import Mail, NewMail, Token
 
 log = get_logger("syncd.outbox")
 
-CONFIRMATION, WITHDRAWAL, PREFERENCES_LINK = "confirmation", "withdrawal", "preferences_link"
-QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+CONFIRMATION, WITHDRAWAL, PREFERENCES_LINK = (
+    MailKind.CONFIRMATION, MailKind.WITHDRAWAL, MailKind.PREFERENCES_LINK)
+QUEUED, SENDING, SENT, FAILED = (
+    MailStatus.QUEUED, MailStatus.SENDING, MailStatus.SENT, MailStatus.FAILED)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 # Longer than any one send can take (three SMTP timeouts): a claim older than this was
@@ -45,27 +47,20 @@ BATCH = 50
 SETTLED_KEEP = timedelta(days=30)
 
 
-def enqueue(session: Session, *, kind: str, contact_id: int, address_hmac: str,
-            purposes: list[str], language: str, now: datetime, token_id: int | None = None,
-            nonce: str | None = None) -> None:
-    session.add(OutboxMail(kind=kind, contact_id=contact_id, address_hmac=address_hmac,
-                           purposes=purposes, language=language, token_id=token_id,
-                           token_nonce=nonce, status=QUEUED, attempts=0,
-                           next_attempt_at=now, created_at=now))
+def enqueue(session: Session, mails: Sequence[NewMail]) -> None:
+    """Queue mails in the caller's transaction (sent later by the outbox job)."""
+    signups.enqueue(session, mails)
 
 
 def recently_mailed(session: Session, address_hmac: str, since: datetime) -> set[str]:
     """Purposes a confirmation mail was queued for since `since` (sent or not)."""
-    rows = session.scalars(select(OutboxMail.purposes).where(
-        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == CONFIRMATION,
-        OutboxMail.created_at >= since))
-    return {purpose for purposes in rows for purpose in purposes}
+    return {purpose for purposes in signups.purposes_queued_since(
+        session, address_hmac, CONFIRMATION, since) for purpose in purposes}
 
 
-def recently_queued(session: Session, address_hmac: str, kind: str, since: datetime) -> bool:
-    return session.scalar(select(OutboxMail.id).where(
-        OutboxMail.address_hmac == address_hmac, OutboxMail.kind == kind,
-        OutboxMail.created_at >= since).limit(1)) is not None
+def recently_queued(session: Session, address_hmac: str, kind: MailKind,
+                    since: datetime) -> bool:
+    return bool(signups.purposes_queued_since(session, address_hmac, kind, since))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -89,46 +84,23 @@ class DeliveryReport:
         return not (self.sent or self.retried or self.failed)
 
 
-def _due(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(session.scalars(
-        select(OutboxMail.id).where(or_(
-            (OutboxMail.status == QUEUED) & (OutboxMail.next_attempt_at <= now),
-            (OutboxMail.status == SENDING) & (OutboxMail.claimed_at < now - CLAIM_LEASE)))
-        .order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit)))
-
-
 @dataclass
 class _Claimed:
-    mail: OutboxMail  # detached copies: composed and sent outside the transaction
-    contact: Contact | None
-    token: SignupToken | None
-
-
-_CLAIM = (update(OutboxMail)
-          .where(OutboxMail.id == bindparam("mail_id"),
-                 or_(OutboxMail.status == QUEUED,
-                     (OutboxMail.status == SENDING)
-                     & (OutboxMail.claimed_at < bindparam("stale"))))
-          .values(status=SENDING, claimed_at=bindparam("now")))
+    mail: Mail  # composed and sent outside the transaction
+    contact: Contact | None  # detached
+    token: Token | None
 
 
 def _claim_batch(ctx: AppContext, now: datetime, limit: int) -> list[_Claimed]:
-    """One short transaction: claim the due rows (one conditional UPDATE each: a row
-    another replica claimed first is skipped) and read what their mails need."""
-    claimed = []
+    """One short transaction: claim the due rows (a row another replica claimed first is
+    skipped) and read what their mails need."""
+    stale = now - CLAIM_LEASE
     with transaction(ctx.sessions) as session:
-        for mail_id in _due(session, now, limit):
-            won = session.connection().execute(_CLAIM, {"mail_id": mail_id, "now": now,
-                                                        "stale": now - CLAIM_LEASE})
-            if getattr(won, "rowcount", 0) != 1:
-                continue
-            mail = session.get(OutboxMail, mail_id)
-            if mail is None:
-                continue
-            session.refresh(mail)
-            token = session.get(SignupToken, mail.token_id) if mail.token_id else None
-            claimed.append(_Claimed(mail, session.get(Contact, mail.contact_id), token))
-    return claimed
+        mails = signups.claim(session, signups.due(session, now, stale, limit), now, stale)
+        links = signups.tokens_by_id(session, [m.token_id for m in mails if m.token_id])
+        return [_Claimed(mail, session.get(Contact, mail.contact_id),
+                         links.get(mail.token_id) if mail.token_id else None)
+                for mail in mails]
 
 
 def _message(ctx: AppContext, item: _Claimed, now: datetime) -> EmailMessage | str:
@@ -143,12 +115,11 @@ def _message(ctx: AppContext, item: _Claimed, now: datetime) -> EmailMessage | s
     return compose_for(ctx, mail, item.contact, now=now)
 
 
-def _finish(ctx: AppContext, mail: OutboxMail, **values: object) -> None:
+def _finish(ctx: AppContext, changes: Sequence[tuple[Mail, Mail]]) -> None:
+    if not changes:
+        return
     with transaction(ctx.sessions) as session:
-        session.execute(update(OutboxMail).where(
-            OutboxMail.id == mail.id, OutboxMail.status == SENDING,
-            OutboxMail.claimed_at == mail.claimed_at).values(**values)
-            .execution_options(synchronize_session=False))
+        signups.settle(session, changes)
 
 
 def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
@@ -172,16 +143,15 @@ def deliver_due(ctx: AppContext, send: Callable[[EmailMessage], None], *,
         if callable(close):
             close()  # end the batch's SMTP session
     with ctx.sessions() as session:
-        report.queued = session.scalar(select(func.count()).select_from(OutboxMail).where(
-            OutboxMail.status.in_([QUEUED, SENDING]))) or 0
+        report.queued = signups.unsent_count(session)
     metrics.OUTBOX_QUEUED.set(report.queued)
     return report
 
 
 def _release(ctx: AppContext, items: list[_Claimed]) -> None:
     """Claimed but not tried: back to the queue as they were (no attempt counted)."""
-    for item in items:
-        _finish(ctx, item.mail, status=QUEUED, claimed_at=None)
+    _finish(ctx, [(item.mail, replace(item.mail, status=QUEUED, claimed_at=None))
+                  for item in items])
 
 
 def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claimed,
@@ -202,22 +172,23 @@ def _attempt(ctx: AppContext, send: Callable[[EmailMessage], None], item: _Claim
         except Exception as exc:  # any other failure is worth another try
             error = _describe(exc)
     if error is None:
-        _finish(ctx, mail, status=SENT, sent_at=utcnow(), attempts=attempts,
-                token_nonce=None, last_error=None)
+        _finish(ctx, [(mail, replace(mail, status=SENT, sent_at=utcnow(), attempts=attempts,
+                                     token_nonce=None, last_error=None))])
         report.sent += 1
         metrics.OUTBOX_ATTEMPTS.labels(kind, "sent").inc()
         return True
     report.errors[error[:60]] = report.errors.get(error[:60], 0) + 1
     if permanent or attempts >= ctx.settings.outbox_max_attempts:
-        _finish(ctx, mail, status=FAILED, attempts=attempts, token_nonce=None,
-                last_error=error[:500])
+        _finish(ctx, [(mail, replace(mail, status=FAILED, attempts=attempts,
+                                     token_nonce=None, last_error=error[:500]))])
         report.failed += 1
         metrics.OUTBOX_ATTEMPTS.labels(kind, "failed").inc()
         log.error("mail not sent; given up", outbox_id=mail.id, kind=kind,
                   attempts=attempts, error=error)
         return permanent
-    _finish(ctx, mail, status=QUEUED, attempts=attempts, last_error=error[:500],
-            next_attempt_at=moment + backoff(attempts))
+    _finish(ctx, [(mail, replace(mail, status=QUEUED, attempts=attempts,
+                                 last_error=error[:500],
+                                 next_attempt_at=moment + backoff(attempts)))])
     report.retried += 1
     metrics.OUTBOX_ATTEMPTS.labels(kind, "retry").inc()
     log.warning("mail not sent; will retry", outbox_id=mail.id, kind=kind,
@@ -232,22 +203,8 @@ def prune(session: Session, settings: Settings, now: datetime, *,
     the proof). A link's queued mail goes with it (ON DELETE CASCADE) only once expired.
     `dry_run`: count what would go, delete nothing."""
     keep = max(SETTLED_KEEP, timedelta(hours=settings.signup_mail_window_hours))
-    cutoff = now - keep
-    settled = (OutboxMail.status.in_([SENT, FAILED]), OutboxMail.created_at < cutoff)
-    spent = or_(SignupToken.used_at < cutoff, SignupToken.expires_at < cutoff)
-    if dry_run:
-        return {"outbox_mails_deleted": _count(session, OutboxMail.id, *settled),
-                "signup_tokens_deleted": _count(session, SignupToken.id, spent)}
-    mails = session.execute(delete(OutboxMail).where(*settled)
-                            .execution_options(synchronize_session=False))
-    links = session.execute(delete(SignupToken).where(spent)
-                            .execution_options(synchronize_session=False))
-    return {"outbox_mails_deleted": int(getattr(mails, "rowcount", 0) or 0),
-            "signup_tokens_deleted": int(getattr(links, "rowcount", 0) or 0)}
-
-
-def _count(session: Session, column: Any, *where: Any) -> int:
-    return int(session.scalar(select(func.count(column)).where(*where)) or 0)
+    mails, links = signups.prune_settled(session, now - keep, dry_run=dry_run)
+    return {"outbox_mails_deleted": mails, "signup_tokens_deleted": links}
 
 
 def _describe(exc: Exception) -> str:

@@ -26,10 +26,11 @@ from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import Contact
-from syncd.service.pages import purpose_label
 from syncd.signup import outbox, tokens
 from syncd.signup.form import offered_purposes
 from syncd.signup.intake import ACTIVE, Evidence, record_given, request_confirmation
+from syncd.signup.pages import purpose_label
+from syncd.store.signups import NewMail
 from syncd.webhooks import purge
 
 CHANNEL = "preference_page"
@@ -135,9 +136,9 @@ def save(ctx: AppContext, contact_id: int, wanted: set[str], evidence: Evidence,
             request_confirmation(session, ctx, contact, requested, language=language,
                                  now=now)
         if withdrawn and mail_configured(ctx):
-            outbox.enqueue(session, kind=outbox.WITHDRAWAL, contact_id=contact.id,
-                           address_hmac=ctx.keyring.address_hmac(email_key),
-                           purposes=withdrawn, language=language, now=now)
+            outbox.enqueue(session, [NewMail(
+                outbox.WITHDRAWAL, contact.id, ctx.keyring.address_hmac(email_key), withdrawn,
+                language, created_at=now)])
     for _ in withdrawn:
         metrics.SIGNUPS.labels(CHANNEL, "withdrawn").inc()
     return Saved(tuple(withdrawn), tuple(requested))
@@ -169,5 +170,5 @@ def request_link(ctx: AppContext, address: Address, *, language: str, now: datet
         if contact is None or outbox.recently_queued(session, address_hmac,
                                                      outbox.PREFERENCES_LINK, since):
             return
-        outbox.enqueue(session, kind=outbox.PREFERENCES_LINK, contact_id=contact.id,
-                       address_hmac=address_hmac, purposes=[], language=language, now=now)
+        outbox.enqueue(session, [NewMail(outbox.PREFERENCES_LINK, contact.id, address_hmac, [],
+                                         language, created_at=now)])

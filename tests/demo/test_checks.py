@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from syncd.demo import checks
 from syncd.demo.cast import ANNA, BEN, GINA, TEST
-from syncd.demo.runner import exit_code, run_demo
+from syncd.demo.report import exit_code
+from syncd.demo.runner import run_demo
 from syncd.demo.stage import Stage
 from syncd.exit_codes import ExitCode
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from syncd.demo.runner import STEP_KEYS
+from syncd.demo.report import STEP_KEYS
 from tests.demo.conftest import DemoRun
 
 WEBHOOK_PATH = re.compile(r"/webhooks/mailchimp/([A-Za-z0-9_-]{16,})")

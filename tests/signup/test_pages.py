@@ -1,4 +1,4 @@
-"""The page machinery others reuse (syncd/service/pages.py): language from
+"""The page machinery others reuse (syncd/signup/pages.py): language from
 Accept-Language, autoescape, an operator's templates in front of syncd's, and the
 headers that keep a token in a URL from leaking."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.service.pages import Pages, negotiate
+from syncd.signup.pages import Pages, negotiate
 
 
 @pytest.mark.parametrize(("header", "expected"), [

@@ -1,8 +1,10 @@
-"""Server-rendered pages and mail bodies, in one place for every page syncd serves: a
-Jinja2 environment over syncd's templates (syncd/service/templates) with an operator's
-directory in front (setting pages_template_dir: a file of the same name replaces
-syncd's), autoescape on for HTML, and the language from Accept-Language (Dutch or
-English). Pages load nothing from elsewhere: one stylesheet, served by syncd."""
+"""Server-rendered pages and mail bodies, for every page and mail syncd makes.
+
+A Jinja2 environment over syncd's templates (shipped in syncd/service/templates) with an
+operator's directory in front (setting pages_template_dir: a file of the same name
+replaces syncd's), autoescape on for HTML, and the language from Accept-Language (Dutch
+or English). Pages load nothing from elsewhere: one stylesheet, served by syncd. The
+sign-up's mails and the service's pages both render here, so it lives below both."""
 
 from __future__ import annotations
 
