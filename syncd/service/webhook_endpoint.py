@@ -19,7 +19,6 @@ the path or an address.
 
 from __future__ import annotations
 
-import hmac  # noqa: F401 - tests/webhooks/test_secrets.py counts compare_digest through it
 import time
 
 import anyio
@@ -32,7 +31,6 @@ from syncd.context import AppContext
 from syncd.keys import Keyring
 from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
 from syncd.service.credentials import digests_of, secret_matches
-from syncd.service.credentials import secret_digest as _secret_digest  # noqa: F401 - as above
 from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
 from syncd.webhooks import inbox
 from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body

@@ -11,7 +11,8 @@ import requests
 
 from syncd import logs
 from syncd.context import AppContext
-from syncd.service.webhook_endpoint import _secret_digest, secret_matches
+from syncd.service.credentials import secret_digest as _secret_digest
+from syncd.service.credentials import secret_matches
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_OLD_WEBHOOK_SECRET, TEST_WEBHOOK_SECRET, fixture_body
 from tests.webhooks.conftest import FORM, Served, inbox_rows
@@ -58,7 +59,7 @@ def test_both_configured_secrets_work_during_rotation(served: Served, app_contex
 
 
 def test_every_secret_is_compared_even_after_a_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    from syncd.service import webhook_endpoint as endpoint
+    from syncd.service import credentials as endpoint
 
     compared: list[bytes] = []
     real = endpoint.hmac.compare_digest
