@@ -99,6 +99,17 @@ class ListMembership(Base):
     source: Mapped[str] = mapped_column(String(64))
 
 
+class ConsentAction(StrEnum):
+    """consent_events.action (the policy's Action, syncd.consent.policy, holds the same
+    values)."""
+
+    GIVEN = "given"
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"
+    # A record of the soft opt-in legal basis (existing customer); never consent.
+    SOFT_OPT_IN = "soft_opt_in"
+
+
 class LedgerChannel(StrEnum):
     """consent_events.source: the channels syncd itself records consent through (an
     import carries the source its file names)."""
@@ -125,7 +136,7 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     purpose: Mapped[str] = mapped_column(String(64))
-    # given | confirmed | withdrawn | soft_opt_in
+    # ConsentAction
     action: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -24,7 +24,14 @@ from sqlalchemy import String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc, utcnow
-from syncd.schema import ConsentEvent, Contact, LedgerChainHead, LedgerTombstone, UtcDateTime
+from syncd.schema import (
+    ConsentAction,
+    ConsentEvent,
+    Contact,
+    LedgerChainHead,
+    LedgerTombstone,
+    UtcDateTime,
+)
 from syncd.store.dialect import insert_ignoring_duplicates
 
 # The link before the first event.
@@ -103,7 +110,7 @@ _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 _MOVE_HEAD = (update(LedgerChainHead).where(LedgerChainHead.id == HEAD_ID)
               .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
                       updated_at=bindparam("now")))
-_WITHDRAWN, _CONFIRMED = "withdrawn", "confirmed"
+_WITHDRAWN, _CONFIRMED = ConsentAction.WITHDRAWN, ConsentAction.CONFIRMED
 # The contact and its recent withdrawals/confirmations in one round trip.
 _CONTACT_RECENT = (
     select(Contact.id, Contact.email_key, ConsentEvent.purpose, ConsentEvent.action,
