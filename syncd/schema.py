@@ -282,6 +282,22 @@ SETTLED_STATUSES = (InboxStatus.APPLIED, InboxStatus.IGNORED)
 UNAPPLIED_STATUSES = (InboxStatus.FAILED, InboxStatus.PARKED)
 
 
+class EventKind(StrEnum):
+    """webhook_events.kind: the `type` of a Mailchimp audience event."""
+
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    PROFILE = "profile"
+    UPEMAIL = "upemail"
+    CLEANED = "cleaned"
+    CAMPAIGN = "campaign"
+    UNKNOWN = "unknown"
+
+
+# Kinds that, while not applied yet, block pushes for their address.
+BLOCKING_KINDS = (EventKind.UNSUBSCRIBE, EventKind.CLEANED)
+
+
 class InboxSource(StrEnum):
     """webhook_events.source: who delivered the event."""
 
@@ -296,7 +312,7 @@ class WebhookEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # EventKind
     list_id: Mapped[str | None] = mapped_column(String(64))
     fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

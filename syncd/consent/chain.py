@@ -9,11 +9,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from syncd.store.ledger import GENESIS, HASHED_FIELDS, Head, event_hash, head, lock_contacts
+from syncd.store.ledger import GENESIS, event_hash, head
 from syncd.store.ledger import append as append_rows
 
-__all__ = ["GENESIS", "HASHED_FIELDS", "Head", "append_many", "append_one", "event_hash",
-           "head", "lock_contacts"]
+__all__ = ["GENESIS", "append_many", "append_one", "event_hash", "head"]
 
 
 def append_one(session: Session, row: dict[str, Any], *, contacts_locked: bool = False

@@ -67,12 +67,6 @@ def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None) -> 
     return member.status if member is not None else None
 
 
-def remove_contact(session: Session, contact_id: int, *, reason: str) -> int:
-    """Delete the contact and every row keyed to it (events leave tombstones with their
-    hashes, so the ledger's chain still verifies). Returns the consent events removed."""
-    return remove_contacts(session, [contact_id], reason=reason)
-
-
 def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
              reason: str = ERASURE_REASON) -> tuple[bool, int, bool]:
     """Erase in the caller's transaction: (found, consent events removed, suppression added)."""
@@ -83,7 +77,7 @@ def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
     if contact is not None:
         # One person, every address (I12): their earlier addresses stay out too.
         earlier = address_history.hmacs_of(session, contact.id)
-        events = remove_contact(session, contact.id, reason=reason)
+        events = remove_contacts(session, [contact.id], reason=reason)
     # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
     inbox_store.forget_bodies(session, [address_hmac])
     # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data

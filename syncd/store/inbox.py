@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from syncd.schema import (
+    BLOCKING_KINDS,
     SETTLED_STATUSES,
     UNAPPLIED_STATUSES,
     InboxStatus,
@@ -114,15 +115,14 @@ def applied_after(session: Session, kind: str, address_hmacs: Iterable[str],
         WebhookEvent.dedupe_key != other_than).limit(1)) is not None
 
 
-def blocked_address_hmacs(session: Session, address_hmacs: Iterable[str],
-                          kinds: Iterable[str]) -> set[str]:
-    """The addresses (keyed hashes) with an event of these kinds (unsubscribe, cleaned)
-    not applied yet (failed, or parked for a person): their pushes wait (I3)."""
+def blocked_address_hmacs(conn: Connection, address_hmacs: Iterable[str]) -> set[str]:
+    """The addresses (keyed hashes) with an unsubscribe or cleaned event not applied yet
+    (failed, or parked for a person): their pushes wait (I3)."""
     keys = sorted(set(address_hmacs))
     if not keys:
         return set()
-    return set(session.connection().scalars(select(WebhookEvent.address_hmac).where(
-        WebhookEvent.address_hmac.in_(keys), WebhookEvent.kind.in_(sorted(kinds)),
+    return set(conn.scalars(select(WebhookEvent.address_hmac).where(
+        WebhookEvent.address_hmac.in_(keys), WebhookEvent.kind.in_(BLOCKING_KINDS),
         WebhookEvent.status.in_(UNAPPLIED_STATUSES))))
 
 

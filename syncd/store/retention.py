@@ -74,22 +74,23 @@ def null_settled_bodies(session: Session, cutoff: datetime, *, dry_run: bool) ->
         .execution_options(synchronize_session=False)))
 
 
-def delete_runs(session: Session, cutoff: datetime, *, dry_run: bool) -> int:
-    """Delete run records started before `cutoff` (or count them)."""
-    old = select(SyncRun.id).where(SyncRun.started_at < cutoff)
+def _delete_ids(session: Session, model: Any, old: Any, *, dry_run: bool) -> int:
     if dry_run:
         return _count(session, old)
-    return _rowcount(session.execute(delete(SyncRun).where(SyncRun.id.in_(old))
+    return _rowcount(session.execute(delete(model).where(model.id.in_(old))
                                      .execution_options(synchronize_session=False)))
+
+
+def delete_runs(session: Session, cutoff: datetime, *, dry_run: bool) -> int:
+    """Delete run records started before `cutoff` (or count them)."""
+    return _delete_ids(session, SyncRun, select(SyncRun.id).where(SyncRun.started_at < cutoff),
+                       dry_run=dry_run)
 
 
 def delete_audit(session: Session, cutoff: datetime, *, dry_run: bool) -> int:
     """Delete audit entries written before `cutoff` (or count them)."""
-    old = select(AuditEntry.id).where(AuditEntry.at < cutoff)
-    if dry_run:
-        return _count(session, old)
-    return _rowcount(session.execute(delete(AuditEntry).where(AuditEntry.id.in_(old))
-                                     .execution_options(synchronize_session=False)))
+    return _delete_ids(session, AuditEntry, select(AuditEntry.id).where(AuditEntry.at < cutoff),
+                       dry_run=dry_run)
 
 
 def _pages(session: Session, query: Any) -> Iterator[list[Candidate]]:

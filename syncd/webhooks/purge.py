@@ -33,8 +33,6 @@ from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, SAME_WITHDRAWAL_WINDOW, 
 from syncd.webhooks.mailchimp_form import EventKind
 from syncd.webhooks.renames import resolve_contact
 
-KnownContact = RecentConsent  # the name the preference page uses
-
 
 @dataclass(frozen=True)
 class Withdrawal:
