@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from syncd.schema import AddressHistory, Contact
 from syncd.store.dialect import insert_ignoring_duplicates
 
-_TABLE: Table = AddressHistory.__table__  # type: ignore[assignment]
+_TABLE = cast(Table, AddressHistory.__table__)
 
 
 def remember(session: Session, changes: Iterable[tuple[int, str, datetime]]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from syncd.schema import (
 )
 from syncd.store.dialect import insert_ignoring_duplicates
 
-_TABLE: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_TABLE = cast(Table, WebhookEvent.__table__)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -47,8 +47,8 @@ HASHED_FIELDS = (
     "user_agent", "confirmation_token_hash", "reason", "campaign_id", "dedupe_key",
 )
 CHUNK = 900  # bound parameters per statement
-_EVENTS: Table = ConsentEvent.__table__  # type: ignore[assignment]
-_HEADS: Table = LedgerChainHead.__table__  # type: ignore[assignment]
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_HEADS = cast(Table, LedgerChainHead.__table__)
 
 
 def _canonical(value: Any) -> Any:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from syncd.store.dialect import insert_ignoring_duplicates
 
 ALL_PURPOSES = "*"  # every marketing purpose (abuse complaint, erasure)
 CHUNK = 900  # bound parameters per statement
-_TABLE: Table = Suppression.__table__  # type: ignore[assignment]
+_TABLE = cast(Table, Suppression.__table__)
 _RENEW = (update(Suppression)
           .where(Suppression.address_hmac == bindparam("hmac"),
                  Suppression.purpose == bindparam("scope"),
