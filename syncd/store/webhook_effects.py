@@ -63,11 +63,6 @@ def bump_revision(session: Session, contact_id: int, bumps: int, now: datetime) 
                                          "now": now})
 
 
-def marketing_purposes(session: Session) -> set[str]:
-    return set(session.connection().scalars(
-        select(InternalList.purpose).distinct().where(InternalList.marketing.is_(True))))
-
-
 def learn_status(session: Session, contact_id: int, audience: str, status: str,
                  moment: datetime) -> None:
     """The member's status as Mailchimp reported it at `moment`, unless a later report
