@@ -1,5 +1,6 @@
 """The webhook inbox table (webhook_events): storing an event once, its status, the reads
-that follow renames and re-apply earlier events, and what blocks a push."""
+that follow renames and re-apply earlier events, what blocks a push, and the counts the
+status page shows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from syncd.schema import (
     BLOCKING_KINDS,
     SETTLED_STATUSES,
     UNAPPLIED_STATUSES,
+    EventKind,
+    InboxSource,
     InboxStatus,
     WebhookEvent,
 )
@@ -132,3 +135,46 @@ def forget_bodies(session: Session, address_hmacs: Iterable[str]) -> None:
     session.execute(update(WebhookEvent)
                     .where(WebhookEvent.address_hmac.in_(sorted(set(address_hmacs))))
                     .values(body=None).execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class ListedEvent:
+    """An event as the status page lists it (no body, no address)."""
+
+    id: int
+    kind: str
+    received_at: datetime
+    attempts: int
+    last_error: str | None
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    return {status: int(n) for status, n in session.execute(
+        select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status))}
+
+
+def oldest_received(session: Session, statuses: Iterable[InboxStatus]) -> datetime | None:
+    """When the oldest event with one of these statuses was received."""
+    return session.scalar(select(func.min(WebhookEvent.received_at))
+                          .where(WebhookEvent.status.in_(sorted(statuses))))
+
+
+def listed(session: Session, status: InboxStatus, limit: int) -> list[ListedEvent]:
+    """The oldest events with this status."""
+    return [ListedEvent(*row) for row in session.execute(
+        select(WebhookEvent.id, WebhookEvent.kind, WebhookEvent.received_at,
+               WebhookEvent.attempts, WebhookEvent.last_error)
+        .where(WebhookEvent.status == status).order_by(WebhookEvent.received_at).limit(limit))]
+
+
+def last_received(session: Session, source: InboxSource) -> datetime | None:
+    return session.scalar(select(func.max(WebhookEvent.received_at))
+                          .where(WebhookEvent.source == source))
+
+
+def latest_status(session: Session, address_hmac: str, kind: EventKind) -> str | None:
+    """The status of the newest event of this kind for this address (keyed hash)."""
+    return session.scalar(select(WebhookEvent.status)
+                          .where(WebhookEvent.address_hmac == address_hmac,
+                                 WebhookEvent.kind == kind)
+                          .order_by(WebhookEvent.id.desc()).limit(1))
