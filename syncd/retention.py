@@ -27,50 +27,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-
 from syncd.clock import utcnow
+from syncd.consent import lifecycle
 from syncd.context import AppContext
+from syncd.crm.erasure import erase_in
 from syncd.db import transaction
 from syncd.logs import get_logger
-from syncd.schema import AuditEntry, SyncRun, WebhookEvent
 from syncd.signup.outbox import prune as prune_signup
 from syncd.store import audit
+from syncd.store import retention as stored
+from syncd.store.erasure import remove_contacts
 
 log = get_logger(__name__)
 
 ACTOR = "retention"
-# Outcomes after which a stored body is no longer needed to apply the event.
-SETTLED_STATUSES = ("applied", "ignored")
 UNCONFIRMED_REASON = "unconfirmed_signup"
 NO_PURPOSE_REASON = "no_purpose_left"
-
-
-def _count(session: Any, query: Any) -> int:
-    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def prune(ctx: AppContext, *, now: datetime | None = None,
           dry_run: bool = False) -> dict[str, int]:
     """Apply every retention rule; returns what was done (or would be, `dry_run`), by kind."""
-    from syncd.consent import lifecycle
-    from syncd.crm.erasure import erase_in, remove_contact
-
     moment = now or utcnow()
     settings = ctx.settings
     body_cutoff = moment - timedelta(days=settings.retention_webhook_body_days)
     runs_cutoff = moment - timedelta(days=settings.retention_run_history_days)
-    old_bodies = select(WebhookEvent.id).where(WebhookEvent.received_at < body_cutoff,
-                                               WebhookEvent.body.is_not(None))
-    old_runs = select(SyncRun.id).where(SyncRun.started_at < runs_cutoff)
     audit_days = settings.retention_audit_days
-    old_audit = (select(AuditEntry.id).where(
-        AuditEntry.at < moment - timedelta(days=audit_days)) if audit_days else None)
     result: dict[str, int] = {}
     with transaction(ctx.sessions) as session:
-        settled = old_bodies.where(WebhookEvent.status.in_(SETTLED_STATUSES))
-        result["webhook_bodies_kept_unsettled"] = _count(
-            session, old_bodies.where(WebhookEvent.status.not_in(SETTLED_STATUSES)))
+        result["webhook_bodies_kept_unsettled"] = stored.count_unsettled_bodies(
+            session, body_cutoff)
         unconfirmed = lifecycle.unconfirmed_signups(session, settings, now=moment)
         purposeless, addresses = lifecycle.no_purpose_left(
             session, settings, ctx.keyring, now=moment,
@@ -79,26 +65,16 @@ def prune(ctx: AppContext, *, now: datetime | None = None,
         result["no_purpose_contacts_erased"] = len(purposeless.ids)
         result["contacts_kept_live_at_esp"] = (unconfirmed.kept_live_at_esp
                                                + purposeless.kept_live_at_esp)
+        result["webhook_bodies_nulled"] = stored.null_settled_bodies(
+            session, body_cutoff, dry_run=dry_run)
+        result["sync_runs_deleted"] = stored.delete_runs(session, runs_cutoff, dry_run=dry_run)
+        # Old audit entries first: the rules' own entries below are new, and stay.
+        result["audit_entries_deleted"] = stored.delete_audit(
+            session, moment - timedelta(days=audit_days), dry_run=dry_run) if audit_days else 0
         if dry_run:
-            result["webhook_bodies_nulled"] = _count(session, settled)
-            result["sync_runs_deleted"] = _count(session, old_runs)
-            result["audit_entries_deleted"] = (_count(session, old_audit)
-                                               if old_audit is not None else 0)
             result.update(prune_signup(session, settings, moment, dry_run=True))
             return result  # nothing was written
-        result["webhook_bodies_nulled"] = _rowcount(session.execute(
-            update(WebhookEvent).where(WebhookEvent.id.in_(settled)).values(body=None)
-            .execution_options(synchronize_session=False)))
-        result["sync_runs_deleted"] = _rowcount(session.execute(
-            delete(SyncRun).where(SyncRun.id.in_(old_runs))
-            .execution_options(synchronize_session=False)))
-        # Old audit entries first: the rules' own entries below are new, and stay.
-        result["audit_entries_deleted"] = _rowcount(session.execute(
-            delete(AuditEntry).where(AuditEntry.id.in_(old_audit))
-            .execution_options(synchronize_session=False))) if old_audit is not None else 0
-        events = 0
-        for contact_id in unconfirmed.ids:
-            events += remove_contact(session, contact_id, reason=UNCONFIRMED_REASON)
+        events = remove_contacts(session, unconfirmed.ids, reason=UNCONFIRMED_REASON)
         erased_events = 0
         for contact_id in purposeless.ids:
             _, removed, _ = erase_in(session, ctx.keyring, addresses[contact_id], actor=ACTOR,
@@ -133,7 +109,3 @@ def _audit_rules(session: Any, settings: Any, result: dict[str, int], events: in
         audit.record(session, actor=ACTOR, action="retention_pruned", contact_id=None,
                      webhook_bodies_nulled=result["webhook_bodies_nulled"],
                      sync_runs_deleted=result["sync_runs_deleted"])
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)

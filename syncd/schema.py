@@ -99,6 +99,33 @@ class ListMembership(Base):
     source: Mapped[str] = mapped_column(String(64))
 
 
+class ConsentAction(StrEnum):
+    """consent_events.action (the policy's Action, syncd.consent.policy, holds the same
+    values)."""
+
+    GIVEN = "given"
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"
+    # A record of the soft opt-in legal basis (existing customer); never consent.
+    SOFT_OPT_IN = "soft_opt_in"
+
+
+class LedgerChannel(StrEnum):
+    """consent_events.source: the channels syncd itself records consent through (an
+    import carries the source its file names)."""
+
+    WEB_FORM = "web_form"
+    API = "api"
+    CONFIRMATION_LINK = "confirmation_link"
+    PREFERENCE_PAGE = "preference_page"
+    ESP_WEBHOOK = "esp_webhook"
+    RECONCILIATION = "reconciliation"
+
+
+# The channels through which Mailchimp reported an event (webhook or reconciliation pull).
+ESP_CHANNELS = frozenset({LedgerChannel.ESP_WEBHOOK, LedgerChannel.RECONCILIATION})
+
+
 class ConsentEvent(Base):
     """Append-only (a database trigger refuses UPDATE, and DELETE without a tombstone):
     withdrawal is a new event."""
@@ -109,11 +136,11 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     purpose: Mapped[str] = mapped_column(String(64))
-    # given | confirmed | withdrawn | soft_opt_in
+    # ConsentAction
     action: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # Channel: web_form, import, crm, esp_webhook, reconciliation, cli ...
+    # LedgerChannel, or an import's own source
     source: Mapped[str] = mapped_column(String(64))
     email_at_time: Mapped[str] = mapped_column(String(320))
     form_url: Mapped[str | None] = mapped_column(String(2000))
@@ -240,6 +267,44 @@ class AddressHistory(Base):
     replaced_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class InboxStatus(StrEnum):
+    """webhook_events.status: what became of a stored event."""
+
+    APPLIED = "applied"
+    IGNORED = "ignored"  # stored, nothing to apply (another audience, a campaign ...)
+    FAILED = "failed"  # applying raised: retried by `retry_pending`
+    PARKED = "parked"  # never appliable as it is, or out of attempts: for a person
+
+
+# Settled: applying is done, the body is no longer needed for it (retention may null it).
+SETTLED_STATUSES = (InboxStatus.APPLIED, InboxStatus.IGNORED)
+# Not applied yet: an unsubscribe or cleaned in these blocks pushes for its address.
+UNAPPLIED_STATUSES = (InboxStatus.FAILED, InboxStatus.PARKED)
+
+
+class EventKind(StrEnum):
+    """webhook_events.kind: the `type` of a Mailchimp audience event."""
+
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    PROFILE = "profile"
+    UPEMAIL = "upemail"
+    CLEANED = "cleaned"
+    CAMPAIGN = "campaign"
+    UNKNOWN = "unknown"
+
+
+# Kinds that, while not applied yet, block pushes for their address.
+BLOCKING_KINDS = (EventKind.UNSUBSCRIBE, EventKind.CLEANED)
+
+
+class InboxSource(StrEnum):
+    """webhook_events.source: who delivered the event."""
+
+    WEBHOOK = "webhook"
+    RECONCILIATION = "reconciliation"  # built by the reconciliation pull
+
+
 class WebhookEvent(Base):
     """The inbox: every delivery stored before it is answered (I4)."""
 
@@ -247,18 +312,19 @@ class WebhookEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # EventKind
     list_id: Mapped[str | None] = mapped_column(String(64))
     fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     address_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
-    # received | applied | ignored | failed | parked
+    # InboxStatus
     status: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
     # Raw body for re-application and audit; pruned after retention_webhook_body_days.
     body: Mapped[str | None] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(32), default="webhook")
+    # InboxSource
+    source: Mapped[str] = mapped_column(String(32), default=InboxSource.WEBHOOK.value)
 
 
 class SyncRun(Base):

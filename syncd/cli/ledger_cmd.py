@@ -69,7 +69,7 @@ def show_head(
                                                           "reads).")] = False,
 ) -> None:
     """The chain head (position and link) to keep outside syncd's database."""
-    from syncd.consent.chain import head
+    from syncd.store.ledger import head
 
     ctx = open_context()
     try:

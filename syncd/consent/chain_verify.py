@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd.consent.chain import GENESIS, HASHED_FIELDS, event_hash, head
-from syncd.schema import ConsentEvent, LedgerTombstone
+from syncd.store import ledger_walk as walk
+from syncd.store.ledger import GENESIS, event_hash, head
+from syncd.store.ledger_walk import Link
 
 PAGE = 2000
 
@@ -47,39 +47,15 @@ class Verdict:
                     "event_id": self.problem.event_id, "seq": self.problem.seq}}
 
 
-@dataclass(frozen=True)
-class _Link:
-    seq: int
-    prev: str
-    stored: str
-    event_id: int
-    tombstone: bool
-    content: dict[str, Any] | None
-
-
-_COLUMNS = [getattr(ConsentEvent, name) for name in HASHED_FIELDS]
-
-
-def _walk(session: Session) -> Iterator[_Link]:
+def _walk(session: Session) -> Iterator[Link]:
     """Events and tombstones merged by chain position, a page of each at a time."""
     after = 0
     while True:
-        events = session.execute(
-            select(ConsentEvent.chain_seq, ConsentEvent.chain_prev, ConsentEvent.chain_hash,
-                   ConsentEvent.id, *_COLUMNS)
-            .where(ConsentEvent.chain_seq > after).order_by(ConsentEvent.chain_seq)
-            .limit(PAGE)).all()
-        stones = session.execute(
-            select(LedgerTombstone.seq, LedgerTombstone.prev_hash, LedgerTombstone.event_hash,
-                   LedgerTombstone.event_id)
-            .where(LedgerTombstone.seq > after).order_by(LedgerTombstone.seq)
-            .limit(PAGE)).all()
+        events, stones = walk.page(session, after, PAGE)
         # A full page may continue: merge only up to where both pages are complete.
-        ends = [int(page[-1][0]) for page in (events, stones) if len(page) == PAGE]
+        ends = [page[-1].seq for page in (events, stones) if len(page) == PAGE]
         bound = min(ends) if ends else None
-        links = [_Link(int(r[0]), r[1], r[2], int(r[3]), False,
-                       dict(zip(HASHED_FIELDS, r[4:], strict=True))) for r in events]
-        links += [_Link(int(r[0]), r[1], r[2], int(r[3]), True, None) for r in stones]
+        links = events + stones
         if bound is not None:
             links = [link for link in links if link.seq <= bound]
         if not links:
@@ -89,17 +65,7 @@ def _walk(session: Session) -> Iterator[_Link]:
         after = links[-1].seq
 
 
-def _holder_of(session: Session, link: str) -> tuple[int, int] | None:
-    """(event id, chain position) of the event or tombstone whose link is `link`."""
-    found = session.execute(select(ConsentEvent.id, ConsentEvent.chain_seq)
-                            .where(ConsentEvent.chain_hash == link).limit(1)).first()
-    if found is None:
-        found = session.execute(select(LedgerTombstone.event_id, LedgerTombstone.seq)
-                                .where(LedgerTombstone.event_hash == link).limit(1)).first()
-    return None if found is None else (int(found[0]), int(found[1]))
-
-
-def _name(link: _Link) -> str:
+def _name(link: Link) -> str:
     what = "erased event" if link.tombstone else "event"
     return f"{what} {link.event_id} (chain position {link.seq})"
 
@@ -155,11 +121,11 @@ def verify(session: Session, *, expected: tuple[int, str] | None = None) -> Verd
     return verdict
 
 
-def _broken(session: Session, link: _Link, previous: _Link | None) -> Problem:
+def _broken(session: Session, link: Link, previous: Link | None) -> Problem:
     """Why `link` does not follow `previous`: it belongs elsewhere, or what it followed
     is gone."""
     before = _name(previous) if previous is not None else "the start of the ledger"
-    holder = _holder_of(session, link.prev) if link.prev != GENESIS else (0, 0)
+    holder = walk.holder_of(session, link.prev) if link.prev != GENESIS else (0, 0)
     if holder is not None:
         where = ("the start of the ledger" if holder == (0, 0)
                  else f"event {holder[0]} (chain position {holder[1]})")

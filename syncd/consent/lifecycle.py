@@ -20,23 +20,20 @@ sync must settle it first. Such contacts are counted as kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from syncd.config import Settings
 from syncd.consent import ledger
-from syncd.consent.policy import Action, Standing, decide
-from syncd.crm import suppression
+from syncd.consent.policy import Standing, SuppressionFact, decide
 from syncd.esp.protocol import LIVE_STATUSES as LIVE_AT_ESP
 from syncd.keys import Keyring
-from syncd.schema import ConsentEvent, Contact, ListMembership, PushState
+from syncd.store import retention as stored
+from syncd.store import suppressions
 
-PAGE = 500
 LISTED = 100
 # Standings that are a purpose: consent (also while the address bounces) or the soft
 # opt-in basis of an existing customer.
@@ -56,17 +53,6 @@ class Candidates:
         return len(self.kept)
 
 
-def _pages(session: Session, query: Any) -> Iterator[list[Contact]]:
-    after = 0
-    while True:
-        page = list(session.scalars(query.where(Contact.id > after).order_by(Contact.id)
-                                    .limit(PAGE)))
-        if not page:
-            return
-        yield page
-        after = page[-1].id
-
-
 def unconfirmed_signups(session: Session, settings: Settings, *, now: datetime) -> Candidates:
     """Contacts with a `given` consent older than the cutoff, never confirmed, no soft
     opt-in, not a customer, and no event at all since the cutoff."""
@@ -74,22 +60,10 @@ def unconfirmed_signups(session: Session, settings: Settings, *, now: datetime) 
     days = settings.retention_unconfirmed_days
     if not days:
         return found
-    cutoff = now - timedelta(days=days)
-    per_contact = (select(ConsentEvent.contact_id).group_by(ConsentEvent.contact_id).having(
-        func.sum(case((ConsentEvent.action == str(Action.GIVEN), 1), else_=0)) > 0,
-        func.sum(case((ConsentEvent.action.in_([str(Action.CONFIRMED),
-                                                 str(Action.SOFT_OPT_IN)]), 1), else_=0)) == 0,
-        func.max(ConsentEvent.occurred_at) < cutoff,
-        func.max(ConsentEvent.recorded_at) < cutoff))
-    base = select(Contact).where(Contact.id.in_(per_contact), Contact.is_customer.is_(False),
-                                 Contact.created_at < cutoff)
-    for page in _pages(session, base):
-        live = set(session.scalars(select(PushState.contact_id).where(
-            PushState.contact_id.in_([c.id for c in page]),
-            PushState.esp_status.in_(LIVE_AT_ESP))))
+    for page in stored.unconfirmed_signups(session, now - timedelta(days=days)):
+        live = stored.with_esp_status(session, [c.id for c in page], LIVE_AT_ESP)
         for contact in page:
             (found.kept if contact.id in live else found.ids).append(contact.id)
-        session.expunge_all()
     return found
 
 
@@ -104,26 +78,20 @@ def no_purpose_left(session: Session, settings: Settings, keyring: Keyring, *,
     days = settings.retention_no_purpose_days
     if not days:
         return found, addresses
-    cutoff = now - timedelta(days=days)
-    recent = exists().where(ConsentEvent.contact_id == Contact.id,
-                            (ConsentEvent.occurred_at >= cutoff)
-                            | (ConsentEvent.recorded_at >= cutoff))
-    listed = exists().where(ListMembership.contact_id == Contact.id)
-    base = select(Contact).where(Contact.is_customer.is_(False), Contact.created_at < cutoff,
-                                 ~recent, ~listed)
-    for page in _pages(session, base):
+    for page in stored.quiet_unlisted(session, now - timedelta(days=days)):
         ids = [c.id for c in page]
         facts = ledger.facts_by_contact(session, ids)
         hmacs = {c.id: keyring.address_hmac(c.email_key) for c in page}
-        blocks = suppression.facts_by_hmac(session, hmacs.values())
-        live = set(session.scalars(select(PushState.contact_id).where(
-            PushState.contact_id.in_(ids), PushState.esp_status.in_(LIVE_AT_ESP))))
+        blocks = suppressions.by_hmac(session, hmacs.values())
+        live = stored.with_esp_status(session, ids, LIVE_AT_ESP)
         for contact in page:
             if contact.id in exclude:
                 continue
+            held = [SuppressionFact(purpose=b.purpose, reason=b.reason,
+                                    created_at=b.created_at)
+                    for b in blocks.get(hmacs[contact.id], [])]
             standings = {decide(purpose=p, events=facts.get(contact.id, []),
-                                suppressions=blocks.get(hmacs[contact.id], []),
-                                is_customer=False,
+                                suppressions=held, is_customer=False,
                                 undeliverable_since=contact.undeliverable_at,
                                 now=now).standing for p in settings.purposes}
             if standings & _KEEP_STANDINGS:
@@ -133,7 +101,6 @@ def no_purpose_left(session: Session, settings: Settings, keyring: Keyring, *,
                 continue
             found.ids.append(contact.id)
             addresses[contact.id] = contact.email_key
-        session.expunge_all()
     return found, addresses
 
 
@@ -168,30 +135,8 @@ def repermission_due(session: Session, settings: Settings, *, now: datetime,
     due = RepermissionDue(older_than_days=days)
     if not days:
         return due
-    cutoff = now - timedelta(days=days)
-    confirmed = func.max(case((ConsentEvent.action == str(Action.CONFIRMED),
-                               ConsentEvent.occurred_at)))
-    withdrawn = func.max(case((ConsentEvent.action == str(Action.WITHDRAWN),
-                               ConsentEvent.occurred_at)))
-    pairs = (select(ConsentEvent.contact_id, ConsentEvent.purpose, confirmed.label("at"))
-             .group_by(ConsentEvent.contact_id, ConsentEvent.purpose)
-             .having(confirmed < cutoff, (withdrawn.is_(None)) | (withdrawn < confirmed))
-             .subquery())
-    for purpose, count in session.execute(select(pairs.c.purpose, func.count())
-                                          .group_by(pairs.c.purpose)):
-        due.by_purpose[purpose] = int(count)
-    due.count = sum(due.by_purpose.values())
-    rows = session.execute(select(pairs.c.contact_id, pairs.c.purpose, pairs.c.at)
-                           .order_by(pairs.c.at, pairs.c.contact_id).limit(listed))
-    from syncd.clock import as_utc
-
-    due.listed = [DueConsent(int(c), p, as_utc(at) if isinstance(at, datetime)
-                             else _parse(at)) for c, p, at in rows]
+    by_purpose, oldest = stored.confirmed_before(session, now - timedelta(days=days), listed)
+    due.by_purpose = by_purpose
+    due.count = sum(by_purpose.values())
+    due.listed = [DueConsent(c.contact_id, c.purpose, c.confirmed_at) for c in oldest]
     return due
-
-
-def _parse(value: Any) -> datetime:
-    """SQLite gives MAX() of a datetime column back as text."""
-    from syncd.clock import parse_timestamp
-
-    return parse_timestamp(str(value))

@@ -18,25 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from syncd import logs
 from syncd.addresses import parse_address
-from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.crm import address_history, store, suppression
 from syncd.db import transaction
 from syncd.esp.protocol import EspReader
 from syncd.keys import Keyring
-from syncd.schema import (
-    AuditEntry,
-    Contact,
-    ListMembership,
-    PushState,
-    WebhookEvent,
-)
 from syncd.store import audit
+from syncd.store import inbox as inbox_store
+from syncd.store.erasure import remove_contacts
 
 ERASURE_REASON = "erasure"
 
@@ -74,18 +67,6 @@ def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None) -> 
     return member.status if member is not None else None
 
 
-def remove_contact(session: Session, contact_id: int, *, reason: str) -> int:
-    """Delete the contact and every row keyed to it (events leave tombstones with their
-    hashes, so the ledger's chain still verifies). Returns the consent events removed.
-    Also used by the retention rules (syncd.consent.lifecycle)."""
-    events = chain.remove_events(session, contact_id, reason=reason)
-    session.execute(delete(ListMembership).where(ListMembership.contact_id == contact_id))
-    session.execute(delete(PushState).where(PushState.contact_id == contact_id))
-    session.execute(delete(AuditEntry).where(AuditEntry.contact_id == contact_id))
-    session.execute(delete(Contact).where(Contact.id == contact_id))
-    return events
-
-
 def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
              reason: str = ERASURE_REASON) -> tuple[bool, int, bool]:
     """Erase in the caller's transaction: (found, consent events removed, suppression added)."""
@@ -96,18 +77,15 @@ def erase_in(session: Session, keyring: Keyring, email_key: str, *, actor: str,
     if contact is not None:
         # One person, every address (I12): their earlier addresses stay out too.
         earlier = address_history.hmacs_of(session, contact.id)
-        events = remove_contact(session, contact.id, reason=reason)
+        events = remove_contacts(session, [contact.id], reason=reason)
     # Webhook bodies hold the address; the inbox row stays so a replay is still a duplicate.
-    session.execute(update(WebhookEvent).where(WebhookEvent.address_hmac == address_hmac)
-                    .values(body=None))
+    inbox_store.forget_bodies(session, [address_hmac])
     # An earlier "*" entry (an abuse complaint) is moved forward to now, so stale data
     # re-imported later, with a consent after that complaint, stays blocked (I10).
-    added = suppression.suppress(session, address_hmac=address_hmac,
-                                 purpose=suppression.ALL_PURPOSES, reason=reason,
-                                 actor=actor, contact_id=None)
-    for old_hmac in earlier:
-        suppression.suppress(session, address_hmac=old_hmac, purpose=suppression.ALL_PURPOSES,
-                             reason=reason, actor=actor, contact_id=None)
+    added = suppression.suppress(session, [address_hmac], purpose=suppression.ALL_PURPOSES,
+                                 reason=reason, actor=actor)
+    suppression.suppress(session, earlier, purpose=suppression.ALL_PURPOSES, reason=reason,
+                         actor=actor)
     audit.record(session, actor=actor, action="contact_erased", contact_id=None,
                  found=contact is not None, consent_events_deleted=events, reason=reason)
     return contact is not None, events, added

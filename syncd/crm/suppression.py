@@ -1,76 +1,62 @@
 """Suppression entries: keyed hashes that keep a person out after an unsubscribe, an abuse
-complaint or an erasure, even if their contact record is gone (rule 8, I10)."""
+complaint or an erasure, even if their contact record is gone (rule 8, I10). Adding and
+renewing with their audit entries; the statements: syncd.store.suppressions."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
 from syncd.consent.policy import SuppressionFact
-from syncd.db import insert_ignoring_duplicates
-from syncd.schema import Suppression
 from syncd.store import audit
+from syncd.store import suppressions as stored
+from syncd.store.suppressions import ALL_PURPOSES
 
-ALL_PURPOSES = "*"
+__all__ = ["ALL_PURPOSES", "carry_over", "facts_by_hmac", "suppress"]
 
 
-def suppress(session: Session, *, address_hmac: str, purpose: str, reason: str, actor: str,
-             contact_id: int | None = None, created_at: datetime | None = None,
+def suppress(session: Session, address_hmacs: Iterable[str], *, purpose: str, reason: str,
+             actor: str, contact_id: int | None = None, created_at: datetime | None = None,
              renew: bool = True) -> bool:
-    """Add a suppression, or move an existing one for this address and purpose forward to
-    `created_at` when that is newer. True if added or moved.
+    """Suppress these addresses for `purpose`, or move an existing entry forward to
+    `created_at` when that is newer. True if any was added or moved.
 
     `created_at` (default now) lets a webhook date the entry at the moment the ESP saw
     the unsubscribe, so that out-of-order arrival gives the same policy outcome (I6).
-    The entry holds the NEWEST blocking moment: a person who unsubscribes a second time
-    stays blocked against consent dated between the two (rule 6), also when no contact
-    record holds the withdrawals. `renew=False` only adds: for a second report of the SAME
-    unsubscribe (webhook and reconciliation pull), whose moments differ by a second."""
+    `renew=False` only adds: for a second report of the SAME unsubscribe (webhook and
+    reconciliation pull), whose moments differ by a second."""
     moment = created_at or utcnow()
-    added = insert_ignoring_duplicates(session, Suppression.__table__, {
-        "address_hmac": address_hmac, "purpose": purpose, "reason": reason,
-        "created_at": moment,
-    })
-    if added:  # audit_log has no foreign key: written at once, no ORM flush needed
-        audit.record(session, actor=actor, action="suppressed", contact_id=contact_id,
-                         purpose=purpose, reason=reason)
-        return True
-    if not renew:
-        return False
-    moved: int = getattr(session.execute(
-        update(Suppression)
-        .where(Suppression.address_hmac == address_hmac, Suppression.purpose == purpose,
-               Suppression.created_at < moment)
-        .values(created_at=moment, reason=reason)
-        .execution_options(synchronize_session=False)
-    ), "rowcount", 0)
-    if moved:
-        audit.record(session, actor=actor, action="suppression_renewed",
-                         contact_id=contact_id, purpose=purpose, reason=reason)
-    return bool(moved)
+    return bool(_suppress(session, [stored.Entry(h, purpose, reason, moment)
+                                    for h in sorted(set(address_hmacs))],
+                          actor=actor, contact_id=contact_id, renew=renew))
+
+
+def _suppress(session: Session, entries: list[stored.Entry], *, actor: str,
+              contact_id: int | None, renew: bool) -> int:
+    """Add or renew, with one audit entry for each entry that changed; how many did."""
+    added, renewed = stored.add_or_renew(session, entries, renew=renew)
+    action = {id(e): "suppressed" for e in added} | {id(e): "suppression_renewed"
+                                                      for e in renewed}
+    audit.append(session, [
+        audit.AuditRow(actor=actor, action=action[id(e)], contact_id=contact_id,
+                       details={"purpose": e.purpose, "reason": e.reason})
+        for e in entries if id(e) in action])
+    return len(action)
 
 
 def facts_by_hmac(session: Session, hmacs: Iterable[str]) -> dict[str, list[SuppressionFact]]:
-    keys = list(hmacs)
-    found: dict[str, list[SuppressionFact]] = defaultdict(list)
-    for start in range(0, len(keys), 900):
-        chunk = keys[start : start + 900]
-        for row in session.scalars(select(Suppression).where(Suppression.address_hmac.in_(chunk))):
-            found[row.address_hmac].append(
-                SuppressionFact(purpose=row.purpose, reason=row.reason, created_at=row.created_at))
-    return found
+    return {mac: [SuppressionFact(purpose=e.purpose, reason=e.reason,
+                                  created_at=e.created_at) for e in entries]
+            for mac, entries in stored.by_hmac(session, hmacs).items()}
 
 
 def carry_over(session: Session, *, old_hmac: str, new_hmac: str, actor: str,
                contact_id: int | None) -> int:
     """An address change keeps the old address's suppressions (upemail), with their
     original moment: a consent confirmed after that moment still counts (rule 6)."""
-    rows = list(session.scalars(select(Suppression).where(Suppression.address_hmac == old_hmac)))
-    return sum(suppress(session, address_hmac=new_hmac, purpose=row.purpose,
-                        reason=row.reason, actor=actor, contact_id=contact_id,
-                        created_at=row.created_at) for row in rows)
+    old = stored.by_hmac(session, [old_hmac]).get(old_hmac, [])
+    return _suppress(session, [stored.Entry(new_hmac, e.purpose, e.reason, e.created_at)
+                               for e in old], actor=actor, contact_id=contact_id, renew=True)

@@ -28,12 +28,11 @@ Deadline. A webhook's `receive` gets a monotonic deadline: every transaction is 
 answer always comes before Mailchimp gives up at 10 s.
 
 A failed or parked `unsubscribe`/`cleaned` blocks pushes for its address until applied:
-the sync's source query (`sync/source.py`) leaves them out.
+the sync's source query leaves them out (syncd.store.inbox.blocked_address_hmacs).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -42,7 +41,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd import logs
@@ -51,15 +49,16 @@ from syncd.config import Settings
 from syncd.db import deadline_transaction, is_transient, transaction
 from syncd.keys import Keyring
 from syncd.metrics import INBOX_PARKED
-from syncd.schema import WebhookEvent
+from syncd.schema import InboxSource, InboxStatus, LedgerChannel
+from syncd.store import inbox as stored
 from syncd.webhooks import apply as effects
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
 
-SOURCE_WEBHOOK = "webhook"
-SOURCE_RECONCILIATION = "reconciliation"
-FAILED = "failed"
-PARKED = "parked"
-DUPLICATE = "duplicate"
+SOURCE_WEBHOOK = InboxSource.WEBHOOK
+SOURCE_RECONCILIATION = InboxSource.RECONCILIATION
+FAILED = InboxStatus.FAILED
+PARKED = InboxStatus.PARKED
+DUPLICATE = "duplicate"  # a Receipt's status only: nothing is stored for it
 
 log = logs.get_logger("syncd.webhooks")
 
@@ -74,10 +73,6 @@ class Receipt:
     kind: EventKind
     event_id: int | None = None
     contact_id: int | None = None
-
-    @property
-    def stored(self) -> bool:
-        return True  # every Receipt means the event is durably in the inbox
 
 
 def dedupe_key(event: InboundEvent, *, source: str = SOURCE_WEBHOOK) -> str:
@@ -98,9 +93,9 @@ def dedupe_key(event: InboundEvent, *, source: str = SOURCE_WEBHOOK) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _channel(source: str) -> str:
-    return (effects.CHANNEL_RECONCILIATION if source == SOURCE_RECONCILIATION
-            else effects.CHANNEL_WEBHOOK)
+def _channel(source: str) -> LedgerChannel:
+    return (LedgerChannel.RECONCILIATION if source == SOURCE_RECONCILIATION
+            else LedgerChannel.ESP_WEBHOOK)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -122,27 +117,10 @@ def _row(event: InboundEvent, body: str, keyring: Keyring, *, key: str, source: 
     }
 
 
-@functools.lru_cache(maxsize=4)
-def _insert_statement(dialect: str) -> Any:
-    """INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once: a
-    concurrent duplicate waits for the first transaction, then inserts nothing."""
-    table: Any = WebhookEvent.__table__
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return stmt.returning(table.c.id)
-
-
 def _insert(session: Session, values: dict[str, Any]) -> int | None:
     """The new row's id, or None when an event with this dedupe key is stored already."""
-    # On the connection: a Core statement needs none of the ORM's execution machinery.
-    connection = session.connection()
-    return connection.execute(_insert_statement(connection.dialect.name), values).scalar()
+    inserted = stored.insert(session, [values])
+    return inserted[0] if inserted else None
 
 
 @contextmanager
@@ -166,7 +144,7 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
     row = _row(event, body, keyring, key=key, source=source, now=now)
     try:
         with _unit(sessions, deadline) as session:
-            event_id = _insert(session, row | {"status": effects.APPLIED, "attempts": 1})
+            event_id = _insert(session, row | {"status": InboxStatus.APPLIED, "attempts": 1})
             if event_id is None:
                 return Receipt(DUPLICATE, event.kind)
             # One flush at commit: the effects' ORM writes (revision bumps, audit rows)
@@ -174,9 +152,9 @@ def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
             with session.no_autoflush:
                 outcome = effects.apply(session, event, settings=settings, keyring=keyring,
                                         event_key=key, channel=_channel(source), now=now)
-            if outcome.status != effects.APPLIED:
-                session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
-                                .values(status=outcome.status, last_error=outcome.note[:500]))
+            if outcome.status != InboxStatus.APPLIED:
+                stored.set_status(session, [event_id], outcome.status,
+                                  error=outcome.note[:500])
         return Receipt(outcome.status, event.kind, event_id, outcome.contact_id)
     except Exception as exc:
         failure = exc
@@ -212,8 +190,7 @@ def _alert_parked(event_id: int | None, kind: str, error: str) -> None:
 
 def refresh_parked_gauge(sessions: sessionmaker[Session]) -> int:
     with transaction(sessions) as session:
-        parked = session.scalar(select(func.count()).select_from(WebhookEvent)
-                                .where(WebhookEvent.status == PARKED)) or 0
+        parked = stored.count(session, PARKED)
     INBOX_PARKED.set(parked)
     return parked
 
@@ -225,14 +202,12 @@ def retry_pending(ctx: Any, *, limit: int = 1000) -> int:
     sessions: sessionmaker[Session] = ctx.sessions
     keyring: Keyring = ctx.keyring
     with transaction(sessions) as session:
-        ids = list(session.scalars(select(WebhookEvent.id).where(WebhookEvent.status == FAILED)
-                                   .order_by(WebhookEvent.id).limit(limit)))
+        ids = stored.ids_with_status(session, FAILED, limit)
     done = 0
     for event_id in ids:
         try:
             with transaction(sessions) as session:
-                found = session.scalars(select(WebhookEvent).where(WebhookEvent.id == event_id)
-                                        .with_for_update(skip_locked=True)).first()
+                found = stored.take(session, event_id, lock=True)
                 if found is None or found.status != FAILED:
                     continue  # another replica took it, or it is done
                 if not found.body:
@@ -241,8 +216,7 @@ def retry_pending(ctx: Any, *, limit: int = 1000) -> int:
                 outcome = effects.apply(session, event, settings=settings, keyring=keyring,
                                         event_key=found.dedupe_key,
                                         channel=_channel(found.source), now=utcnow())
-                found.status, found.last_error = outcome.status, None
-                found.attempts += 1
+                stored.set_status(session, [event_id], outcome.status, attempted=True)
             done += 1
             log.info("webhook event applied on retry", event_id=event_id)
         except Exception as exc:
@@ -255,16 +229,15 @@ def _record_failure(sessions: sessionmaker[Session], event_id: int, exc: Excepti
                     max_attempts: int) -> None:
     error = describe_error(exc)
     with transaction(sessions) as session:
-        found = session.get(WebhookEvent, event_id)
+        found = stored.take(session, event_id, lock=False)
         if found is None:
             return
-        found.attempts += 1
-        found.last_error = error
-        if found.attempts >= max_attempts or isinstance(exc, effects.Unappliable):
-            found.status = PARKED
-            kind = found.kind
-        else:
-            log.warning("webhook event retry failed", event_id=event_id, error=error,
-                        attempts=found.attempts)
-            return
-    _alert_parked(event_id, kind, error)
+        attempts = found.attempts + 1
+        parked = attempts >= max_attempts or isinstance(exc, effects.Unappliable)
+        stored.set_status(session, [event_id], PARKED if parked else FAILED, error=error,
+                          attempted=True)
+    if not parked:
+        log.warning("webhook event retry failed", event_id=event_id, error=error,
+                    attempts=attempts)
+        return
+    _alert_parked(event_id, found.kind, error)

@@ -17,13 +17,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from syncd.addresses import parse_address
 from syncd.clock import as_utc
 from syncd.errors import InputError
+from syncd.schema import EventKind
+
+# EventKind is the inbox table's vocabulary (syncd.schema); callers take it from here too.
+__all__ = ["EventKind", "InboundEvent", "MalformedBody", "decode_pairs", "encode_event",
+           "event_from_fields", "nest", "normalise_address", "parse_body", "parse_fired_at"]
 
 # A real delivery has at most a few dozen fields; the cap stops hash-flooding bodies.
 MAX_FIELDS = 1000
@@ -36,16 +40,6 @@ FIRED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
 # delivery (and year 1 or 9999 overflows the date arithmetic of the purge).
 EARLIEST_FIRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_FIRED_AT = datetime(9000, 1, 1, tzinfo=UTC)
-
-
-class EventKind(StrEnum):
-    SUBSCRIBE = "subscribe"
-    UNSUBSCRIBE = "unsubscribe"
-    PROFILE = "profile"
-    UPEMAIL = "upemail"
-    CLEANED = "cleaned"
-    CAMPAIGN = "campaign"
-    UNKNOWN = "unknown"
 
 
 _KINDS = {kind.value: kind for kind in EventKind if kind is not EventKind.UNKNOWN}

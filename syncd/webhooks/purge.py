@@ -1,82 +1,37 @@
-"""The unsubscribe purge in Core SQL: the webhook hot path (issue 4: p99 < 25 ms at 200/s).
+"""The withdrawal (an unsubscribe, an abuse complaint, a deletion at Mailchimp, a purpose
+unticked on the preference page): the one implementation, on the webhook hot path.
 
-It writes exactly what the ORM path of `apply._Job.withdraw` writes through
-`ledger.append`, `store.remove_from_lists`, `suppression.suppress`, `store.touch` and
-`audit.record` (same rows, same dedupe, same audit entries, revision bumped), in the
-caller's transaction, but with statements built once, bound parameters only, no ORM
-objects and fewer round trips: one read of the recent consent events answers both
+Rules (consent-rules.md): a withdrawal in the ledger for the purpose, dated when it
+happened; off every internal list of that purpose except a purpose with a consent
+confirmed AFTER this event (a newer confirmed consent beats an older withdrawal, I6);
+a suppression entry for every address the person ever had (rule 5, I3, I12). An abuse
+complaint is an objection to direct marketing (Art. 21(2)-(3)): off every marketing
+list, suppressed for every purpose. Written in the caller's transaction with statements
+built once and few round trips: one read of the recent consent events answers both
 "already withdrawn?" and "confirmed after this event?", one read gives the memberships
-with their lists, and the audit rows and the revision bump go out once at the end.
-"""
+with their lists, and the audit rows and the revision bump go out once at the end."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
-from syncd.clock import as_utc, utcnow
-from syncd.consent import chain, ledger
+from syncd.clock import utcnow
+from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
-from syncd.crm import suppression
-from syncd.schema import (
-    AuditEntry,
-    ConsentEvent,
-    Contact,
-    InternalList,
-    ListMembership,
-)
-
-_WITHDRAWN, _CONFIRMED = str(Action.WITHDRAWN), str(Action.CONFIRMED)
-
-# The contact and its recent withdrawals/confirmations in one round trip.
-_CONTACT_RECENT = (
-    select(Contact.id, Contact.email_key, ConsentEvent.purpose, ConsentEvent.action,
-           ConsentEvent.occurred_at)
-    .select_from(Contact)
-    .outerjoin(ConsentEvent, and_(ConsentEvent.contact_id == Contact.id,
-                                  ConsentEvent.action.in_([_WITHDRAWN, _CONFIRMED]),
-                                  ConsentEvent.occurred_at >= bindparam("since")))
-    .where(Contact.email_key == bindparam("email_key")))
-_MEMBERSHIPS = (select(InternalList.id, InternalList.name, InternalList.purpose,
-                       InternalList.marketing)
-                .join(ListMembership, ListMembership.list_id == InternalList.id)
-                .where(ListMembership.contact_id == bindparam("contact_id")))
-_UNLIST = delete(ListMembership).where(
-    ListMembership.contact_id == bindparam("contact_id"),
-    ListMembership.list_id.in_(bindparam("list_ids", expanding=True)))
-_TOUCH = (update(Contact).where(Contact.id == bindparam("contact_id"))
-          .values(revision=Contact.revision + bindparam("bumps"),
-                  updated_at=bindparam("now")))
-_AUDIT = insert(AuditEntry)
-
-
-@dataclass(frozen=True)
-class KnownContact:
-    id: int
-    email_key: str
-    # (purpose, action, occurred_at) of its withdrawals and confirmations since `since`
-    recent: list[tuple[str, str, datetime]]
-
-
-def find(session: Any, email_key: str, since: datetime) -> KnownContact | None:
-    """The contact with this address and its consent events since `since`."""
-    rows = _conn(session).execute(_CONTACT_RECENT, {"email_key": email_key,
-                                                    "since": since}).all()
-    if not rows:
-        return None
-    recent = [(purpose, action, as_utc(at)) for _, _, purpose, action, at in rows
-              if purpose is not None]
-    return KnownContact(rows[0][0], rows[0][1], recent)
-
-
-def _conn(session: Any) -> Connection:
-    connection: Connection = session.connection()
-    return connection
+from syncd.crm import address_history, suppression
+from syncd.schema import Contact
+from syncd.store import audit, webhook_effects
+from syncd.store import ledger as ledger_store
+from syncd.store.ledger import RecentConsent
+from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, SAME_WITHDRAWAL_WINDOW, Job, Outcome
+from syncd.webhooks.mailchimp_form import EventKind
+from syncd.webhooks.renames import resolve_contact
 
 
 @dataclass(frozen=True)
@@ -92,84 +47,111 @@ class Withdrawal:
     actor: str
     suppression_scope: str
     suppression_reason: str
-    window: timedelta  # see apply.SAME_WITHDRAWAL_WINDOW
+    window: timedelta  # see job.SAME_WITHDRAWAL_WINDOW
 
 
-def withdraw(session: Any, contact: KnownContact, hmacs: list[str], w: Withdrawal) -> tuple[
-        bool, bool]:
+def find(session: Session, email_key: str, since: datetime) -> RecentConsent | None:
+    """The contact with this address and its consent events since `since`."""
+    return ledger_store.recent_by_address(session, email_key, since)
+
+
+def unlist(session: Session, contact: RecentConsent, purposes: set[str] | None, *,
+           moment: datetime, actor: str, why: str, now: datetime) -> list[audit.AuditRow]:
+    """Remove the contact from the lists of these purposes (None: every marketing list),
+    except a purpose confirmed after `moment` (I6). Returns the audit entries to write,
+    one per purpose, as the list removal writes them."""
+    newer = {purpose for purpose, action, at in contact.recent
+             if action == Action.CONFIRMED and at > moment}
+    by_purpose: dict[str, list[webhook_effects.Membership]] = defaultdict(list)
+    for member in webhook_effects.memberships(session, contact.id):
+        wanted = member.marketing if purposes is None else member.purpose in purposes
+        if wanted and member.purpose not in newer:
+            by_purpose[member.purpose].append(member)
+    if not by_purpose:
+        return []
+    webhook_effects.unlist(session, contact.id,
+                           [m.list_id for rows in by_purpose.values() for m in rows])
+    return [audit.AuditRow(actor=actor, action="lists_removed", contact_id=contact.id, at=now,
+                           details={"lists": sorted(m.name for m in by_purpose[purpose]),
+                                    "reason": why})
+            for purpose in sorted(by_purpose)]
+
+
+def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: Withdrawal
+             ) -> tuple[bool, bool]:
     """Withdraw, purge and suppress one known contact. Returns (changed, suppressed):
     whether the ledger or the lists changed, and whether a suppression was added."""
-    conn = _conn(session)
-    audits: list[dict[str, Any]] = []
     now = utcnow()
-    bumps = 0
-    recent = contact.recent  # read by `find` with since = moment - window
-    changed = False
-    same = _same_withdrawal_recorded(recent, w)
-    # The contact first, the ledger's chain head last (see chain.py): the head is held
-    # from the append to the commit, so everything else of the purge comes before it.
-    chain.lock_contacts(session, [contact.id])
-    # A consent confirmed AFTER this event keeps the lists of its purpose (I6).
-    newer = {purpose for purpose, action, at in recent
-             if action == _CONFIRMED and at > w.moment}
-    by_purpose: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for list_id, name, purpose, marketing in conn.execute(_MEMBERSHIPS,
-                                                          {"contact_id": contact.id}):
-        wanted = marketing if w.abuse else purpose == w.purpose
-        if wanted and purpose not in newer:
-            by_purpose[purpose].append((list_id, name))
-    if by_purpose:
-        conn.execute(_UNLIST, {"contact_id": contact.id,
-                               "list_ids": [i for rows in by_purpose.values() for i, _ in rows]})
-        changed = True
-        for purpose in sorted(by_purpose):  # one entry per purpose, as remove_from_lists
-            bumps += 1
-            audits.append(_audit(now, w.actor, "lists_removed", contact.id,
-                                 lists=sorted(name for _, name in by_purpose[purpose]),
-                                 reason=w.why))
+    same = ledger.same_withdrawal_recorded(contact.recent, purpose=w.purpose,
+                                           moment=w.moment, window=w.window)
+    # Core writes below: ORM objects this session holds go out first, and the contact's
+    # bumped columns are read again afterwards.
+    session.flush()
+    # The contact first, the ledger's chain head last (syncd.store.ledger): the head is
+    # held from the append to the commit, so everything else of the purge comes before it.
+    ledger_store.lock_contacts(session, [contact.id])
+    audits = unlist(session, contact, None if w.abuse else {w.purpose}, moment=w.moment,
+                    actor=w.actor, why=w.why, now=now)
+    changed = bool(audits)
+    bumps = len(audits)
     if w.deleted:
-        audits.append(_audit(now, w.actor, "esp_member_deleted", contact.id,
-                             channel=w.channel))
-    suppressed = False
-    for address_hmac in hmacs:
-        suppressed |= suppression.suppress(
-            session, address_hmac=address_hmac, purpose=w.suppression_scope,
-            reason=w.suppression_reason, actor=w.actor, contact_id=contact.id,
-            created_at=w.moment, renew=not same)
-    if suppressed:
-        bumps += 1  # a new suppression changes what the sync may push
-    if not same and chain.append_one(
-            session, ledger.event_row(contact.id, contact.email_key, w.record, w.dedupe_salt),
-            contacts_locked=True):
+        audits.append(audit.AuditRow(actor=w.actor, action="esp_member_deleted",
+                                     contact_id=contact.id, at=now,
+                                     details={"channel": w.channel}))
+    suppressed = suppression.suppress(
+        session, hmacs, purpose=w.suppression_scope, reason=w.suppression_reason,
+        actor=w.actor, contact_id=contact.id, created_at=w.moment, renew=not same)
+    bumps += suppressed  # a new suppression changes what the sync may push
+    if not same and ledger_store.append(
+            session, [ledger.event_row(contact.id, contact.email_key, w.record,
+                                       w.dedupe_salt)], contacts_locked=True):
         changed = True
         bumps += 1
-        audits.insert(0, _audit(now, w.actor, f"consent_{w.record.action}", contact.id,
-                                purpose=w.record.purpose, source=w.record.source,
-                                occurred_at=w.record.occurred_at.isoformat()))
-    if audits:
-        conn.execute(_AUDIT, audits)  # one executemany
+        audits.insert(0, ledger.audit_row(w.actor, contact.id, w.record, now))
+    audit.append(session, audits)
     if bumps:
-        conn.execute(_TOUCH, {"contact_id": contact.id, "bumps": bumps, "now": now})
+        webhook_effects.bump_revision(session, contact.id, bumps, now)
+        loaded = session.identity_map.get(identity_key(Contact, contact.id))
+        if loaded is not None:
+            session.expire(loaded, ["revision", "updated_at"])
     return changed, suppressed
 
 
-def _audit(at: datetime, actor: str, action: str, contact_id: int | None,
-           **details: Any) -> dict[str, Any]:
-    return {"at": at, "actor": actor, "action": action, "contact_id": contact_id,
-            "details": details}
-
-
-def _same_withdrawal_recorded(recent: list[tuple[str, str, datetime]], w: Withdrawal) -> bool:
-    """`apply._same_withdrawal_recorded` over rows already read: a withdrawal of this
-    purpose within the window with no confirmation in between."""
-    confirmed = [at for purpose, action, at in recent
-                 if purpose == w.purpose and action == _CONFIRMED]
-    for purpose, action, other in recent:
-        if purpose != w.purpose or action != _WITHDRAWN:
-            continue
-        if not w.moment - w.window <= other <= w.moment + w.window:
-            continue
-        low, high = sorted((other, w.moment))
-        if not any(low < at <= high for at in confirmed):
-            return True
-    return False
+def withdraw_event(job: Job) -> Outcome:
+    """An unsubscribe, an abuse complaint (`cleaned` with reason abuse, too) or a deletion
+    at Mailchimp (`action=delete`)."""
+    event, session, keyring = job.event, job.session, job.keyring
+    assert event.email is not None
+    abuse = event.is_abuse
+    deleted = event.action == "delete"
+    reason = event.reason or ("abuse" if abuse else "unsubscribe")
+    scope = suppression.ALL_PURPOSES if abuse else job.purpose
+    kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
+    since = job.moment - SAME_WITHDRAWAL_WINDOW
+    known = find(session, event.email, since)
+    if known is None:  # an address renamed by an `upemail` that arrived first
+        renamed = resolve_contact(session, keyring, event.email)
+        known = find(session, renamed.email_key, since) if renamed is not None else None
+    if known is None:
+        added = suppression.suppress(session, [keyring.address_hmac(event.email)],
+                                     purpose=scope, reason=kind, actor=ACTOR,
+                                     created_at=job.moment)
+        return Outcome(APPLIED if added else IGNORED, "unknown address: suppression only"
+                       if added else "already in effect")
+    # One person, every address (I12): the addresses they had before too.
+    hmacs = {keyring.address_hmac(event.email), keyring.address_hmac(known.email_key),
+             *address_history.hmacs_of(session, known.id)}
+    record = ConsentRecord(
+        purpose=job.purpose, action=Action.WITHDRAWN, occurred_at=job.moment,
+        source=job.channel, reason=(reason + " (deleted at ESP)")[:200] if deleted
+        else reason, campaign_id=event.campaign_id)
+    changed, added_any = withdraw(session, known, sorted(hmacs), Withdrawal(
+        purpose=job.purpose, moment=job.moment, record=record, dedupe_salt=job.event_key,
+        why=f"{event.kind} ({reason})", abuse=abuse, deleted=deleted, channel=job.channel,
+        actor=ACTOR, suppression_scope=scope, suppression_reason=kind,
+        window=SAME_WITHDRAWAL_WINDOW))
+    gone = "cleaned" if event.kind is EventKind.CLEANED else "unsubscribed"
+    job.learn_status(known.id, "archived" if deleted else gone)
+    if not (changed or added_any):
+        return Outcome(IGNORED, "already in effect", known.id)
+    return Outcome(APPLIED, "withdrawn and purged", known.id)

@@ -325,8 +325,8 @@ def test_import_creates_a_suppressed_address_but_it_stays_blocked(
     from syncd.crm import suppression
 
     with transaction(app_context.sessions) as session:
-        suppression.suppress(session, address_hmac=app_context.keyring.address_hmac(
-            "ada@example.com"), purpose="*", reason="abuse", actor="test")
+        suppression.suppress(session, [app_context.keyring.address_hmac("ada@example.com")],
+                             purpose="*", reason="abuse", actor="test")
     report = _import(app_context, write_jsonl(tmp_path / "in.jsonl",
                                               [contact_line(consents=signed_up())]))
     assert report.contacts_created == 1

@@ -74,17 +74,6 @@ def test_upsert_contacts_creates_then_updates_a_repeated_address(
             "Ada", "Lovelace", 2)
 
 
-def test_bulk_dedupe_key_equals_the_single_event_key() -> None:
-    full = ConsentRecord(purpose="newsletter", action=Action.GIVEN, occurred_at=at(3),
-                         source="web_form", form_url="https://example.org/f",
-                         text_version="v3", privacy_notice_version="2026-01",
-                         ip="192.0.2.1", user_agent="UA", confirmation_token_hash="ab",
-                         reason="r", campaign_id="c")
-    for record in (RECORD, full):
-        assert ledger._bulk_dedupe_key(record, "ada@example.com", "s") == record.dedupe_key(
-            "ada@example.com", "s")
-
-
 def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None:
     add_contact(app_context, "ada@example.com", lists=["events"])
     with transaction(app_context.sessions) as session:

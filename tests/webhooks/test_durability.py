@@ -15,11 +15,11 @@ from sqlalchemy import select
 from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
 from syncd.context import AppContext
+from syncd.crm import suppression
 from syncd.db import transaction
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
 from syncd.sync.run import run_sync
-from syncd.webhooks import apply as effects
 from syncd.webhooks.inbox import retry_pending
 from tests.builders import add_contact, confirmed
 from tests.conftest import emulated_settings, make_settings
@@ -36,7 +36,7 @@ def broken_suppression(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     def broken(*_args: object, **_kwargs: object) -> bool:
         raise RuntimeError("suppression store broke: ada.lovelace@example.com")
 
-    monkeypatch.setattr(effects.suppression, "suppress", broken)
+    monkeypatch.setattr(suppression, "suppress", broken)
     return monkeypatch.undo
 
 

@@ -1,0 +1,271 @@
+"""The consent ledger's tables (consent_events, ledger_chain_head, ledger_tombstones): the
+hash chain's links, the one append, the removal that leaves tombstones, and the reads.
+
+Every consent event carries the SHA-256 of its content and of the event before it, so an
+event changed, removed or slipped in later breaks the chain (`syncd ledger verify`). The
+head row holds the newest link. Appends are serialised: two writers computing a link
+from the same head would fork the chain. SQLite already serialises writers (BEGIN
+IMMEDIATE, syncd.db); on PostgreSQL the head row is locked with SELECT ... FOR UPDATE
+until commit. The contact rows are locked first, in id order, so a writer that holds the
+head never waits for a contact another writer holds while that writer waits for the
+head (no deadlock with an import)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import String, Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from syncd.clock import as_utc, utcnow
+from syncd.schema import (
+    ConsentAction,
+    ConsentEvent,
+    Contact,
+    LedgerChainHead,
+    LedgerTombstone,
+    UtcDateTime,
+)
+from syncd.store.dialect import insert_ignoring_duplicates
+
+# The link before the first event.
+GENESIS = "0" * 64
+HEAD_ID = 1
+# Versioned: a future change of the hashed fields starts "v2" and verify knows both.
+HASH_VERSION = "syncd-ledger-v1"
+# The content a link covers: every column except the row id (given by the database) and
+# the chain columns themselves. Order matters: it is the order they are hashed in.
+HASHED_FIELDS = (
+    "contact_id", "purpose", "action", "occurred_at", "recorded_at", "source",
+    "email_at_time", "form_url", "text_version", "privacy_notice_version", "ip",
+    "user_agent", "confirmation_token_hash", "reason", "campaign_id", "dedupe_key",
+)
+CHUNK = 900  # bound parameters per statement
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_HEADS = cast(Table, LedgerChainHead.__table__)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value
+
+
+def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """The link of one event: SHA-256 over the version, the previous link and the content."""
+    content = [_canonical(row.get(name)) for name in HASHED_FIELDS]  # absent is NULL
+    payload = json.dumps([HASH_VERSION, prev_hash, content], separators=(",", ":"),
+                         ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: str
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """What the policy reads of a stored consent event."""
+
+    contact_id: int
+    purpose: str
+    action: str
+    occurred_at: datetime
+    source: str
+    ip: str | None
+    text_version: str | None
+
+
+@dataclass(frozen=True)
+class RecentConsent:
+    """A contact found by address, with its withdrawals and confirmations since a moment:
+    (purpose, action, occurred_at), what "same withdrawal already recorded?" and
+    "confirmed after this event?" are decided on."""
+
+    id: int
+    email_key: str
+    recent: tuple[tuple[str, str, datetime], ...]
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# Built once: the append is on the webhook hot path (statement construction costs more
+# than the round trips).
+_LOCK_CONTACT = (select(Contact.id).where(Contact.id == bindparam("contact_id"))
+                 .with_for_update())
+_HEAD = select(LedgerChainHead.seq, LedgerChainHead.hash, LedgerChainHead.updated_at).where(
+    LedgerChainHead.id == HEAD_ID)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_MOVE_HEAD = (update(LedgerChainHead).where(LedgerChainHead.id == HEAD_ID)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"),
+                      updated_at=bindparam("now")))
+_WITHDRAWN, _CONFIRMED = ConsentAction.WITHDRAWN, ConsentAction.CONFIRMED
+# The contact and its recent withdrawals/confirmations in one round trip.
+_CONTACT_RECENT = (
+    select(Contact.id, Contact.email_key, ConsentEvent.purpose, ConsentEvent.action,
+           ConsentEvent.occurred_at)
+    .select_from(Contact)
+    .outerjoin(ConsentEvent, (ConsentEvent.contact_id == Contact.id)
+               & ConsentEvent.action.in_([_WITHDRAWN, _CONFIRMED])
+               & (ConsentEvent.occurred_at >= bindparam("since")))
+    .where(Contact.email_key == bindparam("email_key")))
+
+
+def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
+    """On PostgreSQL, lock these contact rows (in id order) for this transaction: a writer
+    takes its contacts before the chain head, never after (SQLite serialises writers)."""
+    if not _postgres(session):
+        return
+    ids = sorted(set(contact_ids))
+    conn = session.connection()
+    if len(ids) == 1:
+        conn.execute(_LOCK_CONTACT, {"contact_id": ids[0]})
+        return
+    for start in range(0, len(ids), CHUNK):
+        conn.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + CHUNK]))
+                     .order_by(Contact.id).with_for_update())
+
+
+def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool) -> Head:
+    """Take the chain (and, on PostgreSQL, the contacts) for this transaction; the head."""
+    postgres = _postgres(session)
+    if postgres and not contacts_locked:
+        lock_contacts(session, contact_ids)
+    conn = session.connection()
+    query = _HEAD_FOR_UPDATE if postgres else _HEAD
+    found = conn.execute(query).first()
+    if found is None:  # a database emptied by hand (TRUNCATE): start the head row again
+        insert_ignoring_duplicates(session, _HEADS, [
+            {"id": HEAD_ID, "seq": 0, "hash": GENESIS, "updated_at": utcnow()}])
+        found = conn.execute(query).one()
+    return Head(int(found[0]), str(found[1]), found[2])
+
+
+def _link(rows: Sequence[dict[str, Any]], head: Head) -> Head:
+    """Give each row its place and links after `head`; returns the new head."""
+    seq, prev = head.seq, head.hash
+    for row in rows:
+        seq += 1
+        row["chain_seq"] = seq
+        row["chain_prev"] = prev
+        prev = row["chain_hash"] = event_hash(prev, row)
+    return Head(seq, prev, utcnow())
+
+
+def append(session: Session, rows: Sequence[dict[str, Any]], *,
+           contacts_locked: bool = False) -> set[str]:
+    """Insert consent_events rows, each linked after the head, skipping dedupe keys already
+    stored (or repeated in `rows`); the head moves to the last. Returns the dedupe keys
+    inserted. `contacts_locked`: the caller took `lock_contacts` for these contacts
+    already. The head stays locked until commit, so callers append as late in their
+    transaction as they can."""
+    if not rows:
+        return set()
+    head = _lock(session, (int(r["contact_id"]) for r in rows),
+                 contacts_locked=contacts_locked)
+    fresh = list(rows)
+    if len(rows) > 1:
+        # A duplicate in the middle would break the links after it: drop the known ones
+        # first (read under the lock: no one adds meanwhile). A single row needs no read:
+        # the insert itself skips it, and nothing follows it.
+        keys = [str(r["dedupe_key"]) for r in rows]
+        known: set[str] = set()
+        for start in range(0, len(keys), CHUNK):
+            known.update(session.connection().scalars(select(ConsentEvent.dedupe_key).where(
+                ConsentEvent.dedupe_key.in_(keys[start:start + CHUNK]))))
+        fresh = []
+        for row in rows:
+            if row["dedupe_key"] not in known:
+                known.add(row["dedupe_key"])
+                fresh.append(row)
+        if not fresh:
+            return set()
+    new_head = _link(fresh, head)
+    inserted = set(insert_ignoring_duplicates(session, _EVENTS, fresh, _EVENTS.c.dedupe_key))
+    if len(fresh) == 1 and not inserted:
+        return set()  # the same event is there already
+    if len(inserted) != len(fresh):  # someone wrote events without the chain lock
+        raise RuntimeError("consent ledger: an event was written outside the chain lock; "
+                           "nothing of this batch is kept")
+    session.connection().execute(_MOVE_HEAD, {"new_seq": new_head.seq,
+                                              "new_hash": new_head.hash,
+                                              "now": new_head.updated_at})
+    return inserted
+
+
+def remove_events(session: Session, contact_ids: Sequence[int], *, reason: str) -> int:
+    """Delete these contacts' events, leaving for each a tombstone with its place and
+    hashes (no content): the chain still verifies and the gap is accounted for. The
+    database refuses to delete an event without its tombstone (trigger of migration
+    0006). Returns how many events were removed."""
+    removed = 0
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        source: Any = (select(ConsentEvent.chain_seq, ConsentEvent.id, ConsentEvent.chain_hash,
+                              ConsentEvent.chain_prev, bindparam("now", type_=UtcDateTime()),
+                              bindparam("reason", type_=String()))
+                       .where(ConsentEvent.contact_id.in_(chunk)))
+        tombstones: Any = LedgerTombstone.__table__
+        session.execute(insert(tombstones).from_select(
+            ["seq", "event_id", "event_hash", "prev_hash", "removed_at", "reason"], source),
+            {"now": utcnow(), "reason": reason})
+        deleted = session.execute(delete(ConsentEvent)
+                                  .where(ConsentEvent.contact_id.in_(chunk))
+                                  .execution_options(synchronize_session=False))
+        removed += int(getattr(deleted, "rowcount", 0) or 0)
+    return removed
+
+
+def head(session: Session) -> Head:
+    """The newest link, without taking the lock (for export and the status page)."""
+    found = session.connection().execute(_HEAD).first()
+    if found is None:
+        return Head(0, GENESIS, None)
+    return Head(int(found[0]), str(found[1]), found[2])
+
+
+def events_by_contact(session: Session, contact_ids: Iterable[int]
+                      ) -> dict[int, list[StoredEvent]]:
+    """The events of these contacts, for the policy."""
+    ids = list(contact_ids)
+    found: dict[int, list[StoredEvent]] = defaultdict(list)
+    for start in range(0, len(ids), CHUNK):  # bound the parameters per statement
+        query = (select(ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
+                        ConsentEvent.occurred_at, ConsentEvent.source, ConsentEvent.ip,
+                        ConsentEvent.text_version)
+                 .where(ConsentEvent.contact_id.in_(ids[start:start + CHUNK]))
+                 .order_by(ConsentEvent.id))
+        for row in session.execute(query):
+            found[row[0]].append(StoredEvent(*row))
+    return found
+
+
+def history(session: Session, contact_id: int) -> list[ConsentEvent]:
+    """A contact's events in the order they happened (for people: inspect, export)."""
+    return list(session.scalars(
+        select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)
+        .order_by(ConsentEvent.occurred_at, ConsentEvent.id)))
+
+
+def recent_by_address(session: Session, email_key: str, since: datetime
+                      ) -> RecentConsent | None:
+    """The contact with this address and its withdrawals and confirmations since `since`."""
+    rows = session.connection().execute(_CONTACT_RECENT, {"email_key": email_key,
+                                                          "since": since}).all()
+    if not rows:
+        return None
+    recent = tuple((purpose, action, as_utc(at)) for _, _, purpose, action, at in rows
+                   if purpose is not None)
+    return RecentConsent(rows[0][0], rows[0][1], recent)

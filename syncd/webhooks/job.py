@@ -1,0 +1,63 @@
+"""One audience event being applied: what every effect reads of it (the event, settings,
+the ESP's moment), its outcome, and the error of an event that can never apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from syncd.config import Settings
+from syncd.errors import SyncdError
+from syncd.keys import Keyring
+from syncd.schema import InboxStatus, LedgerChannel
+from syncd.store import webhook_effects
+from syncd.webhooks.mailchimp_form import InboundEvent
+
+ACTOR = "esp"
+APPLIED, IGNORED = InboxStatus.APPLIED, InboxStatus.IGNORED
+# A webhook and the reconciliation pull see the same unsubscribe at nearly the same
+# moment (fired_at vs last_changed); within this window, with no confirmation between,
+# they are one withdrawal, not two.
+SAME_WITHDRAWAL_WINDOW = timedelta(minutes=5)
+
+
+class Unappliable(SyncdError):
+    """This event can never be applied as it is (no address, conflicting address): it is
+    kept and parked at once for a person to look at. The message names no address."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: InboxStatus  # applied | ignored
+    note: str
+    contact_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    session: Session
+    event: InboundEvent
+    settings: Settings
+    keyring: Keyring
+    event_key: str
+    channel: LedgerChannel
+    moment: datetime  # when the ESP saw it (fired_at), never later than now
+    now: datetime
+
+    @property
+    def purpose(self) -> str:
+        return self.settings.sync_purpose
+
+    @property
+    def audience(self) -> str | None:
+        return self.event.list_id or self.settings.mailchimp_audience_id
+
+    def learn_status(self, contact_id: int, status: str) -> None:
+        """What Mailchimp now has for the member (it reported it): the planner decides
+        a later re-consent against this state (`pending`), whatever order the events
+        came in; and the reconciliation sees no second move for the same unsubscribe."""
+        if self.audience:
+            webhook_effects.learn_status(self.session, contact_id, self.audience, status,
+                                         self.moment)

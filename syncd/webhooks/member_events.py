@@ -1,0 +1,145 @@
+"""The effects of `cleaned` (a hard bounce), `profile` and `subscribe` on the CRM: what
+Mailchimp reports of a member that is not a withdrawal and never creates consent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from syncd import logs
+from syncd.clock import as_utc
+from syncd.consent import ledger
+from syncd.consent.ledger import ConsentRecord
+from syncd.consent.policy import Action
+from syncd.crm import store, suppression
+from syncd.keys import Keyring
+from syncd.schema import Contact
+from syncd.store import audit, webhook_effects
+from syncd.store import inbox as inbox_store
+from syncd.webhooks import purge
+from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, Job, Outcome
+from syncd.webhooks.mailchimp_form import EventKind
+from syncd.webhooks.renames import resolve_contact
+
+log = logs.get_logger("syncd.webhooks")
+
+
+def bounce(job: Job) -> Outcome:
+    """`cleaned` (hard): the address is undeliverable until it changes, and off the lists
+    of the purpose (rule 9)."""
+    event, session = job.event, job.session
+    assert event.email is not None
+    contact = resolve_contact(session, job.keyring, event.email)
+    if contact is None:
+        return Outcome(IGNORED, "hard bounce for an unknown address")
+    changed = False
+    current = contact.email_key == event.email
+    # A bounce of an address the contact no longer has says nothing about the new one.
+    if current and contact.undeliverable_at is None:
+        changed = True
+        contact.undeliverable_at = job.moment
+        store.touch(contact)
+        audit.record(session, actor=ACTOR, action="marked_undeliverable",
+                     contact_id=contact.id, channel=job.channel,
+                     reason=event.reason or "hard")
+    known = purge.find(session, contact.email_key, job.moment)
+    removed = purge.unlist(session, known, {job.purpose}, moment=job.moment, actor=ACTOR,
+                           why="cleaned (hard bounce)", now=job.now) if known else []
+    for _ in removed:
+        store.touch(contact)
+    audit.append(session, removed)
+    if current:
+        job.learn_status(contact.id, "cleaned")
+    if not (changed or removed):
+        return Outcome(IGNORED, "already in effect", contact.id)
+    return Outcome(APPLIED, "marked undeliverable", contact.id)
+
+
+def profile(job: Job) -> Outcome:
+    """Names and mapped merge fields, only when the ESP is the master for them
+    (`webhook_profile_master = "esp"`); a stale profile (an applied one fired later
+    exists) changes nothing. Never consent."""
+    event, session = job.event, job.session
+    assert event.email is not None
+    if job.settings.webhook_profile_master != "esp":
+        log.info("profile webhook stored, not applied: the CRM is master for names")
+        return Outcome(IGNORED, "profile master is the CRM")
+    contact = resolve_contact(session, job.keyring, event.email)
+    if contact is None:
+        return Outcome(IGNORED, "profile for an unknown address")
+    hmacs = {job.keyring.address_hmac(event.email), job.keyring.address_hmac(contact.email_key)}
+    if inbox_store.applied_after(session, EventKind.PROFILE, hmacs, job.moment,
+                                 other_than=job.event_key):
+        return Outcome(IGNORED, "stale profile: a newer one was applied", contact.id)
+    fields = {tag: crm for crm, tag in job.settings.mailchimp_merge_fields.items()}
+    names: dict[str, str | None] = {}
+    attributes: dict[str, str] = {}
+    for tag, value in event.merges.items():
+        crm_field = fields.get(tag)
+        if crm_field in ("first_name", "last_name"):
+            names[crm_field] = value.strip() or None
+        elif crm_field is not None:
+            attributes[crm_field] = value
+    changed = sorted(name for name, value in names.items() if getattr(contact, name) != value)
+    for name in changed:
+        setattr(contact, name, names[name])
+    if attributes and {**contact.attributes, **attributes} != contact.attributes:
+        contact.attributes = {**contact.attributes, **attributes}
+        changed.append("attributes")
+    if changed:
+        store.touch(contact)
+        audit.record(session, actor=ACTOR, action="contact_updated", contact_id=contact.id,
+                     fields=changed, channel=job.channel)
+    return Outcome(APPLIED, "profile updated" if changed else "profile unchanged", contact.id)
+
+
+def subscribe(job: Job) -> Outcome:
+    """Mailchimp's double opt-in confirmation, recorded only when ALL of: the contact
+    exists; syncd itself asked for the member as `pending` before fired_at and it is
+    still pending (Mailchimp sent the confirmation mail at our request, rule 3); the
+    event carries the click's evidence (ip_opt: an admin's or API subscribe has none,
+    I13); and the ledger holds a request for that purpose (`given` or `confirmed`) at or
+    before fired_at, newer than every withdrawal and suppression at or before it."""
+    event, session = job.event, job.session
+    assert event.email is not None
+    contact = resolve_contact(session, job.keyring, event.email)
+    if contact is None:
+        return Outcome(IGNORED, "subscribe never creates consent")
+    audience = job.audience
+    state = webhook_effects.member_state(session, contact.id, audience) if audience else None
+    # Mailchimp sends `subscribe` for a confirmation click, its own sign-up form and an
+    # admin's or API subscribe alike; the body does not say which.
+    asked = state.pending_requested_at if state is not None else None
+    if state is None or state.esp_status != "pending" or asked is None or (
+            as_utc(asked) > job.moment):
+        return Outcome(IGNORED, "not a confirmation syncd asked for", contact.id)
+    if not event.ip_opt:
+        return Outcome(IGNORED, "subscribe without Mailchimp's opt-in evidence (no "
+                                "ip_opt): an admin or API subscribe, not a confirmation",
+                       contact.id)
+    if not _open_request_at(session, job.keyring, contact, job.purpose, job.moment):
+        return Outcome(IGNORED, "no open consent request at that moment", contact.id)
+    ledger.append(session, contact, ConsentRecord(
+        purpose=job.purpose, action=Action.CONFIRMED, occurred_at=job.moment,
+        source=job.channel, ip=event.ip_opt,
+        reason=("double opt-in confirmed through Mailchimp's confirmation mail that "
+                "syncd asked for (evidence: ip_opt, fired_at)")),
+        actor=ACTOR, dedupe_salt=job.event_key)
+    assert audience is not None
+    webhook_effects.record_confirmation(session, contact.id, audience, event.ip_opt,
+                                        job.moment)
+    return Outcome(APPLIED, "double opt-in confirmation recorded", contact.id)
+
+
+def _open_request_at(session: Session, keyring: Keyring, contact: Contact, purpose: str,
+                     moment: datetime) -> bool:
+    facts = [f for f in ledger.facts_by_contact(session, [contact.id]).get(contact.id, [])
+             if f.purpose == purpose and f.occurred_at <= moment]
+    requests = [f.occurred_at for f in facts if f.action in (Action.GIVEN, Action.CONFIRMED)]
+    blocks = [f.occurred_at for f in facts if f.action is Action.WITHDRAWN]
+    address_hmac = keyring.address_hmac(contact.email_key)
+    blocks += [s.created_at for s in suppression.facts_by_hmac(session, [address_hmac])
+               .get(address_hmac, [])
+               if s.purpose in (purpose, suppression.ALL_PURPOSES) and s.created_at <= moment]
+    return bool(requests) and (not blocks or max(requests) > max(blocks))
