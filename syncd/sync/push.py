@@ -15,7 +15,7 @@ from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
 from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
-from syncd.sync.checkpoint import Settlement
+from syncd.store.push_state import Settlement
 from syncd.sync.plan import LIVE, Action, Change
 
 # Our clock against Mailchimp's when telling our own timed-out add from an older member.
