@@ -187,25 +187,15 @@ def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportRepor
     cache is raised for this connection only and restored after: the unique indexes the
     import inserts into (email_key, dedupe_key: random order) outgrow the 2 MB default
     and every chunk then re-read them from disk. Durability settings stay untouched."""
-    with ctx.engine.connect() as connection:
-        sqlite = connection.dialect.name == "sqlite"
-        if sqlite:
-            default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-            connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            connection.commit()
+    with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
+            connection, SQLITE_CACHE_KIB):
         done, total = 0, report.valid + len(report.refused_lines)  # the records of pass one
-        try:
-            for chunk in _batches(records, chunk_lines):
-                with Session(bind=connection) as session, session.begin():
-                    _apply_chunk(session, chunk, report)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total, "importing")
-        finally:
-            if sqlite:
-                connection.rollback()
-                connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
-                connection.commit()
+        for chunk in _batches(records, chunk_lines):
+            with Session(bind=connection) as session, session.begin():
+                _apply_chunk(session, chunk, report)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total, "importing")
 
 
 def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportReport) -> None:

@@ -55,10 +55,7 @@ def upsert_contact(session: Session, data: ContactData, *, actor: str) -> tuple[
     session.flush()
     ((ref, _created, changed),) = contacts.upsert(session, [data], actor=actor)
     contacts.apply_revision_bumps(session, [ref])
-    # Read back through the session: an object it already holds is refreshed.
-    contact = session.get(Contact, ref.id, populate_existing=True)
-    assert contact is not None
-    return contact, changed
+    return contacts.entity(session, ref.id), changed
 
 
 def add_to_list(session: Session, contact: Contact, internal_list: NamedList, *,

@@ -84,7 +84,7 @@ def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: in
         query = (select(*_COLUMNS).select_from(Contact).outerjoin(PushState, join)
                  .where(where).order_by(Contact.id).limit(chunk_size))
         with engine.connect() as conn:
-            rows = conn.execute(query).tuples().all()
+            rows = conn.execute(query).all()
             if not rows:
                 return
             last = rows[-1][0]

@@ -3,12 +3,13 @@ revisions (the sync looks again at a contact whose revision moved), and read the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from syncd.addresses import Address
@@ -209,6 +210,14 @@ def page(session: Session, *, after: int, limit: int,
     return _rows(session.connection().execute(query))
 
 
+def entity(session: Session, contact_id: int) -> Contact:
+    """The contact as an ORM object of `session`, read again from the database (an
+    object the session already holds is refreshed)."""
+    found = session.get(Contact, contact_id, populate_existing=True)
+    assert found is not None, "the contact was written in this transaction"
+    return found
+
+
 def find_entity(session: Session, email_key: str) -> Contact | None:
     """The contact as an ORM object of `session`, for the callers that change a contact
     through it (sign-up, webhook apply)."""
@@ -225,3 +234,21 @@ def crm_id_holders(session: Session, crm_ids: Iterable[str]) -> dict[str, str]:
         holders.update((str(crm_id), key) for crm_id, key in session.connection().execute(
             query))
     return holders
+
+
+@contextmanager
+def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
+    """On SQLite, this connection's page cache raised to `kib` for the block and restored
+    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
+        connection.commit()

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Text, func, select, type_coerce
 from sqlalchemy.orm import Session
@@ -54,6 +55,22 @@ def attributes(raw: object) -> dict[str, str]:
     return decoded if isinstance(decoded, dict) else {}
 
 
+class HasContact(Protocol):
+    """A contact as a caller holds it (ORM row or syncd.store.contacts.ContactRow)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def email_key(self) -> str: ...
+
+    @property
+    def is_customer(self) -> bool: ...
+
+    @property
+    def undeliverable_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class Subject:
     """A contact whose facts are wanted, as the caller already holds it."""
@@ -79,6 +96,18 @@ class FactSet:
                       suppressions=self.suppressions.get(cid, _NO_BLOCKS),
                       is_customer=subject.is_customer,
                       undeliverable_since=subject.undeliverable_since, now=now)
+
+
+def subject(contact: HasContact) -> Subject:
+    return Subject(contact.id, contact.email_key, bool(contact.is_customer),
+                   contact.undeliverable_at)
+
+
+def decide_for(db: Session | Connection, contact: HasContact, *, purpose: str,
+               keyring: Keyring, now: datetime) -> Decision:
+    """The policy's answer for one contact: `gather` with a list of one."""
+    one = subject(contact)
+    return gather(db, [one], keyring).decide(one, purpose=purpose, now=now)
 
 
 # The sync's chunk filter (syncd.store.candidates): the events of the contacts it
@@ -157,7 +186,7 @@ def _same_person(conn: Connection, ids: list[int], macs: list[str],
     current: dict[int, str] = {}
     for chunk in _in_chunks(others):
         current.update(conn.execute(select(Contact.id, Contact.email_key)
-                                    .where(Contact.id.in_(chunk))).tuples().all())
+                                    .where(Contact.id.in_(chunk))).all())
     found: dict[str, set[str]] = {}
     for cid, mac in zip(ids, macs, strict=True):
         group = set(earlier.get(cid, ()))

@@ -11,13 +11,13 @@ from mailchimp_emulator import MailchimpEmulator
 from syncd.addresses import subscriber_hash
 from syncd.clock import utcnow
 from syncd.consent.policy import Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.crm.erasure import erase_contact
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.schema import AuditEntry, PushState, Suppression, WebhookEvent
+from syncd.store.facts import decide_for
 from tests.builders import add_contact, confirmed
 from tests.crm.conftest import Cli, contact_line, counts, signed_up, write_jsonl
 

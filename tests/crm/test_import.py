@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
 from syncd.consent.policy import Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.crm.importer import MAX_REPORTED_ERRORS, ImportReport, import_file
 from syncd.db import transaction
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
+from syncd.store.facts import decide_for
 from tests.crm.conftest import consent, contact_line, counts, signed_up, write_jsonl
 
 SECRET_ADDRESS = "no-at-sign.example.com"
