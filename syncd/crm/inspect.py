@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from syncd.config import Settings
-from syncd.consent import ledger
+from syncd.consent import facts, ledger
 from syncd.consent.policy import Decision
 from syncd.keys import Keyring
 from syncd.schema import ConsentEvent
-from syncd.store import contacts, facts, lists
+from syncd.store import contacts, lists
 
 PAGE_SIZE = 500
 

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_,
 from syncd.keys import Keyring
 from syncd.schema import Contact, InternalList, ListMembership, PushState
 from syncd.store import facts
-from syncd.store.facts import FactSet, Scope, Subject
+from syncd.store.facts import Scope, StoredFacts, Subject
 
 # Most contacts have no imported attributes: skip the JSON decoder for "{}".
 _RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
@@ -35,7 +35,7 @@ class Chunk:
 
     rows: Sequence[tuple[Any, ...]]
     hmacs: Sequence[str]
-    facts: FactSet
+    facts: StoredFacts
     lists: dict[int, tuple[str, ...]]
 
 
@@ -90,7 +90,7 @@ def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: in
             last = rows[-1][0]
             scope = _filter(audience_id, after, last, live, pulled_at)
             hmacs = keyring.address_hmacs([row[2] for row in rows])
-            found = facts.gather(conn, [Subject(row[0], row[2]) for row in rows], keyring,
+            found = facts.read(conn, [Subject(row[0], row[2]) for row in rows], keyring,
                                  hmacs=hmacs, scope=scope)
             lists = _lists(conn, scope, purpose_lists)
         yield Chunk(rows, hmacs, found, lists)

@@ -1,7 +1,7 @@
-"""A contact's facts for the consent policy, read for many contacts at once: consent
-events, the suppressions of every address of the same person (I12), and whether an
-unapplied unsubscribe or clean waits in the inbox. The one place that gathers them (the
-sync, `contacts show`, webhook apply and the tests ask the policy with these)."""
+"""A contact's facts for the consent policy as stored, read for many contacts at once:
+consent events, the suppressions of every address of the same person (I12), and whether
+an unapplied unsubscribe or clean waits in the inbox. The one read of them;
+syncd.consent.facts turns them into the policy's facts and asks it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc
-from syncd.consent.policy import Action, ConsentFact, Decision, SuppressionFact, decide
 from syncd.keys import Keyring
 from syncd.schema import (
     AddressHistory,
@@ -31,9 +29,6 @@ from syncd.schema import (
 BLOCKING_KINDS = ("unsubscribe", "cleaned")
 UNAPPLIED = ("received", "failed", "parked")
 IN_CHUNK = 900
-_ACTIONS = {action.value: action for action in Action}
-_NO_EVENTS: tuple[ConsentFact, ...] = ()
-_NO_BLOCKS: tuple[SuppressionFact, ...] = ()
 
 
 def moment(raw: object) -> datetime:
@@ -55,22 +50,6 @@ def attributes(raw: object) -> dict[str, str]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-class HasContact(Protocol):
-    """A contact as a caller holds it (ORM row or syncd.store.contacts.ContactRow)."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def email_key(self) -> str: ...
-
-    @property
-    def is_customer(self) -> bool: ...
-
-    @property
-    def undeliverable_at(self) -> datetime | None: ...
-
-
 @dataclass(frozen=True)
 class Subject:
     """A contact whose facts are wanted, as the caller already holds it."""
@@ -81,33 +60,34 @@ class Subject:
     undeliverable_since: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A consent event as the policy reads it (action as stored)."""
+
+    purpose: str
+    action: str
+    occurred_at: datetime
+    source: str
+    ip: str | None
+    text_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """A suppression entry: a purpose (or "*"), why, since when."""
+
+    purpose: str
+    reason: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
-class FactSet:
+class StoredFacts:
     """The facts of a set of contacts, by contact id (absent: none)."""
 
-    events: Mapping[int, tuple[ConsentFact, ...]]
-    suppressions: Mapping[int, tuple[SuppressionFact, ...]]
+    events: Mapping[int, tuple[StoredEvent, ...]]
+    suppressions: Mapping[int, tuple[StoredBlock, ...]]
     inbox_blocked: frozenset[int]
-
-    def decide(self, subject: Subject, *, purpose: str, now: datetime) -> Decision:
-        """The policy's answer for one of the contacts."""
-        cid = subject.contact_id
-        return decide(purpose=purpose, events=self.events.get(cid, _NO_EVENTS),
-                      suppressions=self.suppressions.get(cid, _NO_BLOCKS),
-                      is_customer=subject.is_customer,
-                      undeliverable_since=subject.undeliverable_since, now=now)
-
-
-def subject(contact: HasContact) -> Subject:
-    return Subject(contact.id, contact.email_key, bool(contact.is_customer),
-                   contact.undeliverable_at)
-
-
-def decide_for(db: Session | Connection, contact: HasContact, *, purpose: str,
-               keyring: Keyring, now: datetime) -> Decision:
-    """The policy's answer for one contact: `gather` with a list of one."""
-    one = subject(contact)
-    return gather(db, [one], keyring).decide(one, purpose=purpose, now=now)
 
 
 # The sync's chunk filter (syncd.store.candidates): the events of the contacts it
@@ -115,9 +95,9 @@ def decide_for(db: Session | Connection, contact: HasContact, *, purpose: str,
 Scope = tuple[ColumnElement[bool], ColumnElement[bool]]
 
 
-def gather(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring, *,
-           hmacs: Sequence[str] | None = None, scope: Scope | None = None) -> FactSet:
-    """The policy's facts of these contacts: a few set-based queries for any number.
+def read(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring, *,
+         hmacs: Sequence[str] | None = None, scope: Scope | None = None) -> StoredFacts:
+    """The stored facts of these contacts: a few set-based queries for any number.
     `hmacs`: their addresses' keyed hashes when the caller has them already (in order)."""
     conn = db.connection() if isinstance(db, Session) else db
     ids = [s.contact_id for s in subjects]
@@ -125,20 +105,20 @@ def gather(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyri
         [s.email_key for s in subjects])
     related = _same_person(conn, ids, macs, keyring)
     blocks = _suppressions(conn, set(macs).union(*related.values()))
-    suppressions: dict[int, tuple[SuppressionFact, ...]] = {}
+    suppressions: dict[int, tuple[StoredBlock, ...]] = {}
     for cid, mac in zip(ids, macs, strict=True):
         found = [fact for m in ({mac} | related[mac] if mac in related else (mac,))
                  for fact in blocks.get(m, ())]
         if found:
             suppressions[cid] = tuple(found)
     inbox = _inbox_blocked(conn, macs)
-    return FactSet(events=_events(conn, ids, scope), suppressions=suppressions,
+    return StoredFacts(events=_events(conn, ids, scope), suppressions=suppressions,
                    inbox_blocked=frozenset(cid for cid, mac in zip(ids, macs, strict=True)
                                            if mac in inbox))
 
 
 def _events(conn: Connection, ids: list[int], scope: Scope | None
-            ) -> dict[int, tuple[ConsentFact, ...]]:
+            ) -> dict[int, tuple[StoredEvent, ...]]:
     columns = (ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
                type_coerce(ConsentEvent.occurred_at, Text), ConsentEvent.source,
                ConsentEvent.ip, ConsentEvent.text_version)
@@ -150,13 +130,12 @@ def _events(conn: Connection, ids: list[int], scope: Scope | None
     else:
         queries = [select(*columns).where(ConsentEvent.contact_id.in_(
             ids[start : start + IN_CHUNK])) for start in range(0, len(ids), IN_CHUNK)]
-    found: dict[int, list[ConsentFact]] = defaultdict(list)
-    actions = _ACTIONS
+    found: dict[int, list[StoredEvent]] = defaultdict(list)
     for query in queries:
         for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
                 query).all():
-            found[cid].append(ConsentFact(purpose, actions[action], moment(occurred_at),
-                                          channel, ip, text_version))
+            found[cid].append(StoredEvent(purpose, action, moment(occurred_at), channel, ip,
+                                          text_version))
     return {cid: tuple(facts) for cid, facts in found.items()}
 
 
@@ -200,15 +179,14 @@ def _same_person(conn: Connection, ids: list[int], macs: list[str],
     return found
 
 
-def _suppressions(conn: Connection, macs: set[str]) -> dict[str, list[SuppressionFact]]:
-    found: dict[str, list[SuppressionFact]] = defaultdict(list)
+def _suppressions(conn: Connection, macs: set[str]) -> dict[str, list[StoredBlock]]:
+    found: dict[str, list[StoredBlock]] = defaultdict(list)
     table = Suppression.__table__.c
     for chunk in _in_chunks(macs):
         for mac, purpose, reason, created_at in conn.execute(
                 select(table.address_hmac, table.purpose, table.reason, table.created_at)
                 .where(table.address_hmac.in_(chunk))):
-            found[mac].append(SuppressionFact(purpose=purpose, reason=reason,
-                                              created_at=created_at))
+            found[mac].append(StoredBlock(purpose, reason, created_at))
     return found
 
 

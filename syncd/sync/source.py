@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from syncd.clock import as_utc
+from syncd.consent.facts import in_policy_terms
 from syncd.consent.policy import ConsentFact, SuppressionFact
 from syncd.keys import Keyring
 from syncd.store import candidates
@@ -36,8 +37,9 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                                    purpose_lists=purpose_lists,
                                    live=tuple(LIVE) if live_only else None,
                                    pulled_at=pulled_at):
-        events, blocks = chunk.facts.events, chunk.facts.suppressions
-        inbox, lists = chunk.facts.inbox_blocked, chunk.lists
+        found = in_policy_terms(chunk.facts)
+        events, blocks, inbox, lists = (found.events, found.suppressions, found.inbox_blocked,
+                                        chunk.lists)
         out = []
         for (cid, revision, email, first, last_name, raw_attributes, customer, bounced,
              settled, print_, status, esp_email, parked, attempt, retry_after, esp_changed,

@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from mailchimp_emulator import MailchimpEmulator
 from syncd.addresses import subscriber_hash
 from syncd.clock import utcnow
+from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
 from syncd.context import AppContext
 from syncd.crm import store
@@ -17,7 +18,6 @@ from syncd.crm.erasure import erase_contact
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.schema import AuditEntry, PushState, Suppression, WebhookEvent
-from syncd.store.facts import decide_for
 from tests.builders import add_contact, confirmed
 from tests.crm.conftest import Cli, contact_line, counts, signed_up, write_jsonl
 

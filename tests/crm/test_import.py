@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
+from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
 from syncd.context import AppContext
 from syncd.crm import store
@@ -19,7 +20,6 @@ from syncd.crm.importer import MAX_REPORTED_ERRORS, ImportReport, import_file
 from syncd.db import transaction
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
-from syncd.store.facts import decide_for
 from tests.crm.conftest import consent, contact_line, counts, signed_up, write_jsonl
 
 SECRET_ADDRESS = "no-at-sign.example.com"
