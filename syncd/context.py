@@ -9,9 +9,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import Settings
-from syncd.crm import store
 from syncd.db import installation_value, make_engine, session_factory, transaction
 from syncd.keys import Keyring
+from syncd.store import lists
 
 PSEUDONYM_KEY_NAME = "pseudonym_key"
 
@@ -39,7 +39,7 @@ class AppContext:
     def sync_lists(self) -> None:
         """The internal lists table follows the configuration."""
         with transaction(self.sessions) as session:
-            store.ensure_lists(session, self.settings.lists)
+            lists.ensure_lists(session, self.settings.lists)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -253,6 +253,29 @@ class PushState(Base):
     pending_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class PushOutcome(StrEnum):
+    """What became of one planned change at the ESP (a sync run's counts)."""
+
+    ADDED = "added"
+    RECONSENT = "reconsent"
+    UPDATED = "updated"
+    UNSUBSCRIBED = "unsubscribed"
+    ADOPTED = "adopted"
+    UNCHANGED = "unchanged"
+    FOREIGN = "foreign"
+    MISSING = "missing"
+    PARKED = "parked"
+    FAILED = "failed"
+    HELD = "held"
+
+
+class MemberOrigin(StrEnum):
+    """push_state.esp_origin: who put the member in the audience."""
+
+    PUSHED = "pushed"  # syncd added it
+    PULLED = "pulled"  # it was there before syncd (audience pull, reconciliation)
+
+
 class AddressHistory(Base):
     """Every address a contact had before its current one, as keyed hashes: a stale
     export of an old address is the same person, blocked by the same suppression (I12)."""
@@ -335,10 +358,31 @@ class SyncRun(Base):
     audience_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # running | succeeded | failed | refused | interrupted
+    # a RunOutcome
     outcome: Mapped[str] = mapped_column(String(16))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class RunKind(StrEnum):
+    """sync_runs.kind."""
+
+    SYNC = "sync"
+    RECONCILE = "reconcile"
+    AUDIENCE_PULL = "audience_pull"
+    AUDIENCE_AUDIT = "audience_audit"
+
+
+class RunOutcome(StrEnum):
+    """sync_runs.outcome (and the reports' `outcome`)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"
+    INTERRUPTED = "interrupted"
+    DRY_RUN = "dry_run"  # reported, never recorded
+    FINDINGS = "findings"  # an audience audit that found members to look at
 
 
 class Cursor(Base):

@@ -27,7 +27,7 @@ from syncd.clock import utcnow
 from syncd.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from syncd.crm.inspect import ContactRow
+    from syncd.crm.inspect import ContactLine
 
 DEFAULT_LIMIT = 100
 
@@ -145,7 +145,7 @@ def list_contacts(
         ctx.close()
 
 
-def _counted(rows: Iterator[ContactRow], ids: list[int]) -> Iterator[ContactRow]:
+def _counted(rows: Iterator[ContactLine], ids: list[int]) -> Iterator[ContactLine]:
     for row in rows:
         ids.append(row.contact_id)
         yield row

@@ -26,7 +26,7 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Apply unsubscribes and cleaned addresses Mailchimp knows but no webhook brought."""
-    from syncd.sync.reconcile import run_reconcile
+    from syncd.inbound.reconcile import run_reconcile
 
     ctx = open_context()
     try:

@@ -23,7 +23,8 @@ from syncd.esp.errors import EspError
 from syncd.exit_codes import ExitCode
 from syncd.run_summary import log_summary
 from syncd.runner_lock import RunnerBusy
-from syncd.sync.run import SyncReport, run_sync
+from syncd.sync.run import run_sync
+from syncd.sync.sync_report import SyncReport
 
 
 @contextmanager

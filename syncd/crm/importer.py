@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from syncd import logs
-from syncd.clock import as_utc, utcnow
+from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
-from syncd.crm import store
+from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
 from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check
 from syncd.crm.import_readers import (
     FileProblem,
@@ -42,12 +41,9 @@ from syncd.crm.import_readers import (
     read,
 )
 from syncd.errors import InputError
-from syncd.schema import ConsentEvent, Contact, InternalList
+from syncd.store import contacts, lists
 
 MAX_REPORTED_ERRORS = 100
-# Rounds of the confirmation check: a refused line's sign-ups no longer count, which can
-# leave another line's confirmation without one (a chain; real files have none).
-MAX_CONFIRMATION_ROUNDS = 5
 CHUNK_LINES = 2000
 # SQLite page cache for the apply pass (KiB): bounded, and returned after the import.
 SQLITE_CACHE_KIB = 64 * 1024
@@ -99,17 +95,6 @@ class ImportReport:
 ProgressHook = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True)
-class _Confirmation:
-    """A `confirmed` consent whose own line holds no sign-up for it."""
-
-    line: int
-    index: int
-    key: str
-    purpose: str
-    at: datetime
-
-
 def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
                 skip_invalid: bool = False, now: datetime | None = None,
                 chunk_lines: int = CHUNK_LINES,
@@ -121,7 +106,7 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
     vocabulary = Vocabulary(lists=frozenset(ctx.settings.lists),
                             purposes=ctx.settings.purposes)
     report = ImportReport()
-    pending: list[_Confirmation] = []
+    pending: list[Confirmation] = []
     try:
         for batch in _batches(_records(path, chosen, vocabulary, moment, report),
                               chunk_lines):
@@ -132,12 +117,12 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
                 report.note([problem])
                 report.refused_lines.add(problem.line)
             report.valid += len(batch) - len(conflicts)
-            pending.extend(c for record in batch for c in _unconfirmed_sign_ups(record))
+            pending.extend(c for record in batch for c in unconfirmed_sign_ups(record))
             if progress is not None:
                 progress(report.lines, 0, "checking")
         if report.lines == 0:
             raise InputError(f"{path}: the file holds no records")
-        _refuse_unsupported_confirmations(ctx, pending, report, lambda: _records(
+        refuse_unsupported(ctx, pending, report, lambda: _records(
             path, chosen, vocabulary, moment, ImportReport()))
         if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
@@ -165,72 +150,6 @@ def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
             report.note(outcome)
 
 
-def _unconfirmed_sign_ups(record: ImportRecord) -> list[_Confirmation]:
-    earliest: dict[str, datetime] = {}
-    for consent in record.data.consents:
-        if consent.action == "given" and (consent.purpose not in earliest
-                                          or consent.at < earliest[consent.purpose]):
-            earliest[consent.purpose] = consent.at
-    return [_Confirmation(record.line, index, record.address.key, consent.purpose, consent.at)
-            for index, consent in enumerate(record.data.consents)
-            if consent.action == "confirmed"
-            and not (consent.purpose in earliest and earliest[consent.purpose] <= consent.at)]
-
-
-def _refuse_unsupported_confirmations(
-        ctx: AppContext, pending: list[_Confirmation], report: ImportReport,
-        records: Callable[[], Iterator[ImportRecord]]) -> None:
-    """Refuse the lines whose confirmation has no sign-up at or before it in the file's
-    valid lines or the ledger."""
-    for _round in range(MAX_CONFIRMATION_ROUNDS):
-        pending = [c for c in pending if c.line not in report.refused_lines]
-        if not pending:
-            return
-        wanted = {(c.key, c.purpose) for c in pending}
-        earliest: dict[tuple[str, str], datetime] = _ledger_sign_ups(ctx, wanted)
-        for record in records():
-            if record.line in report.refused_lines:
-                continue
-            for consent in record.data.consents:
-                key = (record.address.key, consent.purpose)
-                if consent.action == "given" and key in wanted and (
-                        key not in earliest or consent.at < earliest[key]):
-                    earliest[key] = consent.at
-        refused: dict[int, list[LineError]] = {}
-        for c in pending:
-            found = earliest.get((c.key, c.purpose))
-            if found is None or as_utc(found) > c.at:
-                refused.setdefault(c.line, []).append(LineError(
-                    c.line, f"consents[{c.index}]",
-                    f"a confirmation must confirm a valid sign-up: no 'given' for purpose "
-                    f"{c.purpose!r} at or before it, in this file or the database"))
-        if not refused:
-            return
-        for line, errors in sorted(refused.items()):
-            report.valid -= 1
-            report.note(errors)
-            report.refused_lines.add(line)
-
-
-def _ledger_sign_ups(ctx: AppContext, wanted: set[tuple[str, str]],
-                     ) -> dict[tuple[str, str], datetime]:
-    """The earliest `given` per (address key, purpose) already in the ledger."""
-    keys = sorted({key for key, _ in wanted})
-    found: dict[tuple[str, str], datetime] = {}
-    with ctx.sessions() as session:
-        for start in range(0, len(keys), 900):
-            query = (select(Contact.email_key, ConsentEvent.purpose,
-                            func.min(ConsentEvent.occurred_at))
-                     .join(ConsentEvent, ConsentEvent.contact_id == Contact.id)
-                     .where(Contact.email_key.in_(keys[start : start + 900]),
-                            ConsentEvent.action == "given")
-                     .group_by(Contact.email_key, ConsentEvent.purpose))
-            for key, purpose, first in session.execute(query):
-                if (key, purpose) in wanted:
-                    found[(key, purpose)] = as_utc(first)
-    return found
-
-
 def _batches(records: Iterator[ImportRecord], size: int) -> Iterator[list[ImportRecord]]:
     batch: list[ImportRecord] = []
     for record in records:
@@ -246,12 +165,8 @@ def _crm_id_conflicts(session: Session, batch: list[ImportRecord], *,
                       within: bool = False) -> list[LineError]:
     """Lines whose crm_id already belongs to a contact with another address (in the
     database, or with `within` also on an earlier line of the batch)."""
-    wanted = list({r.data.crm_id for r in batch if r.data.crm_id is not None})
-    holders: dict[str, str] = {}
-    for start in range(0, len(wanted), 900):
-        query = (select(Contact.crm_id, Contact.email_key)
-                 .where(Contact.crm_id.in_(wanted[start : start + 900])))
-        holders.update((str(crm_id), key) for crm_id, key in session.execute(query))
+    holders = contacts.crm_id_holders(
+        session, (r.data.crm_id for r in batch if r.data.crm_id is not None))
     problems = []
     for record in batch:
         crm_id = record.data.crm_id
@@ -272,32 +187,22 @@ def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportRepor
     cache is raised for this connection only and restored after: the unique indexes the
     import inserts into (email_key, dedupe_key: random order) outgrow the 2 MB default
     and every chunk then re-read them from disk. Durability settings stay untouched."""
-    with ctx.engine.connect() as connection:
-        sqlite = connection.dialect.name == "sqlite"
-        if sqlite:
-            default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-            connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            connection.commit()
+    with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
+            connection, SQLITE_CACHE_KIB):
         done, total = 0, report.valid + len(report.refused_lines)  # the records of pass one
-        try:
-            for chunk in _batches(records, chunk_lines):
-                with Session(bind=connection) as session, session.begin():
-                    _apply_chunk(session, chunk, report)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total, "importing")
-        finally:
-            if sqlite:
-                connection.rollback()
-                connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
-                connection.commit()
+        for chunk in _batches(records, chunk_lines):
+            with Session(bind=connection) as session, session.begin():
+                _apply_chunk(session, chunk, report)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total, "importing")
 
 
 def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportReport) -> None:
     """One transaction: contacts, then memberships, then consent events, then revisions,
     each in one or a few multi-row statements (per-line statements made a million lines
     take an hour; ORM objects cost more than the SQL)."""
-    lists = {row.name: row for row in session.scalars(select(InternalList))}
+    known_lists = lists.all_lists(session)
     records = [r for r in chunk if r.line not in report.refused_lines]
     for problem in _crm_id_conflicts(session, records, within=True):
         # Found only now when two lines of the same file claim one crm_id.
@@ -305,19 +210,19 @@ def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportRepo
         report.note([problem])
         report.refused_lines.add(problem.line)
     records = [r for r in records if r.line not in report.refused_lines]
-    contacts = store.upsert_contacts(session, [store.ContactData(
+    written = contacts.upsert(session, [contacts.ContactData(
         address=r.address, first_name=r.data.first_name, last_name=r.data.last_name,
         crm_id=r.data.crm_id, attributes=r.data.attributes, is_customer=r.data.customer)
         for r in records], actor=ACTOR)
-    for _contact, created, changed in contacts:
+    for _contact, created, changed in written:
         report.contacts_created += created
         report.contacts_updated += changed and not created
-    report.memberships_added += store.add_to_lists(session, [
-        (contact, lists[name])
-        for record, (contact, _, _) in zip(records, contacts, strict=True)
-        for name in record.data.lists], actor=ACTOR, source=ACTOR)
+    report.memberships_added += len(lists.add_memberships(session, [
+        lists.Membership(ref, known_lists[name].id, name)
+        for record, (ref, _, _) in zip(records, written, strict=True)
+        for name in record.data.lists], actor=ACTOR, source=ACTOR))
     report.consents_added += ledger.append_many(session, [
-        (contact, consent)
-        for record, (contact, _, _) in zip(records, contacts, strict=True)
+        (ref, consent)
+        for record, (ref, _, _) in zip(records, written, strict=True)
         for consent in record.records], actor=ACTOR)
-    store.apply_revision_bumps(session, [contact for contact, _, _ in contacts])
+    contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])

@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.config import Settings
-from syncd.consent import ledger
-from syncd.consent.policy import Decision, decide
-from syncd.consent.standing import decide_for
-from syncd.crm import suppression
+from syncd.consent import facts, ledger
+from syncd.consent.policy import Decision
 from syncd.keys import Keyring
-from syncd.schema import ConsentEvent, Contact, InternalList, ListMembership
+from syncd.schema import ConsentEvent
+from syncd.store import contacts, lists
 
 PAGE_SIZE = 500
 
@@ -79,7 +77,7 @@ class ContactView:
 
 
 @dataclass(frozen=True)
-class ContactRow:
+class ContactLine:
     """One line of `contacts list`: eligibility for one purpose."""
 
     contact_id: int
@@ -114,72 +112,46 @@ def _event(event: ConsentEvent) -> dict[str, Any]:
 def show(session: Session, settings: Settings, keyring: Keyring, email_key: str, *,
          now: datetime) -> ContactView | None:
     """Everything about one contact, or None when there is no contact for the address."""
-    contact = session.scalar(select(Contact).where(Contact.email_key == email_key))
+    contact = contacts.by_key(session, email_key)
     if contact is None:
         return None
-    address_hmac = keyring.address_hmac(contact.email_key)
-    blocks = suppression.facts_by_hmac(session, [address_hmac]).get(address_hmac, [])
-    purposes = {
-        purpose: PurposeView.of(decide_for(session, contact, purpose=purpose, keyring=keyring,
-                                           now=now))
-        for purpose in settings.purposes
-    }
-    lists = _lists_by_contact(session, [contact.id]).get(contact.id, [])
+    subject = facts.subject(contact)
+    found = facts.gather(session, [subject], keyring)
+    blocks = found.suppressions.get(contact.id, ())
     return ContactView(
         contact_id=contact.id, email=contact.email_display, first_name=contact.first_name,
         last_name=contact.last_name, crm_id=contact.crm_id, is_customer=contact.is_customer,
-        revision=contact.revision, undeliverable_since=contact.undeliverable_at, lists=lists,
-        purposes=purposes,
+        revision=contact.revision, undeliverable_since=contact.undeliverable_at,
+        lists=lists.names_of(session, contact.id),
+        purposes={purpose: PurposeView.of(found.decide(subject, purpose=purpose, now=now))
+                  for purpose in settings.purposes},
         suppressions=sorted((Block(b.purpose, b.reason, b.created_at) for b in blocks),
                             key=lambda b: (b.since, b.purpose)),
         history=[_event(e) for e in ledger.history(session, contact.id)],
     )
 
 
-def _lists_by_contact(session: Session, ids: list[int]) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    rows = session.execute(
-        select(ListMembership.contact_id, InternalList.name)
-        .join(InternalList, InternalList.id == ListMembership.list_id)
-        .where(ListMembership.contact_id.in_(ids))
-        .order_by(InternalList.name))
-    for contact_id, name in rows:
-        found.setdefault(contact_id, []).append(name)
-    return found
-
-
 def rows(session: Session, keyring: Keyring, *, purpose: str, now: datetime,
          eligible: bool | None = None, list_name: str | None = None, limit: int | None = None,
-         page_size: int = PAGE_SIZE, after: int = 0) -> Iterator[ContactRow]:
+         page_size: int = PAGE_SIZE, after: int = 0) -> Iterator[ContactLine]:
     """Contacts in id order (ids above `after`: the next page) with their eligibility for
     `purpose`, filtered; one page of contacts in memory at a time."""
     produced = 0
     while True:
-        query = select(Contact).where(Contact.id > after).order_by(Contact.id).limit(page_size)
-        if list_name is not None:
-            query = query.where(Contact.id.in_(
-                select(ListMembership.contact_id)
-                .join(InternalList, InternalList.id == ListMembership.list_id)
-                .where(InternalList.name == list_name)))
-        page = list(session.scalars(query))
+        page = contacts.page(session, after=after, limit=page_size, on_list=list_name)
         if not page:
             return
         after = page[-1].id
-        ids = [c.id for c in page]
-        facts = ledger.facts_by_contact(session, ids)
-        hmacs = {c.id: keyring.address_hmac(c.email_key) for c in page}
-        blocks = suppression.facts_by_hmac(session, hmacs.values())
-        lists = _lists_by_contact(session, ids)
-        for contact in page:
-            decision = decide(purpose=purpose, events=facts.get(contact.id, []),
-                              suppressions=blocks.get(hmacs[contact.id], []),
-                              is_customer=contact.is_customer,
-                              undeliverable_since=contact.undeliverable_at, now=now)
+        subjects = [facts.subject(c) for c in page]
+        found = facts.gather(session, subjects, keyring)
+        names = lists.names_by_contact(session, [c.id for c in page])
+        for contact, subject in zip(page, subjects, strict=True):
+            decision = found.decide(subject, purpose=purpose, now=now)
             if eligible is not None and decision.eligible is not eligible:
                 continue
-            yield ContactRow(contact.id, contact.email_display, lists.get(contact.id, []),
-                             purpose, decision.eligible, str(decision.standing), decision.reason)
+            yield ContactLine(contact.id, contact.email_display, names.get(contact.id, []),
+                              purpose, decision.eligible, str(decision.standing),
+                              decision.reason)
             produced += 1
             if limit is not None and produced >= limit:
                 return
-        session.expunge_all()

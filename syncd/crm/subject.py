@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.addresses import parse_address
@@ -29,6 +28,7 @@ from syncd.schema import (
     Suppression,
     WebhookEvent,
 )
+from syncd.store import person
 
 if TYPE_CHECKING:
     from syncd.context import AppContext
@@ -55,29 +55,18 @@ class Subject:
 def gather(session: Session, keyring: Keyring, email: str) -> Subject:
     """Everything held about the person with this address (InputError for a bad one)."""
     key = parse_address(email).key
-    contact = session.scalar(select(Contact).where(Contact.email_key == key))
+    contact = person.contact(session, key)
     subject = Subject(email_key=key, contact=contact)
     addresses = {key}
     if contact is not None:
         subject.events = ledger.history(session, contact.id)
         addresses |= {e.email_at_time for e in subject.events}
-        subject.lists = [(m, lst) for m, lst in session.execute(
-            select(ListMembership, InternalList)
-            .join(InternalList, InternalList.id == ListMembership.list_id)
-            .where(ListMembership.contact_id == contact.id).order_by(InternalList.name))]
-        subject.push_states = list(session.scalars(
-            select(PushState).where(PushState.contact_id == contact.id)
-            .order_by(PushState.audience_id)))
-        subject.audit = list(session.scalars(
-            select(AuditEntry).where(AuditEntry.contact_id == contact.id)
-            .order_by(AuditEntry.at, AuditEntry.id)))
+        record = person.contact_record(session, contact.id)
+        subject.lists, subject.push_states, subject.audit = (
+            record.lists, record.push_states, record.audit)
     hmacs = keyring.address_hmacs(sorted(addresses))
-    subject.suppressions = list(session.scalars(
-        select(Suppression).where(Suppression.address_hmac.in_(hmacs))
-        .order_by(Suppression.created_at, Suppression.id)))
-    subject.webhooks = list(session.scalars(
-        select(WebhookEvent).where(WebhookEvent.address_hmac.in_(hmacs))
-        .order_by(WebhookEvent.received_at, WebhookEvent.id)))
+    subject.suppressions = person.suppressions(session, hmacs)
+    subject.webhooks = person.webhooks(session, hmacs)
     return subject
 
 

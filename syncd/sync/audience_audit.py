@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.lifecycle import repermission_due
@@ -33,7 +31,10 @@ from syncd.crm import address_history, suppression
 from syncd.crm.erasure import ERASURE_REASON
 from syncd.db import transaction
 from syncd.esp.protocol import LIVE_STATUSES, AudienceReader, RemoteMember
-from syncd.schema import Contact, SyncRun
+from syncd.schema import RunKind, RunOutcome
+from syncd.store import contacts as store_contacts
+from syncd.store import runs
+from syncd.store.contacts import ContactRow
 from syncd.webhooks.mailchimp_form import normalise_address
 
 CLASSES = ("mailed_against_ledger", "mailed_without_consent", "subscribed_without_contact",
@@ -42,7 +43,7 @@ CLASSES = ("mailed_against_ledger", "mailed_without_consent", "subscribed_withou
 # against or without the ledger.
 FAILING = frozenset(CLASSES[:3])
 MAILED = LIVE_STATUSES
-AUDIT_RUN_KIND = "audience_audit"
+AUDIT_RUN_KIND = RunKind.AUDIENCE_AUDIT
 GONE = frozenset({"unsubscribed", "cleaned"})
 _BLOCKING = {Standing.WITHDRAWN: "withdrawn", Standing.SUPPRESSED: "suppressed",
              Standing.UNDELIVERABLE: "bounced"}
@@ -83,7 +84,7 @@ class AuditReport:
 
 
 def classify(  # noqa: PLR0911 - one flat table, worst class first
-        member: RemoteMember, contact: Contact | None, decision: Decision | None,
+        member: RemoteMember, contact: ContactRow | None, decision: Decision | None,
         blocks: Sequence[SuppressionFact], *, pending_is_consented: bool) -> Finding:
     """The class of one member. Pure."""
     mailed, gone = member.status in MAILED, member.status in GONE
@@ -135,12 +136,11 @@ def run_audit(ctx: AppContext, esp: AudienceReader, *,
                                "by_purpose": dict(sorted(due.by_purpose.items()))}
         # The audit's counts (never an address) for the status page; the audit itself
         # changes nothing at Mailchimp or in the ledger.
-        session.add(SyncRun(kind=AUDIT_RUN_KIND, audience_id=audience, started_at=moment,
-                            finished_at=moment,
-                            outcome="findings" if report.failing else "succeeded",
-                            counts={"members": report.members,
-                                    "classes": {n: report.counts[n] for n in CLASSES},
-                                    "repermission_due": due.count}))
+        runs.record(session, kind=AUDIT_RUN_KIND, audience_id=audience, moment=moment,
+                    outcome=RunOutcome.FINDINGS if report.failing else RunOutcome.SUCCEEDED,
+                    counts={"members": report.members,
+                            "classes": {n: report.counts[n] for n in CLASSES},
+                            "repermission_due": due.count})
     return report
 
 
@@ -150,8 +150,7 @@ def audit_page(ctx: AppContext, page: Sequence[RemoteMember], *,
     keys = {m.email: (normalise_address(m.email) or (m.email.lower(), ""))[0] for m in page}
     hmacs = {key: keyring.address_hmac(key) for key in keys.values()}
     with transaction(ctx.sessions) as session:
-        contacts = {c.email_key: c for c in session.scalars(
-            select(Contact).where(Contact.email_key.in_(sorted(set(keys.values())))))}
+        contacts = store_contacts.by_keys(session, keys.values())
         events = ledger.facts_by_contact(session, [c.id for c in contacts.values()])
         related = address_history.same_person(session.connection(), hmacs.values(),
                                               keyring.address_hmac)

@@ -14,32 +14,30 @@ state current. It runs under the sync's single-runner lock: never beside a push.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
-
-from syncd.clock import parse_timestamp, utcnow
+from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import AudienceReader, RemoteMember
 from syncd.logs import get_logger
 from syncd.metrics import RUNS
 from syncd.runner_lock import single_runner
-from syncd.schema import Cursor, SyncRun
-from syncd.sync.member_state import Observation, observe_page
+from syncd.schema import RunKind, RunOutcome
+from syncd.store import cursors, runs
+from syncd.sync.member_state import Observation, observe_page, receive_member
+from syncd.sync.report import Report
 
 log = get_logger("syncd.audience")
 
 
 @dataclass
-class PullReport:
+class PullReport(Report):
     audience_id: str
-    outcome: str = "running"  # succeeded | interrupted | failed
+    outcome: str = RunOutcome.RUNNING  # succeeded | interrupted | failed
     seen: int = 0
     matched: int = 0
     unmatched: int = 0
@@ -49,12 +47,6 @@ class PullReport:
     duration_seconds: float = 0.0
     by_status: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
 
 def cursor_name(audience_id: str) -> str:
     return f"audience_pull:{audience_id}"
@@ -63,8 +55,7 @@ def cursor_name(audience_id: str) -> str:
 def pulled_at(ctx: AppContext, audience_id: str) -> datetime | None:
     """When the audience was last read whole; None: never."""
     with transaction(ctx.sessions) as session:
-        row = session.get(Cursor, cursor_name(audience_id))
-        return parse_timestamp(row.value) if row is not None else None
+        return cursors.read(session, cursor_name(audience_id))
 
 
 def was_pulled(ctx: AppContext, audience_id: str) -> bool:
@@ -76,27 +67,24 @@ def run_pull(ctx: AppContext, *, esp: AudienceReader | None = None,
     """The pull on its own (`syncd audience pull`), under the sync's lock."""
     audience = ctx.settings.require_audience_id()
     with single_runner(ctx.engine, f"sync:{audience}"):
-        owned = esp is None
-        if esp is None:
-            from syncd.esp.mailchimp import mailchimp_client
-
-            esp = mailchimp_client(ctx.settings)
-        try:
+        if esp is not None:
             return pull_locked(ctx, esp, audience, stop=stop)
+        from syncd.esp.mailchimp import mailchimp_client
+
+        client = mailchimp_client(ctx.settings)
+        try:
+            return pull_locked(ctx, client, audience, stop=stop)
         finally:
-            close = getattr(esp, "close", None) if owned else None
-            if close is not None:
-                close()
+            client.close()
 
 
 def pull_locked(ctx: AppContext, esp: AudienceReader, audience: str, *,
                 stop: threading.Event | None = None) -> PullReport:
     """The pull, for a caller that holds the sync lock (the first sync run)."""
-    from syncd.sync.reconcile import receive_member
-
     started = time.monotonic()
     report = PullReport(audience_id=audience)
-    run_id = _start(ctx, audience)
+    with transaction(ctx.sessions) as session:
+        run_id = runs.start(session, kind=RunKind.AUDIENCE_PULL, audience_id=audience)
     total = Observation()
 
     def reported(member: RemoteMember) -> None:
@@ -107,39 +95,20 @@ def pull_locked(ctx: AppContext, esp: AudienceReader, audience: str, *,
         for page in esp.iter_audience(page_size=1000):
             report.read_calls += 1
             if stop is not None and stop.is_set():
-                report.outcome = "interrupted"
+                report.outcome = RunOutcome.INTERRUPTED
                 break
             total.add(observe_page(ctx, audience, page, report=reported,
                                    report_unmatched=False))
-        if report.outcome == "running":
-            report.outcome = "succeeded"
-            _mark_pulled(ctx, audience)
+        if report.outcome == RunOutcome.RUNNING:
+            report.outcome = RunOutcome.SUCCEEDED
+            with transaction(ctx.sessions) as session:
+                cursors.write(session, cursor_name(audience), utcnow(), forward_only=False)
     except BaseException as exc:
-        report.outcome = "failed"
+        report.outcome = RunOutcome.FAILED
         _finish(ctx, run_id, report, total, started, error=type(exc).__name__)
         raise
     _finish(ctx, run_id, report, total, started)
     return report
-
-
-def _mark_pulled(ctx: AppContext, audience: str) -> None:
-    with transaction(ctx.sessions) as session:
-        row = session.get(Cursor, cursor_name(audience))
-        stamp = utcnow()
-        if row is None:
-            session.add(Cursor(name=cursor_name(audience), value=stamp.isoformat(),
-                               updated_at=stamp))
-        else:
-            row.value, row.updated_at = stamp.isoformat(), stamp
-
-
-def _start(ctx: AppContext, audience: str) -> int:
-    with transaction(ctx.sessions) as session:
-        run = SyncRun(kind="audience_pull", audience_id=audience, started_at=utcnow(),
-                      outcome="running", counts={})
-        session.add(run)
-        session.flush()
-        return run.id
 
 
 def _finish(ctx: AppContext, run_id: int, report: PullReport, total: Observation,
@@ -148,9 +117,8 @@ def _finish(ctx: AppContext, run_id: int, report: PullReport, total: Observation
     report.recorded, report.by_status = total.recorded, dict(sorted(total.by_status.items()))
     report.duration_seconds = round(time.monotonic() - started, 3)
     with transaction(ctx.sessions) as session:
-        run = session.scalars(select(SyncRun).where(SyncRun.id == run_id)).one()
-        run.finished_at, run.outcome, run.error = utcnow(), report.outcome, error
-        run.counts = {k: v for k, v in report.to_dict().items() if isinstance(v, int | dict)}
-    RUNS.labels(kind="audience_pull", outcome=report.outcome).inc()
+        runs.finish(session, run_id, outcome=report.outcome, counts=report.run_counts(),
+                    error=error)
+    RUNS.labels(kind=RunKind.AUDIENCE_PULL, outcome=report.outcome).inc()
     log.info("audience_pulled", **{k: v for k, v in report.to_dict().items()
                                    if k != "by_status"})

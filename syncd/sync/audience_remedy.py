@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
-
 from syncd.addresses import subscriber_hash
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import EspWriter
-from syncd.schema import PushState
-from syncd.store import audit
+from syncd.store import audit, push_state
 from syncd.sync.audience_audit import CLASSES, Finding, run_audit
 
 ACTIONS = ("unsubscribe", "archive")
@@ -99,9 +96,7 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
 def _learn(ctx: AppContext, contact_id: int, status: str) -> None:
     audience = ctx.settings.require_audience_id()
     with transaction(ctx.sessions) as session:
-        session.execute(update(PushState).where(
-            PushState.contact_id == contact_id, PushState.audience_id == audience)
-            .values(esp_status=status))
+        push_state.set_status(session, audience, [contact_id], status)
 
 
 __all__ = ["ACTIONS", "CLASSES", "REMEDIABLE", "RemedyReport", "run_remedy"]

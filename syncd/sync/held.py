@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from syncd.schema import SyncRun
+from syncd.schema import RunKind
+from syncd.store import runs
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,11 @@ class Held:
 
 def held_now(session: Session) -> Held:
     """Counts only, never an address."""
-    row = session.execute(
-        select(SyncRun.counts, SyncRun.finished_at)
-        .where(SyncRun.kind == "sync", SyncRun.finished_at.is_not(None),
-               SyncRun.outcome != "failed")
-        .order_by(SyncRun.finished_at.desc(), SyncRun.id.desc()).limit(1)).first()
-    if row is None:
+    run = runs.latest_finished(session, RunKind.SYNC)
+    if run is None:
         return Held(0, None)
-    counts, finished = row
-    held = int((counts or {}).get("held_unsubscribes") or 0)
-    return Held(held, finished if held else None)
+    held = int(run.counts.get("held_unsubscribes") or 0)
+    return Held(held, run.finished_at if held else None)
 
 
 NOTHING_HELD = Held(0, None)

@@ -1,6 +1,7 @@
 """Mailchimp's member state, recorded for members that match a CRM contact: status,
 address, `last_changed`, opt-in proof (push_state). The audience pull and the
-reconciliation both feed pages of members through `observe_page`.
+reconciliation both feed pages of members through `observe_page`, and report a member
+that left through `receive_member` (the webhook Mailchimp would have sent).
 
 A withdrawal is reported (through the same inbox and handler as a webhook) only when a
 member's status MOVED to unsubscribed/cleaned after the state syncd last knew: Mailchimp
@@ -10,17 +11,23 @@ moves `last_changed` on any edit (an admin's, syncd's own write), so a newer
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import select
-
-from syncd.clock import as_utc, utcnow
+from syncd.clock import as_utc
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import RemoteMember
-from syncd.schema import Contact, PushState
-from syncd.webhooks.mailchimp_form import normalise_address
+from syncd.schema import MemberOrigin
+from syncd.store import contacts, push_state
+from syncd.store.push_state import MemberState
+from syncd.webhooks import inbox
+from syncd.webhooks.mailchimp_form import (
+    EventKind,
+    InboundEvent,
+    encode_event,
+    normalise_address,
+)
 
 GONE = frozenset({"unsubscribed", "cleaned"})
 
@@ -73,63 +80,85 @@ def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember]
         if address is not None:
             members[address[0]] = member
     with transaction(ctx.sessions) as session:
-        contacts = dict(session.execute(
-            select(Contact.email_key, Contact.id).where(Contact.email_key.in_(list(members)))
-        ).all()) if members else {}
-        states = {row.contact_id: row for row in session.scalars(select(PushState).where(
-            PushState.audience_id == audience_id,
-            PushState.contact_id.in_(list(contacts.values()))))} if contacts else {}
-        known = {cid: (s.esp_status, s.esp_last_changed) for cid, s in states.items()}
-    seen.unmatched = len(page) - len(contacts)
-    seen.matched = len(contacts)
+        found = contacts.by_keys(session, members) if members else {}
+        ids = {key: row.id for key, row in found.items()}
+        known = push_state.member_states(session, audience_id, ids.values()) if ids else {}
+    seen.unmatched = len(page) - len(ids)
+    seen.matched = len(ids)
     if report is not None:
         for key, member in members.items():
-            cid = contacts.get(key)
+            cid = ids.get(key)
             if cid is None and not report_unmatched:
                 continue
-            status, changed = known.get(cid, (None, None)) if cid is not None else (None, None)
-            if status_moved(member, status, changed):
+            state = known.get(cid) if cid is not None else None
+            if status_moved(member, state.esp_status if state else None,
+                            state.esp_last_changed if state else None):
                 report(member)
-    if contacts:
-        seen.recorded = _record(ctx, audience_id, members, contacts)
+    if ids:
+        seen.recorded = _record(ctx, audience_id, members, ids)
     return seen
 
 
 def _record(ctx: AppContext, audience_id: str, members: dict[str, RemoteMember],
-            contacts: dict[str, int]) -> int:
-    now = utcnow()
-    changed = 0
+            ids: dict[str, int]) -> int:
+    new: list[MemberState] = []
+    changed: list[MemberState] = []
+    moved = 0
     with transaction(ctx.sessions) as session:
         # Read again inside this transaction: the report above may have changed them.
-        states = {row.contact_id: row for row in session.scalars(select(PushState).where(
-            PushState.audience_id == audience_id,
-            PushState.contact_id.in_(list(contacts.values()))))}
-        for key, cid in contacts.items():
+        states = push_state.member_states(session, audience_id, ids.values())
+        for key, cid in ids.items():
             member = members[key]
             moment = as_utc(member.last_changed)
             state = states.get(cid)
             if state is None:
                 # Known from now on: the planner treats it like a member syncd added
                 # (settled_revision 0: planned in the next run).
-                session.add(PushState(
-                    contact_id=cid, audience_id=audience_id, settled_revision=0,
+                new.append(MemberState(
+                    contact_id=cid, settled_revision=0, fingerprint=None,
                     esp_status=member.status, esp_email=key, esp_last_changed=moment,
                     esp_opt_at=member.timestamp_opt, esp_opt_ip=member.ip_opt,
-                    esp_origin="pulled", updated_at=now))
-                changed += 1
+                    esp_origin=MemberOrigin.PULLED, parked_reason=None))
+                moved += 1
                 continue
             if state.esp_last_changed is not None and moment < state.esp_last_changed:
                 continue  # syncd already knows a newer state
             if (state.esp_status, state.esp_email) != (member.status, key):
                 # A new status or address: plan the contact again in the next run.
-                state.settled_revision = 0
-                state.fingerprint = None if state.esp_status is None else state.fingerprint
-                state.esp_origin = state.esp_origin or "pulled"
-                state.parked_reason = None
-                changed += 1
-            state.esp_status, state.esp_email = member.status, key
-            state.esp_last_changed = moment
-            state.esp_opt_at = member.timestamp_opt or state.esp_opt_at
-            state.esp_opt_ip = member.ip_opt or state.esp_opt_ip
-            state.updated_at = now
-    return changed
+                state = replace(
+                    state, settled_revision=0,
+                    fingerprint=None if state.esp_status is None else state.fingerprint,
+                    esp_origin=state.esp_origin or MemberOrigin.PULLED, parked_reason=None)
+                moved += 1
+            changed.append(replace(
+                state, esp_status=member.status, esp_email=key, esp_last_changed=moment,
+                esp_opt_at=member.timestamp_opt or state.esp_opt_at,
+                esp_opt_ip=member.ip_opt or state.esp_opt_ip))
+        push_state.record_states(session, audience_id, new=new, changed=changed)
+    return moved
+
+
+def event_for(member: RemoteMember, audience_id: str) -> InboundEvent | None:
+    """The webhook Mailchimp would have sent for this member's current status."""
+    address = normalise_address(member.email)
+    if address is None:
+        return None
+    unsubscribed = member.status == "unsubscribed"
+    said = (member.unsubscribe_reason or "").lower()
+    abuse = "abuse" in said or "spam" in said
+    kind = EventKind.UNSUBSCRIBE if unsubscribed else EventKind.CLEANED
+    return InboundEvent(
+        kind=kind, type=str(kind), fired_at=as_utc(member.last_changed), list_id=audience_id,
+        email=address[0], email_display=address[1],
+        reason="abuse" if abuse else ("manual" if unsubscribed else "hard"))
+
+
+def receive_member(ctx: AppContext, audience: str, member: RemoteMember) -> str:
+    """Store and apply the webhook Mailchimp would have sent for this member's status;
+    returns the inbox receipt status (or "no_address")."""
+    event = event_for(member, audience)
+    if event is None:
+        return "no_address"
+    receipt = inbox.receive(ctx.sessions, event, encode_event(event), settings=ctx.settings,
+                            keyring=ctx.keyring, source=inbox.SOURCE_RECONCILIATION)
+    return receipt.status

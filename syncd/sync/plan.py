@@ -16,7 +16,7 @@ Rules it enforces (consent-rules.md):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -264,7 +264,3 @@ def _withdrawn_at_esp(facts: ContactFacts, purpose: str) -> bool:
                    if e.purpose == purpose and e.action is Consent.WITHDRAWN]
     latest = max(withdrawals, key=lambda e: e.occurred_at, default=None)
     return latest is not None and latest.source in ESP_CHANNELS
-
-
-def count_unsubscribes(changes: Sequence[Change]) -> int:
-    return sum(1 for change in changes if change.action is Action.UNSUBSCRIBE)

@@ -15,7 +15,8 @@ from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
 from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
-from syncd.sync.checkpoint import Settlement
+from syncd.schema import MemberOrigin, PushOutcome
+from syncd.store.push_state import Settlement
 from syncd.sync.plan import LIVE, Action, Change
 
 # Our clock against Mailchimp's when telling our own timed-out add from an older member.
@@ -25,9 +26,7 @@ OWN_ADD_CLOCK_SKEW = timedelta(seconds=60)
 @dataclass(frozen=True)
 class Outcome:
     change: Change
-    # added | reconsent | updated | unsubscribed | adopted | foreign | missing | parked
-    # | failed
-    kind: str
+    kind: PushOutcome
     settlement: Settlement | None  # None: nothing confirmed, look again next run
     error: EspError | None = None
 
@@ -47,14 +46,14 @@ def _settled(change: Change, *, status: str | None, fingerprint: str | None = No
         esp_email=change.data.email if change.data else (known.esp_email if known else None),
         parked_reason=parked, retry_after=retry_after,
         attempt_fingerprint=change.fingerprint if keep_attempt else None,
-        esp_origin="pushed" if change.action is Action.ADD else None,
+        esp_origin=MemberOrigin.PUSHED if change.action is Action.ADD else None,
         pending_requested_at=now if asked_pending else None)
 
 
 # Mailchimp has no member under the address syncd knew: changed or deleted there. Never
 # re-added on that account (the person may be live under a new address: a new member at
 # the old one would be a ghost that keeps getting mail, I12); the pull finds it again.
-MISSING = "missing"
+MISSING = PushOutcome.MISSING
 MISSING_REASON = ("Mailchimp has no member at the address syncd knew (changed or deleted "
                   "at Mailchimp); not re-added; run `syncd audience pull` to learn its state")
 
@@ -78,14 +77,15 @@ def _refused(change: Change, error: EspError, now: datetime) -> Outcome:
         # Not settled (revision kept): the contact is looked at again after `later`.
         settlement = _settled(change, status=status, retry_after=later,
                               revision=known.settled_revision if known else 0)
-        return Outcome(change, "parked", settlement, error)
+        return Outcome(change, PushOutcome.PARKED, settlement, error)
     reason = scrub(str(error))[:500]
-    return Outcome(change, "parked", _settled(change, status=status, parked=reason), error)
+    return Outcome(change, PushOutcome.PARKED, _settled(change, status=status, parked=reason),
+                   error)
 
 
 def _failed(change: Change, error: EspError) -> Outcome:
     # Retries exhausted: nothing confirmed; the marker stays, the next run tries again.
-    return Outcome(change, "failed", None, error)
+    return Outcome(change, PushOutcome.FAILED, None, error)
 
 
 def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: bool,
@@ -97,7 +97,7 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
     outcomes = []
     for change, result in zip(changes, results, strict=True):
         if result.outcome in ("created", "written"):
-            kind = "reconsent" if change.status == "pending" else "added"
+            kind = PushOutcome.RECONSENT if change.status == "pending" else PushOutcome.ADDED
             outcomes.append(Outcome(change, kind, _settled(
                 change, status=result.status or change.status, fingerprint=change.fingerprint,
                 now=now)))
@@ -128,9 +128,9 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
     if ours and known is not None and known.attempt_fingerprint == change.fingerprint:
         remote = esp.get_member(change.data.email)  # a read: learn the status it has now
         if remote is None:  # gone again since: nothing confirmed, look again next run
-            return Outcome(change, "failed", None,
+            return Outcome(change, PushOutcome.FAILED, None,
                            EspTransientError("add member: member vanished while adopting"))
-        return Outcome(change, "adopted", _settled(
+        return Outcome(change, PushOutcome.ADOPTED, _settled(
             change, status=remote.status, fingerprint=change.fingerprint))
     if not ours and uncertain_since is not None:
         # An earlier attempt of this very batch call timed out or failed after it may have
@@ -138,7 +138,7 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
         # must be known as ours, or a later withdrawal would never unsubscribe it.
         remote = esp.get_member(change.data.email)
         if remote is not None and remote.last_changed >= uncertain_since - OWN_ADD_CLOCK_SKEW:
-            return Outcome(change, "adopted", _settled(
+            return Outcome(change, PushOutcome.ADOPTED, _settled(
                 change, status=remote.status, fingerprint=change.fingerprint))
     if not ours:
         return _existing_from_before(esp, change, manage_foreign=manage_foreign, now=now)
@@ -146,7 +146,7 @@ def _resolve_existing(esp: EspWriter, change: Change, *, manage_foreign: bool,
     result = esp.update_member(change.data)
     if result.outcome == "written" and change.data.tags:
         esp.set_tags(change.data.email, active=change.data.tags, inactive=())
-    return _member_outcome(change, result, "adopted", now)
+    return _member_outcome(change, result, PushOutcome.ADOPTED, now)
 
 def _existing_from_before(esp: EspWriter, change: Change, *, manage_foreign: bool,
                           now: datetime) -> Outcome:
@@ -157,26 +157,26 @@ def _existing_from_before(esp: EspWriter, change: Change, *, manage_foreign: boo
     # `pending` for a confirmation newer than Mailchimp's unsubscribe (rule 6).
     remote = esp.get_member(change.data.email)
     if remote is None:  # gone again since: nothing confirmed, look again next run
-        return Outcome(change, "failed", None,
+        return Outcome(change, PushOutcome.FAILED, None,
                        EspTransientError("add member: existing member vanished"))
     if remote.status in LIVE or manage_foreign:
         result = esp.update_member(change.data)
         if result.outcome == "written" and change.data.tags:
             esp.set_tags(change.data.email, active=change.data.tags, inactive=())
-        return _member_outcome(change, result, "adopted", now)
+        return _member_outcome(change, result, PushOutcome.ADOPTED, now)
     confirmed = parse_timestamp(change.data.timestamp_opt) if (
         change.data.timestamp_opt) else None
     if remote.status == "unsubscribed" and confirmed is not None and (
             confirmed > remote.last_changed):
         result = esp.update_member(change.data, status="pending")
-        return _member_outcome(replace(change, status="pending"), result, "reconsent",
+        return _member_outcome(replace(change, status="pending"), result, PushOutcome.RECONSENT,
                                now)
-    return Outcome(change, "foreign", Settlement(
+    return Outcome(change, PushOutcome.FOREIGN, Settlement(
         contact_id=change.contact_id, settled_revision=change.revision, fingerprint=None,
-        esp_status=remote.status, esp_email=change.data.email, esp_origin="pulled"))
+        esp_status=remote.status, esp_email=change.data.email, esp_origin=MemberOrigin.PULLED))
 
 
-def _member_outcome(change: Change, result: MemberResult, kind: str,
+def _member_outcome(change: Change, result: MemberResult, kind: PushOutcome,
                     now: datetime) -> Outcome:
     if result.outcome == "written":
         return Outcome(change, kind, _settled(change, status=result.status,
@@ -185,7 +185,7 @@ def _member_outcome(change: Change, result: MemberResult, kind: str,
         if change.action is Action.UNSUBSCRIBE:
             # Nothing left to unsubscribe under that address; an add is only ever planned
             # through the consent gate, which a withdrawn person does not pass.
-            return Outcome(change, "unchanged", Settlement(
+            return Outcome(change, PushOutcome.UNCHANGED, Settlement(
                 contact_id=change.contact_id, settled_revision=change.revision,
                 fingerprint=None, esp_status=None, esp_email=None))
         known = change.known
@@ -205,9 +205,9 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
     if change.action is Action.UNSUBSCRIBE:
         assert change.data is not None
         result = esp.set_status(change.data.email, "unsubscribed")
-        return _member_outcome(change, result, "unsubscribed", now)
+        return _member_outcome(change, result, PushOutcome.UNSUBSCRIBED, now)
     assert change.data is not None
-    kind = "reconsent" if change.action is Action.RECONSENT else "updated"
+    kind = PushOutcome.RECONSENT if change.action is Action.RECONSENT else PushOutcome.UPDATED
     status = "pending" if change.action is Action.RECONSENT else None
     if change.action is Action.RECONSENT and change.known and change.known.attempt_fingerprint:
         # An earlier `pending` may have landed before a crash: never mail the person a
@@ -215,10 +215,10 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
         remote = esp.get_member(change.data.email)
         if remote is not None and remote.status in ("pending", "subscribed"):
             if change.known.attempt_fingerprint == change.fingerprint:
-                return Outcome(change, "adopted", _settled(
+                return Outcome(change, PushOutcome.ADOPTED, _settled(
                     change, status=remote.status, fingerprint=change.fingerprint))
             result = esp.update_member(change.data)
-            return _member_outcome(change, result, "adopted", now)
+            return _member_outcome(change, result, PushOutcome.ADOPTED, now)
     old_email = change.known.esp_email if change.known else None
     if old_email and old_email != change.data.email:
         # The address changed in the CRM: rename the member syncd knows.

@@ -10,8 +10,8 @@ from sqlalchemy import select, text
 from mailchimp_emulator import MailchimpEmulator
 from syncd.addresses import subscriber_hash
 from syncd.clock import utcnow
+from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.crm.erasure import erase_contact

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
+from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.crm.importer import MAX_REPORTED_ERRORS, ImportReport, import_file

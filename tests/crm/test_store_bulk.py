@@ -11,7 +11,8 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.schema import AuditEntry, InternalList
+from syncd.schema import AuditEntry
+from syncd.store import contacts, lists
 from tests.builders import add_contact, at, confirmed
 from tests.crm.conftest import counts
 
@@ -25,9 +26,9 @@ def test_append_many_stores_an_event_once_even_if_given_twice(app_context: AppCo
         contact = store.find_contact(session, "ada@example.com")
         assert contact is not None
         revision = contact.revision
-        ref = store.ContactRef(contact.id, contact.email_key)
+        ref = contacts.ContactRef(contact.id, contact.email_key)
         added = ledger.append_many(session, [(ref, RECORD), (ref, RECORD)], actor="test")
-        store.apply_revision_bumps(session, [ref])
+        contacts.apply_revision_bumps(session, [ref])
     with transaction(app_context.sessions) as session:
         after = store.find_contact(session, "ada@example.com")
         assert after is not None
@@ -46,7 +47,7 @@ def test_append_many_skips_events_already_in_the_ledger(app_context: AppContext)
                                occurred_at=same.occurred_at, source=same.source,
                                form_url=same.form_url, text_version=same.text_version,
                                privacy_notice_version=same.privacy_notice_version, ip=same.ip)
-        ref = store.ContactRef(contact.id, contact.email_key)
+        ref = contacts.ContactRef(contact.id, contact.email_key)
         assert ledger.append_many(session, [(ref, record), (ref, RECORD)],
                                   actor="test") == 1
     assert counts(app_context)["consent_events"] == 3
@@ -55,14 +56,14 @@ def test_append_many_skips_events_already_in_the_ledger(app_context: AppContext)
 def test_upsert_contacts_creates_then_updates_a_repeated_address(
         app_context: AppContext) -> None:
     with transaction(app_context.sessions) as session:
-        out = store.upsert_contacts(session, [
-            store.ContactData(parse_address("ada@example.com"), first_name="Ada"),
-            store.ContactData(parse_address("ADA@example.com"), last_name="Lovelace"),
+        out = contacts.upsert(session, [
+            contacts.ContactData(parse_address("ada@example.com"), first_name="Ada"),
+            contacts.ContactData(parse_address("ADA@example.com"), last_name="Lovelace"),
         ], actor="test")
         assert [(created, changed) for _, created, changed in out] == [(True, True),
                                                                        (False, True)]
         assert out[0][0] is out[1][0]
-        store.apply_revision_bumps(session, [ref for ref, _, _ in out])
+        contacts.apply_revision_bumps(session, [ref for ref, _, _ in out])
         actions = sorted(session.scalars(select(AuditEntry.action)))
     assert actions == ["contact_created", "contact_updated"]
     assert counts(app_context)["contacts"] == 1
@@ -79,10 +80,10 @@ def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None
     with transaction(app_context.sessions) as session:
         contact = store.find_contact(session, "ada@example.com")
         assert contact is not None
-        lists = {row.name: row for row in session.scalars(select(InternalList))}
-        ref = store.ContactRef(contact.id, contact.email_key)
-        added = store.add_to_lists(session, [(ref, lists["events"]), (ref, lists["offers"]),
-                                             (ref, lists["offers"])],
-                                   actor="test", source="test")
+        known = lists.all_lists(session)
+        ref = contacts.ContactRef(contact.id, contact.email_key)
+        added = len(lists.add_memberships(session, [
+            lists.Membership(ref, known[name].id, name)
+            for name in ("events", "offers", "offers")], actor="test", source="test"))
         assert (added, ref.bumps) == (1, 1)
         assert store.list_names(session, contact.id) == ["events", "offers"]

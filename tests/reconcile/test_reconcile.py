@@ -15,9 +15,9 @@ from syncd.clock import parse_timestamp
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.errors import EspError
+from syncd.inbound.reconcile import cursor_name, run_reconcile
 from syncd.runner_lock import RunnerBusy, single_runner
 from syncd.schema import Cursor, SyncRun
-from syncd.sync.reconcile import cursor_name, run_reconcile
 from syncd.webhooks.registration import register
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID, TEST_WEBHOOK_SECRET, make_settings

@@ -12,7 +12,8 @@ from mailchimp_emulator import MailchimpEmulator
 from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.esp.mailchimp import MailchimpClient, mailchimp_client
-from syncd.sync.run import SyncReport, run_sync
+from syncd.sync.run import run_sync
+from syncd.sync.sync_report import SyncReport
 from tests.conftest import emulated_settings
 
 # The emulator fixtures live in tests/conftest.py; the sync tests call them by this name.

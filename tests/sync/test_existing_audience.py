@@ -229,7 +229,7 @@ def test_withdrawal_to_mailchimp_latency_is_measured(
 
 def test_reconsent_after_a_mailchimp_unsubscribe_goes_pending_whatever_the_order(
         app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
-    from syncd.sync.reconcile import run_reconcile
+    from syncd.inbound.reconcile import run_reconcile
 
     for email in ("first@example.org", "second@example.org"):
         add_contact(app_context, email, events=confirmed(days=0))
@@ -249,7 +249,7 @@ def test_reconsent_after_a_mailchimp_unsubscribe_goes_pending_whatever_the_order
 
 def test_a_reconsent_imported_before_mailchimp_unsubscribe_is_learnt_still_goes_pending(
         app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
-    from syncd.sync.reconcile import run_reconcile
+    from syncd.inbound.reconcile import run_reconcile
 
     add_contact(app_context, "ada@example.org", events=confirmed(days=0))
     sync()

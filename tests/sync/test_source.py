@@ -10,7 +10,8 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import Contact
-from syncd.sync import checkpoint, source
+from syncd.store import push_state
+from syncd.sync import source
 from syncd.sync.plan import PlanConfig
 from tests.builders import add_contact, at, confirmed
 from tests.conftest import TEST_AUDIENCE_ID
@@ -36,7 +37,7 @@ def test_each_chunk_carries_exactly_its_contacts_events_and_lists(
                         lists=["ebook-leads"])
     # Settled at its revision: not a candidate, though its id lies between the first
     # chunk's two contacts; the chunk's bounds (by id) must still hold both of them.
-    checkpoint.settle(ctx.engine, TEST_AUDIENCE_ID, [checkpoint.Settlement(
+    push_state.settle(ctx.engine, TEST_AUDIENCE_ID, [push_state.Settlement(
         settled, _revision(ctx, settled), None, "subscribed", "settled@example.org")])
 
     cfg = PlanConfig.from_settings(ctx.settings)

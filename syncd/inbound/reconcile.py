@@ -28,29 +28,23 @@ any length loses nothing: what Mailchimp knows, the next run finds.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from syncd.clock import as_utc, parse_timestamp, utcnow
+from syncd.clock import as_utc, utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import EspReader, RemoteMember
 from syncd.logs import get_logger
 from syncd.metrics import LAST_SUCCESS, RUNS
 from syncd.runner_lock import single_runner
-from syncd.schema import Cursor, SyncRun
-from syncd.sync.member_state import observe_page
+from syncd.schema import RunKind, RunOutcome
+from syncd.store import cursors, runs
+from syncd.sync.member_state import observe_page, receive_member
+from syncd.sync.report import Report
 from syncd.webhooks import inbox
-from syncd.webhooks.mailchimp_form import (
-    EventKind,
-    InboundEvent,
-    encode_event,
-    normalise_address,
-)
 
 log = get_logger("syncd.reconcile")
 # Mailchimp's member listing needs a lower bound; this one means "everything".
@@ -58,9 +52,9 @@ FULL_PULL_SINCE = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 @dataclass
-class ReconcileReport:
+class ReconcileReport(Report):
     audience_id: str
-    outcome: str = "running"  # succeeded | interrupted | failed
+    outcome: str = RunOutcome.RUNNING  # succeeded | interrupted | failed
     full_pull: bool = False
     since: str | None = None
     cursor_before: str | None = None
@@ -76,46 +70,9 @@ class ReconcileReport:
     duration_seconds: float = 0.0
     by_status: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
 
 def cursor_name(audience_id: str) -> str:
     return f"reconcile:{audience_id}"
-
-
-def event_for(member: RemoteMember, audience_id: str) -> InboundEvent | None:
-    """The webhook Mailchimp would have sent for this member's current status."""
-    address = normalise_address(member.email)
-    if address is None:
-        return None
-    unsubscribed = member.status == "unsubscribed"
-    said = (member.unsubscribe_reason or "").lower()
-    abuse = "abuse" in said or "spam" in said
-    kind = EventKind.UNSUBSCRIBE if unsubscribed else EventKind.CLEANED
-    return InboundEvent(
-        kind=kind, type=str(kind), fired_at=as_utc(member.last_changed), list_id=audience_id,
-        email=address[0], email_display=address[1],
-        reason="abuse" if abuse else ("manual" if unsubscribed else "hard"))
-
-
-def _read_cursor(ctx: AppContext, name: str) -> datetime | None:
-    with transaction(ctx.sessions) as session:
-        row = session.get(Cursor, name)
-        return parse_timestamp(row.value) if row is not None else None
-
-
-def _write_cursor(ctx: AppContext, name: str, value: datetime) -> None:
-    with transaction(ctx.sessions) as session:
-        row = session.get(Cursor, name)
-        if row is None:
-            session.add(Cursor(name=name, value=value.isoformat(), updated_at=utcnow()))
-        elif parse_timestamp(row.value) < value:  # never backwards
-            row.value, row.updated_at = value.isoformat(), utcnow()
-
 
 
 def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
@@ -126,17 +83,15 @@ def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
     InboxUnavailable (after recording the failed run); the cursor is then unchanged."""
     audience = ctx.settings.require_audience_id()
     with single_runner(ctx.engine, f"reconcile:{audience}"):
-        owned = esp is None
-        if esp is None:
-            from syncd.esp.mailchimp import mailchimp_client
-
-            esp = mailchimp_client(ctx.settings)
-        try:
+        if esp is not None:
             return _run(ctx, esp, audience, stop, page_size)
+        from syncd.esp.mailchimp import mailchimp_client
+
+        client = mailchimp_client(ctx.settings)
+        try:
+            return _run(ctx, client, audience, stop, page_size)
         finally:
-            close = getattr(esp, "close", None) if owned else None
-            if close is not None:
-                close()
+            client.close()
 
 
 def _run(ctx: AppContext, esp: EspReader, audience: str,
@@ -144,15 +99,13 @@ def _run(ctx: AppContext, esp: EspReader, audience: str,
     started, began = time.monotonic(), utcnow()
     report = ReconcileReport(audience_id=audience)
     with transaction(ctx.sessions) as session:
-        run = SyncRun(kind="reconcile", audience_id=audience, started_at=began,
-                      outcome="running", counts={})
-        session.add(run)
-        session.flush()
-        run_id = run.id
+        run_id = runs.start(session, kind=RunKind.RECONCILE, audience_id=audience,
+                            started_at=began)
     try:
         report.retried_inbox = inbox.retry_pending(ctx)
         name = cursor_name(audience)
-        cursor = _read_cursor(ctx, name)
+        with transaction(ctx.sessions) as session:
+            cursor = cursors.read(session, name)
         overlap = timedelta(minutes=ctx.settings.reconcile_overlap_minutes)
         since = cursor - overlap if cursor is not None else FULL_PULL_SINCE
         report.full_pull = cursor is None
@@ -160,32 +113,22 @@ def _run(ctx: AppContext, esp: EspReader, audience: str,
         report.cursor_before = cursor.isoformat() if cursor else None
         newest = _pull(ctx, esp, audience, since, stop=stop, report=report,
                        page_size=page_size)
-        if report.outcome == "running":
+        if report.outcome == RunOutcome.RUNNING:
             if newest is not None and (cursor is None or newest > cursor):
-                _write_cursor(ctx, name, newest)
+                with transaction(ctx.sessions) as session:
+                    cursors.write(session, name, newest, forward_only=True)
                 report.cursor_after = newest.isoformat()
             else:
                 report.cursor_after = report.cursor_before
-            report.outcome = "succeeded"
+            report.outcome = RunOutcome.SUCCEEDED
         else:
             report.cursor_after = report.cursor_before
     except BaseException as exc:
-        report.outcome = "failed"
+        report.outcome = RunOutcome.FAILED
         _finish(ctx, run_id, report, started, error=type(exc).__name__)
         raise
     _finish(ctx, run_id, report, started)
     return report
-
-
-def receive_member(ctx: AppContext, audience: str, member: RemoteMember) -> str:
-    """Store and apply the webhook Mailchimp would have sent for this member's status;
-    returns the inbox receipt status (or "no_address")."""
-    event = event_for(member, audience)
-    if event is None:
-        return "no_address"
-    receipt = inbox.receive(ctx.sessions, event, encode_event(event), settings=ctx.settings,
-                            keyring=ctx.keyring, source=inbox.SOURCE_RECONCILIATION)
-    return receipt.status
 
 
 def _pull(ctx: AppContext, esp: EspReader, audience: str, since: datetime, *,
@@ -210,7 +153,7 @@ def _pull(ctx: AppContext, esp: EspReader, audience: str, since: datetime, *,
 
     for page in esp.iter_changed_members(status=None, since=since, page_size=page_size):
         if stop is not None and stop.is_set():
-            report.outcome = "interrupted"
+            report.outcome = RunOutcome.INTERRUPTED
             return newest
         seen = observe_page(ctx, audience, page, report=reported, report_unmatched=True)
         report.seen += seen.seen
@@ -228,15 +171,10 @@ def _finish(ctx: AppContext, run_id: int, report: ReconcileReport, started: floa
     report.duration_seconds = round(time.monotonic() - started, 3)
     try:
         with transaction(ctx.sessions) as session:
-            run = session.get(SyncRun, run_id)
-            if run is not None:
-                run.finished_at = utcnow()
-                run.outcome = report.outcome
-                run.error = error
-                run.counts = {k: v for k, v in report.to_dict().items()
-                              if isinstance(v, int | dict)}
+            runs.finish(session, run_id, outcome=report.outcome,
+                        counts=report.run_counts(), error=error)
     except Exception:
         log.warning("reconcile run record not updated", run_id=run_id)
-    RUNS.labels(kind="reconcile", outcome=report.outcome).inc()
-    if report.outcome == "succeeded":
-        LAST_SUCCESS.labels(kind="reconcile").set(time.time())
+    RUNS.labels(kind=RunKind.RECONCILE, outcome=report.outcome).inc()
+    if report.outcome == RunOutcome.SUCCEEDED:
+        LAST_SUCCESS.labels(kind=RunKind.RECONCILE).set(time.time())

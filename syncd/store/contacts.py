@@ -1,0 +1,254 @@
+"""Contacts (table contacts): create or update many by address in a few statements, bump
+revisions (the sync looks again at a contact whose revision moved), and read them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from syncd.addresses import Address
+from syncd.clock import utcnow
+from syncd.schema import Contact, InternalList, ListMembership
+from syncd.store import audit
+
+_TABLE = cast(Table, Contact.__table__)
+# Bound parameters per IN list (SQLite's historic limit is 999).
+IN_CHUNK = 900
+_FIELDS = ("email_display", "first_name", "last_name", "crm_id", "is_customer", "attributes")
+_UPDATE_FIELDS = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
+                  .values({name: bindparam(f"b_{name}") for name in _FIELDS}))
+_BUMP = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
+         .values(revision=_TABLE.c.revision + bindparam("b_bumps"),
+                 updated_at=bindparam("b_now")))
+
+
+@dataclass(frozen=True)
+class ContactData:
+    """What to write for an address: only the fields given (not None) change."""
+
+    address: Address
+    first_name: str | None = None
+    last_name: str | None = None
+    crm_id: str | None = None
+    attributes: Mapping[str, str] | None = None
+    is_customer: bool | None = None
+
+
+@dataclass(slots=True)
+class ContactRef:
+    """A contact as the set-based writes hand it back (no ORM object: loading, tracking
+    and flushing ORM objects cost more than the SQL). `bumps` counts the changes not yet
+    added to the stored revision: `apply_revision_bumps` writes them in one statement."""
+
+    id: int
+    email_key: str
+    bumps: int = 0
+
+
+def _changes(current: dict[str, Any], data: ContactData) -> dict[str, object]:
+    """Only given fields that differ; attributes are merged into the stored ones."""
+    changes: dict[str, object] = {
+        name: value
+        for name, value in (("first_name", data.first_name), ("last_name", data.last_name),
+                            ("crm_id", data.crm_id), ("is_customer", data.is_customer),
+                            ("email_display", data.address.display))
+        if value is not None and current[name] != value
+    }
+    if data.attributes is not None:
+        merged = {**current["attributes"], **data.attributes}
+        if merged != current["attributes"]:
+            changes["attributes"] = merged
+    return changes
+
+
+def _current(session: Session, keys: list[str]
+             ) -> tuple[dict[str, dict[str, Any]], dict[str, ContactRef]]:
+    current: dict[str, dict[str, Any]] = {}
+    refs: dict[str, ContactRef] = {}
+    for start in range(0, len(keys), IN_CHUNK):
+        query = select(_TABLE.c.id, _TABLE.c.email_key, *(_TABLE.c[name] for name in _FIELDS)
+                       ).where(_TABLE.c.email_key.in_(keys[start : start + IN_CHUNK]))
+        for row in session.connection().execute(query).mappings():
+            current[row["email_key"]] = {name: row[name] for name in _FIELDS}
+            current[row["email_key"]]["attributes"] = dict(row["attributes"] or {})
+            refs[row["email_key"]] = ContactRef(row["id"], row["email_key"])
+    return current, refs
+
+
+def upsert(session: Session, batch: Sequence[ContactData], *,
+           actor: str) -> list[tuple[ContactRef, bool, bool]]:
+    """Create or update by address, in order: one indexed query (unique email_key) finds
+    the existing contacts, one multi-row INSERT returns the new ids, one executemany
+    UPDATE writes the changed fields, one INSERT the audit entries. The revision bumps of
+    changed contacts are left in `ContactRef.bumps` (see `apply_revision_bumps`).
+    Returns (contact, created, changed) per item; a repeated address shares one ref."""
+    current, refs = _current(session, list({data.address.key for data in batch}))
+    now = utcnow()
+    new: dict[str, dict[str, Any]] = {}
+    dirty: set[str] = set()
+    updated_fields: list[tuple[str, list[str]]] = []
+    out: list[tuple[str, bool, bool]] = []
+    for data in batch:
+        key = data.address.key
+        state = current.get(key)
+        if state is None:
+            state = current[key] = {
+                "email_display": data.address.display, "first_name": data.first_name,
+                "last_name": data.last_name, "crm_id": data.crm_id,
+                "is_customer": bool(data.is_customer),
+                "attributes": dict(data.attributes or {})}
+            new[key] = state
+            out.append((key, True, True))
+            continue
+        changes = _changes(state, data)
+        state.update(changes)
+        if changes:
+            updated_fields.append((key, sorted(changes)))
+            if key not in new:
+                dirty.add(key)
+        out.append((key, False, bool(changes)))
+    conn = session.connection()
+    if new:
+        rows = [{"email_key": key, **state, "created_at": now, "updated_at": now,
+                 "revision": 1} for key, state in new.items()]
+        returned = conn.execute(_TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key),
+                                rows)
+        for contact_id, key in returned:
+            refs[key] = ContactRef(contact_id, key)
+    if dirty:
+        conn.execute(_UPDATE_FIELDS, [
+            {"b_id": refs[key].id, **{f"b_{name}": current[key][name] for name in _FIELDS}}
+            for key in dirty])
+    audit_rows = [audit.AuditRow(actor, "contact_created", refs[key].id, {}, now)
+                  for key in new]
+    for key, fields in updated_fields:
+        refs[key].bumps += 1  # one bump per changing item
+        audit_rows.append(audit.AuditRow(actor, "contact_updated", refs[key].id,
+                                         {"fields": fields}, now))
+    audit.append(session, audit_rows)
+    return [(refs[key], created, changed) for key, created, changed in out]
+
+
+def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> None:
+    """Add each contact's pending bumps to its revision (one executemany UPDATE), so the
+    next sync looks at every contact that changed."""
+    now = utcnow()
+    unique = list({id(ref): ref for ref in contacts}.values())
+    rows = [{"b_id": ref.id, "b_bumps": ref.bumps, "b_now": now}
+            for ref in unique if ref.bumps]
+    if rows:
+        session.connection().execute(_BUMP, rows)
+    for ref in unique:
+        ref.bumps = 0
+
+
+def bump_revisions(session: Session, contact_ids: Iterable[int]) -> None:
+    """Mark contacts changed (one bump each): the next sync looks at them again."""
+    apply_revision_bumps(session, [ContactRef(cid, "", 1) for cid in contact_ids])
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """A contact as read: what the CRM holds on the person."""
+
+    id: int
+    email_key: str
+    email_display: str
+    first_name: str | None
+    last_name: str | None
+    crm_id: str | None
+    is_customer: bool
+    undeliverable_at: datetime | None
+    revision: int
+    created_at: datetime
+
+
+_ROW = (_TABLE.c.id, _TABLE.c.email_key, _TABLE.c.email_display, _TABLE.c.first_name,
+        _TABLE.c.last_name, _TABLE.c.crm_id, _TABLE.c.is_customer,
+        _TABLE.c.undeliverable_at, _TABLE.c.revision, _TABLE.c.created_at)
+
+
+def _rows(result: Iterable[Any]) -> list[ContactRow]:
+    return [ContactRow(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]),
+                       row[7], row[8], row[9]) for row in result]
+
+
+def by_key(session: Session, email_key: str) -> ContactRow | None:
+    """The contact of a normalised address, if any."""
+    found = _rows(session.connection().execute(select(*_ROW).where(
+        _TABLE.c.email_key == email_key)))
+    return found[0] if found else None
+
+
+def by_keys(session: Session, email_keys: Iterable[str]) -> dict[str, ContactRow]:
+    """The contacts of these normalised addresses, by address."""
+    keys = sorted(set(email_keys))
+    found: dict[str, ContactRow] = {}
+    for start in range(0, len(keys), IN_CHUNK):
+        for row in _rows(session.connection().execute(select(*_ROW).where(
+                _TABLE.c.email_key.in_(keys[start : start + IN_CHUNK])))):
+            found[row.email_key] = row
+    return found
+
+
+def page(session: Session, *, after: int, limit: int,
+         on_list: str | None = None) -> list[ContactRow]:
+    """Contacts with ids above `after`, in id order, at most `limit` (optionally only
+    the members of the list named `on_list`)."""
+    query = select(*_ROW).where(_TABLE.c.id > after).order_by(_TABLE.c.id).limit(limit)
+    if on_list is not None:
+        query = query.where(_TABLE.c.id.in_(
+            select(ListMembership.contact_id)
+            .join(InternalList, InternalList.id == ListMembership.list_id)
+            .where(InternalList.name == on_list)))
+    return _rows(session.connection().execute(query))
+
+
+def entity(session: Session, contact_id: int) -> Contact:
+    """The contact as an ORM object of `session`, read again from the database (an
+    object the session already holds is refreshed)."""
+    found = session.get(Contact, contact_id, populate_existing=True)
+    assert found is not None, "the contact was written in this transaction"
+    return found
+
+
+def find_entity(session: Session, email_key: str) -> Contact | None:
+    """The contact as an ORM object of `session`, for the callers that change a contact
+    through it (sign-up, webhook apply)."""
+    return session.scalar(select(Contact).where(Contact.email_key == email_key))
+
+
+def crm_id_holders(session: Session, crm_ids: Iterable[str]) -> dict[str, str]:
+    """The address of the contact holding each of these crm ids."""
+    wanted = sorted(set(crm_ids))
+    holders: dict[str, str] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        query = (select(_TABLE.c.crm_id, _TABLE.c.email_key)
+                 .where(_TABLE.c.crm_id.in_(wanted[start : start + IN_CHUNK])))
+        holders.update((str(crm_id), key) for crm_id, key in session.connection().execute(
+            query))
+    return holders
+
+
+@contextmanager
+def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
+    """On SQLite, this connection's page cache raised to `kib` for the block and restored
+    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
+        connection.commit()

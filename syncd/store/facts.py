@@ -1,0 +1,217 @@
+"""A contact's facts for the consent policy as stored, read for many contacts at once:
+consent events, the suppressions of every address of the same person (I12), and whether
+an unapplied unsubscribe or clean waits in the inbox. The one read of them;
+syncd.consent.facts turns them into the policy's facts and asks it."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, Connection, Text, func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from syncd.clock import as_utc
+from syncd.keys import Keyring
+from syncd.schema import (
+    AddressHistory,
+    ConsentEvent,
+    Contact,
+    PushState,
+    Suppression,
+    WebhookEvent,
+)
+
+# Inbox events that block a push until applied: the person may have just left.
+BLOCKING_KINDS = ("unsubscribe", "cleaned")
+UNAPPLIED = ("received", "failed", "parked")
+IN_CHUNK = 900
+
+
+def moment(raw: object) -> datetime:
+    """A time read without SQLAlchemy's per-value processing (the sync reads several per
+    contact): SQLite gives ISO text (naive = UTC), PostgreSQL's driver an aware datetime."""
+    value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return as_utc(value)
+
+
+def attributes(raw: object) -> dict[str, str]:
+    """A contact's attributes read as text (most are "{}": no JSON decoding for those)."""
+    if raw is None or raw in ("{}", "null"):
+        return {}
+    if isinstance(raw, dict):  # a driver that decodes JSON itself
+        return raw
+    decoded = json.loads(str(raw))
+    return decoded if isinstance(decoded, dict) else {}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A contact whose facts are wanted, as the caller already holds it."""
+
+    contact_id: int
+    email_key: str
+    is_customer: bool = False
+    undeliverable_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A consent event as the policy reads it (action as stored)."""
+
+    purpose: str
+    action: str
+    occurred_at: datetime
+    source: str
+    ip: str | None
+    text_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """A suppression entry: a purpose (or "*"), why, since when."""
+
+    purpose: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredFacts:
+    """The facts of a set of contacts, by contact id (absent: none)."""
+
+    events: Mapping[int, tuple[StoredEvent, ...]]
+    suppressions: Mapping[int, tuple[StoredBlock, ...]]
+    inbox_blocked: frozenset[int]
+
+
+# The sync's chunk filter (syncd.store.candidates): the events of the contacts it
+# selects are read by joining it, with no list of ids to bind.
+Scope = tuple[ColumnElement[bool], ColumnElement[bool]]
+
+
+def read(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring, *,
+         hmacs: Sequence[str] | None = None, scope: Scope | None = None) -> StoredFacts:
+    """The stored facts of these contacts: a few set-based queries for any number.
+    `hmacs`: their addresses' keyed hashes when the caller has them already (in order)."""
+    conn = db.connection() if isinstance(db, Session) else db
+    ids = [s.contact_id for s in subjects]
+    macs = list(hmacs) if hmacs is not None else keyring.address_hmacs(
+        [s.email_key for s in subjects])
+    related = _same_person(conn, ids, macs, keyring)
+    blocks = _suppressions(conn, set(macs).union(*related.values()))
+    suppressions: dict[int, tuple[StoredBlock, ...]] = {}
+    for cid, mac in zip(ids, macs, strict=True):
+        found = [fact for m in ({mac} | related[mac] if mac in related else (mac,))
+                 for fact in blocks.get(m, ())]
+        if found:
+            suppressions[cid] = tuple(found)
+    inbox = _inbox_blocked(conn, macs)
+    return StoredFacts(events=_events(conn, ids, scope), suppressions=suppressions,
+                   inbox_blocked=frozenset(cid for cid, mac in zip(ids, macs, strict=True)
+                                           if mac in inbox))
+
+
+def _events(conn: Connection, ids: list[int], scope: Scope | None
+            ) -> dict[int, tuple[StoredEvent, ...]]:
+    columns = (ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
+               type_coerce(ConsentEvent.occurred_at, Text), ConsentEvent.source,
+               ConsentEvent.ip, ConsentEvent.text_version)
+    if scope is not None:
+        join, where = scope
+        queries = [select(*columns).select_from(Contact)
+                   .join(ConsentEvent, ConsentEvent.contact_id == Contact.id)
+                   .outerjoin(PushState, join).where(where)]
+    else:
+        queries = [select(*columns).where(ConsentEvent.contact_id.in_(
+            ids[start : start + IN_CHUNK])) for start in range(0, len(ids), IN_CHUNK)]
+    found: dict[int, list[StoredEvent]] = defaultdict(list)
+    for query in queries:
+        for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
+                query).all():
+            found[cid].append(StoredEvent(purpose, action, moment(occurred_at), channel, ip,
+                                          text_version))
+    return {cid: tuple(facts) for cid, facts in found.items()}
+
+
+def _in_chunks(values: Iterable[object]) -> Iterable[list[object]]:
+    ordered = sorted(set(values), key=str)
+    return (ordered[start : start + IN_CHUNK] for start in range(0, len(ordered), IN_CHUNK))
+
+
+def _same_person(conn: Connection, ids: list[int], macs: list[str],
+                 keyring: Keyring) -> dict[str, set[str]]:
+    """For each contact's keyed hash, the OTHER hashes of the same person: its own
+    earlier addresses, and the earlier and current addresses of every contact that once
+    had this one."""
+    history = AddressHistory.__table__.c
+    owners: dict[str, set[int]] = defaultdict(set)
+    for chunk in _in_chunks(macs):
+        for cid, mac in conn.execute(select(history.contact_id, history.address_hmac)
+                                     .where(history.address_hmac.in_(chunk))):
+            owners[mac].add(cid)
+    people = {cid for group in owners.values() for cid in group} | set(ids)
+    earlier: dict[int, set[str]] = defaultdict(set)
+    for chunk in _in_chunks(people):
+        for cid, mac in conn.execute(select(history.contact_id, history.address_hmac)
+                                     .where(history.contact_id.in_(chunk))):
+            earlier[cid].add(mac)
+    others = {cid for group in owners.values() for cid in group}
+    current: dict[int, str] = {}
+    for chunk in _in_chunks(others):
+        current.update(conn.execute(select(Contact.id, Contact.email_key)
+                                    .where(Contact.id.in_(chunk))).all())
+    found: dict[str, set[str]] = {}
+    for cid, mac in zip(ids, macs, strict=True):
+        group = set(earlier.get(cid, ()))
+        for owner in owners.get(mac, ()):
+            group |= earlier[owner]
+            if owner in current:
+                group.add(keyring.address_hmac(current[owner]))
+        group.discard(mac)
+        if group:
+            found.setdefault(mac, set()).update(group)
+    return found
+
+
+def _suppressions(conn: Connection, macs: set[str]) -> dict[str, list[StoredBlock]]:
+    found: dict[str, list[StoredBlock]] = defaultdict(list)
+    table = Suppression.__table__.c
+    for chunk in _in_chunks(macs):
+        for mac, purpose, reason, created_at in conn.execute(
+                select(table.address_hmac, table.purpose, table.reason, table.created_at)
+                .where(table.address_hmac.in_(chunk))):
+            found[mac].append(StoredBlock(purpose, reason, created_at))
+    return found
+
+
+def _inbox_blocked(conn: Connection, macs: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _in_chunks(macs):
+        found.update(mac for mac in conn.execute(select(WebhookEvent.address_hmac).where(
+            WebhookEvent.address_hmac.in_(chunk), WebhookEvent.kind.in_(BLOCKING_KINDS),
+            WebhookEvent.status.in_(UNAPPLIED))).scalars() if mac is not None)
+    return found
+
+
+def earliest_sign_ups(session: Session, wanted: set[tuple[str, str]]
+                      ) -> dict[tuple[str, str], datetime]:
+    """The earliest `given` per (address key, purpose) already in the ledger."""
+    keys = sorted({key for key, _ in wanted})
+    found: dict[tuple[str, str], datetime] = {}
+    for start in range(0, len(keys), IN_CHUNK):
+        query = (select(Contact.email_key, ConsentEvent.purpose,
+                        func.min(ConsentEvent.occurred_at))
+                 .join(ConsentEvent, ConsentEvent.contact_id == Contact.id)
+                 .where(Contact.email_key.in_(keys[start : start + IN_CHUNK]),
+                        ConsentEvent.action == "given")
+                 .group_by(Contact.email_key, ConsentEvent.purpose))
+        for key, purpose, first in session.connection().execute(query):
+            if (key, purpose) in wanted:
+                found[(key, purpose)] = as_utc(first)
+    return found

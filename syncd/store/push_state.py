@@ -1,0 +1,200 @@
+"""What the ESP last confirmed per contact and audience (table push_state): the
+write-ahead attempt marker before a call, the checkpoint after the answer (I8), and
+Mailchimp's own record of its members as the audience pull and reconciliation read it.
+
+The checkpoint is a compare-and-set on the contact revision that was READ: it stores
+`settled_revision = read revision` and never moves it backwards, so a change that lands
+while the push is in flight leaves the contact newer than its settled revision and the
+next run pushes it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from syncd.clock import utcnow
+from syncd.schema import Contact, PushState
+
+_TABLE = cast(Table, PushState.__table__)
+IN_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class Settlement:
+    contact_id: int
+    settled_revision: int
+    fingerprint: str | None
+    esp_status: str | None
+    esp_email: str | None
+    parked_reason: str | None = None
+    retry_after: datetime | None = None
+    # Keep the attempt marker (the outcome of a write is unknown): failed transiently.
+    attempt_fingerprint: str | None = None
+    # Kept as they are when None (COALESCE): who added the member, and when syncd last
+    # asked Mailchimp for `pending` (the only `subscribe` that can be a confirmation).
+    esp_origin: str | None = None
+    pending_requested_at: datetime | None = None
+
+
+_SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parked_reason",
+            "retry_after", "attempt_fingerprint", "updated_at", "esp_origin",
+            "pending_requested_at")
+_KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at"})
+
+
+@functools.lru_cache(maxsize=8)
+def _upsert(dialect: str, kind: str) -> Any:
+    """INSERT .. ON CONFLICT (contact_id, audience_id) DO UPDATE, built once per database
+    and kind; the rows travel as bound parameters of one executemany."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(_TABLE)
+    updated = ("attempt_fingerprint", "updated_at") if kind == "attempt" else _SETTLED
+    values = {name: (func.coalesce(stmt.excluded[name], _TABLE.c[name])
+                     if name in _KEEP_WHEN_NULL else stmt.excluded[name])
+              for name in updated}
+    # Compare-and-set: a settlement never moves the settled revision backwards.
+    where = (_TABLE.c.settled_revision <= stmt.excluded.settled_revision
+             if kind == "settle" else None)
+    return stmt.on_conflict_do_update(index_elements=["contact_id", "audience_id"],
+                                      set_=values, where=where)
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they carry, one executemany each."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())
+
+
+def _write(engine: Engine, kind: str, rows: list[dict[str, Any]]) -> int:
+    """One transaction. A contact erased while its push was in flight has no row to
+    attach state to (foreign key): then only the contacts still present are written."""
+    stmt = _upsert(engine.dialect.name, kind)
+    try:
+        with engine.begin() as conn:
+            for group in _by_columns(rows):
+                conn.execute(stmt, group)
+        return len(rows)
+    except IntegrityError:
+        with engine.begin() as conn:
+            present = set(conn.execute(select(Contact.id).where(
+                Contact.id.in_([r["contact_id"] for r in rows]))).scalars())
+            kept = [r for r in rows if r["contact_id"] in present]
+            for group in _by_columns(kept):
+                conn.execute(stmt, group)
+            return len(kept)
+
+
+def mark_attempts(engine: Engine, audience_id: str, attempts: Sequence[tuple[int, str]]) -> None:
+    """Record "sent, not yet confirmed" (contact id, fingerprint) before the call."""
+    if not attempts:
+        return
+    now = utcnow()
+    _write(engine, "attempt", [
+        {"contact_id": cid, "audience_id": audience_id, "settled_revision": 0,
+         "attempt_fingerprint": fp, "updated_at": now} for cid, fp in attempts])
+
+
+def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) -> int:
+    """Write the ESP-confirmed outcome of these contacts in one transaction; returns rows."""
+    if not settlements:
+        return 0
+    now = utcnow()
+    rows = []
+    for s in settlements:
+        row = {"contact_id": s.contact_id, "audience_id": audience_id,
+               "settled_revision": s.settled_revision, "fingerprint": s.fingerprint,
+               "esp_status": s.esp_status, "esp_email": s.esp_email,
+               "parked_reason": s.parked_reason, "attempt_fingerprint": s.attempt_fingerprint,
+               "updated_at": now, "esp_origin": s.esp_origin}
+        # Rarely set: a column left out is NULL in `excluded`, exactly as a bound NULL,
+        # and costs no per-row type processing (the checkpoint is on the push's hot path).
+        if s.retry_after is not None:
+            row["retry_after"] = s.retry_after
+        if s.pending_requested_at is not None:
+            row["pending_requested_at"] = s.pending_requested_at
+        rows.append(row)
+    return _write(engine, "settle", rows)
+
+
+def count_live(engine: Engine, audience_id: str, live: Sequence[str]) -> int:
+    """Members syncd knows have one of the `live` statuses at the ESP."""
+    query = select(func.count()).select_from(_TABLE).where(
+        _TABLE.c.audience_id == audience_id, _TABLE.c.esp_status.in_(list(live)))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """What push_state holds of a member's record at Mailchimp (read or written)."""
+
+    contact_id: int
+    settled_revision: int
+    fingerprint: str | None
+    esp_status: str | None
+    esp_email: str | None
+    esp_last_changed: datetime | None
+    esp_opt_at: datetime | None
+    esp_opt_ip: str | None
+    esp_origin: str | None
+    parked_reason: str | None
+
+
+_STATE = tuple(_TABLE.c[name] for name in (
+    "contact_id", "settled_revision", "fingerprint", "esp_status", "esp_email",
+    "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason"))
+_OBSERVED = ("settled_revision", "fingerprint", "esp_status", "esp_email",
+             "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason")
+_UPDATE_OBSERVED = (update(_TABLE).where(_TABLE.c.contact_id == bindparam("b_contact_id"),
+                                         _TABLE.c.audience_id == bindparam("b_audience_id"))
+                    .values({name: bindparam(f"b_{name}")
+                             for name in (*_OBSERVED, "updated_at")}))
+
+
+def member_states(session: Session, audience_id: str,
+                  contact_ids: Iterable[int]) -> dict[int, MemberState]:
+    ids = sorted(set(contact_ids))
+    found: dict[int, MemberState] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        for row in session.connection().execute(select(*_STATE).where(
+                _TABLE.c.audience_id == audience_id,
+                _TABLE.c.contact_id.in_(ids[start : start + IN_CHUNK]))):
+            found[row[0]] = MemberState(*row)
+    return found
+
+
+def record_states(session: Session, audience_id: str, *, new: Sequence[MemberState],
+                  changed: Sequence[MemberState]) -> None:
+    """Insert the states of members not known yet and overwrite the observed fields of
+    the others: one executemany each."""
+    now = utcnow()
+    conn = session.connection()
+    if new:
+        conn.execute(_TABLE.insert(), [
+            {**asdict(s), "audience_id": audience_id, "updated_at": now} for s in new])
+    if changed:
+        conn.execute(_UPDATE_OBSERVED, [
+            {"b_contact_id": s.contact_id, "b_audience_id": audience_id, "b_updated_at": now,
+             **{f"b_{name}": getattr(s, name) for name in _OBSERVED}} for s in changed])
+
+
+def set_status(session: Session, audience_id: str, contact_ids: Iterable[int],
+               status: str) -> None:
+    """What syncd itself just did to these members at the ESP (an operator's remedy)."""
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), IN_CHUNK):
+        session.connection().execute(update(_TABLE).where(
+            _TABLE.c.audience_id == audience_id,
+            _TABLE.c.contact_id.in_(ids[start : start + IN_CHUNK])).values(esp_status=status))

@@ -1,0 +1,136 @@
+"""The push pipeline of a sync run: planned changes become bounded parallel ESP calls
+(adds in batches, after their write-ahead attempt markers); every answer is checkpointed
+on the calling thread (I8: nothing is marked pushed before the ESP confirmed it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from typing import Any
+
+from syncd.context import AppContext
+from syncd.esp.errors import EspError
+from syncd.esp.protocol import EspWriter
+from syncd.schema import PushOutcome
+from syncd.store import push_state
+from syncd.store.push_state import Settlement
+from syncd.sync import failpoints
+from syncd.sync.plan import Action, Change
+from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_without_call
+from syncd.sync.sync_report import Tally
+
+FLUSH_EVERY = 500
+
+
+class Pipeline:
+    """Bounded parallel ESP calls; results are checkpointed on the calling thread."""
+
+    def __init__(self, ctx: AppContext, esp: EspWriter, audience_id: str,
+                 tally: Tally, now: datetime) -> None:
+        self.ctx, self.esp, self.audience_id, self.tally, self.now = (
+            ctx, esp, audience_id, tally, now)
+        settings = ctx.settings
+        self.batch_size = settings.mailchimp_batch_size
+        self.manage_foreign = settings.mailchimp_manage_foreign_members
+        self.executor = ThreadPoolExecutor(max_workers=settings.mailchimp_max_connections,
+                                           thread_name_prefix="syncd-push")
+        # At most 2 x connections units queued or running: memory O(batch x connections).
+        self.limit = 2 * settings.mailchimp_max_connections
+        self.in_flight: dict[Future[list[Outcome]], list[Change]] = {}
+        self.adds: list[Change] = []
+        self.settlements: list[Settlement] = []
+        self.abort: EspError | None = None
+        self.done = 0
+        self._pushed_once = False
+        self._confirmed_once = False
+        self._checkpoint_has_writes = False
+
+    # -- submission -----------------------------------------------------------------
+
+    def take(self, change: Change) -> None:
+        if change.action is Action.ADD:
+            self.adds.append(change)
+            if len(self.adds) >= self.batch_size:
+                self.flush_adds()
+        elif change.writes:
+            if change.action is Action.RECONSENT:
+                # Write-ahead, as for adds: `pending` mails the person; a crash before the
+                # checkpoint must not lead to a second confirmation mail.
+                push_state.mark_attempts(self.ctx.engine, self.audience_id,
+                                         [(change.contact_id, change.fingerprint or "")])
+            self._submit([change], self._member, change)
+        else:
+            settlement = settle_without_call(change)
+            self.done += 1
+            if settlement is not None:
+                self.settlements.append(settlement)
+
+    def flush_adds(self) -> None:
+        batch, self.adds = self.adds, []
+        if not batch:
+            return
+        # Write-ahead: "sent, not confirmed" before the call, so an "already a member"
+        # answer after a crash or a timed-out batch is recognised as our own add.
+        push_state.mark_attempts(self.ctx.engine, self.audience_id,
+                                 [(c.contact_id, c.fingerprint or "") for c in batch])
+        self._submit(batch, self._batch, batch)
+
+    def _batch(self, batch: list[Change]) -> list[Outcome]:
+        return run_add_batch(self.esp, batch, manage_foreign=self.manage_foreign, now=self.now)
+
+    def _member(self, change: Change) -> list[Outcome]:
+        return [run_member_change(self.esp, change, now=self.now)]
+
+    def _submit(self, changes: list[Change], fn: Callable[[Any], list[Outcome]],
+                arg: Any) -> None:
+        while len(self.in_flight) >= self.limit:
+            self.collect(block=True)
+        if self.abort is not None:
+            return
+        if not self._pushed_once:
+            self._pushed_once = True
+            failpoints.reached("before_push")
+        self.in_flight[self.executor.submit(fn, arg)] = changes
+
+    # -- completion -----------------------------------------------------------------
+
+    def collect(self, *, block: bool) -> None:
+        if not self.in_flight:
+            return
+        finished, _ = wait(list(self.in_flight), timeout=None if block else 0,
+                           return_when=FIRST_COMPLETED)
+        for future in finished:
+            changes = self.in_flight.pop(future)
+            try:
+                outcomes = future.result()
+            except EspError as exc:
+                # Run-level: bad key mid-run, or the ESP still failing after all retries.
+                self.abort = self.abort or exc
+                self.done += len(changes)
+                self.tally.kinds[PushOutcome.FAILED] += len(changes)
+                continue
+            for item in outcomes:
+                self.tally.outcome(item)
+                self.done += 1
+                if item.settlement is not None:
+                    self.settlements.append(item.settlement)
+                    self._checkpoint_has_writes = True
+            if not self._confirmed_once:
+                self._confirmed_once = True
+                failpoints.reached("after_push_before_checkpoint")
+        if len(self.settlements) >= FLUSH_EVERY:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        batch, self.settlements = self.settlements, []
+        push_state.settle(self.ctx.engine, self.audience_id, batch)
+        if self._checkpoint_has_writes:
+            self._checkpoint_has_writes = False
+            failpoints.reached("after_checkpoint")
+
+    def drain(self) -> None:
+        while self.in_flight:
+            self.collect(block=True)
+        self.checkpoint()
+        self.executor.shutdown(wait=True)
