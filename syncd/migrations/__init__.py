@@ -1,0 +1,1 @@
+"""Alembic migrations of the schema (syncd.schema); `syncd db upgrade` runs them."""

@@ -49,7 +49,7 @@ class JobRunner:
         self.run(SYNC, lambda: run_sync(self.ctx, stop=self.stop))
 
     def reconcile(self) -> None:
-        from syncd.sync.reconcile import run_reconcile
+        from syncd.inbound.reconcile import run_reconcile
 
         self.run(RECONCILE, lambda: run_reconcile(self.ctx, stop=self.stop))
 

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from syncd import metrics
 from syncd.addresses import Address
 from syncd.consent import ledger
+from syncd.consent.facts import decide_for
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action, Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction

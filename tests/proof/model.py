@@ -42,13 +42,13 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from syncd.clock import parse_timestamp, utcnow
-from syncd.consent.standing import decide_for
+from syncd.consent.facts import decide_for
 from syncd.crm import store
 from syncd.crm.erasure import erase_contact
 from syncd.db import transaction
 from syncd.esp.errors import EspError
+from syncd.inbound.reconcile import run_reconcile
 from syncd.schema import InternalList, ListMembership, PushState, Suppression
-from syncd.sync.reconcile import run_reconcile
 from syncd.sync.run import SyncReport, run_sync
 from tests.proof.world import LIVE, World, at_text, state_hash
 

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from mailchimp_emulator import RequestInfo
 from syncd.consent.policy import Standing
 from syncd.esp.errors import EspError
+from syncd.inbound.reconcile import run_reconcile
 from syncd.schema import SyncRun, WebhookEvent
-from syncd.sync.reconcile import run_reconcile
 from syncd.sync.run import SyncReport, run_sync
 from tests.proof.world import World, at_text
 from tests.webhooks.snapshot import person

@@ -29,7 +29,7 @@ from syncd import logs
 from syncd.context import AppContext
 from syncd.crm.importer import import_file
 from syncd.esp.errors import EspError
-from syncd.sync.reconcile import run_reconcile
+from syncd.inbound.reconcile import run_reconcile
 from syncd.sync.run import run_sync
 from tests.conftest import (
     TEST_AUDIENCE_ID,

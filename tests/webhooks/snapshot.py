@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from syncd.clock import utcnow
 from syncd.consent import ledger
+from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
-from syncd.consent.standing import decide_for
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction

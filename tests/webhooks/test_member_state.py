@@ -17,8 +17,8 @@ from syncd.consent.policy import Action, Standing
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
+from syncd.inbound.reconcile import run_reconcile
 from syncd.schema import ConsentEvent, PushState
-from syncd.sync.reconcile import run_reconcile
 from syncd.sync.run import run_sync
 from syncd.webhooks.registration import register
 from tests.builders import add_contact, at, confirmed
