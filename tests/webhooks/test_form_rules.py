@@ -267,3 +267,16 @@ def test_a_fired_at_with_an_offset_is_encoded_in_utc() -> None:
                                            tzinfo=timezone(timedelta(hours=2))))
 
     assert encode_event(event) == "type=profile&fired_at=2026-03-04+14%3A10%3A40"
+
+
+def test_an_address_is_keyed_as_the_crm_keys_it() -> None:
+    # The key must match contacts.email_key: the domain in Unicode, not its IDNA form.
+    event = parse_body(b"type=unsubscribe&data[email]=Ada%40xn--bcher-kva.example")
+    assert (event.email, event.email_display) == ("ada@b\u00fccher.example",
+                                                  "Ada@xn--bcher-kva.example")
+
+
+def test_a_fired_at_in_neither_form_read_is_tolerated_as_unreadable() -> None:
+    # Read are Mailchimp's `YYYY-MM-DD HH:MM:SS` and ISO 8601 as Python reads it (zone
+    # `Z` or an offset); a lower-case `z` is neither, so the time of receipt is used.
+    assert parse_body(b"type=profile&fired_at=2026-03-01T10%3A00%3A00z").fired_at is None
