@@ -5,8 +5,6 @@ withdrawal of a member deleted at Mailchimp settles without an error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
@@ -18,17 +16,14 @@ from syncd.db import transaction
 from syncd.schema import PushState
 from syncd.sync.run import run_sync
 from tests.builders import add_contact, at, confirmed
-from tests.sync.conftest import sync_settings
+from tests.webhooks.emulated import emulated_context  # noqa: F401 - fixture
 
 ADA = "ada@example.org"
 
 
 @pytest.fixture
-def ctx(database_url: str, emulator: MailchimpEmulator) -> Iterator[AppContext]:
-    context = AppContext.open(sync_settings(database_url, emulator))
-    context.sync_lists()
-    yield context
-    context.close()
+def ctx(emulated_context: AppContext) -> AppContext:  # noqa: F811 - the fixture above
+    return emulated_context
 
 
 def _push_state(ctx: AppContext) -> PushState:
