@@ -69,10 +69,6 @@ class Decision:
     reason: str
     proof: OptInProof | None = None
 
-    @property
-    def re_consent(self) -> bool:
-        return self.standing is Standing.RE_CONSENT
-
 
 def _day(moment: datetime) -> str:
     # strftime("%Y-%m-%d %H:%M UTC"), at half the cost (one reason per decision).
