@@ -5,7 +5,7 @@ should be counted as such."""
 from __future__ import annotations
 
 import pytest
-from syncd.sync.reconcile import ReconcileReport, run_reconcile
+from syncd.inbound.reconcile import ReconcileReport, run_reconcile
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext

@@ -19,7 +19,6 @@ from syncd.sync.plan import (
     ContactFacts,
     KnownState,
     PlanConfig,
-    count_unsubscribes,
     decide_contact,
     fingerprint,
     plan_contact,
@@ -398,11 +397,3 @@ def test_the_plan_configuration_is_read_from_the_settings() -> None:
     assert PlanConfig.from_settings(settings) == PlanConfig(
         purpose="offers", merge_fields={"last_name": "LNAME"}, sync_tags=False,
         tag_lists=("offers",), unconfirmed_as_pending=True)
-
-
-def test_the_safety_limit_counts_the_unsubscribes_only() -> None:
-    changes = [plan_contact(person(WITHDRAWN), state("subscribed"), CFG, NOW),
-               plan_contact(person(), None, CFG, NOW),
-               plan_contact(person(WITHDRAWN, contact_id=8), state("subscribed"), CFG, NOW)]
-
-    assert count_unsubscribes(changes) == 2
