@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--big", action="store_true", help="also 10 x contacts")
     parser.add_argument("--naive-sample", type=int, default=100)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smaller: a first look")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.contacts = 5000
     if args.child:
         (child_batched if args.child[0] == "batched" else child_naive)(
             args.child[1], int(args.child[2]))

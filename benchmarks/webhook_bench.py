@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common.add_tree_options(parser)
     parser.add_argument("--rates", type=float, nargs="+", default=[200.0, 500.0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--quick", action="store_true", help="smaller: a first look")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 3.0
     contacts = int(sum(args.rates) * args.seconds + 2000 * args.seconds)
     document: dict[str, Any] = {"benchmark": "webhook", "targets": {
         "p99_ms_at_200_per_s": 25, "sustained_per_second": 500,
