@@ -21,6 +21,11 @@ from typing import Any
 Request = tuple[str, str, bytes]
 
 
+# What a request that got no answer looks like: the server reset or closed the
+# connection (an overloaded service sheds connections). Counted as status 0.
+NO_ANSWER = (ConnectionError, OSError, asyncio.IncompleteReadError, IndexError, ValueError)
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection to 127.0.0.1."""
 
@@ -103,8 +108,12 @@ async def open_loop(port: int, requests: Sequence[Request], rate: float,
     async def one(n: int) -> None:
         due = started + n / rate
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        conn = idle.pop() if idle else await Connection.open(port)
-        status, _ = await conn.send(requests[n])
+        try:
+            conn = idle.pop() if idle else await Connection.open(port)
+            status, _ = await conn.send(requests[n])
+        except NO_ANSWER:
+            tally.add(n, 0, time.perf_counter() - due)
+            return
         tally.add(n, status, time.perf_counter() - due)
         idle.append(conn)
 
@@ -127,13 +136,18 @@ async def closed_loop(port: int, requests: Sequence[Request], clients: int,
     stop_at = started + max_seconds
 
     async def client() -> None:
-        conn = await Connection.open(port)
+        conn: Connection | None = None
         while queue and time.perf_counter() < stop_at:
             n = queue.pop()
             sent = time.perf_counter()
-            status, _ = await conn.send(requests[n])
+            try:
+                conn = conn or await Connection.open(port)
+                status, _ = await conn.send(requests[n])
+            except NO_ANSWER:
+                status, conn = 0, None
             tally.add(n, status, time.perf_counter() - sent)
-        conn.close()
+        if conn is not None:
+            conn.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
