@@ -10,6 +10,7 @@ side by side). Figures are reported, never asserted.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -262,6 +263,23 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def parser_for(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as help, and the tree options."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_tree_options(parser)
+    return parser
+
+
+def report(document: dict[str, Any], out: Path | None, title: str, header: tuple[str, ...],
+           rows: list[tuple[Any, ...]]) -> None:
+    """Write the results file and print the short table, titled with commit and load."""
+    path = write_results(document["benchmark"], document, out)
+    print_table(f"{title} ({document['git_commit']}, load "
+                f"{document['load_average_at_start']})", header, rows)
+    print(f"written to {path}")
 
 
 def add_tree_options(parser: Any) -> None:

@@ -106,9 +106,7 @@ def run_size(tree: common.Tree, kind: str, path: Path, size: int, *,
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_tree_options(parser)
+    parser = common.parser_for(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--big", action="store_true", help="also 1,000,000 lines")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -130,7 +128,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 document["runs"].setdefault(kind, []).append(run_size(
                     tree, kind, path, size, reimport=size == sizes[0]))
             path.unlink()
-    path = common.write_results("import", document, args.out)
     rows = []
     for kind, runs in document["runs"].items():
         for run in runs:
@@ -142,10 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 r = run[key]
                 rows.append((kind, run["lines"], label, f"{r['lines_per_second']:,.0f}",
                              f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}"))
-    common.print_table(f"import ({document['git_commit']}, load "
-                       f"{document['load_average_at_start']})",
-                       ("db", "lines", "what", "lines/s", "s", "peak RSS MB"), rows)
-    print(f"written to {path}")
+    common.report(document, args.out, "import",
+                  ("db", "lines", "what", "lines/s", "s", "peak RSS MB"), rows)
     return document
 
 

@@ -111,10 +111,16 @@ def profile_import(tree: common.Tree, kind: str, size: int) -> tuple[Path, str]:
     return raw, f"`syncd import` of {size} lines (double opt-in each), {kind}, fresh database"
 
 
-def profile_push(tree: common.Tree, kind: str, size: int) -> tuple[Path, str]:
-    url = common.scratch_database(kind, tree.workdir, "syncd_profile_push")
+def _seeded(tree: common.Tree, kind: str, name: str, size: int) -> str:
+    """A migrated scratch database holding `size` confirmed contacts."""
+    url = common.scratch_database(kind, tree.workdir, f"syncd_profile_{name}")
     common.migrate(tree, url)
-    common.import_file(tree, url, common.write_contacts(tree.workdir / "push.jsonl", size))
+    common.import_file(tree, url, common.write_contacts(tree.workdir / f"{name}.jsonl", size))
+    return url
+
+
+def profile_push(tree: common.Tree, kind: str, size: int) -> tuple[Path, str]:
+    url = _seeded(tree, kind, "push", size)
     emulator = common.Emulator(tree, latency_ms=20)
     raw = tree.workdir / "push.raw"
     try:
@@ -128,9 +134,7 @@ def profile_push(tree: common.Tree, kind: str, size: int) -> tuple[Path, str]:
 
 
 def profile_webhook(tree: common.Tree, kind: str, size: int) -> tuple[Path, str]:
-    url = common.scratch_database(kind, tree.workdir, "syncd_profile_webhook")
-    common.migrate(tree, url)
-    common.import_file(tree, url, common.write_contacts(tree.workdir / "wh.jsonl", size))
+    url = _seeded(tree, kind, "webhook", size)
     emulator = common.Emulator(tree, latency_ms=0)
     proc, port = webhook_bench.start_service(tree, url, emulator)
     raw = tree.workdir / "webhook.raw"

@@ -129,9 +129,7 @@ def run_size(tree: common.Tree, kind: str, size: int, emulator: common.Emulator,
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_tree_options(parser)
+    parser = common.parser_for(__doc__)
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--big", action="store_true", help="also 10 x contacts")
     parser.add_argument("--naive-sample", type=int, default=100)
@@ -163,7 +161,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                           for size in sizes]
         finally:
             emulator.stop()
-    path = common.write_results("push", document, args.out)
     ref, naive = document["reference_batched_official_client"], document["reference_naive_loop"]
     rows: list[tuple[Any, ...]] = [
         ("-", args.contacts, "batched calls alone (reference)",
@@ -185,11 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     rows.append((kind, run["contacts"], label.replace("_", " "),
                                  f"{r['updated']} updated", f"{r['duration_seconds']:.3f}", "-",
                                  r["write_calls"], f"{r['peak_rss_mb']:.0f}"))
-    common.print_table(f"push at {LATENCY_MS:g} ms per call ({document['git_commit']}, load "
-                       f"{document['load_average_at_start']})",
-                       ("db", "contacts", "what", "contacts/s", "run s",
-                        "CPU us/contact (marginal)", "write calls", "RSS MB"), rows)
-    print(f"written to {path}")
+    common.report(document, args.out, f"push at {LATENCY_MS:g} ms per call",
+                  ("db", "contacts", "what", "contacts/s", "run s",
+                   "CPU us/contact (marginal)", "write calls", "RSS MB"), rows)
     return document
 
 

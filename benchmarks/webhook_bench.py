@@ -19,7 +19,6 @@ withdrawal recorded. Targets (issue 16): p99 < 25 ms at 200/s, >= 500/s sustaine
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
 import subprocess
@@ -139,9 +138,7 @@ def run_one(tree: common.Tree, kind: str, contacts: int, *, rates: list[float],
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_tree_options(parser)
+    parser = common.parser_for(__doc__)
     parser.add_argument("--rates", type=float, nargs="+", default=[200.0, 500.0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--quick", action="store_true", help="smaller: a first look")
@@ -162,7 +159,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                  seconds=args.seconds, emulator=emulator)
         finally:
             emulator.stop()
-    path = common.write_results("webhook", document, args.out)
     rows = []
     for kind, run in document["runs"].items():
         floor = run["floor_bare_get"]
@@ -179,10 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      closed["server_cpu_ms_per_request"]))
         rows.append((kind, "check: every 2xx applied", "-", "-", "-",
                      run["database_check"]["every_answered_event_applied"]))
-    common.print_table(f"webhooks -> committed purge ({document['git_commit']}, load "
-                       f"{document['load_average_at_start']})",
-                       ("db", "phase", "req/s", "p50 ms", "p99 ms", "server CPU ms/req"), rows)
-    print(f"written to {path}")
+    common.report(document, args.out, "webhooks -> committed purge",
+                  ("db", "phase", "req/s", "p50 ms", "p99 ms", "server CPU ms/req"), rows)
     return document
 
 
