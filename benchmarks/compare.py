@@ -45,8 +45,13 @@ SMOKE_OPTIONS = {
     "push": ["--contacts", "1000", "--naive-sample", "5"],
     "webhook": ["--seconds", "1", "--rates", "200"],
 }
-# Figures where a smaller number is better (a ratio above 1 is then a regression).
-LOWER_IS_BETTER = ("CPU", " ms", " s", "RSS")
+# Figures where a smaller number is better (a ratio above 1 is then a regression):
+# latencies, durations, CPU and memory; rates (".../s") are better higher.
+LOWER_IS_BETTER = ("CPU", " ms", "RSS")
+
+
+def lower_is_better(figure: str) -> bool:
+    return any(mark in figure for mark in LOWER_IS_BETTER) or figure.endswith(" s")
 
 
 def run_once(name: str, tree: Path, db: str, sizes: str, work: Path) -> dict[str, float]:
@@ -70,7 +75,7 @@ def summarise(samples: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]
             continue
         median_a, median_b = statistics.median(a), statistics.median(b)
         ratio = median_b / median_a if median_a else math.nan
-        lower_better = any(mark in figure for mark in LOWER_IS_BETTER) and "/s" not in figure
+        lower_better = lower_is_better(figure)
         rows.append({"figure": figure, "baseline_median": median_a, "candidate_median": median_b,
                      "ratio_candidate_over_baseline": ratio,
                      "baseline_runs": a, "candidate_runs": b,
