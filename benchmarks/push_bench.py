@@ -1,317 +1,205 @@
-"""Push benchmark: syncd's sync against the Mailchimp emulator with 20 ms per call, side
-by side with the naive per-member loop most plugins use.
+"""Push benchmark: `syncd sync` against the Mailchimp emulator at 20 ms per call, side by
+side with the batched calls alone (the official client, no database, no policy) and the
+naive per-member loop; then the no-change run and a run after 100 changes.
 
-    python benchmarks/push_bench.py            # 100k first push, 1M for the memory check
-    python benchmarks/push_bench.py --quick    # 20k and 100k
+    python benchmarks/push_bench.py                  # 20k contacts, both databases
+    python benchmarks/push_bench.py --big            # also 200k (peak RSS, contacts/s)
+    python benchmarks/push_bench.py --db sqlite --contacts 5000
 
-(a) first push of N confirmed contacts: write calls, peak concurrent connections (from
-    the emulator), wall time, contacts/s, peak RSS; the floor is 10 connections x 500
-    members x 20 ms, i.e. ceil(N/500)/10 x 20 ms, plus local CPU.
-(b) the naive loop: one official-client PUT per member, sequential, a new connection
-    each (the stock client), on a sample; extrapolated to N.
-(c) a no-change re-run over the same N contacts: write calls (must be 0) and time.
-(d) peak RSS of a first push of N and of 10 x N, each in a fresh process.
-The emulator runs in its own process (as Mailchimp would), each push in a fresh one.
-SQLite, seeded with bulk inserts through SQLAlchemy Core. Figures are reported, never
-asserted; results go to benchmarks/results/push.json.
+Per database and size, every measurement in a fresh process, the emulator in its own:
+(a) first push of N confirmed contacts (`syncd sync --json`): the run's own duration
+    (its report), contacts/s, CPU seconds and peak RSS of the syncd process, write calls;
+(b) reference in the same run: the same N members through the official client's batch
+    call (500 per call, 10 threads: Mailchimp's connection limit), contacts/s; and the
+    naive loop (one PUT per member, sequential) on a sample, extrapolated;
+(c) no-change run over the same N: duration and write calls (0 expected);
+(d) after re-importing 100 contacts with a new first name: duration, write calls, and
+    members updated (100 expected).
+Targets (issue 16): >= 25,000 contacts/s end to end, <= 40 us CPU per contact; a
+no-change run that reads nothing but a cursor. Figures are reported, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
-import os
-import resource
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "push.json"
-API_KEY = "5e7e1e55c0ffee0ddba11fee1dcafe00-us1"
-LIST_ID = "f1243a3b12"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
 LATENCY_MS = 20.0
-PSEUDONYM_KEY = "benchmark-key-not-for-production"
-LISTS = {"newsletter-nl": "newsletter", "newsletter-en": "newsletter", "events": "events"}
 
 
-def _settings(database_url: str, base_url: str) -> Any:
-    from syncd.config import ListSettings, load_settings
+def child_batched(base_url: str, count: int) -> None:
+    """Reference: the batch calls alone with the official client, 500 members a call,
+    10 at once; members built in memory (no database, no policy, no checkpoint)."""
+    import mailchimp_marketing
 
-    return load_settings(None, database_url=database_url, pseudonym_key=PSEUDONYM_KEY,
-                         mailchimp_api_key=API_KEY, mailchimp_audience_id=LIST_ID,
-                         mailchimp_base_url=base_url, log_level="warning",
-                         lists={n: ListSettings(purpose=p) for n, p in LISTS.items()})
+    def client() -> Any:
+        c = mailchimp_marketing.Client()
+        c.set_config({"api_key": common.API_KEY})
+        c.api_client.host = base_url
+        return c
 
+    clients = [client() for _ in range(10)]
 
-# -- seeding ------------------------------------------------------------------------
+    def call(start: int) -> None:
+        members = [{"email_address": f"batched{i}@example.org", "status": "subscribed",
+                    "merge_fields": {"FNAME": f"First{i}", "LNAME": f"Last{i}"}}
+                   for i in range(start, min(start + 500, count))]
+        clients[(start // 500) % 10].lists.batch_list_members(
+            common.LIST_ID, {"members": members, "update_existing": True})
 
-
-def seed(path: Path, count: int) -> None:
-    """A migrated SQLite database with `count` contacts, each with a double opt-in
-    (given + confirmed) and one newsletter list: bulk inserts, not the store functions."""
-    from sqlalchemy import insert, select
-    from sqlalchemy.orm import Session
-
-    from syncd.consent import chain
-    from syncd.context import AppContext
-    from syncd.migrate import upgrade
-    from syncd.schema import Contact, InternalList, ListMembership
-
-    ctx = AppContext.open(_settings(f"sqlite:///{path}", "http://127.0.0.1:1/3.0"))
-    upgrade(ctx.engine)
-    ctx.sync_lists()
-    now = datetime.now(UTC)
-    given = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-    with ctx.engine.begin() as conn:
-        list_id = conn.execute(select(InternalList.id).where(
-            InternalList.name == "newsletter-nl")).scalar_one()
-        step = 20_000
-        for start in range(0, count, step):
-            ids = range(start + 1, min(start + step, count) + 1)
-            conn.execute(insert(Contact), [
-                {"id": i, "email_key": f"person{i}@example.org",
-                 "email_display": f"person{i}@example.org", "first_name": f"First{i}",
-                 "last_name": f"Last{i}", "attributes": {}, "is_customer": False,
-                 "created_at": now, "updated_at": now, "revision": 3} for i in ids])
-            events = []
-            for i in ids:
-                for action, offset in (("given", 0), ("confirmed", 30)):
-                    events.append({
-                        "contact_id": i, "purpose": "newsletter", "action": action,
-                        "occurred_at": given + timedelta(minutes=offset), "recorded_at": now,
-                        "source": "web_form", "email_at_time": f"person{i}@example.org",
-                        "ip": "192.0.2.1", "dedupe_key": f"{i:032x}{action}"})
-            chain.append_many(Session(bind=conn), events)  # linked into the ledger's chain
-            conn.execute(insert(ListMembership), [
-                {"contact_id": i, "list_id": list_id, "added_at": now, "source": "bench"}
-                for i in ids])
-    ctx.close()
-
-
-# -- the emulator process -----------------------------------------------------------
-
-
-class EmulatorProcess:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", "emulator"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        self.control = self.base_url.removesuffix("/3.0") + "/_emulator"
-
-    def _call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(self.control + path, method=method, data=(
-            b"{}" if method != "GET" else None))
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            body = answer.read()
-        return json.loads(body) if body else None
-
-    def reset(self) -> None:
-        self._call("POST", "/reset")
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/stats")
-        return result
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-# -- children: each measurement in a fresh process ------------------------------------
-
-
-def child_emulator() -> None:
-    """The emulator in its own process, like a remote Mailchimp; stops with its parent."""
-    from mailchimp_emulator import MailchimpEmulator
-
-    with MailchimpEmulator(api_key=API_KEY, list_id=LIST_ID, latency_ms=LATENCY_MS) as emu:
-        print(emu.base_url, flush=True)
-        while True:
-            time.sleep(3600)
-
-
-def child_push(database_url: str, base_url: str, rerun: bool) -> None:
-    from syncd.context import AppContext
-    from syncd.sync.run import run_sync
-
-    ctx = AppContext.open(_settings(database_url, base_url))
-    started, cpu = time.perf_counter(), time.process_time()
-    report = run_sync(ctx)
-    seconds = time.perf_counter() - started
-    result: dict[str, Any] = {
-        # CPU seconds of this process (all threads): what the machine's load cannot skew.
-        "cpu_seconds": time.process_time() - cpu,
-        "seconds": seconds, "added": report.added, "write_calls": report.write_calls,
-        "failed": report.failed, "parked": report.parked,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if rerun:
-        started = time.perf_counter()
-        again = run_sync(ctx)
-        result["rerun_seconds"] = time.perf_counter() - started
-        result["rerun_write_calls"] = again.write_calls
-        result["rerun_considered"] = again.considered
-    ctx.close()
-    print(json.dumps(result))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(call, range(0, count, 500)))
+    print(json.dumps({"seconds": time.perf_counter() - started, "members": count}))
 
 
 def child_naive(base_url: str, sample: int) -> None:
-    """What most plugins do: the stock official client, one PUT per member, in a loop."""
-    import hashlib
-
+    """What most plugins do: the stock client, one PUT per member, in a loop."""
     import mailchimp_marketing
 
     client = mailchimp_marketing.Client()
-    client.set_config({"api_key": API_KEY})
+    client.set_config({"api_key": common.API_KEY})
     client.api_client.host = base_url
     started = time.perf_counter()
     for i in range(sample):
-        email = f"naive{i}@example.org"
-        client.lists.set_list_member(LIST_ID, hashlib.md5(email.encode()).hexdigest(), {
-            "email_address": email, "status_if_new": "subscribed",
-            "merge_fields": {"FNAME": f"First{i}", "LNAME": f"Last{i}"}})
+        address = f"naive{i}@example.org"
+        client.lists.set_list_member(common.LIST_ID, hashlib.md5(address.encode()).hexdigest(),
+                                     {"email_address": address, "status_if_new": "subscribed"})
     print(json.dumps({"seconds": time.perf_counter() - started, "members": sample}))
 
 
-def _run_child(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
-                         text=True, check=False, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if out.returncode != 0:
-        raise SystemExit(f"child {args[0]} failed:\n{out.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+def _sync(tree: common.Tree, url: str, emulator: common.Emulator) -> dict[str, Any]:
+    env = tree.env(url, mailchimp_api_key=common.API_KEY, mailchimp_audience_id=common.LIST_ID,
+                   mailchimp_base_url=emulator.base_url)
+    child = common.run_syncd(tree, env, "sync", "--json")
+    report = common.last_json(child.stdout)
+    return {"duration_seconds": report["duration_seconds"], "wall_seconds": child.seconds,
+            "cpu_seconds": child.cpu_seconds, "peak_rss_mb": child.peak_rss_mb,
+            "considered": report["considered"], "added": report["added"],
+            "updated": report["updated"], "write_calls": report["write_calls"],
+            "failed": report["failed"], "parked": report["parked"]}
+
+
+def _reference(kind: str, emulator: common.Emulator, count: int) -> dict[str, Any]:
+    emulator.call("POST", "/reset")
+    out = common.run_child([sys.executable, __file__, "--child", kind, emulator.base_url,
+                            str(count)], common.Tree(common.ROOT, Path("/")).env("sqlite://"))
+    doc: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    doc["cpu_seconds"] = out.cpu_seconds
+    doc["contacts_per_second"] = doc["members"] / doc["seconds"]
+    return doc
+
+
+def run_size(tree: common.Tree, kind: str, size: int, emulator: common.Emulator,
+             changes: bool) -> dict[str, Any]:
+    seed = common.write_contacts(tree.workdir / f"push-{size}.jsonl", size)
+    url = common.scratch_database(kind, tree.workdir, "syncd_bench_push")
+    common.migrate(tree, url)
+    common.import_file(tree, url, seed)
+    seed.unlink()
+    emulator.call("POST", "/reset")
+    first = _sync(tree, url, emulator)
+    first["contacts_per_second"] = first["added"] / first["duration_seconds"]
+    first["cpu_us_per_contact"] = first["cpu_seconds"] / max(1, first["added"]) * 1e6
+    result: dict[str, Any] = {"contacts": size, "first_push": first,
+                              "emulator": emulator.call("GET", "/stats")}
+    if changes:
+        result["no_change_run"] = again = _sync(tree, url, emulator)
+        # The no-change run pays the same start-up (interpreter, imports, settings, the
+        # scan): the difference is what pushing the contacts cost.
+        first["marginal_cpu_us_per_contact"] = (first["cpu_seconds"] - again["cpu_seconds"]
+                                                ) / max(1, first["added"]) * 1e6
+        changed = tree.workdir / "changed.jsonl"
+        changed.write_text("".join(common.contact_line(i, first_name=f"Changed{i}")
+                                   for i in range(1, 101)), encoding="utf-8")
+        common.import_file(tree, url, changed)
+        result["after_100_changes"] = _sync(tree, url, emulator)
+    common.drop_database(url)
     return result
 
 
-# -- the run --------------------------------------------------------------------------
-
-
-def first_push(emu: EmulatorProcess, template: Path, work: Path, run: int, *,
-               rerun: bool) -> dict[str, Any]:
-    db = work / f"push-{run}.db"
-    shutil.copy(template, db)
-    emu.reset()
-    result = _run_child("push", f"sqlite:///{db}", emu.base_url, "1" if rerun else "0")
-    stats = emu.stats()
-    result["emulator_write_calls"] = stats["write_calls"]
-    result["peak_concurrency"] = stats["peak_concurrency"]
-    result["throttled"] = stats["throttled"]
-    db.unlink()
-    return result
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=None)
-    parser.add_argument("--child", nargs="+")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = common.parser_for(__doc__)
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--big", action="store_true", help="also 10 x contacts")
+    parser.add_argument("--naive-sample", type=int, default=100)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smaller: a first look")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.contacts = 5000
     if args.child:
-        kind, *rest = args.child
-        if kind == "emulator":
-            child_emulator()
-        elif kind == "push":
-            child_push(rest[0], rest[1], rest[2] == "1")
-        else:
-            child_naive(rest[0], int(rest[1]))
-        return
+        (child_batched if args.child[0] == "batched" else child_naive)(
+            args.child[1], int(args.child[2]))
+        return {}
+    sizes = [args.contacts, *([10 * args.contacts] if args.big else [])]
+    document: dict[str, Any] = {"benchmark": "push", "latency_ms": LATENCY_MS, "targets": {
+        "contacts_per_second": 25_000, "cpu_us_per_contact": 40}, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-push-") as tmp:
+        tree = common.Tree(args.tree.resolve(), Path(tmp))
+        document.update(common.metadata(tree))
+        emulator = common.Emulator(tree, latency_ms=LATENCY_MS)
+        try:
+            document["reference_batched_official_client"] = _reference(
+                "batched", emulator, args.contacts)
+            naive = _reference("naive", emulator, args.naive_sample)
+            naive["extrapolated_seconds_for_contacts"] = naive["seconds"] / naive[
+                "members"] * args.contacts
+            document["reference_naive_loop"] = naive
+            for kind in common.databases(args.db):
+                document["runs"][kind] = [run_size(tree, kind, size, emulator, size == sizes[0])
+                                          for size in sizes]
+        finally:
+            emulator.stop()
+    ref, naive = document["reference_batched_official_client"], document["reference_naive_loop"]
+    rows: list[tuple[Any, ...]] = [
+        ("-", args.contacts, "batched calls alone (reference)",
+         f"{ref['contacts_per_second']:,.0f}", f"{ref['seconds']:.2f}", "-", "-", "-"),
+        ("-", naive["members"], "naive loop (reference)",
+         f"{naive['contacts_per_second']:,.0f}", f"{naive['seconds']:.2f}", "-", "-", "-")]
+    for kind, runs in document["runs"].items():
+        for run in runs:
+            first = run["first_push"]
+            marginal = first.get("marginal_cpu_us_per_contact", float("nan"))
+            rows.append((kind, run["contacts"], "first push",
+                         f"{first['contacts_per_second']:,.0f}",
+                         f"{first['duration_seconds']:.2f}",
+                         f"{first['cpu_us_per_contact']:.0f} ({marginal:.0f})",
+                         first["write_calls"], f"{first['peak_rss_mb']:.0f}"))
+            for label in ("no_change_run", "after_100_changes"):
+                if label in run:
+                    r = run[label]
+                    rows.append((kind, run["contacts"], label.replace("_", " "),
+                                 f"{r['updated']} updated", f"{r['duration_seconds']:.3f}", "-",
+                                 r["write_calls"], f"{r['peak_rss_mb']:.0f}"))
+    common.report(document, args.out, f"push at {LATENCY_MS:g} ms per call",
+                  ("db", "contacts", "what", "contacts/s", "run s",
+                   "CPU us/contact (marginal)", "write calls", "RSS MB"), rows)
+    return document
 
-    n = 20_000 if args.quick else 100_000
-    big = 10 * n
-    repeat = args.repeat or (1 if args.quick else 3)
-    sample = 200 if args.quick else 500
-    work = Path(tempfile.mkdtemp(prefix="syncd-push-bench-"))
-    emu = EmulatorProcess()
-    try:
-        started = time.perf_counter()
-        template = work / "template.db"
-        seed(template, n)
-        print(f"seeded {n} contacts in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        runs = [first_push(emu, template, work, r, rerun=True) for r in range(repeat)]
-        emu.reset()
-        naive = _run_child("naive", emu.base_url, str(sample))
-        naive_stats = emu.stats()
-        big_template = work / "big.db"
-        started = time.perf_counter()
-        seed(big_template, big)
-        print(f"seeded {big} contacts in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr)
-        big_run = first_push(emu, big_template, work, 99, rerun=False)
-    finally:
-        emu.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
-    seconds = statistics.median(r["seconds"] for r in runs)
-    floor = math.ceil(n / 500) / 10 * LATENCY_MS / 1000
-    naive_per_member = naive["seconds"] / naive["members"]
-    results = {
-        "latency_ms": LATENCY_MS, "contacts": n, "repeat": repeat,
-        "a_first_push": {
-            "write_calls_median": statistics.median(r["write_calls"] for r in runs),
-            "emulator_write_calls": [r["emulator_write_calls"] for r in runs],
-            "target_write_calls_max": math.ceil(n / 500) + 2,
-            "peak_concurrency": max(r["peak_concurrency"] for r in runs),
-            "throttled_429": sum(r["throttled"] for r in runs),
-            "seconds_median": seconds, "seconds_all": [r["seconds"] for r in runs],
-            "cpu_seconds_median": statistics.median(r["cpu_seconds"] for r in runs),
-            "load_average_1min": os.getloadavg()[0],
-            "contacts_per_second": n / seconds,
-            "network_floor_seconds": floor,
-            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-            "failed": sum(r["failed"] for r in runs),
-        },
-        "b_naive_loop": {
-            "sample_members": naive["members"], "seconds": naive["seconds"],
-            "seconds_per_member": naive_per_member,
-            "extrapolated_seconds": naive_per_member * n,
-            "write_calls": naive_stats["write_calls"],
-            "syncd_speedup": naive_per_member * n / seconds,
-        },
-        "c_no_change_rerun": {
-            "write_calls": [r["rerun_write_calls"] for r in runs],
-            "contacts_read": [r["rerun_considered"] for r in runs],
-            "seconds_median": statistics.median(r["rerun_seconds"] for r in runs),
-        },
-        "d_memory": {
-            "contacts_small": n, "peak_rss_mb_small": runs[0]["peak_rss_mb"],
-            "contacts_big": big, "peak_rss_mb_big": big_run["peak_rss_mb"],
-            "seconds_big": big_run["seconds"], "write_calls_big": big_run["write_calls"],
-            "rss_ratio_big_over_small": big_run["peak_rss_mb"] / runs[0]["peak_rss_mb"],
-        },
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    a, b, c, d = (results[k] for k in ("a_first_push", "b_naive_loop", "c_no_change_rerun",
-                                       "d_memory"))
-    rows = [
-        ("(a) first push", f"{n} contacts",
-         f"{a['write_calls_median']:.0f} write calls (target <= {a['target_write_calls_max']}), "
-         f"peak {a['peak_concurrency']} connections, {a['seconds_median']:.2f} s median, "
-         f"{a['contacts_per_second']:,.0f} contacts/s ({a['cpu_seconds_median']:.2f} CPU s), "
-         f"floor {floor:.2f} s, "
-         f"RSS {a['peak_rss_mb']:.0f} MB"),
-        ("(b) naive loop", f"{b['sample_members']} sampled",
-         f"{b['seconds_per_member'] * 1000:.1f} ms/member -> {b['extrapolated_seconds']:,.0f} s "
-         f"for {n}; syncd is {b['syncd_speedup']:,.0f}x faster"),
-        ("(c) no-change re-run", f"{n} contacts",
-         f"{c['write_calls']} write calls, {c['seconds_median'] * 1000:.0f} ms median"),
-        ("(d) memory", f"{n} vs {big}",
-         f"{d['peak_rss_mb_small']:.0f} MB vs {d['peak_rss_mb_big']:.0f} MB "
-         f"(x{d['rss_ratio_big_over_small']:.2f}); {big} pushed in {d['seconds_big']:.1f} s"),
-    ]
-    for name, size, figures in rows:
-        print(f"{name:<22} {size:<20} {figures}")
+def headline(document: dict[str, Any]) -> dict[str, float]:
+    figures = {"push batched calls alone contacts/s (reference)":
+               document["reference_batched_official_client"]["contacts_per_second"]}
+    for kind, runs in document["runs"].items():
+        run = runs[0]
+        figures[f"push {kind} contacts/s"] = run["first_push"]["contacts_per_second"]
+        figures[f"push {kind} CPU us/contact"] = run["first_push"]["cpu_us_per_contact"]
+        figures[f"push {kind} marginal CPU us/contact"] = run["first_push"][
+            "marginal_cpu_us_per_contact"]
+        figures[f"sync {kind} no-change run s"] = run["no_change_run"]["duration_seconds"]
+        figures[f"sync {kind} after 100 changes s"] = run["after_100_changes"]["duration_seconds"]
+    return figures
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Each script writes its figures to benchmarks/results/*.json and prints a table; 
 README's "Performance" section quotes those files. Timings are never asserted anywhere:
 these 2-core machines are noisy, so read medians and side-by-side ratios.
 
-    python benchmarks/run_all.py            # full sizes (takes several minutes)
+    python benchmarks/run_all.py            # default sizes (takes several minutes)
     python benchmarks/run_all.py --quick    # smaller sizes, for a first look
 """
 
@@ -25,9 +25,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     args = parser.parse_args()
     runs = [
-        ["push_bench.py", *(["--quick"] if args.quick else [])],
-        ["webhook_bench.py", *(["--quick"] if args.quick else [])],
-        ["import_bench.py", *(["--sizes", "10000", "100000"] if args.quick else [])],
+        ["push_bench.py", *(["--contacts", "5000"] if args.quick else [])],
+        ["webhook_bench.py", *(["--seconds", "3"] if args.quick else [])],
+        ["import_bench.py", *(["--sizes", "10000"] if args.quick else [])],
         ["signup_bench.py", *(["--quick"] if args.quick else [])],
     ]
     failed = []

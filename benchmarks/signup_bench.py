@@ -36,7 +36,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webhook_bench import PG_ADMIN, Connection, _percentiles, cpu_seconds
+import http_load
+from common import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "signup.json"
@@ -57,20 +58,10 @@ def _settings(url: str, smtp_port: int) -> Any:
 
 
 def prepare(kind: str, workdir: Path) -> str:
-    from sqlalchemy import create_engine, text
-
     from syncd.db import make_engine
     from syncd.migrate import upgrade
 
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    else:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-        admin.dispose()
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + PG_DATABASE
+    url = scratch_database(kind, workdir, PG_DATABASE)
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -134,50 +125,16 @@ def form(i: int) -> bytes:
                       "language": "en"}).encode()
 
 
-async def open_loop(port: int, people: range, rate: float) -> dict[str, Any]:
-    idle: list[Connection] = []
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    started = time.perf_counter()
-
-    async def one(n: int, person: int) -> None:
-        due = started + n / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        conn = idle.pop() if idle else await Connection.open(port)
-        status, _ = await conn.post("/signup", form(person))
-        latencies.append(time.perf_counter() - due)
-        statuses[status] = statuses.get(status, 0) + 1
-        idle.append(conn)
-
-    await asyncio.gather(*(one(n, p) for n, p in enumerate(people)))
-    for conn in idle:
-        conn.close()
-    return {"rate_per_second": rate, "requests": len(people), "statuses": statuses,
-            "seconds": round(time.perf_counter() - started, 2), **_percentiles(latencies)}
+def _open_loop(port: int, people: range, rate: float) -> dict[str, Any]:
+    requests = [("POST", "/signup", form(i)) for i in people]
+    summary, _ = asyncio.run(http_load.open_loop(port, requests, rate, len(people) / rate + 1))
+    return summary
 
 
-async def closed_loop(port: int, paths: list[tuple[str, bytes]], clients: int
-                      ) -> dict[str, Any]:
-    queue = list(reversed(paths))
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    async def client() -> None:
-        conn = await Connection.open(port)
-        while queue:
-            path, payload = queue.pop()
-            began = time.perf_counter()
-            status, _ = await conn.post(path, payload)
-            latencies.append(time.perf_counter() - began)
-            statuses[status] = statuses.get(status, 0) + 1
-        conn.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    seconds = time.perf_counter() - started
-    return {"clients": clients, "requests": len(paths), "statuses": statuses,
-            "seconds": round(seconds, 2), "per_second": round(len(paths) / seconds, 1),
-            **_percentiles(latencies)}
+def _closed_loop(port: int, paths: list[tuple[str, bytes]], clients: int) -> dict[str, Any]:
+    requests = [("POST", path, payload) for path, payload in paths]
+    summary, _ = asyncio.run(http_load.closed_loop(port, requests, clients, 600.0))
+    return summary
 
 
 def verify(url: str, smtp_port: int, signups: int, confirmations: int) -> dict[str, Any]:
@@ -208,26 +165,26 @@ def run(kind: str, quick: bool) -> dict[str, Any]:
         url = prepare(kind, Path(tmp))
         proc, port = start_server(url, Path(tmp), sink.port)
         try:
-            cpu0 = cpu_seconds(proc.pid)
-            paced = asyncio.run(open_loop(port, range(open_n), 300.0))
+            cpu0 = http_load.cpu_seconds(proc.pid)
+            paced = _open_loop(port, range(open_n), 300.0)
             sink.wait_for(open_n, timeout=300)  # the paced phase's mails are out
             paused = Path(tmp) / "outbox-paused"
             paused.touch()
-            quiet = asyncio.run(closed_loop(
+            quiet = _closed_loop(
                 port, [("/signup", form(i)) for i in range(open_n, open_n + closed_n)],
-                clients))
+                clients)
             paused.unlink()
             start = open_n + closed_n
-            sustained = asyncio.run(closed_loop(
+            sustained = _closed_loop(
                 port, [("/signup", form(i)) for i in range(start, start + closed_n)],
-                clients))
-            cpu_signups = cpu_seconds(proc.pid) - cpu0
+                clients)
+            cpu_signups = http_load.cpu_seconds(proc.pid) - cpu0
             total = open_n + 2 * closed_n
             mails = sink.wait_for(total, timeout=300)
             tokens = [m for msg in mails if (m := LINK.search(str(
                 msg.get_body(preferencelist=("plain",)).get_content())))]  # type: ignore[union-attr]
-            confirm = asyncio.run(closed_loop(
-                port, [(f"/confirm/{t.group(1)}", b"") for t in tokens], clients))
+            confirm = _closed_loop(
+                port, [(f"/confirm/{t.group(1)}", b"") for t in tokens], clients)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
