@@ -10,6 +10,8 @@ MODULES=(
   syncd.consent.policy
   syncd.webhooks.purge
   syncd.webhooks.apply
+  syncd.webhooks.member_events
+  syncd.webhooks.renames
   syncd.webhooks.mailchimp_form
   syncd.sync.plan
 )
