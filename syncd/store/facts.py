@@ -18,6 +18,7 @@ from syncd.clock import as_utc
 from syncd.keys import Keyring
 from syncd.schema import (
     AddressHistory,
+    ConsentAction,
     ConsentEvent,
     Contact,
     PushState,
@@ -215,3 +216,12 @@ def earliest_sign_ups(session: Session, wanted: set[tuple[str, str]]
             if (key, purpose) in wanted:
                 found[(key, purpose)] = as_utc(first)
     return found
+
+
+def given_at_or_before(session: Session, contact_id: int, purpose: str, at: datetime) -> bool:
+    """Whether the ledger holds a `given` of the purpose for the contact at or before `at`
+    (a confirmation counts only with one: rule 10)."""
+    return session.scalar(select(ConsentEvent.id).where(
+        ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
+        ConsentEvent.action == str(ConsentAction.GIVEN), ConsentEvent.occurred_at <= at)
+        .limit(1)) is not None
