@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd import metrics
@@ -21,10 +20,10 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.schema import ConsentEvent, Contact, InternalList, LinkState
+from syncd.schema import Contact, LinkState
 from syncd.signup import tokens
 from syncd.signup.intake import ACTOR, Evidence
-from syncd.store import signups
+from syncd.store import contacts, facts, lists, signups
 
 CHANNEL = "confirmation_link"
 VALID, EXPIRED, USED, UNKNOWN = (LinkState.VALID, LinkState.EXPIRED, LinkState.USED,
@@ -59,14 +58,6 @@ def inspect_token(ctx: AppContext, token: str, now: datetime) -> TokenState:
         return _state(session, token, now)
 
 
-def _has_gift(session: Session, contact_id: int, purpose: str, at: datetime) -> bool:
-    """Rule 10: a confirmation counts only with a `given` of the purpose at or before it."""
-    return session.scalar(select(ConsentEvent.id).where(
-        ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
-        ConsentEvent.action == str(Action.GIVEN), ConsentEvent.occurred_at <= at)
-        .limit(1)) is not None
-
-
 def confirm(ctx: AppContext, token: str, evidence: Evidence) -> TokenState:
     """Spend the token and record the confirmation; any other state changes nothing."""
     now = evidence.at
@@ -80,11 +71,11 @@ def confirm(ctx: AppContext, token: str, evidence: Evidence) -> TokenState:
             state = _state(session, token, now)
             metrics.CONFIRMATIONS.labels(state.state).inc()
             return state
-        contact = session.get(Contact, row.contact_id)
+        contact = contacts.by_id(session, row.contact_id)
         assert contact is not None  # the token goes with the contact (ON DELETE CASCADE)
         confirmed = []
         for purpose in row.purposes:
-            if not _has_gift(session, contact.id, purpose, now):
+            if not facts.given_at_or_before(session, contact.id, purpose, now):
                 continue
             ledger.append(session, contact, ConsentRecord(
                 purpose=purpose, action=Action.CONFIRMED, occurred_at=now, source=CHANNEL,
@@ -103,5 +94,5 @@ def _join_lists(ctx: AppContext, session: Session, contact: Contact,
              if ctx.settings.lists[name].purpose in purposes]
     if not names:
         return
-    for internal in session.scalars(select(InternalList).where(InternalList.name.in_(names))):
+    for internal in [row for name, row in lists.all_lists(session).items() if name in names]:
         store.add_to_list(session, contact, internal, actor=ACTOR, source="signup")

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +31,7 @@ from syncd.db import transaction
 from syncd.schema import Contact
 from syncd.signup import outbox, tokens
 from syncd.signup.form import SignupInput
-from syncd.store import audit, signups
+from syncd.store import audit, contacts, signups
 
 ACTOR = "signup"
 CHANNEL_FORM = "web_form"
@@ -124,23 +123,19 @@ def _fill_names(session: Session, contact: Contact, signup: SignupInput) -> None
     store.upsert_contact(session, fill, actor=ACTOR)
 
 
-_NEW_CONTACT = insert(Contact).returning(Contact.id)
-
-
 def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence: Evidence,
                 *, channel: str, language: str) -> tuple[str, ...]:
     """The first sign-up of an address, in Core SQL: the same rows as the ORM path
     (`store.upsert_contact`, `ledger.append` per purpose, `request_confirmation`) in five
     statements, because a sign-up form must stay fast under a burst. A new address has
     no consent in force and no earlier mail, so every purpose is mailed for."""
-    conn = session.connection()
     key, now = signup.address.key, utcnow()
-    contact_id = conn.execute(_NEW_CONTACT, {
+    contact_id = contacts.create(session, [{
         "email_key": key, "email_display": signup.address.display,
         "first_name": signup.first_name, "last_name": signup.last_name, "attributes": {},
         "is_customer": False, "created_at": now, "updated_at": now,
         # 1 at creation, one bump per appended event (as ledger.append does)
-        "revision": 1 + len(signup.purposes)}).scalar_one()
+        "revision": 1 + len(signup.purposes)}])[key]
     audits = [audit.AuditRow(ACTOR, "contact_created", contact_id, at=now)]
     events = []
     for purpose in signup.purposes:

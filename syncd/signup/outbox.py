@@ -27,7 +27,7 @@ from syncd.db import transaction
 from syncd.logs import get_logger
 from syncd.schema import Contact, MailKind, MailStatus
 from syncd.signup.mailer import Permanent, compose_for
-from syncd.store import signups
+from syncd.store import contacts, signups
 from syncd.store.signups import Mail, NewMail, Token
 
 log = get_logger("syncd.outbox")
@@ -98,7 +98,7 @@ def _claim_batch(ctx: AppContext, now: datetime, limit: int) -> list[_Claimed]:
     with transaction(ctx.sessions) as session:
         mails = signups.claim(session, signups.due(session, now, stale, limit), now, stale)
         links = signups.tokens_by_id(session, [m.token_id for m in mails if m.token_id])
-        return [_Claimed(mail, session.get(Contact, mail.contact_id),
+        return [_Claimed(mail, contacts.by_id(session, mail.contact_id),
                          links.get(mail.token_id) if mail.token_id else None)
                 for mail in mails]
 

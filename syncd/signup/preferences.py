@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd import metrics
@@ -30,6 +29,7 @@ from syncd.signup import outbox, tokens
 from syncd.signup.form import offered_purposes
 from syncd.signup.intake import ACTIVE, Evidence, record_given, request_confirmation
 from syncd.signup.pages import purpose_label
+from syncd.store import contacts
 from syncd.store.signups import NewMail
 from syncd.webhooks import purge
 
@@ -72,8 +72,7 @@ def contact_for_link(ctx: AppContext, token: str, now: datetime) -> int | None:
     if claim is None:
         return None
     with ctx.sessions() as session:
-        email_key = session.scalar(select(Contact.email_key).where(
-            Contact.id == claim.contact_id))
+        email_key = contacts.email_keys(session, [claim.contact_id]).get(claim.contact_id)
     if email_key is None:
         return None
     max_age = timedelta(days=ctx.settings.preferences_link_days)
@@ -105,7 +104,7 @@ def _states(session: Session, ctx: AppContext, contact: Contact, lang: str,
 
 def states(ctx: AppContext, contact_id: int, lang: str, now: datetime) -> list[PurposeState]:
     with ctx.sessions() as session:
-        contact = session.get(Contact, contact_id)
+        contact = contacts.by_id(session, contact_id)
         return [] if contact is None else _states(session, ctx, contact, lang, now)
 
 
@@ -114,7 +113,7 @@ def save(ctx: AppContext, contact_id: int, wanted: set[str], evidence: Evidence,
     """Withdraw the unticked purposes in force, request the newly ticked ones."""
     now = evidence.at
     with transaction(ctx.sessions) as session:
-        contact = session.get(Contact, contact_id)
+        contact = contacts.by_id(session, contact_id)
         if contact is None:
             return Saved((), ())
         current = {s.purpose: s for s in _states(session, ctx, contact, language, now)}
@@ -126,7 +125,7 @@ def save(ctx: AppContext, contact_id: int, wanted: set[str], evidence: Evidence,
             _withdraw(ctx, session, email_key, purpose, evidence)
         session.expire_all()
         requested = [p for p, s in current.items() if not s.active and p in wanted]
-        contact = session.get(Contact, contact_id)
+        contact = contacts.by_id(session, contact_id)
         assert contact is not None
         if requested:
             record_given(session, contact, requested, evidence=evidence, channel=CHANNEL,

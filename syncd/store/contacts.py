@@ -23,6 +23,7 @@ IN_CHUNK = 900
 _FIELDS = ("email_display", "first_name", "last_name", "crm_id", "is_customer", "attributes")
 _UPDATE_FIELDS = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
                   .values({name: bindparam(f"b_{name}") for name in _FIELDS}))
+_INSERT = _TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key)
 _BUMP = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(revision=_TABLE.c.revision + bindparam("b_bumps"),
                  updated_at=bindparam("b_now")))
@@ -117,9 +118,7 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     if new:
         rows = [{"email_key": key, **state, "created_at": now, "updated_at": now,
                  "revision": 1} for key, state in new.items()]
-        returned = conn.execute(_TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key),
-                                rows)
-        for contact_id, key in returned:
+        for key, contact_id in create(session, rows).items():
             refs[key] = ContactRef(contact_id, key)
     if dirty:
         conn.execute(_UPDATE_FIELDS, [
@@ -135,6 +134,14 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     return [(refs[key], created, changed) for key, created, changed in out]
 
 
+def create(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Create contacts from rows of column values (each with its email_key, timestamps and
+    revision): one multi-row INSERT. Returns the new ids by address; an address already
+    stored raises IntegrityError (unique email_key)."""
+    return {key: contact_id
+            for contact_id, key in session.connection().execute(_INSERT, list(rows))}
+
+
 def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> None:
     """Add each contact's pending bumps to its revision (one executemany UPDATE), so the
     next sync looks at every contact that changed."""
@@ -146,6 +153,11 @@ def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> No
         session.connection().execute(_BUMP, rows)
     for ref in unique:
         ref.bumps = 0
+
+
+def bump_revision(session: Session, contact_id: int, bumps: int, now: datetime) -> None:
+    """The contact changed in a way the sync must look at (`bumps` changes at once)."""
+    session.connection().execute(_BUMP, {"b_id": contact_id, "b_bumps": bumps, "b_now": now})
 
 
 def bump_revisions(session: Session, contact_ids: Iterable[int]) -> None:
@@ -208,6 +220,23 @@ def page(session: Session, *, after: int, limit: int,
             .join(InternalList, InternalList.id == ListMembership.list_id)
             .where(InternalList.name == on_list)))
     return _rows(session.connection().execute(query))
+
+
+def email_keys(session: Session, contact_ids: Iterable[int]) -> dict[int, str]:
+    """The normalised address of each of these contacts (absent: no such contact)."""
+    ids = sorted(set(contact_ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        found.update(session.connection().execute(select(_TABLE.c.id, _TABLE.c.email_key)
+                                                  .where(_TABLE.c.id.in_(
+                                                      ids[start : start + IN_CHUNK]))).all())
+    return found
+
+
+def by_id(session: Session, contact_id: int) -> Contact | None:
+    """The contact as an ORM object of `session` (the one it holds already, if loaded),
+    for callers that read or change it through the ORM; None once erased."""
+    return session.get(Contact, contact_id)
 
 
 def entity(session: Session, contact_id: int) -> Contact:

@@ -10,25 +10,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc
 from syncd.keys import Keyring
-from syncd.schema import (
-    AddressHistory,
-    ConsentEvent,
-    Contact,
-    PushState,
-    Suppression,
-    WebhookEvent,
-)
+from syncd.schema import ConsentAction, ConsentEvent, Contact, PushState
+from syncd.store import address_history, inbox, suppressions
+from syncd.store.ledger import StoredEvent  # a consent event as the policy reads it
 
-# Inbox events that block a push until applied: the person may have just left.
-BLOCKING_KINDS = ("unsubscribe", "cleaned")
-UNAPPLIED = ("received", "failed", "parked")
 IN_CHUNK = 900
+_T = TypeVar("_T", int, str)
 
 
 def moment(raw: object) -> datetime:
@@ -58,18 +52,6 @@ class Subject:
     email_key: str
     is_customer: bool = False
     undeliverable_since: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A consent event as the policy reads it (action as stored)."""
-
-    purpose: str
-    action: str
-    occurred_at: datetime
-    source: str
-    ip: str | None
-    text_version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +116,12 @@ def _events(conn: Connection, ids: list[int], scope: Scope | None
     for query in queries:
         for cid, purpose, action, occurred_at, channel, ip, text_version in conn.execute(
                 query).all():
-            found[cid].append(StoredEvent(purpose, action, moment(occurred_at), channel, ip,
-                                          text_version))
+            found[cid].append(StoredEvent(cid, purpose, action, moment(occurred_at), channel,
+                                          ip, text_version))
     return {cid: tuple(facts) for cid, facts in found.items()}
 
 
-def _in_chunks(values: Iterable[object]) -> Iterable[list[object]]:
+def _in_chunks(values: Iterable[_T]) -> Iterable[list[_T]]:
     ordered = sorted(set(values), key=str)
     return (ordered[start : start + IN_CHUNK] for start in range(0, len(ordered), IN_CHUNK))
 
@@ -149,30 +131,15 @@ def _same_person(conn: Connection, ids: list[int], macs: list[str],
     """For each contact's keyed hash, the OTHER hashes of the same person: its own
     earlier addresses, and the earlier and current addresses of every contact that once
     had this one."""
-    history = AddressHistory.__table__.c
-    owners: dict[str, set[int]] = defaultdict(set)
-    for chunk in _in_chunks(macs):
-        for cid, mac in conn.execute(select(history.contact_id, history.address_hmac)
-                                     .where(history.address_hmac.in_(chunk))):
-            owners[mac].add(cid)
-    people = {cid for group in owners.values() for cid in group} | set(ids)
-    earlier: dict[int, set[str]] = defaultdict(set)
-    for chunk in _in_chunks(people):
-        for cid, mac in conn.execute(select(history.contact_id, history.address_hmac)
-                                     .where(history.contact_id.in_(chunk))):
-            earlier[cid].add(mac)
-    others = {cid for group in owners.values() for cid in group}
-    current: dict[int, str] = {}
-    for chunk in _in_chunks(others):
-        current.update(conn.execute(select(Contact.id, Contact.email_key)
-                                    .where(Contact.id.in_(chunk))).all())
+    earlier: dict[int, set[str]] = {}
+    others: dict[str, set[str]] = {}
+    for id_chunk in _in_chunks(ids):
+        earlier.update(address_history.earlier_of_contacts(conn, id_chunk))
+    for mac_chunk in _in_chunks(macs):
+        others.update(address_history.same_person(conn, mac_chunk, keyring.address_hmac))
     found: dict[str, set[str]] = {}
     for cid, mac in zip(ids, macs, strict=True):
-        group = set(earlier.get(cid, ()))
-        for owner in owners.get(mac, ()):
-            group |= earlier[owner]
-            if owner in current:
-                group.add(keyring.address_hmac(current[owner]))
+        group = earlier.get(cid, set()) | others.get(mac, set())
         group.discard(mac)
         if group:
             found.setdefault(mac, set()).update(group)
@@ -180,22 +147,17 @@ def _same_person(conn: Connection, ids: list[int], macs: list[str],
 
 
 def _suppressions(conn: Connection, macs: set[str]) -> dict[str, list[StoredBlock]]:
-    found: dict[str, list[StoredBlock]] = defaultdict(list)
-    table = Suppression.__table__.c
-    for chunk in _in_chunks(macs):
-        for mac, purpose, reason, created_at in conn.execute(
-                select(table.address_hmac, table.purpose, table.reason, table.created_at)
-                .where(table.address_hmac.in_(chunk))):
-            found[mac].append(StoredBlock(purpose, reason, created_at))
-    return found
+    # A session on the caller's connection (and its transaction) for the store's read.
+    with Session(bind=conn) as session:
+        return {mac: [StoredBlock(e.purpose, e.reason, e.created_at) for e in entries]
+                for chunk in _in_chunks(macs)
+                for mac, entries in suppressions.by_hmac(session, chunk).items()}
 
 
 def _inbox_blocked(conn: Connection, macs: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _in_chunks(macs):
-        found.update(mac for mac in conn.execute(select(WebhookEvent.address_hmac).where(
-            WebhookEvent.address_hmac.in_(chunk), WebhookEvent.kind.in_(BLOCKING_KINDS),
-            WebhookEvent.status.in_(UNAPPLIED))).scalars() if mac is not None)
+        found |= inbox.blocked_address_hmacs(conn, chunk)
     return found
 
 
@@ -215,3 +177,12 @@ def earliest_sign_ups(session: Session, wanted: set[tuple[str, str]]
             if (key, purpose) in wanted:
                 found[(key, purpose)] = as_utc(first)
     return found
+
+
+def given_at_or_before(session: Session, contact_id: int, purpose: str, at: datetime) -> bool:
+    """Whether the ledger holds a `given` of the purpose for the contact at or before `at`
+    (a confirmation counts only with one: rule 10)."""
+    return session.scalar(select(ConsentEvent.id).where(
+        ConsentEvent.contact_id == contact_id, ConsentEvent.purpose == purpose,
+        ConsentEvent.action == str(ConsentAction.GIVEN), ConsentEvent.occurred_at <= at)
+        .limit(1)) is not None

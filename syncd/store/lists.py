@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, bindparam, delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
@@ -20,6 +20,14 @@ from syncd.store.contacts import ContactRef
 
 # Bound parameters per IN list (SQLite's historic limit is 999).
 IN_CHUNK = 900
+# Built once: the webhook's purge is the hot path.
+_LISTS_OF = (select(InternalList.id, InternalList.name, InternalList.purpose,
+                    InternalList.marketing)
+             .join(ListMembership, ListMembership.list_id == InternalList.id)
+             .where(ListMembership.contact_id == bindparam("contact_id")))
+_UNLIST = delete(ListMembership).where(
+    ListMembership.contact_id == bindparam("contact_id"),
+    ListMembership.list_id.in_(bindparam("list_ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,20 @@ def remove_memberships(session: Session, contact_ids: Iterable[int], *, actor: s
                                           {"lists": lists, "reason": reason}, now)
                            for cid, lists in names.items()])
     return names
+
+
+def lists_of(session: Session, contact_id: int) -> list[ListRow]:
+    """The lists a contact is on (the purge's read)."""
+    return [ListRow(lid, name, purpose, bool(marketing))
+            for lid, name, purpose, marketing in session.connection().execute(
+                _LISTS_OF, {"contact_id": contact_id})]
+
+
+def unlist(session: Session, contact_id: int, list_ids: Iterable[int]) -> None:
+    """Take a contact off these lists; the audit entries and the revision bump are the
+    caller's (the purge writes them with the rest of the withdrawal)."""
+    session.connection().execute(_UNLIST, {"contact_id": contact_id,
+                                           "list_ids": sorted(set(list_ids))})
 
 
 def names_by_contact(session: Session, contact_ids: Sequence[int], *,

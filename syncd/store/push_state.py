@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, select, update
+from sqlalchemy import Engine, Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -198,3 +198,56 @@ def set_status(session: Session, audience_id: str, contact_ids: Iterable[int],
         session.connection().execute(update(_TABLE).where(
             _TABLE.c.audience_id == audience_id,
             _TABLE.c.contact_id.in_(ids[start : start + IN_CHUNK])).values(esp_status=status))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What syncd knows of a contact's member in an audience: its status and when syncd
+    asked Mailchimp for a double opt-in (webhook apply's subscribe)."""
+
+    esp_status: str | None
+    pending_requested_at: datetime | None
+
+
+# Built once: webhook apply is the hot path.
+_LEARN = (update(PushState)
+          .where(PushState.contact_id == bindparam("cid"),
+                 PushState.audience_id == bindparam("audience"),
+                 or_(PushState.esp_last_changed.is_(None),
+                     PushState.esp_last_changed <= bindparam("moment")))
+          .values(esp_status=bindparam("status"), esp_last_changed=bindparam("moment")))
+
+
+def learn_status(session: Session, contact_id: int, audience: str, status: str,
+                 moment: datetime) -> None:
+    """The member's status as Mailchimp reported it at `moment`, unless a later report
+    is known already."""
+    session.connection().execute(_LEARN, {"cid": contact_id, "audience": audience,
+                                          "status": status, "moment": moment})
+
+
+def pending(session: Session, contact_id: int, audience: str) -> Pending | None:
+    found = session.connection().execute(
+        select(PushState.esp_status, PushState.pending_requested_at)
+        .where(PushState.contact_id == contact_id, PushState.audience_id == audience)).first()
+    return None if found is None else Pending(*found)
+
+
+def record_confirmation(session: Session, contact_id: int, audience: str, ip: str,
+                        moment: datetime) -> None:
+    """Mailchimp's double opt-in confirmation: the member is subscribed, with its proof."""
+    session.connection().execute(
+        update(PushState)
+        .where(PushState.contact_id == contact_id, PushState.audience_id == audience)
+        .values(esp_status="subscribed", esp_opt_ip=ip, esp_opt_at=moment))
+
+
+def follow_address(session: Session, contact_id: int, audience: str | None, email: str,
+                   moment: datetime) -> None:
+    """The member (in `audience`, or every audience) now has this address."""
+    query = update(PushState).where(PushState.contact_id == contact_id,
+                                    or_(PushState.esp_email.is_(None),
+                                        PushState.esp_email != email))
+    if audience is not None:
+        query = query.where(PushState.audience_id == audience)
+    session.connection().execute(query.values(esp_email=email, updated_at=moment))

@@ -12,7 +12,7 @@ from syncd.config import Settings
 from syncd.errors import SyncdError
 from syncd.keys import Keyring
 from syncd.schema import InboxStatus, LedgerChannel
-from syncd.store import webhook_effects
+from syncd.store import push_state
 from syncd.webhooks.mailchimp_form import InboundEvent
 
 ACTOR = "esp"
@@ -59,5 +59,5 @@ class Job:
         a later re-consent against this state (`pending`), whatever order the events
         came in; and the reconciliation sees no second move for the same unsubscribe."""
         if self.audience:
-            webhook_effects.learn_status(self.session, contact_id, self.audience, status,
-                                         self.moment)
+            push_state.learn_status(self.session, contact_id, self.audience, status,
+                                    self.moment)

@@ -15,7 +15,7 @@ from syncd.consent.policy import Action
 from syncd.crm import store, suppression
 from syncd.keys import Keyring
 from syncd.schema import Contact
-from syncd.store import audit, webhook_effects
+from syncd.store import audit, push_state
 from syncd.store import inbox as inbox_store
 from syncd.webhooks import purge
 from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, Job, Outcome
@@ -107,7 +107,7 @@ def subscribe(job: Job) -> Outcome:
     if contact is None:
         return Outcome(IGNORED, "subscribe never creates consent")
     audience = job.audience
-    state = webhook_effects.member_state(session, contact.id, audience) if audience else None
+    state = push_state.pending(session, contact.id, audience) if audience else None
     # Mailchimp sends `subscribe` for a confirmation click, its own sign-up form and an
     # admin's or API subscribe alike; the body does not say which.
     asked = state.pending_requested_at if state is not None else None
@@ -127,8 +127,7 @@ def subscribe(job: Job) -> Outcome:
                 "syncd asked for (evidence: ip_opt, fired_at)")),
         actor=ACTOR, dedupe_salt=job.event_key)
     assert audience is not None
-    webhook_effects.record_confirmation(session, contact.id, audience, event.ip_opt,
-                                        job.moment)
+    push_state.record_confirmation(session, contact.id, audience, event.ip_opt, job.moment)
     return Outcome(APPLIED, "double opt-in confirmation recorded", contact.id)
 
 

@@ -26,7 +26,7 @@ from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import address_history, suppression
 from syncd.schema import Contact
-from syncd.store import audit, webhook_effects
+from syncd.store import audit, contacts, lists
 from syncd.store import ledger as ledger_store
 from syncd.store.ledger import RecentConsent
 from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, SAME_WITHDRAWAL_WINDOW, Job, Outcome
@@ -62,15 +62,15 @@ def unlist(session: Session, contact: RecentConsent, purposes: set[str] | None, 
     one per purpose, as the list removal writes them."""
     newer = {purpose for purpose, action, at in contact.recent
              if action == Action.CONFIRMED and at > moment}
-    by_purpose: dict[str, list[webhook_effects.Membership]] = defaultdict(list)
-    for member in webhook_effects.memberships(session, contact.id):
+    by_purpose: dict[str, list[lists.ListRow]] = defaultdict(list)
+    for member in lists.lists_of(session, contact.id):
         wanted = member.marketing if purposes is None else member.purpose in purposes
         if wanted and member.purpose not in newer:
             by_purpose[member.purpose].append(member)
     if not by_purpose:
         return []
-    webhook_effects.unlist(session, contact.id,
-                           [m.list_id for rows in by_purpose.values() for m in rows])
+    lists.unlist(session, contact.id,
+                 [m.id for rows in by_purpose.values() for m in rows])
     return [audit.AuditRow(actor=actor, action="lists_removed", contact_id=contact.id, at=now,
                            details={"lists": sorted(m.name for m in by_purpose[purpose]),
                                     "reason": why})
@@ -110,7 +110,7 @@ def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: With
         audits.insert(0, ledger.audit_row(w.actor, contact.id, w.record, now))
     audit.append(session, audits)
     if bumps:
-        webhook_effects.bump_revision(session, contact.id, bumps, now)
+        contacts.bump_revision(session, contact.id, bumps, now)
         loaded = session.identity_map.get(identity_key(Contact, contact.id))
         if loaded is not None:
             session.expire(loaded, ["revision", "updated_at"])

@@ -17,7 +17,7 @@ from syncd.clock import as_utc
 from syncd.crm import address_history, store, suppression
 from syncd.keys import Keyring
 from syncd.schema import Contact, InboxSource, LedgerChannel
-from syncd.store import audit, webhook_effects
+from syncd.store import audit, push_state
 from syncd.store import inbox as inbox_store
 from syncd.webhooks.job import ACTOR, APPLIED, Job, Outcome, Unappliable
 from syncd.webhooks.mailchimp_form import EventKind, InboundEvent, parse_body
@@ -126,7 +126,7 @@ def upemail(job: Job, reapply: Reapply) -> Outcome:
                                contact_id=contact.id)
         audit.record(session, actor=ACTOR, action="address_changed", contact_id=contact.id,
                      channel=job.channel)
-    webhook_effects.follow_address(session, contact.id, job.audience, new_key, job.moment)
+    push_state.follow_address(session, contact.id, job.audience, new_key, job.moment)
     _replay_arrived_for(job, new_hmac, contact.email_key, reapply)
     return Outcome(APPLIED, "address changed", contact.id)
 
