@@ -52,9 +52,10 @@ def run(kind: str, events: int) -> dict[str, Any]:
     from syncd.consent.chain_verify import verify
     from syncd.consent.ledger import ConsentRecord, event_row
     from syncd.consent.policy import Action
-    from syncd.db import insert_ignoring_duplicates, make_engine, session_factory, transaction
+    from syncd.db import make_engine, session_factory, transaction
     from syncd.migrate import upgrade
     from syncd.schema import ConsentEvent, Contact
+    from syncd.store.dialect import insert_ignoring_duplicates
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(_database(kind, Path(tmp)))
@@ -83,7 +84,7 @@ def run(kind: str, events: int) -> dict[str, Any]:
                         else:
                             row |= {"chain_seq": -made, "chain_prev": "0" * 64,
                                     "chain_hash": "0" * 64}
-                            insert_ignoring_duplicates(session, ConsentEvent.__table__, row)
+                            insert_ignoring_duplicates(session, ConsentEvent.__table__, [row])
                     timings[way].append((time.perf_counter() - started) * 1e6)
         # The plain rows sit at negative positions, which the walk (from position 1) skips.
         started = time.perf_counter()

@@ -5,10 +5,10 @@ should be counted as such."""
 from __future__ import annotations
 
 import pytest
-from syncd.inbound.reconcile import ReconcileReport, run_reconcile
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
+from syncd.inbound.reconcile import ReconcileReport, run_reconcile
 from tests.builders import add_contact, confirmed
 from tests.webhooks.conftest import inbox_rows
 
