@@ -61,10 +61,10 @@ def seed(path: Path, count: int) -> None:
     from sqlalchemy import insert, select
     from sqlalchemy.orm import Session
 
-    from syncd.consent import chain
     from syncd.context import AppContext
     from syncd.migrate import upgrade
     from syncd.schema import Contact, InternalList, ListMembership
+    from syncd.store import ledger as chain_ledger
 
     ctx = AppContext.open(_settings(f"sqlite:///{path}", "http://127.0.0.1:1/3.0"))
     upgrade(ctx.engine)
@@ -90,7 +90,7 @@ def seed(path: Path, count: int) -> None:
                         "occurred_at": given + timedelta(minutes=offset), "recorded_at": now,
                         "source": "web_form", "email_at_time": f"person{i}@example.org",
                         "ip": "192.0.2.1", "dedupe_key": f"{i:032x}{action}"})
-            chain.append_many(Session(bind=conn), events)  # linked into the ledger's chain
+            chain_ledger.append(Session(bind=conn), events)  # linked into the ledger's chain
             conn.execute(insert(ListMembership), [
                 {"contact_id": i, "list_id": list_id, "added_at": now, "source": "bench"}
                 for i in ids])

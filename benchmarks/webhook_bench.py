@@ -74,10 +74,10 @@ def prepare(kind: str, workdir: Path, count: int) -> str:
     from sqlalchemy import create_engine, insert, select, text
     from sqlalchemy.orm import Session
 
-    from syncd.consent import chain
     from syncd.context import AppContext
     from syncd.migrate import upgrade
     from syncd.schema import Contact, InternalList, ListMembership
+    from syncd.store import ledger as chain_ledger
 
     if kind == "sqlite":
         url = f"sqlite:///{workdir / 'bench.db'}"
@@ -104,7 +104,7 @@ def prepare(kind: str, workdir: Path, count: int) -> str:
                  "first_name": f"First{i}", "last_name": f"Last{i}", "attributes": {},
                  "is_customer": False, "created_at": now, "updated_at": now, "revision": 3}
                 for i in ids])
-            chain.append_many(Session(bind=conn), [  # linked into the ledger's chain
+            chain_ledger.append(Session(bind=conn), [  # linked into the ledger's chain
                 {"contact_id": i, "purpose": "newsletter", "action": action,
                  "occurred_at": given + timedelta(minutes=offset), "recorded_at": now,
                  "source": "web_form", "email_at_time": email(i), "ip": "192.0.2.1",
