@@ -4,7 +4,7 @@
     python benchmarks/ledger_chain_bench.py --db sqlite --events 500
 
 For each database, alternating in rounds so both see the same machine load:
-- chained: `chain.append_one` in its own transaction (lock the contact and the chain
+- chained: `store.ledger.append` of one row in its own transaction (lock the contact and the chain
   head, link, insert, move the head): what every writer does now;
 - plain: the same row inserted with the INSERT ... ON CONFLICT DO NOTHING the ledger used
   before the chain (its chain columns filled with a constant), in its own transaction.
@@ -48,13 +48,14 @@ def _database(kind: str, tmp: Path) -> str:
 def run(kind: str, events: int) -> dict[str, Any]:
     from sqlalchemy import insert
 
-    from syncd.consent import chain
     from syncd.consent.chain_verify import verify
     from syncd.consent.ledger import ConsentRecord, event_row
     from syncd.consent.policy import Action
-    from syncd.db import insert_ignoring_duplicates, make_engine, session_factory, transaction
+    from syncd.db import make_engine, session_factory, transaction
     from syncd.migrate import upgrade
     from syncd.schema import ConsentEvent, Contact
+    from syncd.store import ledger as chain_ledger
+    from syncd.store.dialect import insert_ignoring_duplicates
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(_database(kind, Path(tmp)))
@@ -79,11 +80,11 @@ def run(kind: str, events: int) -> dict[str, Any]:
                     started = time.perf_counter()
                     with transaction(sessions) as session:
                         if way == "chained":
-                            chain.append_one(session, row)
+                            chain_ledger.append(session, [row])
                         else:
                             row |= {"chain_seq": -made, "chain_prev": "0" * 64,
                                     "chain_hash": "0" * 64}
-                            insert_ignoring_duplicates(session, ConsentEvent.__table__, row)
+                            insert_ignoring_duplicates(session, ConsentEvent.__table__, [row])
                     timings[way].append((time.perf_counter() - started) * 1e6)
         # The plain rows sit at negative positions, which the walk (from position 1) skips.
         started = time.perf_counter()

@@ -9,9 +9,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.config import Settings
-from syncd.db import installation_value, make_engine, session_factory, transaction
+from syncd.db import make_engine, session_factory, transaction
 from syncd.keys import Keyring
 from syncd.store import lists
+from syncd.store.installation import installation_value
 
 PSEUDONYM_KEY_NAME = "pseudonym_key"
 

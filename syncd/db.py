@@ -3,8 +3,6 @@ PostgreSQL (psycopg 3) is the production database."""
 
 from __future__ import annotations
 
-import functools
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,12 +12,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import ConfigError
-from syncd.schema import InstallationValue
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # What is left of a deadline_transaction's budget (ms), for the SQLite BEGIN of this thread.
@@ -157,6 +154,8 @@ def deadline_transaction(factory: sessionmaker[Session], deadline: float) -> Ite
     try:
         with factory() as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":
+                # The transaction's own setup, like the SQLite pragmas above, not a
+                # statement of the data; it stays here (the store imports db, not back).
                 value = f"{remaining_ms}ms"
                 session.execute(select(func.set_config("lock_timeout", value, True),
                                        func.set_config("statement_timeout", value, True)))
@@ -165,68 +164,3 @@ def deadline_transaction(factory: sessionmaker[Session], deadline: float) -> Ite
                 raise DeadlineExceeded("deadline passed before the commit")
     finally:
         _BUDGET_MS.reset(token)
-
-
-def installation_value(factory: sessionmaker[Session], name: str) -> str:
-    """A random value generated once per installation and kept in the database."""
-    with transaction(factory) as session:
-        query = select(InstallationValue.value).where(InstallationValue.name == name)
-        found = session.scalar(query)
-        if found is not None:
-            return found
-    try:
-        with transaction(factory) as session:
-            session.add(InstallationValue(name=name, value=secrets.token_hex(32)))
-    except IntegrityError:
-        pass  # another process created it first; read theirs
-    with transaction(factory) as session:
-        return session.execute(
-            select(InstallationValue.value).where(InstallationValue.name == name)
-        ).scalar_one()
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_ignoring_statement(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
-    """The database's INSERT ... ON CONFLICT DO NOTHING RETURNING `returning`, built once
-    per table: the values travel as parameters, so the compiled statement is reused
-    (building it with inline values cost more than running it)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    # An explicit RETURNING: with SQLAlchemy's implicit one (2.1, PostgreSQL) rowcount is
-    # -1 and every duplicate looked inserted. A returned row is what says "inserted".
-    return stmt.returning(*returning)
-
-
-def insert_ignoring_duplicates(session: Session, table: Any, values: dict[str, Any]) -> bool:
-    """INSERT that does nothing when a unique key already exists (safe under concurrent
-    duplicates on both databases). True when a row was inserted."""
-    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table,
-                                      tuple(table.primary_key.columns))
-    return session.execute(stmt, values).first() is not None
-
-
-def insert_many_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]],
-                                    *returning: Any) -> set[Any]:
-    """insert_ignoring_duplicates for many rows in one executemany, which SQLAlchemy sends
-    as a few multi-row INSERTs ("insertmanyvalues"; far fewer round trips for bulk
-    imports). Returns what `returning` names of every row actually inserted: the value
-    for one column, a tuple for several."""
-    if not rows:
-        return set()
-    stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table, returning)
-    result = session.execute(stmt, rows)
-    if len(returning) == 1:
-        return set(result.scalars())
-    return {tuple(row) for row in result}
-
-
-def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """A plain INSERT of many rows in one executemany (bulk import: audit entries)."""
-    if rows:
-        session.execute(table.insert(), rows)

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -27,9 +27,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             # Replicas starting together: one upgrades, the others wait here and then find
             # the schema at head (DDL is transactional; the lock ends with the transaction).
             from syncd.runner_lock import advisory_key
+            from syncd.store import locks
 
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                               {"key": advisory_key("schema-migration")})
+            locks.lock_for_transaction(connection, advisory_key("schema-migration"))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
+from syncd.store import locks
 
 log = get_logger(__name__)
 
@@ -73,14 +74,6 @@ def _lock_engine(engine: Engine, name: str) -> Engine:
     })
 
 
-def _keep_session_alive(conn: Connection) -> None:
-    # An idle_session_timeout set for the role or database (PostgreSQL >= 14) would end the
-    # lock session, which sits idle for the whole run, and free the lock under our feet.
-    version = conn.dialect.server_version_info or (0,)
-    if version >= (14,):
-        conn.execute(text("SET idle_session_timeout = 0"))
-
-
 @contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
     dedicated = _lock_engine(engine, name)
@@ -88,9 +81,8 @@ def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
     try:
         with dedicated.connect() as raw:
             conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-            _keep_session_alive(conn)
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
-            if not got:
+            locks.keep_session_alive(conn)
+            if not locks.try_lock(conn, key):
                 raise RunnerBusy(name)
             try:
                 yield
@@ -103,7 +95,7 @@ def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
 def _release(conn: Connection, key: int, name: str) -> None:
     """Unlock; never raise from here, which would hide how the run itself ended."""
     try:
-        released = conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key}).scalar()
+        released = locks.unlock(conn, key)
     except DBAPIError as exc:
         # The session is gone (database restart, terminated backend), and the lock with it:
         # from that moment another runner could have started.

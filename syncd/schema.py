@@ -100,8 +100,7 @@ class ListMembership(Base):
 
 
 class ConsentAction(StrEnum):
-    """consent_events.action (the policy's Action, syncd.consent.policy, holds the same
-    values)."""
+    """consent_events.action (syncd.consent.policy imports it as its Action)."""
 
     GIVEN = "given"
     CONFIRMED = "confirmed"

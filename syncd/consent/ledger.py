@@ -51,7 +51,7 @@ _RECORD_FIELDS = tuple(f.name for f in fields(ConsentRecord))
 
 
 class LedgerSubject(Protocol):
-    """A contact as a bulk write holds it (crm.store.ContactRef): id, address and the
+    """A contact as a bulk write holds it (syncd.store.contacts.ContactRef): id, address and the
     revision bumps it still owes."""
 
     id: int

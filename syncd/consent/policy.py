@@ -1,7 +1,7 @@
 """The consent policy: a pure function that answers, for one contact, purpose and moment,
 "may we email this person for this purpose?", and says why in words.
 
-Rules (consent-rules.md): 1 one consent per purpose; 2 no pre-ticked boxes (refused at
+Rules (docs/consent-rules.md): 1 one consent per purpose; 2 no pre-ticked boxes (refused at
 import, never stored); 3 only a CONFIRMED (double opt-in) consent counts; 5/6 a withdrawal
 or suppression newer than the latest confirmation blocks, and a confirmation newer than
 a withdrawal is a re-consent, pushed as `pending`; 7 soft opt-in is not consent;
@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from syncd.schema import ConsentAction
 
-class Action(StrEnum):
-    GIVEN = "given"
-    CONFIRMED = "confirmed"
-    WITHDRAWN = "withdrawn"
-    # A record of the soft opt-in legal basis (existing customer); never consent.
-    SOFT_OPT_IN = "soft_opt_in"
+# What a ledger event records (given, confirmed, withdrawn, soft opt-in): one vocabulary,
+# kept next to its table (consent_events.action).
+Action = ConsentAction
 
 
 class Standing(StrEnum):

@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session, object_session
 
 from syncd.schema import Contact
 from syncd.store import contacts, lists
-from syncd.store.contacts import ContactData, ContactRef
+from syncd.store.contacts import ContactData
 
-# ContactData is the input of upsert_contact; ContactRef what consent.ledger's bulk append
-# takes (its home: syncd.store.contacts).
-__all__ = ["ContactData", "ContactRef", "add_to_list", "find_contact", "list_names",
+# ContactData is the input of upsert_contact (its home: syncd.store.contacts).
+__all__ = ["ContactData", "add_to_list", "find_contact", "list_names",
            "remove_from_lists", "touch", "upsert_contact"]
 
 

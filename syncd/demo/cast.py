@@ -15,7 +15,7 @@ SAMPLE_NAME = "sample.jsonl"
 class Example:
     email: str
     role: str  # who this is, in a few words
-    rule: str  # the consent rule (consent-rules.md) it shows
+    rule: str  # the consent rule (docs/consent-rules.md) it shows
     law: str  # the article it rests on
     # Expected newsletter standing after the import (policy.Standing); None: refused there.
     standing: str | None

@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
-from syncd.consent import chain
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
-from syncd.store import status
+from syncd.store import ledger, status
 from syncd.sync.audience_audit import AUDIT_RUN_KIND
 from syncd.sync.held import held_now
 
@@ -154,7 +153,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
                                 timedelta(minutes=settings.alert_inbox_stuck_minutes))}
             return brief | {"alerts": alerts(brief)}
         last_reconcile = status.last_success_by_kind(session, SUCCESS).get("reconcile")
-        head = chain.head(session)
+        head = ledger.head(session)
         tombstones = status.tombstone_count(session)
         doc: dict[str, Any] = {
             "schema": STATUS_SCHEMA, "generated_at": _iso(moment),

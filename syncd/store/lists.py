@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
 from syncd.config import ListSettings
-from syncd.db import insert_many_ignoring_duplicates
 from syncd.schema import InternalList, ListMembership
 from syncd.store import audit
 from syncd.store.contacts import ContactRef
+from syncd.store.dialect import insert_ignoring_duplicates
 
 # Bound parameters per IN list (SQLite's historic limit is 999).
 IN_CHUNK = 900
@@ -80,11 +80,11 @@ def add_memberships(session: Session, memberships: Sequence[Membership], *, acto
     the memberships added, in order."""
     now = utcnow()
     wanted = {(m.contact.id, m.list_id): m for m in memberships}
-    table = ListMembership.__table__
-    inserted = insert_many_ignoring_duplicates(
+    table = cast(Table, ListMembership.__table__)
+    inserted = set(insert_ignoring_duplicates(
         session, table, [{"contact_id": contact_id, "list_id": list_id, "added_at": now,
                           "source": source} for contact_id, list_id in wanted],
-        table.c.contact_id, table.c.list_id)
+        table.c.contact_id, table.c.list_id))
     added = [m for pair, m in wanted.items() if pair in inserted]
     for m in added:
         m.contact.bumps += 1

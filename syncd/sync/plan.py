@@ -1,7 +1,7 @@
 """The planner: pure. One contact (its ledger facts, suppressions, lists, inbox state) and
 what the ESP last confirmed for it -> the one member change to make, and why.
 
-Rules it enforces (consent-rules.md):
+Rules it enforces (docs/consent-rules.md):
 - I1: only an eligible Decision (confirmed consent newer than any withdrawal or
   suppression) is ever added; unconfirmed only as `pending`, and only when
   `sync_push_unconfirmed_as_pending` is set (rule 3).
@@ -27,11 +27,12 @@ from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
 from syncd.esp.protocol import LIVE_STATUSES, MemberData
 
+# ESP_CHANNELS: ledger channels of withdrawals that Mailchimp itself reported
+# (syncd.webhooks.apply): the member is already unsubscribed there, so no call is needed
+# and none counts against the safety limit.
+from syncd.schema import ESP_CHANNELS
+
 LIVE = LIVE_STATUSES
-# Ledger channels of withdrawals that Mailchimp itself reported (syncd.webhooks.apply):
-# the member is already unsubscribed there, so no call is needed and none counts
-# against the safety limit.
-ESP_CHANNELS = frozenset({"esp_webhook", "reconciliation"})
 
 
 class Action(StrEnum):

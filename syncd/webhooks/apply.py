@@ -2,7 +2,7 @@
 which effect each kind of event has (syncd.webhooks.purge, member_events, renames).
 
 The same function serves webhooks and the reconciliation pull, so a missed webhook and
-a delivered one end in the same state. Rules (consent-rules.md):
+a delivered one end in the same state. Rules (docs/consent-rules.md):
 
 - `unsubscribe`: a withdrawal in the ledger for the audience's purpose, dated when
   Mailchimp fired it, removal from every internal list of that purpose and a

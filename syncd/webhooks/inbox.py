@@ -1,7 +1,7 @@
 """The webhook inbox: store, dedupe, apply, and keep what could not be applied (I4, I5).
 
 Dedupe key. Mailchimp sends no event id and no trustworthy timestamp for replay checks
-(mailchimp.md section 1), and a retried delivery may order its keys differently, so the
+(docs/mailchimp.md section 1), and a retried delivery may order its keys differently, so the
 key is SHA-256 over the canonical JSON of the PARSED fields that identify an event:
 type, fired_at, list_id, the address(es), reason, action and campaign_id (plus the merge
 fields for `profile`, the whole parsed body for unknown types or a missing fired_at, and

@@ -3,7 +3,7 @@
 Mailchimp POSTs `application/x-www-form-urlencoded` with PHP-style bracket keys
 (`data[merges][GROUPINGS][0][name]`); `parse_qs` gives flat keys, so the nesting is built
 here. Real deliveries vary: an unsubscribe may have no `data[action]`, merges may be empty
-or carry GROUPINGS, any key may be missing, empty or extra (mailchimp.md section 1). The
+or carry GROUPINGS, any key may be missing, empty or extra (docs/mailchimp.md section 1). The
 parser tolerates all of that; only an unreadable body, a missing `type`, a NUL character
 (raw or `%00`: PostgreSQL text cannot hold it, and no real delivery carries one) or a
 `fired_at` outside any date Mailchimp can send is refused. Refusing here, with a 400,

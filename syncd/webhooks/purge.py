@@ -1,7 +1,7 @@
 """The withdrawal (an unsubscribe, an abuse complaint, a deletion at Mailchimp, a purpose
 unticked on the preference page): the one implementation, on the webhook hot path.
 
-Rules (consent-rules.md): a withdrawal in the ledger for the purpose, dated when it
+Rules (docs/consent-rules.md): a withdrawal in the ledger for the purpose, dated when it
 happened; off every internal list of that purpose except a purpose with a consent
 confirmed AFTER this event (a newer confirmed consent beats an older withdrawal, I6);
 a suppression entry for every address the person ever had (rule 5, I3, I12). An abuse

@@ -2,7 +2,7 @@
 
 Events subscribe, unsubscribe, profile, cleaned and upemail; campaign off (stored and
 ignored anyway). Sources user and admin, NOT api: with api on, every write syncd makes
-comes back to it as a webhook (a feedback loop, mailchimp.md section 1). The URL must be
+comes back to it as a webhook (a feedback loop, docs/mailchimp.md section 1). The URL must be
 https (http only for 127.0.0.1/localhost) and end in one of the configured secrets,
 which is how Mailchimp's unsigned webhooks are authenticated. Secrets are shown masked.
 """

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
-from syncd.consent import chain
 from syncd.consent.chain_verify import Verdict, verify
 from syncd.consent.policy import Action
 from syncd.context import AppContext
@@ -23,6 +22,7 @@ from syncd.crm.importer import import_file
 from syncd.db import make_engine, transaction
 from syncd.migrate import upgrade
 from syncd.schema import ConsentEvent
+from syncd.store import ledger as chain
 from tests.builders import add_contact, at, confirmed
 from tests.conftest import make_settings
 from tests.crm.conftest import Cli, consent, contact_line, write_jsonl

@@ -205,9 +205,9 @@ def seed_confirmed(ctx: Any, count: int, *, prefix: str = "member") -> list[str]
     from sqlalchemy import insert, select
 
     from syncd.clock import utcnow
-    from syncd.consent import chain
     from syncd.db import transaction
     from syncd.schema import Contact, InternalList, ListMembership
+    from syncd.store import ledger as chain_ledger
     from tests.builders import at
 
     emails = [f"{prefix}{i:05d}@example.org" for i in range(count)]
@@ -220,7 +220,7 @@ def seed_confirmed(ctx: Any, count: int, *, prefix: str = "member") -> list[str]
              "created_at": now, "updated_at": now, "revision": 1} for e in emails])
         ids = dict(session.execute(select(Contact.email_key, Contact.id).where(
             Contact.email_key.in_(emails))).all())
-        chain.append_many(session, [  # the ledger's one write path: linked into its chain
+        chain_ledger.append(session, [  # the ledger's one write path: linked into its chain
             {"contact_id": ids[e], "purpose": "newsletter", "action": action,
              "occurred_at": at(0) + timedelta(hours=hours), "recorded_at": now,
              "source": "web_form", "email_at_time": e, "form_url": "https://example.org/signup",
