@@ -152,7 +152,7 @@ class ConsentEvent(Base):
     campaign_id: Mapped[str | None] = mapped_column(String(64))
     # Hash of the event's content: re-importing the same event changes nothing.
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
-    # The hash chain (syncd.consent.chain): place in the ledger, the link of the event
+    # The hash chain (syncd.store.ledger): place in the ledger, the link of the event
     # before it and this event's own link over its content.
     chain_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     chain_prev: Mapped[str] = mapped_column(String(64))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from syncd import metrics
 from syncd.addresses import Address
 from syncd.clock import utcnow
-from syncd.consent import chain, ledger
+from syncd.consent import ledger
 from syncd.consent.facts import decide_for
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action, Standing
@@ -32,6 +32,7 @@ from syncd.schema import Contact
 from syncd.signup import outbox, tokens
 from syncd.signup.form import SignupInput
 from syncd.store import audit, contacts, signups
+from syncd.store import ledger as stored_ledger
 
 ACTOR = "signup"
 CHANNEL_FORM = "web_form"
@@ -146,7 +147,7 @@ def _record_new(session: Session, ctx: AppContext, signup: SignupInput, evidence
         audits.append(audit.AuditRow(ACTOR, "consent_given", contact_id, {
             "purpose": purpose, "source": channel, "occurred_at": evidence.at.isoformat()},
             at=now))
-    chain.append_many(session, events)  # the one write path of the ledger (hash chain)
+    stored_ledger.append(session, events)  # the one write path of the ledger (hash chain)
     audit.append(session, audits)
     if ctx.settings.double_opt_in != "syncd":
         return ()
