@@ -75,7 +75,7 @@ def serve(url: str, port_file: str, smtp_port: int) -> None:
     from syncd import logs
     from syncd.context import AppContext
     from syncd.service.app import create_app
-    from syncd.signup.mailer import SmtpSender
+    from syncd.service.smtp_sender import SmtpSender
     from syncd.signup.outbox import deliver_due
 
     ctx = AppContext.open(_settings(url, smtp_port))

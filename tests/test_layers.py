@@ -30,6 +30,13 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 EMULATOR = "mailchimp_emulator"
 EMULATOR_USERS = frozenset({"cli", "demo"})
 
+# Network code (sockets, HTTP, SMTP, the Mailchimp client) lives in these nodes only: the
+# ESP adapter, the service, and the demo (which plays the visitor and Mailchimp's sends).
+NETWORK_LIBRARIES = frozenset({
+    "socket", "smtplib", "ssl", "http.client", "http.server", "urllib.request", "requests",
+    "httpx", "uvicorn", "fastapi", "starlette", "mailchimp_marketing", "aiosmtpd"})
+NETWORK_NODES = frozenset({"esp", "service", "demo"})
+
 SYNCD = Path(__file__).resolve().parent.parent / "syncd"
 EMULATOR_ROOT = SYNCD.parent / EMULATOR
 
@@ -220,6 +227,26 @@ def test_no_import_cycle_between_packages(imports: list[Import]) -> None:
 def test_only_cli_and_demo_import_the_emulator(imports: list[Import]) -> None:
     problems = emulator_imports(imports)
     assert not problems, "the emulator imported outside cli/ and demo/:\n" + "\n".join(
+        problems)
+
+
+def network_imports(root: Path) -> list[str]:
+    """Imports of a network library from a node that should not talk over the network."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        module, is_package = _module_name(root, path)
+        if node_of(module) in NETWORK_NODES:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for line, name in _imported_modules(tree, module, is_package):
+            if any(name == lib or name.startswith(lib + ".") for lib in NETWORK_LIBRARIES):
+                found.append(f"{path.relative_to(root.parent)}:{line}: {name}")
+    return found
+
+
+def test_network_code_lives_in_esp_service_and_demo_only() -> None:
+    problems = network_imports(SYNCD)
+    assert not problems, "network code outside esp/, service/ and demo/:\n" + "\n".join(
         problems)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from syncd.demo.checks import Check
-from syncd.signup.mailer import SmtpSender
+from syncd.service.smtp_sender import SmtpSender
 from syncd.signup.outbox import deliver_due
 from syncd.store import status
 from syncd.sync.run import run_sync

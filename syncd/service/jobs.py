@@ -65,7 +65,7 @@ class JobRunner:
 
     def outbox(self) -> None:
         """Send the due mails of the sign-up outbox (syncd's own double opt-in)."""
-        from syncd.signup.mailer import SmtpSender
+        from syncd.service.smtp_sender import SmtpSender
         from syncd.signup.outbox import deliver_due
 
         sender = SmtpSender(self.ctx.settings)

@@ -13,7 +13,7 @@ import requests
 from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.service.app import create_app
-from syncd.signup.mailer import SmtpSender
+from syncd.service.smtp_sender import SmtpSender
 from syncd.signup.outbox import DeliveryReport, deliver_due
 from tests.conftest import make_settings
 from tests.service.conftest import served
