@@ -10,6 +10,7 @@ next run pushes it."""
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -95,14 +96,20 @@ def _compiled(dialect: Dialect, kind: str, columns: tuple[str, ...]) -> tuple[
 
 
 def _execute(conn: Connection, kind: str, group: list[dict[str, Any]]) -> None:
-    sql, order, processors = _compiled(conn.dialect, kind, tuple(group[0]))
+    keys = tuple(group[0])
+    sql, order, processors = _compiled(conn.dialect, kind, keys)
+    # Per row: the values in the rows' own key order, the few typed ones bound by their
+    # column's processor, then picked in the statement's parameter order.
+    typed = [(keys.index(name), process) for name, process in processors]
+    if order is not None:
+        pick = operator.itemgetter(*(keys.index(name) for name in order))
     params: list[Any] = []
     for row in group:
-        bound = dict(row)
-        for name, process in processors:
-            if bound[name] is not None:
-                bound[name] = process(bound[name])
-        params.append(tuple(bound[name] for name in order) if order is not None else bound)
+        values = list(row.values())
+        for index, process in typed:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        params.append(pick(values) if order is not None else dict(zip(keys, values, strict=True)))
     conn.exec_driver_sql(sql, params)
 
 
