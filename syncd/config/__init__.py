@@ -15,6 +15,8 @@ from syncd.config.fields import (
 )
 from syncd.config.loading import OTHER_VARIABLES, load_settings, unknown_variables
 from syncd.config.settings import Settings
+from syncd.config.targets import DEFAULT_TARGET, TargetSettings
 
-__all__ = ["CONFIG_ENV", "ENV_PREFIX", "NEWSLETTER", "OTHER_VARIABLES", "SECRET_FIELDS",
-           "ListSettings", "SettingFields", "Settings", "load_settings", "unknown_variables"]
+__all__ = ["CONFIG_ENV", "DEFAULT_TARGET", "ENV_PREFIX", "NEWSLETTER", "OTHER_VARIABLES",
+           "SECRET_FIELDS", "ListSettings", "SettingFields", "Settings", "TargetSettings",
+           "load_settings", "unknown_variables"]

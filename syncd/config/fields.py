@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from syncd.config.targets import TargetSettings
+
 NEWSLETTER = "newsletter"
 ENV_PREFIX = "SYNCD_"
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -132,6 +134,10 @@ class SettingFields(BaseSettings):
     # Graceful shutdown bound: on SIGTERM the current batch finishes and checkpoints, then
     # the process exits; systemd TimeoutStopSec / Docker stop_grace_period must exceed it.
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    # Sync targets ([[targets]] tables), one audience each. None given: the single-audience
+    # settings above ([mailchimp] audience_id, sync_purpose, ...) are one target, "default".
+    targets: list[TargetSettings] = Field(default_factory=list)
 
     lists: dict[str, ListSettings] = Field(
         default_factory=lambda: {"newsletter": ListSettings(purpose=NEWSLETTER)}

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from syncd.config.fields import ENV_PREFIX, NEWSLETTER, ListSettings, SettingFields
 from syncd.config.sources import SecretFileSource, TomlSource
+from syncd.config.targets import DEFAULT_TARGET, TargetSettings
 from syncd.errors import ConfigError
 
 
@@ -114,10 +115,70 @@ class Settings(SettingFields):
         _http_url(value)
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _targets_consistent(self) -> Settings:
+        if self.targets and self.mailchimp_audience_id:
+            raise ValueError("set either [[targets]] or [mailchimp] audience_id "
+                             "(the single-audience settings), not both")
+        for key in ("name", "audience_id"):
+            seen: set[str] = set()
+            for target in self.targets:
+                value = getattr(target, key)
+                if value in seen:
+                    raise ValueError(f"two targets have the {key.replace('_', ' ')} "
+                                     f"{value!r}; each target is one audience")
+                seen.add(value)
+        for target in self.targets:
+            unknown = sorted(set(target.interests) - set(self.lists))
+            if unknown:
+                raise ValueError(f"target {target.name}: interests name unknown lists: "
+                                 f"{', '.join(unknown)}")
+        return self
+
+    @property
+    def sync_targets(self) -> tuple[TargetSettings, ...]:
+        """The targets to sync: [[targets]], or the one the single-audience settings
+        describe (none when no audience id is set)."""
+        if self.targets:
+            return tuple(self.targets)
+        if not self.mailchimp_audience_id:
+            return ()
+        return (TargetSettings(
+            name=DEFAULT_TARGET, audience_id=self.mailchimp_audience_id,
+            purposes=(self.sync_purpose,), merge_fields=dict(self.mailchimp_merge_fields),
+            sync_tags=self.mailchimp_sync_tags,
+            max_unsubscribe_share=self.sync_max_unsubscribe_share,
+            unsubscribe_floor=self.sync_unsubscribe_floor,
+            interval_minutes=self.sync_interval_minutes),)
+
+    def target(self, name: str | None = None) -> TargetSettings:
+        """The target called `name` (None: the only one); a clear error otherwise."""
+        targets = self.sync_targets
+        if not targets:
+            self.require_audience_id()
+        if name is None:
+            if len(targets) > 1:
+                raise ConfigError("several targets are configured ("
+                                  + ", ".join(t.name for t in targets)
+                                  + "); name one with --target")
+            return targets[0]
+        for target in targets:
+            if target.name == name:
+                return target
+        raise ConfigError(f"no target is called {name!r}; configured: "
+                          + ", ".join(t.name for t in targets))
+
+    def target_of_audience(self, audience_id: str) -> TargetSettings | None:
+        """The target that syncs this audience (webhooks are routed by their list_id)."""
+        return next((t for t in self.sync_targets if t.audience_id == audience_id), None)
+
     @property
     def purposes(self) -> frozenset[str]:
-        """Known purposes: the newsletter and every purpose a configured list names."""
-        return frozenset({NEWSLETTER, self.sync_purpose} | {c.purpose for c in self.lists.values()})
+        """Known purposes: the newsletter, every purpose a configured list names, and
+        every purpose a target sends."""
+        return frozenset({NEWSLETTER, self.sync_purpose}
+                         | {c.purpose for c in self.lists.values()}
+                         | {p for t in self.targets for p in t.purposes})
 
     def lists_of_purpose(self, purpose: str) -> list[str]:
         return sorted(name for name, cfg in self.lists.items() if cfg.purpose == purpose)

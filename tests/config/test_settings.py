@@ -14,6 +14,7 @@ from syncd.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "syncd.example.toml"
 TABLE = re.compile(r"^\[([A-Za-z0-9_.-]+)\]\s*$")
+TARGETS = re.compile(r"^#?\s*\[\[targets\]\]\s*$")
 KEY = re.compile(r"^#?\s*([a-z_]+)\s*=")
 
 
@@ -22,13 +23,16 @@ def _documented_names() -> set[str]:
     names: set[str] = set()
     table = ""
     for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if TARGETS.match(line.strip()):
+            table = "targets."
+            continue
         if found := TABLE.match(line.strip()):
             table = found.group(1)
             continue
         if (found := KEY.match(line.strip())) is None:
             continue
-        if table.startswith("lists."):
-            names.add("lists")
+        if table.startswith(("lists.", "targets.")):
+            names.add(table.split(".")[0])
         else:
             names.add(f"{table}_{found.group(1)}" if table else found.group(1))
     return names
