@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 from prometheus_client import REGISTRY
 
+from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.store import lists
 from tests.builders import add_contact, confirmed, contact_by_email
 from tests.conftest import TEST_AUDIENCE_ID, fixture_body
-from tests.targets.conftest import OFFERS_AUDIENCE
+from tests.targets.conftest import NEWSLETTER, OFFERS, OFFERS_AUDIENCE, two_target_settings
 from tests.webhooks.conftest import Served, inbox_rows, served_for  # noqa: F401 - fixture
 
 ADA, ALAN = "ada.lovelace@example.com", "alan.turing@example.com"
@@ -83,3 +84,17 @@ def test_a_webhook_for_an_audience_no_target_syncs_is_answered_and_never_applied
     assert [row.status for row in inbox_rows(targets_ctx)] == ["ignored"]
     assert REGISTRY.get_sample_value("syncd_webhook_unrouted_events_total",
                                      {"kind": "unsubscribe"}) == before + 1
+
+
+def test_an_unsubscribe_withdraws_every_purpose_of_a_target_with_several(
+        database_url: str, two_audiences: MailchimpEmulator,
+        served_for: Callable[[AppContext], Served]) -> None:  # noqa: F811 - the fixture
+    both = NEWSLETTER.model_copy(update={"purposes": ("newsletter", "events")})
+    ctx = AppContext.open(two_target_settings(database_url, two_audiences, both, OFFERS))
+    ctx.sync_lists()
+    try:
+        _person(ctx, ADA)
+        served_for(ctx).post(fixture_body("unsubscribe.form"))
+        assert _lists(ctx, ADA) == ["offers"]
+    finally:
+        ctx.close()
