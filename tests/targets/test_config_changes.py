@@ -85,3 +85,20 @@ def test_full_re_plans_every_contact_without_a_configuration_change(
     assert (full.considered, full.unchanged, full.write_calls, full.replanned) == (
         2, 2, 0, "full")
     assert (dry.considered, dry.replanned) == (2, "full")
+
+
+def test_a_dry_run_shows_the_re_plan_of_a_changed_configuration_and_records_nothing(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    _people(database_url, emulator)
+    _sync(database_url, emulator, mailchimp_merge_fields={"first_name": "FNAME"})
+    wider = {"first_name": "FNAME", "last_name": "LNAME"}
+    ctx = AppContext.open(emulated_settings(database_url, emulator,
+                                            mailchimp_merge_fields=wider))
+    try:
+        dry = run_sync(ctx, dry_run=True)
+        real = run_sync(ctx)
+    finally:
+        ctx.close()
+
+    assert (dry.considered, dry.updated, dry.replanned) == (2, 2, "configuration changed")
+    assert (real.updated, real.replanned) == (2, "configuration changed")
