@@ -1,4 +1,5 @@
-"""Routing of Mailchimp Marketing API v3 requests (`/3.0/...`) onto the audience.
+"""Routing of Mailchimp Marketing API v3 requests (`/3.0/...`) onto the account's
+audiences (by list id; an unknown one answers 404 like any unknown resource).
 
 Pure functions of (method, path, query, body) -> Reply; the socket side lives in
 server.py. Route kinds double as the keys of the call statistics.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,12 @@ JSON_TYPE = "application/json; charset=utf-8"
 PROBLEM_TYPE = "application/problem+json; charset=utf-8"
 _LIST = r"^/3\.0/lists/(?P<list_id>[^/]+)"
 _MEMBER = _LIST + r"/members/(?P<hash>[^/]+)"
+_CATEGORY = _LIST + r"/interest-categories/(?P<category_id>[^/]+)"
 ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern + "/?$"), kind)
     for pattern, kind in (
         (r"^/3\.0/ping", "ping"),
+        (r"^/3\.0/lists", "lists"),
         (_LIST, "list"),
         (_LIST + r"/members", "members"),
         (_MEMBER, "member"),
@@ -31,6 +34,10 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (_MEMBER + r"/actions/delete-permanent", "delete_permanent"),
         (_LIST + r"/webhooks", "webhooks"),
         (_LIST + r"/webhooks/(?P<webhook_id>[^/]+)", "webhook"),
+        (_LIST + r"/interest-categories", "interest_categories"),
+        (_CATEGORY, "interest_category"),
+        (_CATEGORY + r"/interests", "interests"),
+        (_CATEGORY + r"/interests/(?P<interest_id>[^/]+)", "interest"),
     )
 )
 
@@ -215,16 +222,40 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "webhook"): lambda a, c: a.webhooks.get(c.params["webhook_id"]),
     ("PATCH", "webhook"): lambda a, c: a.webhooks.update(c.params["webhook_id"], _body(c)),
     ("DELETE", "webhook"): lambda a, c: _none(lambda: a.webhooks.delete(c.params["webhook_id"])),
+    ("GET", "interest_categories"): lambda a, c: a.interest_categories(
+        count=_int(c.query, "count", 10), offset=_int(c.query, "offset", 0)
+    ),
+    ("POST", "interest_categories"): lambda a, c: a.add_interest_category_api(_body(c)),
+    ("GET", "interest_category"): lambda a, c: a.interest_category(c.params["category_id"]),
+    ("GET", "interests"): lambda a, c: a.interests(
+        c.params["category_id"], count=_int(c.query, "count", 10), offset=_int(c.query, "offset", 0)
+    ),
+    ("POST", "interests"): lambda a, c: a.add_interest_api(c.params["category_id"], _body(c)),
+    ("GET", "interest"): lambda a, c: a.interest(c.params["category_id"], c.params["interest_id"]),
 }
 
 
-def handle(audience: Audience, call: Call) -> Reply:
-    """Answer one authenticated API call."""
+def _lists(audiences: Mapping[str, Audience], call: Call) -> Any:
+    if call.method != "GET":
+        raise ApiProblem(
+            405, "Method Not Allowed", "The requested method and resource are not compatible."
+        )
+    infos = [a.info() for a in audiences.values()]
+    count, offset = _int(call.query, "count", 10), _int(call.query, "offset", 0)
+    return {"lists": infos[offset : offset + count], "total_items": len(infos)}
+
+
+def handle(audiences: Mapping[str, Audience], call: Call) -> Reply:
+    """Answer one authenticated API call; `audiences` by list id, the default first."""
     try:
         if call.kind == "unknown":
             raise not_found()
+        if call.kind == "lists":
+            doc = _lists(audiences, call)
+            return json_reply(project(doc, call.query))
         list_id = call.params.get("list_id")
-        if list_id is not None and list_id != audience.list_id:
+        audience = audiences.get(list_id) if list_id is not None else next(iter(audiences.values()))
+        if audience is None:
             raise not_found()
         handler = _HANDLERS.get((call.method, call.kind))
         if handler is None:

@@ -26,7 +26,7 @@ class AudienceApi(AudienceCore):
                 "name": self.name,
                 "permission_reminder": "You signed up for updates on our website.",
                 "double_optin": True,
-                "marketing_permissions": False,
+                "marketing_permissions": self.fields.gdpr,
                 "date_created": iso(self._created),
                 "list_rating": 0,
                 "stats": {

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mailchimp_emulator.audience_fields import NO_FIELDS, AudienceFields, FieldsSetup
 from mailchimp_emulator.members import (
     COMPLIANCE_STATES,
     JSON,
@@ -22,6 +23,7 @@ from mailchimp_emulator.members import (
     AudienceRules,
     Clock,
     Member,
+    apply_details,
     check_address,
     check_merge_fields,
     check_new_address,
@@ -53,9 +55,11 @@ class AudienceCore:
         name: str = "syncd emulator audience",
         rules: AudienceRules | None = None,
         clock: Clock | None = None,
+        fields: FieldsSetup = NO_FIELDS,
     ) -> None:
         self.list_id = list_id
         self.name = name
+        self.setup = fields
         self._rules = rules or AudienceRules()
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
@@ -69,6 +73,7 @@ class AudienceCore:
         self._forgotten: set[str] = set()
         self._confirmations: dict[str, int] = {}
         self._tag_ids: dict[str, int] = {}
+        self.fields = AudienceFields(self.list_id, self.setup)
         self.webhooks.clear()
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
         self._next_web_id = 100_000
@@ -77,7 +82,8 @@ class AudienceCore:
         self._listing: tuple[tuple[Any, ...], list[Member]] | None = None
 
     def reset(self) -> None:
-        """Forget everything: members, forgotten addresses, webhooks, counters."""
+        """Forget everything: members, forgotten addresses, webhooks, counters; GDPR
+        fields and groups as the audience was set up with."""
         with self._lock:
             self._reset_locked()
 
@@ -121,12 +127,14 @@ class AudienceCore:
     def _render(self, member: Member) -> JSON:
         for tag in member.tags:
             self._tag_ids.setdefault(tag, 1000 + len(self._tag_ids))
-        return render(
+        doc = render(
             member,
             list_id=self.list_id,
             known_merge_fields=self._rules.known_merge_fields,
             tag_ids=self._tag_ids,
         )
+        self.fields.render_member(doc, member.marketing_permissions, member.interests)
+        return doc
 
     def _existing(self, key: str) -> Member:
         member = self._members.get(key.lower())
@@ -168,6 +176,7 @@ class AudienceCore:
         merges = check_merge_fields(
             self._rules, body, is_new=is_new, skip_validation=skip_merge_validation
         )
+        permissions, interests = self.fields.check_write(body)
         before = (
             current.status_before_archive
             if current and is_new
@@ -184,10 +193,13 @@ class AudienceCore:
                 current,
                 merge_fields=dict(current.merge_fields),
                 tags=list(current.tags),
-                marketing_permissions=list(current.marketing_permissions),
+                marketing_permissions=dict(current.marketing_permissions),
+                interests=dict(current.interests),
             )
         member.merge_fields.update(merges)
-        self._apply_details(member, body, sync_tags)
+        member.marketing_permissions.update(permissions)
+        member.interests.update(interests)
+        apply_details(member, body, sync_tags)
         if wanted and (wanted != member.status or wanted == "pending" or is_new):
             self._set_status(key, member, wanted, reason="N/A (Unsubscribed by API)")
         if member != current:
@@ -198,32 +210,6 @@ class AudienceCore:
     def _web_id(self) -> int:
         self._next_web_id += 1
         return self._next_web_id
-
-    def _apply_details(
-        self, member: Member, body: Mapping[str, Any], sync_tags: bool | None
-    ) -> None:
-        for name in ("ip_signup", "timestamp_signup", "ip_opt", "timestamp_opt", "language",
-                     "email_type"):
-            value = body.get(name)
-            if isinstance(value, str) and value:
-                setattr(member, name, value)
-        if isinstance(body.get("vip"), bool):
-            member.vip = body["vip"]
-        permissions = body.get("marketing_permissions")
-        if isinstance(permissions, list):
-            by_id = {p.get("marketing_permission_id"): p for p in member.marketing_permissions}
-            for item in permissions:
-                if isinstance(item, dict):
-                    by_id[item.get("marketing_permission_id")] = dict(item)
-            member.marketing_permissions = list(by_id.values())
-        if sync_tags is not None:
-            names = [
-                t if isinstance(t, str) else str(t.get("name", "")) for t in body.get("tags") or []
-            ]
-            if sync_tags:
-                member.tags = list(dict.fromkeys(names))
-            else:
-                member.tags = list(dict.fromkeys([*member.tags, *names]))
 
     def _set_status(self, key: str, member: Member, status: str, *, reason: str) -> None:
         if status == "pending":
@@ -248,13 +234,13 @@ class AudienceCore:
                 "unsubscribed": "unsubscribe",
                 "cleaned": "cleaned",
             }.get(after.status)
-        elif before.merge_fields != after.merge_fields:
+        elif (before.merge_fields, before.interests, before.marketing_permissions) != (
+            after.merge_fields, after.interests, after.marketing_permissions
+        ):
             kind = "profile"
         if kind:
             extra = {"action": "unsub", "reason": "manual"} if kind == "unsubscribe" else {}
-            self._api_events.append(
-                AudienceEvent(kind, "api", self._clock(), self.list_id, copy.deepcopy(after), extra)
-            )
+            self._api_events.append(self._event(kind, after, "api", **extra))
 
     def take_api_events(self) -> list[AudienceEvent]:
         """Events caused by API writes, for delivery to `sources.api` webhooks."""
@@ -287,7 +273,10 @@ class AudienceCore:
         self, kind: str, member: Member | None, source: str, **extra: str | None
     ) -> AudienceEvent:
         snapshot = copy.deepcopy(member) if member else None
-        return AudienceEvent(kind, source, self._clock(), self.list_id, snapshot, extra)
+        groupings = tuple(self.fields.groupings(member.interests)) if member else ()
+        return AudienceEvent(
+            kind, source, self._clock(), self.list_id, snapshot, extra, groupings
+        )
 
 
 class ContactExistsError(Exception):

@@ -91,11 +91,22 @@ class AudiencePeople(AudienceCore):
             return [self._event("cleaned", member, source, reason=reason, campaign_id=campaign_id)]
 
     def user_updates_profile(
-        self, email: str, merges: Mapping[str, str], *, source: str = "user"
+        self,
+        email: str,
+        merges: Mapping[str, str],
+        *,
+        interests: Mapping[str, bool] | None = None,
+        marketing_permissions: Mapping[str, bool] | None = None,
+        source: str = "user",
     ) -> list[AudienceEvent]:
+        """The profile page: merge fields, groups (un)ticked, GDPR permissions switched,
+        by id or by name/text. LookupError for an interest or permission not there."""
         with self._lock:
             member = self._live(email)
+            ticked, permitted = self._resolved(interests, marketing_permissions)
             member.merge_fields.update(merges)
+            member.interests.update(ticked)
+            member.marketing_permissions.update(permitted)
             self._touch(member.id, member)
             return [self._event("profile", member, source)]
 
@@ -133,6 +144,14 @@ class AudiencePeople(AudienceCore):
                 )
             ]
 
+    def _resolved(
+        self, interests: Mapping[str, bool] | None, permissions: Mapping[str, bool] | None
+    ) -> tuple[dict[str, bool], dict[str, bool]]:
+        return (
+            {self.fields.interest_id(k): bool(v) for k, v in (interests or {}).items()},
+            {self.fields.permission_id(k): bool(v) for k, v in (permissions or {}).items()},
+        )
+
     # -- test accessors and seeding -------------------------------------------------
 
     def member(self, email_or_hash: str) -> JSON | None:
@@ -168,11 +187,14 @@ class AudiencePeople(AudienceCore):
         tags: Iterable[str] = (),
         unique_email_id: str | None = None,
         web_id: int | None = None,
+        interests: Mapping[str, bool] | None = None,
+        marketing_permissions: Mapping[str, bool] | None = None,
         **details: str,
     ) -> JSON:
         """Put a member in place with no rules applied (existing audience data)."""
         with self._lock:
             key = subscriber_hash(email)
+            ticked, permitted = self._resolved(interests, marketing_permissions)
             member = Member(
                 email,
                 status,
@@ -181,6 +203,8 @@ class AudiencePeople(AudienceCore):
                 self._last_stamp,
                 merge_fields=dict(merge_fields or {}),
                 tags=list(tags),
+                marketing_permissions=permitted,
+                interests=ticked,
             )
             for name, value in details.items():
                 setattr(member, name, value)

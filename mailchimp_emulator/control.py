@@ -23,6 +23,12 @@ problem+json like the API's (400 bad input, 404 unknown route or member).
         upemail {old_email, new_email}          campaign {campaign_id, subject?, status?}
         all take "source" (user|admin|api, default user) and "deliver" (default true)
     POST   /_emulator/webhooks/redeliver   {deliveries: [...]}: retry the failed ones
+    GET    /_emulator/audiences            {audiences: [{list_id, name, marketing_permissions:
+                                           {id: text}, interest_categories: {title: {name: id}}}]}
+    POST   /_emulator/audiences            {list_id, name?, marketing_permissions?: [text],
+                                           interest_categories?: {title: [name]}} -> that audience
+Every route about one audience (members, addresses, settings, fire) takes `list_id` in its
+body or query (default: the default audience; an unknown one is 404).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from mailchimp_emulator.api import NO_CONTENT, Reply, json_reply, parse_json, pr
 from mailchimp_emulator.problems import ApiProblem, field_error, not_found
 
 if TYPE_CHECKING:
+    from mailchimp_emulator.audience import Audience
     from mailchimp_emulator.emulator_core import EmulatorCore
     from mailchimp_emulator.webhook_delivery import Delivery
 
@@ -51,8 +58,8 @@ _RULE_NAMES = (
 )
 
 
-def _settings(emu: EmulatorCore) -> dict[str, Any]:
-    rules = asdict(emu.audience.rules)
+def _settings(emu: EmulatorCore, list_id: str | None = None) -> dict[str, Any]:
+    rules = asdict(emu.audience_of(list_id).rules)
     rules["refused_addresses"] = sorted(rules["refused_addresses"])
     rules["recent_signup_addresses"] = sorted(rules["recent_signup_addresses"])
     rules["required_merge_fields"] = list(rules["required_merge_fields"])
@@ -61,6 +68,7 @@ def _settings(emu: EmulatorCore) -> dict[str, Any]:
 
 
 def _put_settings(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
+    list_id = body.pop("list_id", None)
     unknown = set(body) - {*_RULE_NAMES, "latency_ms", "max_connections"}
     if unknown:
         raise field_error(sorted(unknown)[0], "Unknown setting.")
@@ -70,30 +78,61 @@ def _put_settings(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
         emu.set_max_connections(int(body["max_connections"]))
     rules = {k: v for k, v in body.items() if k in _RULE_NAMES}
     if rules:
-        emu.configure(**rules)
-    return _settings(emu)
+        emu.configure(list_id, **rules)
+    return _settings(emu, list_id)
 
 
-def _address(emu: EmulatorCore, email_or_hash: str) -> dict[str, Any]:
-    member = emu.member(email_or_hash)
+def _address(emu: EmulatorCore, email_or_hash: str, list_id: str | None) -> dict[str, Any]:
+    audience = emu.audience_of(list_id)
+    member = audience.member(email_or_hash)
     if member is None and "@" not in email_or_hash:
         raise not_found()
     email = member["email_address"] if member else email_or_hash
     return {
         "member": member,
-        "confirmation_mails_sent": emu.confirmation_mails_sent(email),
-        "forgotten": emu.audience.is_forgotten(email),
+        "confirmation_mails_sent": audience.confirmation_mails_sent(email),
+        "forgotten": audience.is_forgotten(email),
     }
 
 
 def _seed(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
     seeded = []
+    list_id = body.get("list_id")
     for item in body.get("members") or []:
         fields = dict(item)
         email = fields.pop("email_address")
         status = fields.pop("status", "subscribed")
-        seeded.append(emu.seed_member(email, status, **fields))
+        seeded.append(emu.seed_member(email, status, list_id=list_id, **fields))
     return {"members": seeded}
+
+
+def _audience_doc(audience: Audience) -> dict[str, Any]:
+    fields = audience.fields
+    return {
+        "list_id": audience.list_id,
+        "name": audience.name,
+        "marketing_permissions": dict(fields.permissions),
+        "interest_categories": {
+            c.title: {name: i for i, name in c.interests.items()}
+            for c in fields.categories.values()
+        },
+    }
+
+
+def _add_audience(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
+    list_id = body.get("list_id")
+    if not isinstance(list_id, str):
+        raise field_error("list_id", "This value should not be blank.")
+    try:
+        audience = emu.add_audience(
+            list_id,
+            name=body.get("name"),
+            marketing_permissions=body.get("marketing_permissions") or (),
+            interest_categories=body.get("interest_categories") or {},
+        )
+    except ValueError as exc:
+        raise field_error("list_id", str(exc)) from None
+    return _audience_doc(audience)
 
 
 def _inject(emu: EmulatorCore, body: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +156,7 @@ def _deliveries(result: list[Delivery]) -> dict[str, Any]:
 def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     deliver = bool(body.get("deliver", True))
     source = str(body.get("source", "user"))
+    list_id = body.get("list_id")
     try:
         if kind == "subscribe":
             result = emu.fire_subscribe(
@@ -125,6 +165,7 @@ def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
                 ip_opt=body.get("ip_opt", ""),
                 source=source,
                 deliver=deliver,
+                list_id=list_id,
             )
         elif kind == "unsubscribe":
             result = emu.fire_unsubscribe(
@@ -134,6 +175,7 @@ def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
                 action=body.get("action", "unsub"),
                 source=source,
                 deliver=deliver,
+                list_id=list_id,
             )
         elif kind == "cleaned":
             result = emu.fire_cleaned(
@@ -142,14 +184,22 @@ def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
                 body.get("campaign_id"),
                 source=source,
                 deliver=deliver,
+                list_id=list_id,
             )
         elif kind == "profile":
             result = emu.fire_profile(
-                body["email"], body.get("merges") or {}, source=source, deliver=deliver
+                body["email"],
+                body.get("merges") or {},
+                interests=body.get("interests"),
+                marketing_permissions=body.get("marketing_permissions"),
+                source=source,
+                deliver=deliver,
+                list_id=list_id,
             )
         elif kind == "upemail":
             result = emu.fire_upemail(
-                body["old_email"], body["new_email"], source=source, deliver=deliver
+                body["old_email"], body["new_email"], source=source, deliver=deliver,
+                list_id=list_id,
             )
         elif kind == "campaign":
             result = emu.fire_campaign(
@@ -157,6 +207,7 @@ def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
                 body.get("subject", ""),
                 body.get("status", "sent"),
                 deliver=deliver,
+                list_id=list_id,
             )
         else:
             raise not_found()
@@ -181,17 +232,17 @@ def _route(  # noqa: PLR0911, PLR0912 - one flat route table, read top to bottom
         case ("POST", "reset", ""):
             emu.reset()
         case ("GET", "settings", ""):
-            return _settings(emu)
+            return _settings(emu, body.get("list_id"))
         case ("PUT", "settings", ""):
             return _put_settings(emu, body)
         case ("PUT", "latency", ""):
             return _put_settings(emu, {"latency_ms": body.get("ms", 0)})
         case ("GET", "members", ""):
-            return {"members": emu.members(body.get("status"))}
+            return {"members": emu.members(body.get("status"), body.get("list_id"))}
         case ("POST", "members", ""):
             return _seed(emu, body)
         case ("GET", "addresses", address) if address:
-            return _address(emu, address)
+            return _address(emu, address, body.get("list_id"))
         case ("GET", "faults", ""):
             return {"faults": emu.pending_faults()}
         case ("POST", "faults", ""):
@@ -200,6 +251,10 @@ def _route(  # noqa: PLR0911, PLR0912 - one flat route table, read top to bottom
             emu.clear_faults()
         case ("POST", "fire", kind) if kind:
             return _fire(emu, kind, body)
+        case ("GET", "audiences", ""):
+            return {"audiences": [_audience_doc(a) for a in emu.audiences.values()]}
+        case ("POST", "audiences", ""):
+            return _add_audience(emu, body)
         case ("POST", "webhooks", "redeliver"):
             return _deliveries(emu.redeliver_failed())
         case _:
@@ -219,6 +274,8 @@ def handle(
         doc = _route(emu, method, name, unquote(arg), body)
     except ApiProblem as problem:
         return problem_reply(problem)
+    except LookupError:
+        return problem_reply(not_found())
     except (TypeError, ValueError) as exc:
         return problem_reply(field_error("body", str(exc)))
     return NO_CONTENT if doc is None else json_reply(doc)

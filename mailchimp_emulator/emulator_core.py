@@ -1,30 +1,34 @@
-"""The emulator without its socket: the audience, the knobs (latency, connection limit,
-rules), injected faults and hooks, the stats, and the Mailchimp-side events it delivers
-as webhooks. `server.MailchimpEmulator` adds the HTTP server; `control.py` drives this."""
+"""The emulator without its socket: one account's audiences (the default one and any
+added, by list id), the knobs (latency, connection limit, rules), injected faults and
+hooks, the stats, and the Mailchimp-side events it delivers as webhooks.
+`server.MailchimpEmulator` adds the HTTP server; `control.py` drives this.
+
+Every helper that is about one audience (`seed_member`, `member`, `fire_*`, `configure`)
+takes an optional `list_id`; without it, the default audience (`emulator.audience`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mailchimp_emulator.audience import (
     DEFAULT_LIST_ID,
     Audience,
-    AudienceEvent,
     AudienceRules,
     Clock,
+    FieldsSetup,
 )
+from mailchimp_emulator.emulator_events import EmulatorEvents
 from mailchimp_emulator.faults import Fault, FaultKind, FaultPlan, Hook, Stats, StatsSnapshot
-from mailchimp_emulator.webhook_delivery import Delivery, encode, post
 
 # Looks like a real key (`<32 hex>-<datacenter>`) so that key parsing code is exercised.
 DEFAULT_API_KEY = "5e7e1e55c0ffee0ddba11fee1dcafe00-us1"
 
 
-class EmulatorCore:
+class EmulatorCore(EmulatorEvents):
     """Everything of a `MailchimpEmulator` but serving HTTP."""
 
     def __init__(
@@ -39,9 +43,25 @@ class EmulatorCore:
         rules: AudienceRules | None = None,
         clock: Clock | None = None,
         seed: int | None = None,
+        marketing_permissions: Iterable[str] = (),
+        interest_categories: Mapping[str, Iterable[str]] | None = None,
+        audiences: Iterable[str] = (),
     ) -> None:
+        """`marketing_permissions` (texts such as "Email") switch the default audience's
+        GDPR fields on; `interest_categories` maps a category title to its interests'
+        names; `audiences` are more list ids of the account (empty, no GDPR fields)."""
         self.api_key = api_key
-        self.audience = Audience(list_id, rules=rules, clock=clock)
+        self._clock = clock
+        self.audience = Audience(
+            list_id,
+            rules=rules,
+            clock=clock,
+            fields=FieldsSetup.of(marketing_permissions, interest_categories),
+        )
+        self._audiences: dict[str, Audience] = {list_id: self.audience}
+        for extra in audiences:
+            self.add_audience(extra)
+        self._constructed = dict(self._audiences)
         self._host, self._port = host, port
         self._latency_s = latency_ms / 1000
         self._stats = Stats(max_in_flight=max_connections)
@@ -76,6 +96,48 @@ class EmulatorCore:
     def state(self) -> Audience:
         return self.audience
 
+    # -- the account's audiences ----------------------------------------------------
+
+    @property
+    def audiences(self) -> Mapping[str, Audience]:
+        """Every audience by list id, the default one first."""
+        return dict(self._audiences)
+
+    def add_audience(
+        self,
+        list_id: str,
+        *,
+        name: str | None = None,
+        marketing_permissions: Iterable[str] = (),
+        interest_categories: Mapping[str, Iterable[str]] | None = None,
+        rules: AudienceRules | None = None,
+    ) -> Audience:
+        """One more audience of the account; `reset()` drops it again (those given to the
+        constructor stay). A list id already in use is a ValueError."""
+        if not re.fullmatch(r"[0-9A-Za-z]{1,32}", list_id):
+            raise ValueError("a list id is 1-32 letters and digits")
+        if list_id in self._audiences:
+            raise ValueError(f"audience {list_id} exists already")
+        audience = Audience(
+            list_id,
+            name=name or f"syncd emulator audience {list_id}",
+            rules=rules or self.audience.rules,
+            clock=self._clock,
+            fields=FieldsSetup.of(marketing_permissions, interest_categories),
+        )
+        self._audiences[list_id] = audience
+        return audience
+
+    def audience_of(self, list_id: str | None = None) -> Audience:
+        """The audience with this list id (default: the default one); LookupError if the
+        account has none."""
+        if list_id is None:
+            return self.audience
+        found = self._audiences.get(list_id)
+        if found is None:
+            raise LookupError("no such audience")
+        return found
+
     @property
     def loopback(self) -> bool:
         try:
@@ -99,9 +161,9 @@ class EmulatorCore:
     def max_connections(self) -> int:
         return self._stats.max_in_flight
 
-    def configure(self, **rules: Any) -> AudienceRules:
+    def configure(self, list_id: str | None = None, **rules: Any) -> AudienceRules:
         """Change audience rules, e.g. `configure(allow_api_resubscribe=True)`."""
-        return self.audience.configure(**rules)
+        return self.audience_of(list_id).configure(**rules)
 
     def inject_fault(
         self,
@@ -140,11 +202,16 @@ class EmulatorCore:
         self._stats.reset()
 
     def reset(self) -> None:
-        """As freshly constructed, on the same port: empty audience and webhooks, the
-        constructor's rules, latency and connection limit, no faults or hooks, zero stats."""
+        """As freshly constructed, on the same port: the constructor's audiences, empty, with
+        their webhooks gone and their set-up GDPR fields and groups; the constructor's
+        rules, latency and connection limit, no faults or hooks, zero stats."""
         self._epoch += 1
+        self._audiences = dict(self._constructed)
         self.audience.rules, self._latency_s, self._stats.max_in_flight = self._initial
-        self.audience.reset()
+        for audience in self._audiences.values():
+            if audience is not self.audience:
+                audience.rules = self._initial[0]
+            audience.reset()
         self._faults.clear()
         self._stats.reset()
         with self._undelivered_lock:
@@ -152,103 +219,20 @@ class EmulatorCore:
 
     # -- members, for assertions ----------------------------------------------------
 
-    def member(self, email_or_hash: str) -> dict[str, Any] | None:
-        return self.audience.member(email_or_hash)
+    def member(self, email_or_hash: str, list_id: str | None = None) -> dict[str, Any] | None:
+        return self.audience_of(list_id).member(email_or_hash)
 
-    def members(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self.audience.members(status)
+    def members(
+        self, status: str | None = None, list_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.audience_of(list_id).members(status)
 
-    def confirmation_mails_sent(self, email: str) -> int:
-        return self.audience.confirmation_mails_sent(email)
+    def confirmation_mails_sent(self, email: str, list_id: str | None = None) -> int:
+        return self.audience_of(list_id).confirmation_mails_sent(email)
 
-    def seed_member(self, email: str, status: str = "subscribed", **fields: Any) -> dict[str, Any]:
-        """Put an existing member in place, bypassing the API rules."""
-        return self.audience.seed(email, status, **fields)
-
-    # -- Mailchimp-side events, delivered as webhooks -------------------------------
-
-    def fire_subscribe(
-        self,
-        email: str,
-        merges: Mapping[str, str] | None = None,
-        *,
-        ip_opt: str = "",
-        source: str = "user",
-        deliver: bool = True,
-    ) -> list[Delivery]:
-        """A signup form, or the person confirming a double opt-in mail."""
-        events = self.audience.user_subscribes(email, merges=merges, ip_opt=ip_opt, source=source)
-        return self._deliver(events, deliver)
-
-    def fire_unsubscribe(
-        self,
-        email: str,
-        reason: str = "manual",
-        campaign_id: str | None = None,
-        *,
-        action: str | None = "unsub",
-        source: str = "user",
-        deliver: bool = True,
-    ) -> list[Delivery]:
-        """The person unsubscribes (`manual`) or marks a mail as spam (`abuse`)."""
-        events = self.audience.user_unsubscribes(
-            email, reason=reason, campaign_id=campaign_id, action=action, source=source
-        )
-        return self._deliver(events, deliver)
-
-    def fire_cleaned(
-        self,
-        email: str,
-        reason: str = "hard",
-        campaign_id: str | None = None,
-        *,
-        source: str = "user",
-        deliver: bool = True,
-    ) -> list[Delivery]:
-        events = self.audience.user_cleaned(
-            email, reason=reason, campaign_id=campaign_id, source=source
-        )
-        return self._deliver(events, deliver)
-
-    def fire_profile(
-        self, email: str, merges: Mapping[str, str], *, source: str = "user", deliver: bool = True
-    ) -> list[Delivery]:
-        return self._deliver(
-            self.audience.user_updates_profile(email, merges, source=source), deliver
-        )
-
-    def fire_upemail(
-        self, old: str, new: str, *, source: str = "user", deliver: bool = True
-    ) -> list[Delivery]:
-        """Sends `upemail` and then `profile`, as Mailchimp does."""
-        return self._deliver(self.audience.user_changes_email(old, new, source=source), deliver)
-
-    def fire_campaign(
-        self, campaign_id: str, subject: str = "", status: str = "sent", *, deliver: bool = True
-    ) -> list[Delivery]:
-        return self._deliver(
-            self.audience.campaign_sent(campaign_id, subject=subject, status=status), deliver
-        )
-
-    def redeliver_failed(self) -> list[Delivery]:
-        """Retry deliveries that got no 2xx (Mailchimp retries for 75 minutes)."""
-        with self._undelivered_lock:
-            queued, self._undelivered = self._undelivered, []
-        return [self._post(url, kind, body) for url, kind, body in queued]
-
-    def _deliver(self, events: list[AudienceEvent], deliver: bool) -> list[Delivery]:
-        if not deliver:  # a lost webhook: the state changed, nobody was told
-            return []
-        known = self.audience.rules.known_merge_fields
-        return [
-            self._post(url, event.type, encode(event, known))
-            for event in events
-            for url in self.audience.webhook_targets(event)
-        ]
-
-    def _post(self, url: str, kind: str, body: bytes) -> Delivery:
-        delivery = post(url, kind, body)
-        if not delivery.ok:
-            with self._undelivered_lock:
-                self._undelivered.append((url, kind, body))
-        return delivery
+    def seed_member(
+        self, email: str, status: str = "subscribed", *, list_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Put an existing member in place, bypassing the API rules (`interests` and
+        `marketing_permissions` as ids or names/texts -> bool)."""
+        return self.audience_of(list_id).seed(email, status, **fields)

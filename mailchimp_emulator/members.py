@@ -6,7 +6,6 @@ the Mailchimp reference (compliance state, forgotten, fake address, merge fields
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import secrets
 from collections.abc import Callable, Collection, Mapping
@@ -80,7 +79,9 @@ class Member:
     unsubscribe_reason: str = ""
     language: str = ""
     vip: bool = False
-    marketing_permissions: list[JSON] = field(default_factory=list)
+    # GDPR fields and groups set on the member: permission id / interest id -> on.
+    marketing_permissions: dict[str, bool] = field(default_factory=dict)
+    interests: dict[str, bool] = field(default_factory=dict)
     # What an archived member was before: re-adding it keeps the compliance rule.
     status_before_archive: str = ""
     # Once unsubscribed or cleaned, only the person's own confirmation (not an API
@@ -102,12 +103,15 @@ class AudienceEvent:
     list_id: str
     member: Member | None
     extra: Mapping[str, str | None] = field(default_factory=dict)
+    # The audience's interest categories: (id, title, the member's chosen names joined).
+    groupings: tuple[tuple[str, str, str], ...] = ()
 
 
 def render(
     member: Member, *, list_id: str, known_merge_fields: tuple[str, ...], tag_ids: Mapping[str, int]
 ) -> JSON:
-    """The member as Mailchimp's API shows it (known merge fields default to "")."""
+    """The member as Mailchimp's API shows it (known merge fields default to ""); the
+    audience adds its interests and GDPR fields (audience_fields.py)."""
     merges = dict.fromkeys(known_merge_fields, "")
     merges.update(member.merge_fields)
     doc: JSON = {
@@ -135,9 +139,26 @@ def render(
         "tags": [{"id": tag_ids.get(t, 0), "name": t} for t in member.tags],
         "list_id": list_id,
     }
-    if member.marketing_permissions:
-        doc["marketing_permissions"] = copy.deepcopy(member.marketing_permissions)
     return doc
+
+
+def apply_details(member: Member, body: Mapping[str, Any], sync_tags: bool | None) -> None:
+    """The write's proof-of-opt-in details, VIP flag and tags onto the member."""
+    for name in ("ip_signup", "timestamp_signup", "ip_opt", "timestamp_opt", "language",
+                 "email_type"):
+        value = body.get(name)
+        if isinstance(value, str) and value:
+            setattr(member, name, value)
+    if isinstance(body.get("vip"), bool):
+        member.vip = body["vip"]
+    if sync_tags is not None:
+        names = [
+            t if isinstance(t, str) else str(t.get("name", "")) for t in body.get("tags") or []
+        ]
+        if sync_tags:
+            member.tags = list(dict.fromkeys(names))
+        else:
+            member.tags = list(dict.fromkeys([*member.tags, *names]))
 
 
 def looks_like_address(email: str) -> bool:

@@ -226,7 +226,7 @@ class MailchimpEmulator(EmulatorCore):
         ):
             self._stats.record_batch(len(body["members"]))
         reply = api.handle(
-            self.audience, Call(call.method, call.kind, call.params, call.query, body)
+            self._audiences, Call(call.method, call.kind, call.params, call.query, body)
         )
         if call.method != "GET":
             self._echo_api_events()
@@ -245,6 +245,6 @@ class MailchimpEmulator(EmulatorCore):
 
     def _echo_api_events(self) -> None:
         """Webhooks with `sources.api` hear about API writes too (the feedback loop)."""
-        events = self.audience.take_api_events()
+        events = [e for a in list(self._audiences.values()) for e in a.take_api_events()]
         if events:
             threading.Thread(target=self._deliver, args=(events, True), daemon=True).start()

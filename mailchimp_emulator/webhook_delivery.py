@@ -35,12 +35,32 @@ class Delivery:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _merges(member: Member, known: tuple[str, ...]) -> Pairs:
+def _merges(event: AudienceEvent, member: Member, known: tuple[str, ...]) -> Pairs:
     values = dict.fromkeys(known, "")
     values.update(member.merge_fields)
-    return [("data[merges][EMAIL]", member.email_address)] + [
+    pairs = [("data[merges][EMAIL]", member.email_address)] + [
         (f"data[merges][{tag}]", value) for tag, value in values.items()
     ]
+    return pairs + _groupings(event)
+
+
+def _groupings(event: AudienceEvent) -> Pairs:
+    """An audience with groups: `INTERESTS` (every chosen name) and per category
+    `GROUPINGS[n][id|unique_id|name|groups]`, the names comma-joined, as in
+    tests/fixtures/webhooks/subscribe-groupings.form (docs/mailchimp.md section 6)."""
+    if not event.groupings:
+        return []
+    chosen = [names for _, _, names in event.groupings if names]
+    pairs: Pairs = [("data[merges][INTERESTS]", ",".join(chosen))]
+    for n, (category_id, title, names) in enumerate(event.groupings):
+        key = f"data[merges][GROUPINGS][{n}]"
+        pairs += [
+            (f"{key}[id]", str(int(category_id[:5], 16))),
+            (f"{key}[unique_id]", category_id),
+            (f"{key}[name]", title),
+            (f"{key}[groups]", names),
+        ]
+    return pairs
 
 
 def _opt(pairs: Pairs, key: str, value: str | None) -> Pairs:
@@ -90,19 +110,20 @@ def form_pairs(event: AudienceEvent, known_merge_fields: tuple[str, ...] = ()) -
             ident[0],
             ("data[list_id]", list_id),
             *ident[1:],
-            *_merges(member, known_merge_fields),
+            *_merges(event, member, known_merge_fields),
         ]
         return _opt(body, "data[ip_opt]", member.ip_opt)
     opted = [*_opt(ident, "data[ip_opt]", member.ip_opt), ("data[web_id]", str(member.web_id))]
+    merges = _merges(event, member, known_merge_fields)
     if event.type == "subscribe":
-        return [*head, *opted, *_merges(member, known_merge_fields), ("data[list_id]", list_id)]
+        return [*head, *opted, *merges, ("data[list_id]", list_id)]
     # unsubscribe: action (may be absent in real deliveries), reason, then as subscribe.
     pairs = _opt(head, "data[action]", extra.get("action"))
     pairs = [
         *pairs,
         ("data[reason]", extra.get("reason") or ""),
         *opted,
-        *_merges(member, known_merge_fields),
+        *_merges(event, member, known_merge_fields),
         ("data[list_id]", list_id),
     ]
     return _opt(pairs, "data[campaign_id]", extra.get("campaign_id"))

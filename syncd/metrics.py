@@ -24,6 +24,14 @@ JOB_RUNS = Counter("syncd_scheduler_jobs_total",
                    "Scheduled job executions by job and outcome (succeeded, failed, busy: "
                    "another runner held the lock, skipped: shutting down)", ["job", "outcome"])
 JOBS_RUNNING = Gauge("syncd_scheduler_jobs_running", "Scheduled jobs running now", ["job"])
+TARGET_RUNS = Counter("syncd_target_sync_runs_total",
+                      "Sync runs by sync target and outcome", ["target", "outcome"])
+TARGET_LAST_SUCCESS = Gauge("syncd_target_last_success_timestamp_seconds",
+                            "Unix time of the last successful sync run of each target",
+                            ["target"])
+WEBHOOK_UNROUTED = Counter("syncd_webhook_unrouted_events_total",
+                           "Webhook events for an audience no sync target syncs: stored, "
+                           "answered 200, never applied", ["kind"])
 HELD_UNSUBSCRIBES = Gauge("syncd_sync_unsubscribes_held",
                           "Unsubscribes the safety limit held back in the last sync run "
                           "(released by `syncd sync --force`)", ["audience"])

@@ -1,5 +1,5 @@
-"""`syncd reconcile [--json]`: pull what the webhooks missed, the function the scheduler
-runs too.
+"""`syncd reconcile [--target NAME] [--json]`: pull what the webhooks missed, the
+function the scheduler runs too.
 
 Exit codes: 0 OK; 1 FAILED (Mailchimp or the database unavailable; the cursor did not
 move); 2 CONFIG; 5 BUSY (another reconcile run holds the lock); 6 PARTIAL (finished, but
@@ -24,13 +24,16 @@ from syncd.webhooks.inbox import InboxUnavailable
 @handle_errors
 def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    target: Annotated[str | None, typer.Option("--target", help=(
+        "Reconcile this target's audience (settings [[targets]] name); needed when "
+        "several targets are configured."))] = None,
 ) -> None:
     """Apply unsubscribes and cleaned addresses Mailchimp knows but no webhook brought."""
     from syncd.inbound.reconcile import run_reconcile
 
     ctx = open_context()
     try:
-        report = run_reconcile(ctx)
+        report = run_reconcile(ctx, target=ctx.settings.target(target))
         log_summary("reconcile", report, report.duration_seconds)
     except RunnerBusy as exc:
         raise fail(str(exc), ExitCode.BUSY) from None

@@ -26,7 +26,10 @@ def serve(
     from syncd.service.server import serve as run_service
 
     loaded = settings()
-    loaded.require_mailchimp()  # a service that cannot sync is misconfigured: say so now
+    # A service that cannot sync is misconfigured: say so now (every target's audience
+    # shares the one API key).
+    targets = loaded.sync_targets
+    loaded.require_mailchimp(targets[0].audience_id if targets else None)
     loaded.require_webhook_secret()  # nor one that would answer every webhook 401
     ctx = open_context(migrate=True)
     try:

@@ -1,5 +1,5 @@
-"""`syncd sync [--dry-run] [--json] [--force]`: one sync run, the function the scheduler
-runs too.
+"""`syncd sync [--target NAME] [--full] [--dry-run] [--json] [--force]`: one sync run of
+each target (or of the one named), the function the scheduler runs too.
 
 Exit codes: 0 OK; 1 FAILED (run-level ESP error: bad key, unknown audience, Mailchimp
 unavailable after retries); 2 CONFIG; 4 REFUSED (safety limit; --force if intended);
@@ -19,6 +19,8 @@ from rich.table import Table
 
 from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
 from syncd.cli.progress import logs_above
+from syncd.config.targets import TargetSettings
+from syncd.context import AppContext
 from syncd.esp.errors import EspError
 from syncd.exit_codes import ExitCode
 from syncd.run_summary import log_summary
@@ -45,7 +47,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 def _table(report: SyncReport) -> Table:
     title = "sync plan (dry run: nothing written)" if report.dry_run else "sync run"
-    table = Table(title=f"{title}, audience {report.audience_id}", show_header=False)
+    table = Table(title=f"{title}, target {report.target}, audience {report.audience_id}",
+                  show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
     rows = [("added", report.added), ("updated", report.updated),
@@ -58,6 +61,8 @@ def _table(report: SyncReport) -> Table:
              ("write calls", report.write_calls)]
     for label, value in rows:
         table.add_row(label, str(value))
+    if report.replanned:
+        table.add_row(f"re-planned everyone ({report.replanned})", str(report.considered))
     table.add_row("duration", f"{report.duration_seconds:.2f} s")
     return table
 
@@ -85,6 +90,37 @@ def _exit_code(report: SyncReport) -> ExitCode:
     return ExitCode.OK
 
 
+# Several targets: the exit code is the worst of theirs, in this order.
+_SEVERITY = (ExitCode.OK, ExitCode.PARTIAL, ExitCode.REFUSED, ExitCode.BUSY, ExitCode.FAILED)
+
+
+def _one(ctx: AppContext, target: TargetSettings, *, dry_run: bool, force: bool,
+         full: bool, as_json: bool, alone: bool) -> ExitCode:
+    """Sync one target and show its report. BUSY and FAILED: the command's error when it
+    is the only target (`alone`), else said on stderr and the next target runs."""
+    prefix = "" if alone else f"target {target.name}: "
+    try:
+        with _progress(not as_json and err_console.is_terminal) as progress:
+            report = run_sync(ctx, target=target, dry_run=dry_run, force=force, full=full,
+                              progress=progress)
+    except RunnerBusy as exc:
+        error = fail(f"{prefix}{exc}", ExitCode.BUSY)
+        if alone:
+            raise error from None
+        return ExitCode.BUSY
+    except EspError as exc:
+        error = fail(f"{prefix}sync failed: {exc}", ExitCode.FAILED)
+        if alone:
+            raise error from None
+        return ExitCode.FAILED
+    if not report.dry_run:
+        log_summary("sync", report, report.duration_seconds)
+    _show(report, as_json)
+    if report.outcome == "refused" and report.error:
+        err_console.print(f"[bold red]{report.error}[/]")
+    return _exit_code(report)
+
+
 @handle_errors
 def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help=(
@@ -93,28 +129,27 @@ def sync(
     force: Annotated[bool, typer.Option("--force", help=(
         "Run even if the plan unsubscribes more than sync_max_unsubscribe_share "
         "of the members syncd knows."))] = False,
+    target: Annotated[str | None, typer.Option("--target", help=(
+        "Sync only this target (settings [[targets]] name); default: every target, "
+        "one after the other."))] = None,
+    full: Annotated[bool, typer.Option("--full", help=(
+        "Plan every contact of the target again, not only those that changed (parked "
+        "contacts are retried)."))] = False,
 ) -> None:
     """Push contacts with a confirmed consent to Mailchimp; unsubscribe withdrawals.
 
     Exit codes: 0 OK, 1 FAILED (run-level Mailchimp or database error), 2 CONFIG,
     4 REFUSED (safety limit; --force if intended), 5 BUSY (another run), 6 PARTIAL
-    (some contacts parked or failed)."""
+    (some contacts parked or failed). With several targets: the worst of theirs."""
     ctx = open_context(migrate=True)
     try:
-        with _progress(not as_json and err_console.is_terminal) as progress:
-            report = run_sync(ctx, dry_run=dry_run, force=force, progress=progress)
-    except RunnerBusy as exc:
-        raise fail(str(exc), ExitCode.BUSY) from None
-    except EspError as exc:
-        raise fail(f"sync failed: {exc}", ExitCode.FAILED) from None
+        chosen = ((ctx.settings.target(target),) if target is not None
+                  else ctx.settings.sync_targets or (ctx.settings.target(),))
+        codes = [_one(ctx, t, dry_run=dry_run, force=force, full=full, as_json=as_json,
+                      alone=len(chosen) == 1) for t in chosen]
+        code = max(codes, key=_SEVERITY.index)
     finally:
         ctx.close()
-    if not report.dry_run:
-        log_summary("sync", report, report.duration_seconds)
-    _show(report, as_json)
-    if report.outcome == "refused" and report.error:
-        err_console.print(f"[bold red]{report.error}[/]")
-    code = _exit_code(report)
     if code is not ExitCode.OK:
         sys.stdout.flush()
         raise typer.Exit(int(code))

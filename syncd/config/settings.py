@@ -199,18 +199,21 @@ class Settings(SettingFields):
                 "enabled = false) to run without webhooks (unsubscribes then arrive only "
                 "by reconciliation)")
 
-    def require_mailchimp(self) -> tuple[str, str]:
-        """API key and audience id, for the commands that talk to Mailchimp."""
+    def require_mailchimp(self, audience_id: str | None = None) -> tuple[str, str]:
+        """API key and audience id (`audience_id`: a target's, else the single-audience
+        setting), for the commands that talk to Mailchimp."""
+        names = ("mailchimp_api_key",) if audience_id else (
+            "mailchimp_api_key", "mailchimp_audience_id")
         missing = [
             f"{ENV_PREFIX}{name.upper()} ([mailchimp] {name.removeprefix('mailchimp_')})"
-            for name in ("mailchimp_api_key", "mailchimp_audience_id")
-            if getattr(self, name) is None
+            for name in names if getattr(self, name) is None
         ]
         if missing:
             raise ConfigError("this command talks to Mailchimp; set " + " and ".join(missing))
         assert self.mailchimp_api_key is not None
-        assert self.mailchimp_audience_id is not None
-        return self.mailchimp_api_key.get_secret_value(), self.mailchimp_audience_id
+        audience = audience_id or self.mailchimp_audience_id
+        assert audience is not None
+        return self.mailchimp_api_key.get_secret_value(), audience
 
     @classmethod
     def settings_customise_sources(

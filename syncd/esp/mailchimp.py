@@ -263,9 +263,10 @@ class MailchimpClient:
         return webhook_config(doc or {})
 
 
-def mailchimp_client(settings: Settings) -> MailchimpClient:
-    """The client for the configured audience; ConfigError names a missing setting."""
-    api_key, audience_id = settings.require_mailchimp()
+def mailchimp_client(settings: Settings, audience_id: str | None = None) -> MailchimpClient:
+    """The client for `audience_id` (a target's; None: the single-audience setting);
+    ConfigError names a missing setting."""
+    api_key, audience_id = settings.require_mailchimp(audience_id)
     return MailchimpClient(
         api_key=api_key, audience_id=audience_id, base_url=base_url_for(settings),
         max_connections=settings.mailchimp_max_connections,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from syncd.clock import as_utc, utcnow
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import EspReader, RemoteMember
@@ -75,19 +76,20 @@ def cursor_name(audience_id: str) -> str:
     return f"reconcile:{audience_id}"
 
 
-def run_reconcile(ctx: AppContext, *, esp: EspReader | None = None,
-                  stop: threading.Event | None = None,
+def run_reconcile(ctx: AppContext, *, target: TargetSettings | None = None,
+                  esp: EspReader | None = None, stop: threading.Event | None = None,
                   page_size: int = 1000) -> ReconcileReport:
-    """Pull unsubscribed and cleaned members changed since the cursor (minus the
-    overlap) and apply them like webhooks. Raises RunnerBusy, ConfigError, EspError and
-    InboxUnavailable (after recording the failed run); the cursor is then unchanged."""
-    audience = ctx.settings.require_audience_id()
+    """Pull the members of the target's audience (None: the only target) changed since
+    its cursor (minus the overlap) and apply them like webhooks (routed to that target).
+    Raises RunnerBusy, ConfigError, EspError and InboxUnavailable (after recording the
+    failed run); the cursor is then unchanged."""
+    audience = (target or ctx.settings.target()).audience_id
     with single_runner(ctx.engine, f"reconcile:{audience}"):
         if esp is not None:
             return _run(ctx, esp, audience, stop, page_size)
         from syncd.esp.mailchimp import mailchimp_client
 
-        client = mailchimp_client(ctx.settings)
+        client = mailchimp_client(ctx.settings, audience)
         try:
             return _run(ctx, client, audience, stop, page_size)
         finally:

@@ -29,7 +29,7 @@ from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.migrate import current_revision, head_revision
 from syncd.store import status
-from syncd.sync.held import NOTHING_HELD, Held, held_now
+from syncd.sync.held import NOTHING_HELD, Held, held_by_audience, held_now
 
 log = get_logger("syncd.service.http")
 
@@ -78,7 +78,7 @@ def _database_facts(ctx: AppContext) -> DatabaseFacts:
     status.ping(ctx.engine)
     with ctx.sessions() as session:
         last = status.last_success_by_kind(session, SUCCESS_OUTCOMES).get("sync")
-        held = held_now(session)
+        held = held_now(session, _audiences(ctx))
     return DatabaseFacts(current_revision(ctx.engine), last, held)
 
 
@@ -89,13 +89,17 @@ def _refresh_gauges(ctx: AppContext) -> None:
     with ctx.sessions() as session:
         last = status.last_success_by_kind(session, SUCCESS_OUTCOMES)
         parked = status.inbox_count(session, "parked")
-        held = held_now(session)
+        held = held_by_audience(session, _audiences(ctx))
     for kind, finished in last.items():
         metrics.LAST_SUCCESS.labels(kind).set(finished.timestamp())
     metrics.INBOX_PARKED.set(parked)
-    if ctx.settings.mailchimp_audience_id:
-        metrics.HELD_UNSUBSCRIBES.labels(ctx.settings.mailchimp_audience_id).set(
-            held.unsubscribes)
+    for audience, one in held.items():
+        metrics.HELD_UNSUBSCRIBES.labels(audience).set(one.unsubscribes)
+
+
+def _audiences(ctx: AppContext) -> tuple[str, ...]:
+    """The audiences of the sync targets (none configured: none)."""
+    return tuple(t.audience_id for t in ctx.settings.sync_targets)
 
 
 def _webhook_state(ctx: AppContext, *, mounted: bool) -> str:

@@ -43,15 +43,20 @@ class JobRunner:
 
     # -- the jobs: exactly what the one-shot commands call ------------------------------
 
-    def sync(self) -> None:
+    def sync(self, target: str | None = None) -> None:
+        """Sync one target (None: the only one); job kind `sync` or `sync:NAME`."""
         from syncd.sync.run import run_sync
 
-        self.run(SYNC, lambda: run_sync(self.ctx, stop=self.stop))
+        kind = SYNC if target is None else f"{SYNC}:{target}"
+        self.run(kind, lambda: run_sync(self.ctx, target=self.ctx.settings.target(target),
+                                        stop=self.stop))
 
-    def reconcile(self) -> None:
+    def reconcile(self, target: str | None = None) -> None:
         from syncd.inbound.reconcile import run_reconcile
 
-        self.run(RECONCILE, lambda: run_reconcile(self.ctx, stop=self.stop))
+        kind = RECONCILE if target is None else f"{RECONCILE}:{target}"
+        self.run(kind, lambda: run_reconcile(
+            self.ctx, target=self.ctx.settings.target(target), stop=self.stop))
 
     def inbox_retry(self) -> None:
         from syncd.webhooks.inbox import retry_pending

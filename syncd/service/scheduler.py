@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -29,8 +30,8 @@ PRUNE_FIRST_DELAY = timedelta(minutes=1)
 
 
 class Jobs(Protocol):
-    def sync(self) -> None: ...
-    def reconcile(self) -> None: ...
+    def sync(self, target: str | None = None) -> None: ...
+    def reconcile(self, target: str | None = None) -> None: ...
     def inbox_retry(self) -> None: ...
     def prune(self) -> None: ...
     def outbox(self) -> None: ...
@@ -46,18 +47,25 @@ class JobSpec:
 
 def job_specs(jobs: Jobs, settings: Settings, *, now: datetime | None = None) -> list[JobSpec]:
     start = now or utcnow()
-    sync_every = timedelta(minutes=settings.sync_interval_minutes)
     reconcile_every = timedelta(minutes=settings.reconcile_interval_minutes)
-    specs = [
-        # A start-up sync catches up at once (a restart should not wait a whole interval).
-        JobSpec(SYNC, jobs.sync, sync_every, start),
-        JobSpec(INBOX_RETRY, jobs.inbox_retry,
-                timedelta(minutes=settings.inbox_retry_interval_minutes), start),
-        # Reconciliation after the first sync has had its turn at the lock.
-        JobSpec(RECONCILE, jobs.reconcile, reconcile_every,
-                start + min(reconcile_every, sync_every) / 2),
-        JobSpec(PRUNE, jobs.prune, PRUNE_INTERVAL, start + PRUNE_FIRST_DELAY),
-    ]
+    specs = [JobSpec(INBOX_RETRY, jobs.inbox_retry,
+                     timedelta(minutes=settings.inbox_retry_interval_minutes), start)]
+    targets = settings.sync_targets
+    for target in targets:
+        # One sync and one reconciliation per target, each on its own interval and lock;
+        # the one target of the single-audience settings keeps the plain job ids.
+        alone = len(targets) == 1
+        sync_every = timedelta(minutes=target.interval_minutes)
+        sync_job: Callable[[], None] = jobs.sync if alone else partial(jobs.sync, target.name)
+        reconcile_job: Callable[[], None] = (jobs.reconcile if alone
+                                             else partial(jobs.reconcile, target.name))
+        suffix = "" if alone else f":{target.name}"
+        # A start-up sync catches up at once (a restart should not wait a whole interval);
+        # reconciliation after the first sync has had its turn at the lock.
+        specs += [JobSpec(SYNC + suffix, sync_job, sync_every, start),
+                  JobSpec(RECONCILE + suffix, reconcile_job, reconcile_every,
+                          start + min(reconcile_every, sync_every) / 2)]
+    specs.append(JobSpec(PRUNE, jobs.prune, PRUNE_INTERVAL, start + PRUNE_FIRST_DELAY))
     if settings.smtp_host and settings.mail_from and settings.public_base_url:
         # The sign-up outbox: mails queued by the HTTP side, sent here (never in a request).
         specs.append(JobSpec(OUTBOX, jobs.outbox,

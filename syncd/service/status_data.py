@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
+from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
 from syncd.store import ledger, status
@@ -65,10 +66,10 @@ def _runs(session: Session, now: datetime) -> list[dict[str, Any]]:
     return found
 
 
-def _held_withdrawals(session: Session) -> dict[str, Any]:
+def _held_withdrawals(session: Session, settings: Settings) -> dict[str, Any]:
     """Unsubscribes the safety limit holds back now (the same count as /readyz and the
     `syncd_sync_unsubscribes_held` gauge), until `syncd sync --force` releases them."""
-    held = held_now(session)
+    held = held_now(session, tuple(t.audience_id for t in settings.sync_targets))
     return {"count": held.unsubscribes, "since": _iso(held.since), "release": (
         held.detail()["release"] if held.unsubscribes else None)}
 
@@ -148,7 +149,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
         runs = _runs(session, moment)
         if alerts_only:
             brief: dict[str, Any] = {
-                "runs": runs, "held_withdrawals": _held_withdrawals(session),
+                "runs": runs, "held_withdrawals": _held_withdrawals(session, settings),
                 "inbox": _inbox(session, moment,
                                 timedelta(minutes=settings.alert_inbox_stuck_minutes))}
             return brief | {"alerts": alerts(brief)}
@@ -158,7 +159,7 @@ def collect(ctx: AppContext, *, now: datetime | None = None,
         doc: dict[str, Any] = {
             "schema": STATUS_SCHEMA, "generated_at": _iso(moment),
             "runs": runs,
-            "held_withdrawals": _held_withdrawals(session),
+            "held_withdrawals": _held_withdrawals(session, settings),
             "parked_contacts": _parked_contacts(session),
             "inbox": _inbox(session, moment,
                             timedelta(minutes=settings.alert_inbox_stuck_minutes)),

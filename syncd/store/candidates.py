@@ -39,24 +39,28 @@ class Chunk:
     lists: dict[int, tuple[str, ...]]
 
 
-def _pending(audience_id: str, after_id: int) -> Scope:
+def _pending(audience_id: str, after_id: int, everyone: bool = False) -> Scope:
+    """`everyone`: every contact, settled or not (a changed target configuration, or
+    `syncd sync --full`: everyone is planned again, parked contacts retried)."""
     join = and_(PushState.contact_id == Contact.id, PushState.audience_id == audience_id)
+    if everyone:
+        return join, Contact.id > after_id
     where = and_(Contact.id > after_id,
                  or_(PushState.contact_id.is_(None), Contact.revision > PushState.settled_revision))
     return join, where
 
 
-def count(engine: Engine, audience_id: str) -> int:
+def count(engine: Engine, audience_id: str, *, everyone: bool = False) -> int:
     """How many contacts the next sync run looks at."""
-    join, where = _pending(audience_id, 0)
+    join, where = _pending(audience_id, 0, everyone)
     query = select(func.count()).select_from(Contact).outerjoin(PushState, join).where(where)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
 
 def _filter(audience_id: str, after: int, upto: int | None, live: Sequence[str] | None,
-            pulled_at: datetime | None) -> Scope:
-    join, where = _pending(audience_id, after)
+            pulled_at: datetime | None, *, everyone: bool = False) -> Scope:
+    join, where = _pending(audience_id, after, everyone)
     if upto is not None:
         where = and_(where, Contact.id <= upto)
     if live is not None:
@@ -71,16 +75,17 @@ def _filter(audience_id: str, after: int, upto: int | None, live: Sequence[str] 
 
 def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
            purpose_lists: tuple[str, ...], live: Sequence[str] | None = None,
-           pulled_at: datetime | None = None) -> Iterator[Chunk]:
+           pulled_at: datetime | None = None, everyone: bool = False) -> Iterator[Chunk]:
     """Chunks of candidates, in id order. `live`: only those syncd knows have one of
-    these statuses at the ESP (the safety limit's pre-count of unsubscribes).
+    these statuses at the ESP (the safety limit's pre-count of unsubscribes); `everyone`:
+    settled contacts too.
 
     Per chunk: the contacts (keyset by id), then their consent events and list
     memberships each in ONE query over the same filter bounded by the chunk's last id
     (no list of ids to bind); suppressions and the inbox by keyed hash."""
     after = 0
     while True:
-        join, where = _filter(audience_id, after, None, live, pulled_at)
+        join, where = _filter(audience_id, after, None, live, pulled_at, everyone=everyone)
         query = (select(*_COLUMNS).select_from(Contact).outerjoin(PushState, join)
                  .where(where).order_by(Contact.id).limit(chunk_size))
         with engine.connect() as conn:
@@ -88,7 +93,7 @@ def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: in
             if not rows:
                 return
             last = rows[-1][0]
-            scope = _filter(audience_id, after, last, live, pulled_at)
+            scope = _filter(audience_id, after, last, live, pulled_at, everyone=everyone)
             hmacs = keyring.address_hmacs([row[2] for row in rows])
             found = facts.read(conn, [Subject(row[0], row[2]) for row in rows], keyring,
                                  hmacs=hmacs, scope=scope)

@@ -46,11 +46,14 @@ class FinishedRun:
     finished_at: datetime
 
 
-def latest_finished(session: Session, kind: RunKind) -> FinishedRun | None:
-    """The newest finished run of `kind` that did not fail."""
+def latest_finished(session: Session, kind: RunKind,
+                    audience_id: str | None = None) -> FinishedRun | None:
+    """The newest finished run of `kind` that did not fail (of one audience, if given)."""
+    query = (select(_TABLE.c.counts, _TABLE.c.finished_at)
+             .where(_TABLE.c.kind == str(kind), _TABLE.c.finished_at.is_not(None),
+                    _TABLE.c.outcome != str(RunOutcome.FAILED)))
+    if audience_id is not None:
+        query = query.where(_TABLE.c.audience_id == audience_id)
     row = session.connection().execute(
-        select(_TABLE.c.counts, _TABLE.c.finished_at)
-        .where(_TABLE.c.kind == str(kind), _TABLE.c.finished_at.is_not(None),
-               _TABLE.c.outcome != str(RunOutcome.FAILED))
-        .order_by(_TABLE.c.finished_at.desc(), _TABLE.c.id.desc()).limit(1)).first()
+        query.order_by(_TABLE.c.finished_at.desc(), _TABLE.c.id.desc()).limit(1)).first()
     return None if row is None else FinishedRun(dict(row[0] or {}), row[1])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syncd.clock import utcnow
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import AudienceReader, RemoteMember
@@ -62,16 +63,18 @@ def was_pulled(ctx: AppContext, audience_id: str) -> bool:
     return pulled_at(ctx, audience_id) is not None
 
 
-def run_pull(ctx: AppContext, *, esp: AudienceReader | None = None,
+def run_pull(ctx: AppContext, *, target: TargetSettings | None = None,
+             esp: AudienceReader | None = None,
              stop: threading.Event | None = None) -> PullReport:
-    """The pull on its own (`syncd audience pull`), under the sync's lock."""
-    audience = ctx.settings.require_audience_id()
+    """The pull on its own (`syncd audience pull`) of the target's audience (None: the
+    only target), under that target's sync lock."""
+    audience = (target or ctx.settings.target()).audience_id
     with single_runner(ctx.engine, f"sync:{audience}"):
         if esp is not None:
             return pull_locked(ctx, esp, audience, stop=stop)
         from syncd.esp.mailchimp import mailchimp_client
 
-        client = mailchimp_client(ctx.settings)
+        client = mailchimp_client(ctx.settings, audience)
         try:
             return pull_locked(ctx, client, audience, stop=stop)
         finally:

@@ -3,6 +3,7 @@ run, for /readyz, the metrics and the operator (I11: held visibly, until `--forc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,9 +24,22 @@ class Held:
                 "release": "check the CRM data, then `syncd sync --force`"}
 
 
-def held_now(session: Session) -> Held:
-    """Counts only, never an address."""
-    run = runs.latest_finished(session, RunKind.SYNC)
+def held_now(session: Session, audience_ids: Sequence[str] = ()) -> Held:
+    """Counts only, never an address. `audience_ids`: the sync targets' audiences, each
+    by its own latest run, added up (none given: the latest sync run of any audience)."""
+    found = [_held(runs.latest_finished(session, RunKind.SYNC, audience))
+             for audience in audience_ids or (None,)]
+    moments = [h.since for h in found if h.since is not None]
+    return Held(sum(h.unsubscribes for h in found), max(moments, default=None))
+
+
+def held_by_audience(session: Session, audience_ids: Sequence[str]) -> dict[str, Held]:
+    """What each audience's latest sync run held (the per-audience gauge)."""
+    return {audience: _held(runs.latest_finished(session, RunKind.SYNC, audience))
+            for audience in audience_ids}
+
+
+def _held(run: runs.FinishedRun | None) -> Held:
     if run is None:
         return Held(0, None)
     held = int(run.counts.get("held_unsubscribes") or 0)

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from syncd.config import Settings
+from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
 from syncd.esp.protocol import LIVE_STATUSES, MemberData
@@ -53,11 +54,14 @@ class PlanConfig:
     unconfirmed_as_pending: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PlanConfig:
-        return cls(purpose=settings.sync_purpose,
-                   merge_fields=dict(settings.mailchimp_merge_fields),
-                   sync_tags=settings.mailchimp_sync_tags,
-                   tag_lists=tuple(settings.lists_of_purpose(settings.sync_purpose)),
+    def for_target(cls, target: TargetSettings, settings: Settings) -> PlanConfig:
+        """The plan of one sync target (its first purpose decides admission)."""
+        purpose = target.purposes[0]
+        return cls(purpose=purpose,
+                   merge_fields=dict(target.merge_fields),
+                   sync_tags=target.sync_tags,
+                   tag_lists=tuple(sorted({name for p in target.purposes
+                                           for name in settings.lists_of_purpose(p)})),
                    unconfirmed_as_pending=settings.sync_push_unconfirmed_as_pending)
 
 

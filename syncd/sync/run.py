@@ -1,8 +1,9 @@
-"""`run_sync`: one sync run of the configured audience. The one code path: `syncd sync`
-and the scheduler call exactly this function.
+"""`run_sync`: one sync run of one sync target (its audience). The one code path:
+`syncd sync [--target NAME]` and the scheduler's job of each target call exactly this.
 
-Flow: single-runner lock -> safety limit (planned unsubscribes vs members known live)
--> ESP check -> stream changed contacts in chunks -> plan -> write-ahead attempt
+Flow: single-runner lock (per audience) -> configuration fingerprint (changed: every
+contact is planned again) -> safety limit (the target's own: planned unsubscribes vs
+members known live) -> ESP check -> stream changed contacts in chunks -> plan -> write-ahead attempt
 markers -> ESP calls in parallel (bounded) -> checkpoint from the ESP's answers only
 (I8) -> record the run."""
 
@@ -16,15 +17,22 @@ from datetime import datetime
 from typing import Any
 
 from syncd.clock import utcnow
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.esp.errors import EspError
 from syncd.esp.protocol import EspWriter
 from syncd.logs import get_logger
-from syncd.metrics import HELD_UNSUBSCRIBES, LAST_SUCCESS, RUNS
+from syncd.metrics import (
+    HELD_UNSUBSCRIBES,
+    LAST_SUCCESS,
+    RUNS,
+    TARGET_LAST_SUCCESS,
+    TARGET_RUNS,
+)
 from syncd.runner_lock import single_runner
 from syncd.schema import PushOutcome, RunKind, RunOutcome
 from syncd.store import candidates, push_state, runs
-from syncd.sync import audience_pull, source
+from syncd.sync import audience_pull, source, target_config
 from syncd.sync.pipeline import Pipeline
 from syncd.sync.plan import LIVE, Action, Change, PlanConfig, plan_contact
 from syncd.sync.sync_report import SyncReport, Tally
@@ -38,6 +46,7 @@ class _Run:
     """What every step of one run shares."""
 
     ctx: AppContext
+    target: TargetSettings
     audience_id: str
     cfg: PlanConfig
     now: datetime
@@ -46,12 +55,19 @@ class _Run:
     known_members: int
     unsubscribe_limit: int
     hold_unsubscribes: bool = False
+    config_print: str = ""
+    replanned: str | None = None  # why everyone is planned (sync_report.SyncReport)
 
     @property
     def safety(self) -> dict[str, Any]:
-        return {"planned_unsubscribes": self.planned_unsubscribes,
+        return {"target": self.target.name, "replanned": self.replanned,
+                "planned_unsubscribes": self.planned_unsubscribes,
                 "known_members": self.known_members,
                 "unsubscribe_limit": self.unsubscribe_limit}
+
+    @property
+    def everyone(self) -> bool:
+        return self.replanned is not None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -59,45 +75,53 @@ class _Run:
 
 
 def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
-                live_only: bool = False) -> Iterable[list[source.Candidate]]:
+                live_only: bool = False, everyone: bool = False
+                ) -> Iterable[list[source.Candidate]]:
     return source.iter_candidates(ctx.engine, audience_id, ctx.keyring, chunk_size=READ_CHUNK,
                                   purpose_lists=cfg.tag_lists, live_only=live_only,
-                                  pulled_at=audience_pull.pulled_at(ctx, audience_id))
+                                  pulled_at=audience_pull.pulled_at(ctx, audience_id),
+                                  everyone=everyone)
 
 
-def _safety(ctx: AppContext, audience_id: str, cfg: PlanConfig,
-            now: datetime) -> tuple[int, int, int]:
+def _safety(ctx: AppContext, target: TargetSettings, cfg: PlanConfig,
+            now: datetime, everyone: bool) -> tuple[int, int, int]:
     """(planned unsubscribes, members known live, limit). Only contacts known live can be
     unsubscribed, so the pre-count reads just those among the changed contacts."""
+    audience_id = target.audience_id
     planned = sum(
         plan_contact(c.facts, c.known, cfg, now).action is Action.UNSUBSCRIBE
-        for chunk in _candidates(ctx, audience_id, cfg, live_only=True) for c in chunk)
+        for chunk in _candidates(ctx, audience_id, cfg, live_only=True, everyone=everyone)
+        for c in chunk)
     known = push_state.count_live(ctx.engine, audience_id, tuple(LIVE))
     # Above the floor AND above the share: a handful of withdrawals never waits on the
-    # size of the audience (I11).
-    limit = max(ctx.settings.sync_unsubscribe_floor,
-                int(known * ctx.settings.sync_max_unsubscribe_share))
+    # size of the audience (I11). The target's own limit.
+    limit = max(target.unsubscribe_floor, int(known * target.max_unsubscribe_share))
     return planned, known, limit
 
 
-def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
+def run_sync(ctx: AppContext, *, target: TargetSettings | None = None,
+             dry_run: bool = False, force: bool = False, full: bool = False,
              stop: threading.Event | None = None,
              progress: Callable[[int, int], None] | None = None) -> SyncReport:
-    """Bring the audience in line with the CRM for the contacts that changed.
+    """Bring the target's audience (None: the only target) in line with the CRM for the
+    contacts that changed; every contact when `full` or the target's configuration
+    changed since its last sync.
 
     Raises RunnerBusy (another run holds the lock), ConfigError, and EspError for
     run-level failures (bad key, unknown audience, ESP unavailable after retries), after
     recording the failed run. Returns the report otherwise (refused and interrupted
     runs included)."""
-    audience_id = ctx.settings.require_audience_id()
+    if target is None:
+        target = ctx.settings.target()
+    audience_id = target.audience_id
     with single_runner(ctx.engine, f"sync:{audience_id}"):
         if dry_run:
-            report = _dry_run(_prepare(ctx, audience_id, force, time.monotonic()))
+            report = _dry_run(_prepare(ctx, target, force, full, time.monotonic()))
         else:
             from syncd.esp.mailchimp import mailchimp_client
 
             started = time.monotonic()
-            client = mailchimp_client(ctx.settings)
+            client = mailchimp_client(ctx.settings, audience_id)
             try:
                 pulled = False
                 if not audience_pull.was_pulled(ctx, audience_id):
@@ -105,7 +129,7 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
                     # before syncd, so that a withdrawal reaches them too (rule 12, I11).
                     audience_pull.pull_locked(ctx, client, audience_id, stop=stop)
                     pulled = True
-                run = _prepare(ctx, audience_id, force, started)
+                run = _prepare(ctx, target, force, full, started)
                 with ctx.sessions.begin() as session:
                     run_id = runs.start(session, kind=RunKind.SYNC, audience_id=audience_id,
                                         started_at=run.now)
@@ -113,6 +137,10 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
                 report = _push(run, client, run_id, stop=stop, progress=progress,
                                audience_pulled=pulled,
                                write_calls=lambda: client.write_calls - writes_before)
+                if report.outcome in (RunOutcome.SUCCEEDED, RunOutcome.REFUSED):
+                    # Everyone was planned under this configuration: the next run compares
+                    # against it (a failed or interrupted run re-plans everyone again).
+                    target_config.record(ctx, audience_id, run.config_print)
             finally:
                 client.close()
     HELD_UNSUBSCRIBES.labels(audience=audience_id).set(report.held_unsubscribes)
@@ -121,30 +149,37 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
     return report
 
 
-def _prepare(ctx: AppContext, audience_id: str, force: bool, started: float) -> _Run:
+def _prepare(ctx: AppContext, target: TargetSettings, force: bool, full: bool,
+             started: float) -> _Run:
     """The plan's settings and the safety limit's numbers, read once per run."""
     now = utcnow()
-    cfg = PlanConfig.from_settings(ctx.settings)
-    planned_unsubs, known, limit = _safety(ctx, audience_id, cfg, now)
-    return _Run(ctx, audience_id, cfg, now, started, planned_unsubs, known, limit,
-                hold_unsubscribes=planned_unsubs > limit and not force)
+    cfg = PlanConfig.for_target(target, ctx.settings)
+    config_print = target_config.fingerprint(target, cfg)
+    replanned = ("full" if full else "configuration changed"
+                 if target_config.changed(ctx, target.audience_id, config_print) else None)
+    if replanned:
+        log.info("sync_replans_target", target=target.name, why=replanned)
+    planned_unsubs, known, limit = _safety(ctx, target, cfg, now, replanned is not None)
+    return _Run(ctx, target, target.audience_id, cfg, now, started, planned_unsubs, known,
+                limit, hold_unsubscribes=planned_unsubs > limit and not force,
+                config_print=config_print, replanned=replanned)
 
 
-def _refusal_message(planned: int, known: int, ctx: AppContext) -> str:
-    share = ctx.settings.sync_max_unsubscribe_share
-    floor = ctx.settings.sync_unsubscribe_floor
+def _refusal_message(planned: int, known: int, target: TargetSettings) -> str:
+    share = target.max_unsubscribe_share
+    floor = target.unsubscribe_floor
     return (f"refused: the plan would unsubscribe {planned} of the {known} members syncd "
             f"knows at Mailchimp, more than sync_unsubscribe_floor = {floor} and more than "
-            f"sync_max_unsubscribe_share = {share:.0%} ({int(known * share)}); adds and "
-            "updates were sent, the unsubscribes are held: check the CRM data, then run "
-            "with --force if intended")
+            f"sync_max_unsubscribe_share = {share:.0%} ({int(known * share)}) of target "
+            f"{target.name}; adds and updates were sent, the unsubscribes are held: check "
+            "the CRM data, then run with --force if intended")
 
 
 def _dry_run(run: _Run) -> SyncReport:
     """Plans everything, writes nothing: no push_state, no sync_runs, no ESP call."""
     refused = run.hold_unsubscribes
     tally = Tally()
-    for chunk in _candidates(run.ctx, run.audience_id, run.cfg):
+    for chunk in _candidates(run.ctx, run.audience_id, run.cfg, everyone=run.everyone):
         for cand in chunk:
             tally.planned(plan_contact(cand.facts, cand.known, run.cfg, run.now),
                           cand.facts.email, dry_run=True)
@@ -152,7 +187,7 @@ def _dry_run(run: _Run) -> SyncReport:
                         run.audience_id, dry_run=True,
                         duration_seconds=run.elapsed(), **run.safety,
                         error=(_refusal_message(run.planned_unsubscribes, run.known_members,
-                                                run.ctx) if refused else None))
+                                                run.target) if refused else None))
 
 
 def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | None,
@@ -165,7 +200,8 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     except EspError as exc:
         _fail(run, run_id, tally, str(exc))
         raise
-    total = candidates.count(ctx.engine, audience_id) if progress else 0
+    total = (candidates.count(ctx.engine, audience_id, everyone=run.everyone)
+             if progress else 0)
     pipeline = Pipeline(ctx, esp, audience_id, tally, now)
     try:
         interrupted = _stream(run, pipeline, tally, stop=stop, progress=progress, total=total)
@@ -185,13 +221,16 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
                           write_calls=write_calls(), held_unsubscribes=held,
                           audience_pulled=audience_pulled,
                           error=(_refusal_message(run.planned_unsubscribes,
-                                                  run.known_members, ctx) if held else None),
+                                                  run.known_members, run.target)
+                                 if held else None),
                           **run.safety)
     _finish(ctx, run_id, report)
     tally.publish()
     RUNS.labels(kind=RunKind.SYNC, outcome=outcome).inc()
+    TARGET_RUNS.labels(target=run.target.name, outcome=outcome).inc()
     if outcome == RunOutcome.SUCCEEDED:
         LAST_SUCCESS.labels(kind=RunKind.SYNC).set(time.time())
+        TARGET_LAST_SUCCESS.labels(target=run.target.name).set(time.time())
     return report
 
 
@@ -200,7 +239,7 @@ def _stream(run: _Run, pipeline: Pipeline, tally: Tally, *, stop: threading.Even
     """Plan and push chunk by chunk; True if stopped early (graceful shutdown)."""
     interrupted = False
     try:
-        for chunk in _candidates(run.ctx, run.audience_id, run.cfg):
+        for chunk in _candidates(run.ctx, run.audience_id, run.cfg, everyone=run.everyone):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
@@ -239,6 +278,7 @@ def _fail(run: _Run, run_id: int, tally: Tally, error: str, write_calls: int = 0
     _finish(run.ctx, run_id, report)
     tally.publish()
     RUNS.labels(kind=RunKind.SYNC, outcome=RunOutcome.FAILED).inc()
+    TARGET_RUNS.labels(target=run.target.name, outcome=RunOutcome.FAILED).inc()
     log.error("sync_failed", **report.counts())
 
 

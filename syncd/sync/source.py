@@ -27,16 +27,18 @@ class Candidate:
 
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
                     purpose_lists: tuple[str, ...], live_only: bool = False,
-                    pulled_at: datetime | None = None) -> Iterator[list[Candidate]]:
+                    pulled_at: datetime | None = None,
+                    everyone: bool = False) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
-    live at the ESP (the safety limit's pre-count of unsubscribes)."""
+    live at the ESP (the safety limit's pre-count of unsubscribes). `everyone`: the
+    contacts already settled too (a re-plan of the whole target)."""
     no_events: tuple[ConsentFact, ...] = ()
     no_blocks: tuple[SuppressionFact, ...] = ()
     no_lists: tuple[str, ...] = ()
     for chunk in candidates.chunks(engine, audience_id, keyring, chunk_size=chunk_size,
                                    purpose_lists=purpose_lists,
                                    live=tuple(LIVE) if live_only else None,
-                                   pulled_at=pulled_at):
+                                   pulled_at=pulled_at, everyone=everyone):
         found = in_policy_terms(chunk.facts)
         events, blocks, inbox, lists = (found.events, found.suppressions, found.inbox_blocked,
                                         chunk.lists)

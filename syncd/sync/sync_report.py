@@ -33,6 +33,10 @@ class PlannedExample:
 class SyncReport(Report):
     outcome: str  # a RunOutcome: succeeded | interrupted | refused | failed | dry_run
     audience_id: str
+    target: str = "default"  # the sync target (settings [[targets]]) of the audience
+    # Why every contact of the target was planned, settled or not: "configuration
+    # changed" (the target's fingerprint moved), "full" (`--full`); None: only changes.
+    replanned: str | None = None
     dry_run: bool = False
     considered: int = 0
     added: int = 0

@@ -45,6 +45,7 @@ from syncd import logs
 from syncd.clock import as_utc
 from syncd.config import Settings
 from syncd.keys import Keyring
+from syncd.metrics import WEBHOOK_UNROUTED
 from syncd.schema import LedgerChannel
 from syncd.webhooks import member_events, purge, renames
 from syncd.webhooks.job import IGNORED, Job, Outcome, Unappliable
@@ -59,15 +60,20 @@ def apply(  # noqa: PLR0911 - one return per kind reads as the table it is
         event_key: str, channel: LedgerChannel, now: datetime) -> Outcome:
     """Apply one event in the caller's transaction. Idempotent: a second call with the
     same event and key changes nothing. Raises Unappliable for a poison event."""
-    audience = settings.mailchimp_audience_id
     if event.kind in (EventKind.CAMPAIGN, EventKind.UNKNOWN):
         return Outcome(IGNORED, f"{event.kind} events are stored, not applied")
-    if audience and event.list_id and event.list_id != audience:
-        log.info("webhook for another audience ignored", list_id=event.list_id[:64],
-                 kind=str(event.kind))
-        return Outcome(IGNORED, "event for another audience")
+    targets = settings.sync_targets
+    # Routed by its list_id: the target of that audience, never another's.
+    target = (settings.target_of_audience(event.list_id) if event.list_id
+              else targets[0] if len(targets) == 1 else None)
+    if targets and target is None:
+        log.info("webhook for an audience no target syncs ignored",
+                 list_id=(event.list_id or "")[:64], kind=str(event.kind))
+        WEBHOOK_UNROUTED.labels(kind=str(event.kind)).inc()
+        return Outcome(IGNORED, "event for another audience" if event.list_id
+                       else "event names no audience (several targets)")
     moment = min(as_utc(event.fired_at), now) if event.fired_at else now
-    job = Job(session, event, settings, keyring, event_key, channel, moment, now)
+    job = Job(session, event, settings, keyring, event_key, channel, moment, now, target)
     if event.kind is EventKind.UPEMAIL:
         return renames.upemail(job, lambda earlier, key, via: apply(
             session, earlier, settings=settings, keyring=keyring, event_key=key,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from syncd.config import Settings
+from syncd.config.targets import TargetSettings
 from syncd.errors import SyncdError
 from syncd.keys import Keyring
 from syncd.schema import InboxStatus, LedgerChannel
@@ -45,14 +46,30 @@ class Job:
     channel: LedgerChannel
     moment: datetime  # when the ESP saw it (fired_at), never later than now
     now: datetime
+    # The sync target of the event's audience (routed by its list_id); None: no audience
+    # is configured at all (the purpose is then sync_purpose, as before targets).
+    target: TargetSettings | None = None
 
     @property
     def purpose(self) -> str:
-        return self.settings.sync_purpose
+        """The purpose a subscribe confirms: the target's first."""
+        return self.target.purposes[0] if self.target else self.settings.sync_purpose
+
+    @property
+    def purposes(self) -> tuple[str, ...]:
+        """Every purpose an unsubscribe in this audience withdraws: the target's, only."""
+        return self.target.purposes if self.target else (self.settings.sync_purpose,)
+
+    @property
+    def merge_fields(self) -> dict[str, str]:
+        """CRM field -> Mailchimp merge tag, of this audience's target."""
+        if self.target is not None:
+            return dict(self.target.merge_fields)
+        return dict(self.settings.mailchimp_merge_fields)
 
     @property
     def audience(self) -> str | None:
-        return self.event.list_id or self.settings.mailchimp_audience_id
+        return self.event.list_id or (self.target.audience_id if self.target else None)
 
     def learn_status(self, contact_id: int, status: str) -> None:
         """What Mailchimp now has for the member (it reported it): the planner decides

@@ -72,7 +72,7 @@ def profile(job: Job) -> Outcome:
     if inbox_store.applied_after(session, EventKind.PROFILE, hmacs, job.moment,
                                  other_than=job.event_key):
         return Outcome(IGNORED, "stale profile: a newer one was applied", contact.id)
-    fields = {tag: crm for crm, tag in job.settings.mailchimp_merge_fields.items()}
+    fields = {tag: crm for crm, tag in job.merge_fields.items()}
     names: dict[str, str | None] = {}
     attributes: dict[str, str] = {}
     for tag, value in event.merges.items():

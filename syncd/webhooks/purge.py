@@ -125,7 +125,7 @@ def withdraw_event(job: Job) -> Outcome:
     abuse = event.is_abuse
     deleted = event.action == "delete"
     reason = event.reason or ("abuse" if abuse else "unsubscribe")
-    scope = suppression.ALL_PURPOSES if abuse else job.purpose
+    scopes = (suppression.ALL_PURPOSES,) if abuse else job.purposes
     kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
     since = job.moment - SAME_WITHDRAWAL_WINDOW
     known = find(session, event.email, since)
@@ -133,23 +133,32 @@ def withdraw_event(job: Job) -> Outcome:
         renamed = resolve_contact(session, keyring, event.email)
         known = find(session, renamed.email_key, since) if renamed is not None else None
     if known is None:
-        added = suppression.suppress(session, [keyring.address_hmac(event.email)],
-                                     purpose=scope, reason=kind, actor=ACTOR,
-                                     created_at=job.moment)
+        added = False
+        for scope in scopes:
+            added = suppression.suppress(session, [keyring.address_hmac(event.email)],
+                                         purpose=scope, reason=kind, actor=ACTOR,
+                                         created_at=job.moment) or added
         return Outcome(APPLIED if added else IGNORED, "unknown address: suppression only"
                        if added else "already in effect")
     # One person, every address (I12): the addresses they had before too.
     hmacs = {keyring.address_hmac(event.email), keyring.address_hmac(known.email_key),
              *address_history.hmacs_of(session, known.id)}
-    record = ConsentRecord(
-        purpose=job.purpose, action=Action.WITHDRAWN, occurred_at=job.moment,
-        source=job.channel, reason=(reason + " (deleted at ESP)")[:200] if deleted
-        else reason, campaign_id=event.campaign_id)
-    changed, added_any = withdraw(session, known, sorted(hmacs), Withdrawal(
-        purpose=job.purpose, moment=job.moment, record=record, dedupe_salt=job.event_key,
-        why=f"{event.kind} ({reason})", abuse=abuse, deleted=deleted, channel=job.channel,
-        actor=ACTOR, suppression_scope=scope, suppression_reason=kind,
-        window=SAME_WITHDRAWAL_WINDOW))
+    changed = added_any = False
+    # Only the purposes of the audience's target (an abuse complaint: every list and
+    # every purpose suppressed, whichever audience it came from).
+    for index, purpose in enumerate(job.purposes):
+        record = ConsentRecord(
+            purpose=purpose, action=Action.WITHDRAWN, occurred_at=job.moment,
+            source=job.channel, reason=(reason + " (deleted at ESP)")[:200] if deleted
+            else reason, campaign_id=event.campaign_id)
+        one_changed, one_added = withdraw(session, known, sorted(hmacs), Withdrawal(
+            purpose=purpose, moment=job.moment, record=record,
+            dedupe_salt=job.event_key if index == 0 else f"{job.event_key}:{purpose}",
+            why=f"{event.kind} ({reason})", abuse=abuse, deleted=deleted and index == 0,
+            channel=job.channel, actor=ACTOR,
+            suppression_scope=scopes[0] if abuse else purpose,
+            suppression_reason=kind, window=SAME_WITHDRAWAL_WINDOW))
+        changed, added_any = changed or one_changed, added_any or one_added
     gone = "cleaned" if event.kind is EventKind.CLEANED else "unsubscribed"
     job.learn_status(known.id, "archived" if deleted else gone)
     if not (changed or added_any):

@@ -392,8 +392,9 @@ def test_without_tag_sync_no_tag_is_sent_or_cleared() -> None:
 def test_the_plan_configuration_is_read_from_the_settings() -> None:
     settings = Settings(lists=TEST_LISTS, sync_purpose="offers",
                         mailchimp_merge_fields={"last_name": "LNAME"},
-                        mailchimp_sync_tags=False, sync_push_unconfirmed_as_pending=True)
+                        mailchimp_sync_tags=False, sync_push_unconfirmed_as_pending=True,
+                        mailchimp_audience_id="f1243a3b12")
 
-    assert PlanConfig.from_settings(settings) == PlanConfig(
+    assert PlanConfig.for_target(settings.target(), settings) == PlanConfig(
         purpose="offers", merge_fields={"last_name": "LNAME"}, sync_tags=False,
         tag_lists=("offers",), unconfirmed_as_pending=True)

@@ -40,7 +40,7 @@ def test_each_chunk_carries_exactly_its_contacts_events_and_lists(
     push_state.settle(ctx.engine, TEST_AUDIENCE_ID, [push_state.Settlement(
         settled, _revision(ctx, settled), None, "subscribed", "settled@example.org")])
 
-    cfg = PlanConfig.from_settings(ctx.settings)
+    cfg = PlanConfig.for_target(ctx.settings.target(), ctx.settings)
     chunks = list(source.iter_candidates(ctx.engine, TEST_AUDIENCE_ID, ctx.keyring,
                                          chunk_size=2, purpose_lists=cfg.tag_lists))
 
