@@ -1,15 +1,35 @@
-"""Email addresses: one normal form for identity, syntax checked without DNS look-ups."""
+"""Email addresses: one normal form for identity, syntax checked without DNS look-ups.
+
+Most addresses are plain ASCII (`name@example.org`); for those a cheap check decides
+with the same outcome as the full validator (email-validator), which costs about as much
+as the rest of an import line. The cheap check only ever accepts: it takes an address
+only when the full validator is known to accept it with the same normal form, and sends
+every other address (non-ASCII, quoted, bracketed, Punycode, special-use domain, ...)
+to the full validator, so every refusal and its message come from there.
+tests/test_addresses.py checks with Hypothesis that both paths agree."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from syncd.errors import InputError
 
 MAX_ADDRESS_LENGTH = 254
+# What the full validator accepts unchanged but for case, in the ASCII subset checked
+# here: a dot-atom local part (RFC 5322 3.2.3 atext, as email-validator's DOT_ATOM_TEXT)
+# and a host name of at least two labels (letters, digits, inner hyphens; RFC 952/1123)
+# whose last character is a letter (email-validator's top-level-domain rule).
+_ATEXT = r"a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_TOP = r"(?:[a-zA-Z0-9][a-zA-Z0-9-]*)?[a-zA-Z]"
+_PLAIN = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@((?:{_LABEL}\.)+{_TOP})")
+# email-validator's limits for the part after the @-sign and each label in it.
+_DOMAIN_MAX = 253
+_LABEL_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,29 @@ def parse_address(raw: str) -> Address:
         raise InputError("email address is empty")
     if len(display) > MAX_ADDRESS_LENGTH:
         raise InputError(f"email address is longer than {MAX_ADDRESS_LENGTH} characters")
+    if plain_ascii(display):
+        return Address(key=display.lower(), display=display)
+    return _validated(display)
+
+
+def plain_ascii(display: str) -> bool:
+    """True for an address the full validator accepts with the normal form
+    `display.lower()` (a trimmed address of at most MAX_ADDRESS_LENGTH characters):
+    the cheap check. False says nothing: the full validator decides."""
+    found = _PLAIN.fullmatch(display)
+    if found is None:
+        return False
+    domain = found.group(1).lower()
+    if len(domain) > _DOMAIN_MAX or "--" in domain:  # "--": Punycode and its look-alikes
+        return False
+    if any(len(label) > _LABEL_MAX for label in domain.split(".")):
+        return False
+    return not any(domain == name or domain.endswith("." + name)
+                   for name in SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _validated(display: str) -> Address:
+    """The full validator (email-validator, no DNS)."""
     try:
         checked = validate_email(display, check_deliverability=False)
     except EmailNotValidError as exc:

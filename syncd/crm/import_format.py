@@ -6,6 +6,8 @@ not reach a terminal, a log or a CI transcript (I9)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,8 @@ from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.errors import InputError
 
+# Versioned: a change of what the content hash covers starts "v2" (nothing then matches).
+CONTENT_HASH_VERSION = "syncd-import-v1"
 PRECHECKED_MESSAGE = "a pre-ticked box is not consent (rule 2, CJEU Planet49 C-673/17)"
 DEFAULT_SOURCE = "import"
 # Bounds on every field, so that no line stores more than a contact can need.
@@ -212,3 +216,10 @@ def _check_consent(line: int, index: int, consent: ConsentLine, vocabulary: Voca
 def _json_kind(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", int: "a number",
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def content_hash(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of a decoded line's canonical content (keys sorted, no spacing): equal for
+    lines that state the same, whatever their key order (syncd.store.import_marks)."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{CONTENT_HASH_VERSION}:{canonical}".encode()).hexdigest()

@@ -24,30 +24,34 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from syncd import logs
+from syncd.addresses import parse_address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
 from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
-from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check
+from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, content_hash
 from syncd.crm.import_readers import (
     FileProblem,
     Format,
+    Item,
     Unreadable,
     guess_format,
     read,
 )
 from syncd.errors import InputError
-from syncd.store import contacts, lists
+from syncd.store import contacts, import_marks, lists
 
 MAX_REPORTED_ERRORS = 100
 CHUNK_LINES = 2000
 # SQLite page cache for the apply pass (KiB): bounded, and returned after the import.
 SQLITE_CACHE_KIB = 64 * 1024
 ACTOR = "import"
+_T = TypeVar("_T")
 
 log = logs.get_logger(__name__)
 
@@ -63,6 +67,8 @@ class ImportReport:
     contacts_updated: int = 0
     consents_added: int = 0
     memberships_added: int = 0
+    # Valid lines skipped in the apply pass: the contact already holds exactly that line.
+    unchanged: int = 0
 
     @property
     def errors_not_shown(self) -> int:
@@ -84,7 +90,7 @@ class ImportReport:
             "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
             "applied": self.applied, "contacts_created": self.contacts_created,
             "contacts_updated": self.contacts_updated, "consents_added": self.consents_added,
-            "memberships_added": self.memberships_added,
+            "memberships_added": self.memberships_added, "unchanged": self.unchanged,
             "errors": [{"line": e.line, "field": e.field, "message": e.message}
                        for e in self.errors],
             "errors_not_shown": self.errors_not_shown,
@@ -127,8 +133,8 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
         if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
             return report
-        _apply(ctx, _records(path, chosen, vocabulary, moment, ImportReport()), report,
-               chunk_lines, progress)
+        _apply(ctx, read(path, chosen), report, vocabulary=vocabulary, now=moment,
+               chunk_lines=chunk_lines, progress=progress)
     except FileProblem as exc:
         raise InputError(str(exc)) from None
     report.applied = True
@@ -142,16 +148,11 @@ def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
              report: ImportReport) -> Iterator[ImportRecord]:
     for number, item in read(path, fmt):
         report.lines += 1
-        outcome = item.errors if isinstance(item, Unreadable) else check(
-            number, item, vocabulary, now)
-        if isinstance(outcome, ImportRecord):
-            yield outcome
-        else:
-            report.note(outcome)
+        yield from _checked(number, item, vocabulary, now, report)
 
 
-def _batches(records: Iterator[ImportRecord], size: int) -> Iterator[list[ImportRecord]]:
-    batch: list[ImportRecord] = []
+def _batches(records: Iterator[_T], size: int) -> Iterator[list[_T]]:
+    batch: list[_T] = []
     for record in records:
         batch.append(record)
         if len(batch) >= size:
@@ -181,29 +182,68 @@ def _crm_id_conflicts(session: Session, batch: list[ImportRecord], *,
     return problems
 
 
-def _apply(ctx: AppContext, records: Iterator[ImportRecord], report: ImportReport,
-           chunk_lines: int, progress: ProgressHook | None = None) -> None:
-    """One connection for the whole pass, one transaction per chunk. On SQLite the page
-    cache is raised for this connection only and restored after: the unique indexes the
-    import inserts into (email_key, dedupe_key: random order) outgrow the 2 MB default
-    and every chunk then re-read them from disk. Durability settings stay untouched."""
+def _apply(ctx: AppContext, items: Iterator[Item], report: ImportReport, *,
+           vocabulary: Vocabulary, now: datetime, chunk_lines: int,
+           progress: ProgressHook | None = None) -> None:
+    """One connection for the whole pass, one transaction per chunk of lines. On SQLite
+    the page cache is raised for this connection only and restored after: the unique
+    indexes the import inserts into (email_key, dedupe_key: random order) outgrow the
+    2 MB default and every chunk then re-read them from disk. Durability settings stay
+    untouched."""
     with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
             connection, SQLITE_CACHE_KIB):
-        done, total = 0, report.valid + len(report.refused_lines)  # the records of pass one
-        for chunk in _batches(records, chunk_lines):
+        done = 0
+        for chunk in _batches(items, chunk_lines):
             with Session(bind=connection) as session, session.begin():
-                _apply_chunk(session, chunk, report)
+                _apply_chunk(session, chunk, vocabulary, now, report)
             done += len(chunk)
             if progress is not None:
-                progress(done, total, "importing")
+                progress(done, report.lines, "importing")
 
 
-def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportReport) -> None:
-    """One transaction: contacts, then memberships, then consent events, then revisions,
-    each in one or a few multi-row statements (per-line statements made a million lines
-    take an hour; ORM objects cost more than the SQL)."""
+def _unchanged(session: Session, chunk: list[Item], report: ImportReport
+               ) -> tuple[set[int], dict[int, str]]:
+    """(lines to skip, content hash per line): a line is skipped when its contact holds
+    the same hash from an earlier import and nothing changed the contact since, so
+    applying it would change nothing. An address on two lines of the chunk is applied
+    (the first may change what the second finds). Pass one checked every line already."""
+    hashes: dict[int, str] = {}
+    by_key: dict[str, int] = {}
+    repeated: set[str] = set()
+    for number, raw in chunk:
+        if number in report.refused_lines or not isinstance(raw, dict):
+            continue
+        email = raw.get("email")
+        try:
+            key = parse_address(email).key if isinstance(email, str) else None
+        except InputError:
+            key = None
+        if key is None:
+            continue
+        hashes[number] = content_hash(raw)
+        if key in by_key:
+            repeated.add(key)
+        by_key[key] = number
+    candidates = {key: hashes[n] for key, n in by_key.items() if key not in repeated}
+    return {by_key[key] for key in import_marks.unchanged(session, candidates)}, hashes
+
+
+def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, now: datetime,
+                 report: ImportReport) -> None:
+    """One transaction: unchanged lines skipped, the others checked again, then
+    contacts, memberships, consent events, revisions and the import marks, each in one or
+    a few multi-row statements (per-line statements made a million lines take an hour;
+    ORM objects cost more than the SQL). A per-line hook for the written records goes
+    after `contacts.upsert`, where each record meets its contact (`written`)."""
+    skip, hashes = _unchanged(session, chunk, report)
+    report.unchanged += len(skip)
+    scratch = ImportReport()  # pass one counted and reported every problem already
+    records = [r for number, raw in chunk if number not in skip and number
+               not in report.refused_lines for r in _checked(number, raw, vocabulary, now,
+                                                             scratch)]
+    if not records:
+        return
     known_lists = lists.all_lists(session)
-    records = [r for r in chunk if r.line not in report.refused_lines]
     for problem in _crm_id_conflicts(session, records, within=True):
         # Found only now when two lines of the same file claim one crm_id.
         report.valid -= 1
@@ -226,3 +266,16 @@ def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportRepo
         for record, (ref, _, _) in zip(records, written, strict=True)
         for consent in record.records], actor=ACTOR)
     contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])
+    # The last line per contact is what the contact now holds (dict: last one wins).
+    import_marks.mark(session, {ref.id: hashes[record.line] for record, (ref, _, _)
+                                in zip(records, written, strict=True)}.items())
+
+
+def _checked(number: int, raw: object, vocabulary: Vocabulary, now: datetime,
+             report: ImportReport) -> list[ImportRecord]:
+    """The line as a record (a list of one), or none when it is refused."""
+    outcome = raw.errors if isinstance(raw, Unreadable) else check(number, raw, vocabulary, now)
+    if isinstance(outcome, ImportRecord):
+        return [outcome]
+    report.note(outcome)
+    return []

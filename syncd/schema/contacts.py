@@ -43,6 +43,9 @@ class Contact(Base):
     # Bumped on every change that could change what is pushed: the sync reads only
     # contacts whose revision is newer than the one last confirmed by the ESP.
     revision: Mapped[int] = mapped_column(BigInteger, default=1)
+    # The import line last applied and the revision it left (syncd.store.import_marks).
+    import_hash: Mapped[str | None] = mapped_column(String(64))
+    import_revision: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class InternalList(Base):

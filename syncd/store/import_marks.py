@@ -1,0 +1,43 @@
+"""The import's marks on contacts (contacts.import_hash, contacts.import_revision): the
+content hash of the import line last applied to a contact and the revision that left, so
+a later import skips a line that would change nothing (syncd.crm.importer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from syncd.schema import Contact
+
+_TABLE = cast(Table, Contact.__table__)
+IN_CHUNK = 900  # bound parameters per IN list
+# The revision as it stands after the chunk's bumps (same transaction).
+_MARK = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
+         .values(import_hash=bindparam("b_hash"), import_revision=_TABLE.c.revision))
+
+
+def unchanged(session: Session, hashes: Mapping[str, str]) -> set[str]:
+    """Of these addresses (normalised address -> content hash of its line now), those
+    whose contact holds that hash from an earlier import and has not changed since
+    (revision still the one that import left)."""
+    keys = sorted(hashes)
+    found: set[str] = set()
+    for start in range(0, len(keys), IN_CHUNK):
+        query = (select(_TABLE.c.email_key, _TABLE.c.import_hash)
+                 .where(_TABLE.c.email_key.in_(keys[start : start + IN_CHUNK]),
+                        _TABLE.c.import_hash.is_not(None),
+                        _TABLE.c.revision == _TABLE.c.import_revision))
+        found.update(key for key, stored in session.connection().execute(query)
+                     if hashes[key] == stored)
+    return found
+
+
+def mark(session: Session, marks: Iterable[tuple[int, str]]) -> None:
+    """(contact id, content hash of the line just applied): one executemany UPDATE, after
+    the chunk's revision bumps."""
+    rows = [{"b_id": contact_id, "b_hash": digest} for contact_id, digest in marks]
+    if rows:
+        session.connection().execute(_MARK, rows)
