@@ -31,6 +31,7 @@ from syncd import logs
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
+from syncd.crm import import_purchases
 from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
 from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check
 from syncd.crm.import_readers import (
@@ -225,4 +226,7 @@ def _apply_chunk(session: Session, chunk: list[ImportRecord], report: ImportRepo
         (ref, consent)
         for record, (ref, _, _) in zip(records, written, strict=True)
         for consent in record.records], actor=ACTOR)
+    import_purchases.apply(session, [(ref, record.data.purchases) for record, (ref, _, _)
+                                     in zip(records, written, strict=True)
+                                     if record.data.purchases])
     contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])
