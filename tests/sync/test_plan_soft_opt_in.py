@@ -1,0 +1,104 @@
+"""The planner on the soft opt-in basis (docs/consent-rules.md rules 7 and 11): pure,
+plus one real read (both databases) that the sync's chunks carry the purchases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from syncd.consent.policy import Action as Consent
+from syncd.consent.policy import ConsentFact, PurchaseFact
+from syncd.context import AppContext
+from syncd.crm.importer import import_file
+from syncd.sync import source
+from syncd.sync.plan import Action, ContactFacts, KnownState, PlanConfig, plan_contact
+from tests.conftest import TEST_AUDIENCE_ID
+from tests.crm.conftest import contact_line, write_jsonl
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+NEWSLETTER = PlanConfig(purpose="newsletter", merge_fields={}, sync_tags=True,
+                        tag_lists=("newsletter-nl",), unconfirmed_as_pending=False)
+OFFERS = PlanConfig(purpose="offers", merge_fields={}, sync_tags=True, tag_lists=("offers",),
+                    unconfirmed_as_pending=False, basis="soft_opt_in", soft_opt_in_months=24)
+PAID = (PurchaseFact(date(2026, 6, 1), "coffee", True),
+        PurchaseFact(date(2026, 8, 1), "mugs", True))
+NEWSLETTER_CONSENT = (
+    ConsentFact("newsletter", Consent.GIVEN, NOW - timedelta(days=3), "web_form"),
+    ConsentFact("newsletter", Consent.CONFIRMED, NOW - timedelta(days=2), "web_form"))
+
+
+def _person(**fields: object) -> ContactFacts:
+    return ContactFacts(contact_id=1, revision=1, email="ada@example.org", **fields)  # type: ignore[arg-type]
+
+
+def test_plan_config_defaults_keep_the_consent_basis() -> None:
+    assert (NEWSLETTER.basis, NEWSLETTER.soft_opt_in_months, NEWSLETTER.category_tags) == (
+        "consent", 24, True)
+
+
+def test_a_paying_customer_is_added_subscribed_with_their_categories_as_tags() -> None:
+    change = plan_contact(_person(purchases=PAID, lists=("offers",)), None, OFFERS, NOW)
+    assert change.action is Action.ADD
+    assert change.status == "subscribed"
+    assert change.data is not None
+    assert change.data.tags == ("coffee", "mugs", "offers")
+    assert change.reason == "soft opt-in: customer since 2026-06-01, categories coffee, mugs"
+
+
+def test_category_tags_can_be_switched_off() -> None:
+    cfg = replace(OFFERS, category_tags=False)
+    change = plan_contact(_person(purchases=PAID), None, cfg, NOW)
+    assert change.data is not None
+    assert change.data.tags == ()
+
+
+def test_a_customer_with_only_a_quote_is_not_added_to_offers() -> None:
+    quote = (PurchaseFact(date(2026, 6, 1), "coffee", False),)
+    change = plan_contact(_person(purchases=quote), None, OFFERS, NOW)
+    assert change.action is Action.SETTLE
+    assert change.category == "not_customer"
+
+
+def test_a_newsletter_only_person_never_reaches_offers() -> None:
+    change = plan_contact(_person(events=NEWSLETTER_CONSENT), None, OFFERS, NOW)
+    assert change.action is Action.SETTLE
+
+
+def test_a_customer_with_no_newsletter_consent_never_reaches_the_newsletter() -> None:
+    change = plan_contact(_person(purchases=PAID, is_customer=True), None, NEWSLETTER, NOW)
+    assert change.action is Action.SETTLE
+
+
+def test_the_consent_basis_ignores_purchases_and_tags_no_categories() -> None:
+    change = plan_contact(_person(events=NEWSLETTER_CONSENT, purchases=PAID,
+                                  lists=("newsletter-nl",)), None, NEWSLETTER, NOW)
+    assert change.action is Action.ADD
+    assert change.data is not None
+    assert change.data.tags == ("newsletter-nl",)
+
+
+def test_an_objection_unsubscribes_a_live_offers_member_at_once() -> None:
+    objection = (ConsentFact("offers", Consent.WITHDRAWN, NOW - timedelta(hours=1), "crm"),)
+    known = KnownState(settled_revision=1, fingerprint="x" * 64, esp_status="subscribed",
+                       esp_email="ada@example.org")
+    change = plan_contact(_person(purchases=PAID, events=objection), known, OFFERS, NOW)
+    assert change.action is Action.UNSUBSCRIBE
+    assert change.reason.startswith("objected on")
+
+
+def test_the_sync_chunks_carry_each_contacts_purchases(app_context: AppContext,
+                                                       tmp_path: Path) -> None:
+    import_file(app_context, write_jsonl(tmp_path / "in.jsonl", [
+        contact_line("a@example.org", purchases=[
+            {"date": "2026-06-01", "category": "coffee", "paid": True}]),
+        contact_line("b@example.org"),
+        contact_line("c@example.org", purchases=[
+            {"date": "2026-07-01", "category": "mugs", "paid": False}])]))
+    chunks = list(source.iter_candidates(app_context.engine, TEST_AUDIENCE_ID,
+                                         app_context.keyring, chunk_size=2,
+                                         purpose_lists=()))
+    found = {c.facts.email: c.facts.purchases for chunk in chunks for c in chunk}
+    assert found == {"a@example.org": (PurchaseFact(date(2026, 6, 1), "coffee", True),),
+                     "b@example.org": (),
+                     "c@example.org": (PurchaseFact(date(2026, 7, 1), "mugs", False),)}
