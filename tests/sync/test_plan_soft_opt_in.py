@@ -1,20 +1,13 @@
-"""The planner on the soft opt-in basis (docs/consent-rules.md rules 7 and 11): pure,
-plus one real read (both databases) that the sync's chunks carry the purchases."""
+"""The planner on the soft opt-in basis (docs/consent-rules.md rules 7 and 11), pure."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, PurchaseFact
-from syncd.context import AppContext
-from syncd.crm.importer import import_file
-from syncd.sync import source
 from syncd.sync.plan import Action, ContactFacts, KnownState, PlanConfig, plan_contact
-from tests.conftest import TEST_AUDIENCE_ID
-from tests.crm.conftest import contact_line, write_jsonl
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 NEWSLETTER = PlanConfig(purpose="newsletter", merge_fields={}, sync_tags=True,
@@ -85,20 +78,3 @@ def test_an_objection_unsubscribes_a_live_offers_member_at_once() -> None:
     change = plan_contact(_person(purchases=PAID, events=objection), known, OFFERS, NOW)
     assert change.action is Action.UNSUBSCRIBE
     assert change.reason.startswith("objected on")
-
-
-def test_the_sync_chunks_carry_each_contacts_purchases(app_context: AppContext,
-                                                       tmp_path: Path) -> None:
-    import_file(app_context, write_jsonl(tmp_path / "in.jsonl", [
-        contact_line("a@example.org", purchases=[
-            {"date": "2026-06-01", "category": "coffee", "paid": True}]),
-        contact_line("b@example.org"),
-        contact_line("c@example.org", purchases=[
-            {"date": "2026-07-01", "category": "mugs", "paid": False}])]))
-    chunks = list(source.iter_candidates(app_context.engine, TEST_AUDIENCE_ID,
-                                         app_context.keyring, chunk_size=2,
-                                         purpose_lists=()))
-    found = {c.facts.email: c.facts.purchases for chunk in chunks for c in chunk}
-    assert found == {"a@example.org": (PurchaseFact(date(2026, 6, 1), "coffee", True),),
-                     "b@example.org": (),
-                     "c@example.org": (PurchaseFact(date(2026, 7, 1), "mugs", False),)}
