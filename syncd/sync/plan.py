@@ -211,8 +211,9 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     maybe_live = status is None and (
         (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
     if not decision.eligible and not pending_unconfirmed:
-        if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
-                                                                    Standing.SUPPRESSED):
+        # A lapsed soft opt-in (rule 11: the period is over) ends like a withdrawal.
+        if (status in LIVE or maybe_live) and decision.standing in (
+                Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED):
             if _withdrawn_at_esp(facts, cfg.purpose):
                 return change(action=Action.SETTLE, category="unsubscribed_at_esp",
                               reason=f"{decision.reason}; already unsubscribed at Mailchimp",

@@ -78,3 +78,20 @@ def test_an_objection_unsubscribes_a_live_offers_member_at_once() -> None:
     change = plan_contact(_person(purchases=PAID, events=objection), known, OFFERS, NOW)
     assert change.action is Action.UNSUBSCRIBE
     assert change.reason.startswith("objected on")
+
+
+def test_a_live_offers_member_whose_last_paid_purchase_lapsed_is_unsubscribed() -> None:
+    old = (PurchaseFact(date(2024, 1, 1), "coffee", True),)
+    known = KnownState(settled_revision=1, fingerprint="x" * 64, esp_status="subscribed",
+                       esp_email="ada@example.org")
+    change = plan_contact(_person(purchases=old), known, OFFERS, NOW)
+    assert change.action is Action.UNSUBSCRIBE
+    assert change.reason == "last paid purchase 2024-01-01 older than 24 months"
+
+
+def test_a_live_offers_member_with_only_a_quote_is_left_for_the_audit() -> None:
+    quote = (PurchaseFact(date(2026, 6, 1), "coffee", False),)
+    known = KnownState(settled_revision=1, fingerprint="x" * 64, esp_status="subscribed",
+                       esp_email="ada@example.org")
+    change = plan_contact(_person(purchases=quote), known, OFFERS, NOW)
+    assert change.action is Action.SETTLE
