@@ -191,3 +191,30 @@ def test_contacts_object_refuses_an_unknown_purpose(cli: Cli) -> None:
     result = cli("contacts", "object", "ada@example.com", "--purpose", "nope")
     assert result.exit_code != 0
     assert "unknown purpose 'nope'" in result.output
+
+
+def test_contacts_show_prints_the_soft_opt_in_basis_and_the_purchases(
+        config_file: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from syncd.cli import _register_all, app
+
+    if not any(command.name == "import" for command in app.registered_commands):
+        _register_all()
+    text_config = config_file.read_text(encoding="utf-8").replace(
+        "[log]", "\n".join([
+            "[[targets]]", 'name = "offers"', 'audience_id = "offers0001"',
+            'purposes = ["offers"]', 'basis = "soft_opt_in"', "[log]"]))
+    config = tmp_path / "targets.toml"
+    config.write_text(text_config, encoding="utf-8")
+    path = write_jsonl(tmp_path / "in.jsonl", [contact_line(purchases=[
+        _bought(), _bought("2026-07-01", "samples", paid=False)])])
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", str(config), "import", str(path)]).exit_code == 0
+    result = runner.invoke(app, ["--config", str(config), "contacts", "show",
+                                 "ada@example.com"])
+    assert result.exit_code == 0, result.output
+    assert ("target offers: soft opt-in: customer since 2026-06-01, categories coffee"
+            in result.output)
+    assert ("purchases: 2026-06-01 coffee (paid); 2026-07-01 samples (not paid)"
+            in result.output)
