@@ -215,3 +215,56 @@ def test_nobody_who_objected_is_ever_admitted(bought: list[PurchaseFact],
                                   events=[_objection(at)], now=NOW, months=24)
     assert not decision.eligible
     assert decision.standing is Standing.WITHDRAWN
+
+
+def test_every_refusal_is_a_plain_false_with_its_full_reason() -> None:
+    block = SuppressionFact("*", "abuse", datetime(2026, 11, 1, 8, 0, tzinfo=UTC))
+    objection = _objection(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    cases = [
+        (decide_soft_opt_in(purpose="offers", purchases=[PAID], suppressions=[block],
+                            now=NOW, months=24),
+         "suppressed since 2026-11-01 08:00 UTC (abuse): no offers on the soft opt-in "
+         "basis"),
+        (decide_soft_opt_in(purpose="offers", purchases=[PAID], events=[objection],
+                            now=NOW, months=24),
+         "objected on 2026-11-02 08:00 UTC via crm: no offers on the soft opt-in basis, "
+         "whatever they buy later"),
+        (decide_soft_opt_in(purpose="offers", purchases=[], now=NOW, months=24),
+         "not a customer: no paid purchase (a quote or a free product does not make a "
+         "customer)"),
+        (decide_soft_opt_in(purpose="offers", purchases=[PAID], now=NOW, months=24,
+                            undeliverable_since=datetime(2026, 11, 3, 8, 0, tzinfo=UTC)),
+         "address bounced (hard) 2026-11-03 08:00 UTC; not pushed until the address "
+         "changes"),
+    ]
+    for decision, reason in cases:
+        assert decision.eligible is False
+        assert decision.reason == reason
+
+
+def test_a_paid_purchase_made_today_admits() -> None:
+    today = PurchaseFact(NOW.date(), "coffee", paid=True)
+    assert decide_soft_opt_in(purpose="offers", purchases=[today], now=NOW,
+                              months=24).eligible
+
+
+def test_an_objection_at_this_very_moment_blocks() -> None:
+    assert decide_soft_opt_in(purpose="offers", purchases=[PAID], events=[_objection(NOW)],
+                              now=NOW, months=24).standing is Standing.WITHDRAWN
+
+
+def test_of_two_objections_at_the_same_moment_the_first_given_is_named() -> None:
+    at = NOW - timedelta(days=1)
+    events = [ConsentFact("offers", Action.WITHDRAWN, at, "checkout"),
+              ConsentFact("offers", Action.WITHDRAWN, at, "crm")]
+    assert "via checkout" in decide_soft_opt_in(purpose="offers", purchases=[PAID],
+                                                events=events, now=NOW, months=24).reason
+
+
+def test_an_objection_and_a_suppression_at_the_same_moment_name_the_objection() -> None:
+    at = NOW - timedelta(days=1)
+    decision = decide_soft_opt_in(purpose="offers", purchases=[PAID],
+                                  events=[_objection(at)],
+                                  suppressions=[SuppressionFact("offers", "objection", at)],
+                                  now=NOW, months=24)
+    assert decision.standing is Standing.WITHDRAWN
