@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from syncd.consent.policy import Action as Consent
-from syncd.consent.policy import ConsentFact, PurchaseFact
+from syncd.consent.policy import ConsentFact, PurchaseFact, SuppressionFact
 from syncd.sync.plan import Action, ContactFacts, KnownState, PlanConfig, plan_contact
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -95,3 +95,17 @@ def test_a_live_offers_member_with_only_a_quote_is_left_for_the_audit() -> None:
                        esp_email="ada@example.org")
     change = plan_contact(_person(purchases=quote), known, OFFERS, NOW)
     assert change.action is Action.SETTLE
+
+
+def test_a_hard_bounced_customer_is_not_added_to_offers() -> None:
+    change = plan_contact(_person(purchases=PAID, undeliverable_at=NOW - timedelta(days=1)),
+                          None, OFFERS, NOW)
+    assert change.action is Action.SETTLE
+    assert change.category == "undeliverable"
+
+
+def test_an_abuse_complaint_keeps_a_customer_out_of_offers() -> None:
+    abuse = (SuppressionFact("*", "abuse", NOW - timedelta(days=1)),)
+    change = plan_contact(_person(purchases=PAID, suppressions=abuse), None, OFFERS, NOW)
+    assert change.action is Action.SETTLE
+    assert change.category == "suppressed"
