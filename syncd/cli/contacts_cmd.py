@@ -1,4 +1,4 @@
-"""`syncd contacts show|list|erase|proof|export`: what we hold on a person, whether we may
+"""`syncd contacts show|list|erase|proof|export|object`: what we hold on a person, whether we may
 mail them and why, proof of their consent, their data on request and erasure (Art. 7(1),
 15, 17 and 20 GDPR)."""
 
@@ -71,6 +71,12 @@ def show(
         purposes.add_row(*_cells(name, "yes" if decision.eligible else "no",
                                  decision.standing, decision.reason))
     out.print(purposes)
+    for target, basis in sorted(view.soft_opt_in.items()):
+        out.print(f"target {target}: {basis.reason}", markup=False)
+    if view.purchases:
+        out.print("purchases: " + "; ".join(
+            f"{p['date']} {p['category']} ({'paid' if p['paid'] else 'not paid'})"
+            for p in view.purchases), markup=False)
     history = Table(title="Consent history")
     for column in ("when", "purpose", "action", "source", "text", "form"):
         history.add_column(column)
@@ -276,6 +282,49 @@ def export(
     err_console.print(f"written to {output}", markup=False)
 
 
+@handle_errors
+def object_to(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    *,
+    purpose: Annotated[str, typer.Option(help="The purpose objected to (e.g. offers).")],
+    channel: Annotated[str, typer.Option(help="How the objection came in.")] = "crm",
+) -> None:
+    """Record an objection to direct marketing for a purpose (Art. 21(2)-(3), rule 11): a
+    withdrawal of it, off its lists and suppressed, at once; a later purchase does not
+    undo it."""
+    import secrets
+    from datetime import timedelta
+
+    from syncd.consent.ledger import ConsentRecord
+    from syncd.consent.policy import Action
+    from syncd.db import transaction
+    from syncd.webhooks import purge
+
+    key = parse_address(email).key
+    ctx = open_context()
+    try:
+        if purpose not in ctx.settings.purposes:
+            raise fail(f"unknown purpose {purpose!r} (known: "
+                       f"{', '.join(sorted(ctx.settings.purposes))})", ExitCode.CONFIG)
+        now = utcnow()
+        with transaction(ctx.sessions) as session:
+            known = purge.find(session, key, now)
+            if known is None:
+                raise fail("no contact with this address", ExitCode.NOT_FOUND)
+            record = ConsentRecord(purpose=purpose, action=Action.WITHDRAWN,
+                                   occurred_at=now, source=channel[:64], reason="objection")
+            purge.withdraw(session, known, [ctx.keyring.address_hmac(key)], purge.Withdrawal(
+                purpose=purpose, moment=now, record=record,
+                dedupe_salt=secrets.token_hex(8), why="objection", abuse=False,
+                deleted=False, channel=channel[:64], actor="cli",
+                suppression_scope=purpose, suppression_reason="objection",
+                window=timedelta(0)))
+    finally:
+        ctx.close()
+    out_console.print(f"objection to {purpose} recorded: withdrawn, off its lists, "
+                      "suppressed", markup=False)
+
+
 def _cells(*values: str) -> list[Text]:
     """Table cells as plain text: stored data is never read as console markup."""
     return [Text(value) for value in values]
@@ -289,5 +338,6 @@ def register(app: typer.Typer) -> None:
     contacts.command("erase")(erase)
     contacts.command("proof")(proof)
     contacts.command("export")(export)
+    contacts.command("object")(object_to)
     app.add_typer(contacts, name="contacts")
 

@@ -1,19 +1,28 @@
 """A contact's facts in the policy's terms, and the policy's answer: what
-syncd.store.facts reads (for many contacts at once), as ConsentFact and SuppressionFact.
+syncd.store.facts reads (for many contacts at once), as ConsentFact, SuppressionFact and
+PurchaseFact.
 The one place that gathers them for the policy (the sync, `contacts show` and `list`,
 webhook apply and the tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from syncd.consent.policy import Action, ConsentFact, Decision, SuppressionFact, decide
+from syncd.consent.policy import (
+    Action,
+    ConsentFact,
+    Decision,
+    PurchaseFact,
+    SuppressionFact,
+    decide,
+    decide_soft_opt_in,
+)
 from syncd.keys import Keyring
 from syncd.store import facts as stored
 from syncd.store.facts import Scope, StoredFacts, Subject
@@ -21,6 +30,7 @@ from syncd.store.facts import Scope, StoredFacts, Subject
 _ACTIONS = {action.value: action for action in Action}
 _NO_EVENTS: tuple[ConsentFact, ...] = ()
 _NO_BLOCKS: tuple[SuppressionFact, ...] = ()
+_NO_PURCHASES: tuple[PurchaseFact, ...] = ()
 
 
 class HasContact(Protocol):
@@ -46,6 +56,7 @@ class FactSet:
     events: Mapping[int, tuple[ConsentFact, ...]]
     suppressions: Mapping[int, tuple[SuppressionFact, ...]]
     inbox_blocked: frozenset[int]
+    purchases: Mapping[int, tuple[PurchaseFact, ...]] = field(default_factory=dict)
 
     def decide(self, subject: Subject, *, purpose: str, now: datetime) -> Decision:
         """The policy's answer for one of the contacts."""
@@ -54,6 +65,16 @@ class FactSet:
                       suppressions=self.suppressions.get(cid, _NO_BLOCKS),
                       is_customer=subject.is_customer,
                       undeliverable_since=subject.undeliverable_since, now=now)
+
+    def decide_soft_opt_in(self, subject: Subject, *, purpose: str, now: datetime,
+                           months: int) -> Decision:
+        """The soft opt-in basis (rule 11) for one of the contacts."""
+        cid = subject.contact_id
+        return decide_soft_opt_in(
+            purpose=purpose, purchases=self.purchases.get(cid, _NO_PURCHASES),
+            events=self.events.get(cid, _NO_EVENTS),
+            suppressions=self.suppressions.get(cid, _NO_BLOCKS),
+            undeliverable_since=subject.undeliverable_since, now=now, months=months)
 
 
 def subject(contact: HasContact) -> Subject:
@@ -70,7 +91,9 @@ def in_policy_terms(found: StoredFacts) -> FactSet:
         suppressions={cid: tuple(SuppressionFact(b.purpose, b.reason, b.created_at)
                                  for b in blocks)
                       for cid, blocks in found.suppressions.items()},
-        inbox_blocked=found.inbox_blocked)
+        inbox_blocked=found.inbox_blocked,
+        purchases={cid: tuple(PurchaseFact(p.on, p.category, p.paid) for p in bought)
+                   for cid, bought in found.purchases.items()})
 
 
 def gather(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring, *,

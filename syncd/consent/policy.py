@@ -5,13 +5,15 @@ Rules (docs/consent-rules.md): 1 one consent per purpose; 2 no pre-ticked boxes 
 import, never stored); 3 only a CONFIRMED (double opt-in) consent counts; 5/6 a withdrawal
 or suppression newer than the latest confirmation blocks, and a confirmation newer than
 a withdrawal is a re-consent, pushed as `pending`; 7 soft opt-in is not consent;
-9 a hard bounce blocks until the address changes."""
+9 a hard bounce blocks until the address changes. Rules 7 and 11, the soft opt-in basis
+of a target configured for it, are `decide_soft_opt_in`: paid purchases, never consent."""
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from syncd.schema import ConsentAction
@@ -31,6 +33,10 @@ class Standing(StrEnum):
     SOFT_OPT_IN_ONLY = "soft_opt_in_only"
     OTHER_PURPOSE_ONLY = "other_purpose_only"
     NO_CONSENT = "no_consent"
+    # The soft opt-in basis (decide_soft_opt_in); `decide` never answers these.
+    CUSTOMER = "customer"
+    NOT_CUSTOMER = "not_customer"
+    LAPSED = "customer_lapsed"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,15 @@ class SuppressionFact:
 
 
 @dataclass(frozen=True)
+class PurchaseFact:
+    """A purchase as the CRM recorded it: the least the soft opt-in needs (rule 11)."""
+
+    on: date
+    category: str
+    paid: bool
+
+
+@dataclass(frozen=True)
 class OptInProof:
     """Sent to Mailchimp as ip_signup/timestamp_signup and ip_opt/timestamp_opt."""
 
@@ -66,6 +81,8 @@ class Decision:
     standing: Standing
     reason: str
     proof: OptInProof | None = None
+    # Soft opt-in only: the categories of the paid purchases that admit the customer.
+    categories: tuple[str, ...] = ()
 
 
 def _day(moment: datetime) -> str:
@@ -206,3 +223,61 @@ def _without_confirmation(
         return Decision(False, Standing.OTHER_PURPOSE_ONLY,
                         f"no {purpose} consent; consent only for: {', '.join(others)}")
     return Decision(False, Standing.NO_CONSENT, f"no {purpose} consent")
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day `months` calendar months earlier (the month's last day if shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+
+
+def decide_soft_opt_in(
+    *,
+    purpose: str,
+    purchases: Iterable[PurchaseFact],
+    events: Iterable[ConsentFact] = (),
+    suppressions: Iterable[SuppressionFact] = (),
+    undeliverable_since: datetime | None = None,
+    now: datetime,
+    months: int,
+) -> Decision:
+    """Rule 7/11: offers of `purpose` to an existing customer. Eligible only with a PAID
+    purchase within `months` before `now`, no objection to the purpose ever recorded (an
+    objection is a `withdrawn` event of it: at the purchase or later, and a later
+    purchase does not undo it), no suppression of it or of every purpose, and a
+    deliverable address. Consent events of any purpose admit nobody here."""
+    objection: ConsentFact | None = None
+    for event in events:
+        if (event.purpose == purpose and event.action is Action.WITHDRAWN
+                and event.occurred_at <= now
+                and (objection is None or event.occurred_at > objection.occurred_at)):
+            objection = event
+    block = _latest_block(purpose, suppressions, now)
+    if block is not None and (objection is None or block.created_at > objection.occurred_at):
+        return Decision(False, Standing.SUPPRESSED,
+                        f"suppressed since {_day(block.created_at)} ({block.reason}): "
+                        "no offers on the soft opt-in basis")
+    if objection is not None:
+        return Decision(False, Standing.WITHDRAWN,
+                        f"objected on {_day(objection.occurred_at)} via {objection.source}: "
+                        f"no {purpose} on the soft opt-in basis, whatever they buy later")
+    today = now.date()
+    paid = sorted((p for p in purchases if p.paid and p.on <= today), key=lambda p: p.on)
+    if not paid:
+        return Decision(False, Standing.NOT_CUSTOMER,
+                        "not a customer: no paid purchase (a quote or a free product "
+                        "does not make a customer)")
+    cutoff = months_before(today, months)
+    recent = [p for p in paid if p.on >= cutoff]
+    if not recent:
+        return Decision(False, Standing.LAPSED,
+                        f"last paid purchase {paid[-1].on.isoformat()} older than "
+                        f"{months} months")
+    if undeliverable_since is not None:
+        return Decision(False, Standing.UNDELIVERABLE,
+                        f"address bounced (hard) {_day(undeliverable_since)}; "
+                        "not pushed until the address changes")
+    categories = tuple(sorted({p.category for p in recent}))
+    return Decision(True, Standing.CUSTOMER,
+                    f"soft opt-in: customer since {paid[0].on.isoformat()}, categories "
+                    f"{', '.join(categories)}", categories=categories)

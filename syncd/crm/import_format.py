@@ -26,6 +26,8 @@ from syncd.addresses import Address, parse_address
 from syncd.clock import parse_timestamp
 from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
+from syncd.crm import import_purchases
+from syncd.crm.import_purchases import PurchaseLine
 from syncd.errors import InputError
 
 # Versioned: a change of what the content hash covers starts "v2" (nothing then matches).
@@ -106,6 +108,9 @@ class ContactLine(BaseModel):
         default=None, max_length=MAX_ATTRIBUTES)
     lists: list[ListName] = Field(default_factory=list, max_length=MAX_LISTS)
     consents: list[ConsentLine] = Field(default_factory=list, max_length=MAX_CONSENTS)
+    # The soft opt-in basis (rule 11): syncd.crm.import_purchases.
+    purchases: list[PurchaseLine] = Field(default_factory=list,
+                                          max_length=import_purchases.MAX_PURCHASES)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,8 @@ def _message(error: Mapping[str, Any], allowed: Iterable[str]) -> str:
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> Iterable[str]:
+    if "purchases" in loc[:-1]:
+        return ("date", "category", "paid")
     return ConsentLine.model_fields if "consents" in loc[:-1] else ContactLine.model_fields
 
 
@@ -178,6 +185,8 @@ def check(line: int, raw: Any, vocabulary: Vocabulary, now: datetime,
                                     f"{', '.join(sorted(vocabulary.lists))})"))
     for index, consent in enumerate(data.consents):
         errors.extend(_check_consent(line, index, consent, vocabulary, now))
+    errors.extend(LineError(*problem) for problem in
+                  import_purchases.check(line, data.purchases, now.date()))
     if errors or address is None:
         return errors
     return ImportRecord(line=line, address=address, data=data)

@@ -33,6 +33,7 @@ from syncd.addresses import parse_address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
+from syncd.crm import import_purchases
 from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
 from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, content_hash
 from syncd.crm.import_readers import (
@@ -265,6 +266,9 @@ def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, no
         (ref, consent)
         for record, (ref, _, _) in zip(records, written, strict=True)
         for consent in record.records], actor=ACTOR)
+    import_purchases.apply(session, [(ref, record.data.purchases) for record, (ref, _, _)
+                                     in zip(records, written, strict=True)
+                                     if record.data.purchases])
     contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])
     # The last line per contact is what the contact now holds (dict: last one wins).
     import_marks.mark(session, {ref.id: hashes[record.line] for record, (ref, _, _)

@@ -6,7 +6,7 @@ Listing pages through contacts by id in chunks, so memory stays bounded for any 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,9 @@ class ContactView:
     purposes: dict[str, PurposeView]
     suppressions: list[Block]
     history: list[dict[str, Any]]
+    # Per soft opt-in target (rule 11): its basis in words, and the purchases it rests on.
+    soft_opt_in: dict[str, PurposeView] = field(default_factory=dict)
+    purchases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def suppressed(self) -> bool:
@@ -73,6 +76,10 @@ class ContactView:
                                 "reason": view.reason}
                          for name, view in sorted(self.purposes.items())},
             "history": self.history,
+            "soft_opt_in": {name: {"eligible": view.eligible, "standing": view.standing,
+                                   "reason": view.reason}
+                            for name, view in sorted(self.soft_opt_in.items())},
+            "purchases": self.purchases,
         }
 
 
@@ -128,6 +135,11 @@ def show(session: Session, settings: Settings, keyring: Keyring, email_key: str,
         suppressions=sorted((Block(b.purpose, b.reason, b.created_at) for b in blocks),
                             key=lambda b: (b.since, b.purpose)),
         history=[_event(e) for e in ledger.history(session, contact.id)],
+        soft_opt_in={target.name: PurposeView.of(found.decide_soft_opt_in(
+            subject, purpose=target.purposes[0], now=now, months=target.soft_opt_in_months))
+            for target in settings.sync_targets if target.basis == "soft_opt_in"},
+        purchases=[{"date": p.on.isoformat(), "category": p.category, "paid": p.paid}
+                   for p in found.purchases.get(contact.id, ())],
     )
 
 

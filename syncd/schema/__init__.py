@@ -31,6 +31,7 @@ from syncd.schema.ledger import (
     LedgerChannel,
     LedgerTombstone,
 )
+from syncd.schema.purchases import Purchase
 from syncd.schema.signup import LinkState, MailKind, MailStatus, OutboxMail, SignupToken
 from syncd.schema.sync import (
     Cursor,
@@ -47,7 +48,8 @@ __all__ = [
     'AddressHistory', 'AuditEntry', 'Base', 'ConsentAction', 'ConsentEvent', 'Contact',
     'Cursor', 'EventKind', 'InboxSource', 'InboxStatus', 'InstallationValue',
     'InternalList', 'LedgerChainHead', 'LedgerChannel', 'LedgerTombstone', 'LinkState',
-    'ListMembership', 'MailKind', 'MailStatus', 'MemberOrigin', 'OutboxMail', 'PushOutcome',
+    'ListMembership', 'MailKind', 'MailStatus', 'MemberOrigin', 'OutboxMail', 'Purchase',
+    'PushOutcome',
     'PushState', 'RunKind', 'RunOutcome', 'SignupToken', 'Suppression', 'SyncRun',
     'UtcDateTime', 'WebhookEvent',
 ]

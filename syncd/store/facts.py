@@ -1,14 +1,14 @@
 """A contact's facts for the consent policy as stored, read for many contacts at once:
-consent events, the suppressions of every address of the same person (I12), and whether
-an unapplied unsubscribe or clean waits in the inbox. The one read of them;
-syncd.consent.facts turns them into the policy's facts and asks it."""
+consent events, the suppressions of every address of the same person (I12), whether
+an unapplied unsubscribe or clean waits in the inbox, and purchases (rule 11). The one
+read of them; syncd.consent.facts turns them into the policy's facts and asks it."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from syncd.clock import as_utc
 from syncd.keys import Keyring
 from syncd.schema import ConsentAction, ConsentEvent, Contact, PushState
-from syncd.store import address_history, inbox, suppressions
+from syncd.store import address_history, inbox, purchases, suppressions
 from syncd.store.ledger import StoredEvent  # a consent event as the policy reads it
 
 IN_CHUNK = 900
@@ -70,6 +70,9 @@ class StoredFacts:
     events: Mapping[int, tuple[StoredEvent, ...]]
     suppressions: Mapping[int, tuple[StoredBlock, ...]]
     inbox_blocked: frozenset[int]
+    # The soft opt-in basis (rule 11): the contacts' purchases.
+    purchases: Mapping[int, tuple[purchases.StoredPurchase, ...]] = field(
+        default_factory=dict)
 
 
 # The sync's chunk filter (syncd.store.candidates): the events of the contacts it
@@ -96,7 +99,8 @@ def read(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring
     inbox = _inbox_blocked(conn, macs)
     return StoredFacts(events=_events(conn, ids, scope), suppressions=suppressions,
                    inbox_blocked=frozenset(cid for cid, mac in zip(ids, macs, strict=True)
-                                           if mac in inbox))
+                                           if mac in inbox),
+                   purchases=purchases.of_contacts(conn, ids, scope))
 
 
 def _events(conn: Connection, ids: list[int], scope: Scope | None

@@ -25,7 +25,15 @@ from typing import Any
 from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action as Consent
-from syncd.consent.policy import ConsentFact, Decision, Standing, SuppressionFact, decide
+from syncd.consent.policy import (
+    ConsentFact,
+    Decision,
+    PurchaseFact,
+    Standing,
+    SuppressionFact,
+    decide,
+    decide_soft_opt_in,
+)
 from syncd.esp.protocol import LIVE_STATUSES, MemberData
 
 # ESP_CHANNELS: ledger channels of withdrawals that Mailchimp itself reported
@@ -52,6 +60,11 @@ class PlanConfig:
     sync_tags: bool
     tag_lists: tuple[str, ...]  # the internal lists of the purpose, mirrored as tags
     unconfirmed_as_pending: bool
+    # The legal basis (docs/consent-rules.md rules 7, 11): "soft_opt_in" admits paying
+    # customers (decide_soft_opt_in) and tags them with the categories they bought.
+    basis: str = "consent"
+    soft_opt_in_months: int = 24
+    category_tags: bool = True
 
     @classmethod
     def for_target(cls, target: TargetSettings, settings: Settings) -> PlanConfig:
@@ -78,6 +91,7 @@ class ContactFacts:
     lists: tuple[str, ...] = ()
     events: tuple[ConsentFact, ...] = ()
     suppressions: tuple[SuppressionFact, ...] = ()
+    purchases: tuple[PurchaseFact, ...] = ()  # the soft opt-in basis only
     # An unsubscribe/cleaned webhook for this address is stored but not applied yet.
     inbox_block: bool = False
     # Created after the last audience pull: Mailchimp may have had the address all along
@@ -151,6 +165,9 @@ def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig) -> Mem
         if value is not None and str(value) != "":
             merges[tag] = str(value)
     tags = tuple(sorted(n for n in facts.lists if n in cfg.tag_lists)) if cfg.sync_tags else ()
+    if cfg.basis == "soft_opt_in" and cfg.category_tags:
+        # Similar products only (rule 11): the categories the customer bought, as tags.
+        tags = tuple(sorted({*tags, *decision.categories}))
     proof = decision.proof
     return MemberData(
         email=facts.email, merge_fields=merges, tags=tags,
@@ -162,6 +179,11 @@ def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig) -> Mem
 
 
 def decide_contact(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> Decision:
+    if cfg.basis == "soft_opt_in":
+        return decide_soft_opt_in(purpose=cfg.purpose, purchases=facts.purchases,
+                                  events=facts.events, suppressions=facts.suppressions,
+                                  undeliverable_since=facts.undeliverable_at, now=now,
+                                  months=cfg.soft_opt_in_months)
     return decide(purpose=cfg.purpose, events=facts.events, suppressions=facts.suppressions,
                   is_customer=facts.is_customer, undeliverable_since=facts.undeliverable_at,
                   now=now)
@@ -193,8 +215,9 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     maybe_live = status is None and (
         (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
     if not decision.eligible and not pending_unconfirmed:
-        if (status in LIVE or maybe_live) and decision.standing in (Standing.WITHDRAWN,
-                                                                    Standing.SUPPRESSED):
+        # A lapsed soft opt-in (rule 11: the period is over) ends like a withdrawal.
+        if (status in LIVE or maybe_live) and decision.standing in (
+                Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED):
             if _withdrawn_at_esp(facts, cfg.purpose):
                 return change(action=Action.SETTLE, category="unsubscribed_at_esp",
                               reason=f"{decision.reason}; already unsubscribed at Mailchimp",
@@ -210,7 +233,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
 
     data = member_data(facts, decision, cfg)
     print_ = fingerprint(data)
-    new_status = "subscribed" if decision.standing is Standing.CONFIRMED else "pending"
+    new_status = ("subscribed" if decision.standing in (Standing.CONFIRMED, Standing.CUSTOMER)
+                  else "pending")
     if status is None:
         return change(action=Action.ADD, category="add", reason=decision.reason,
                       data=data, status=new_status, fingerprint=print_, write_data=True,

@@ -53,6 +53,7 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 undeliverable_at=bounced, lists=lists.get(cid, no_lists),
                 events=events.get(cid, no_events),
                 suppressions=blocks.get(cid, no_blocks),
+                purchases=found.purchases.get(cid, ()),
                 inbox_block=cid in inbox,
                 unknown_to_pull=(status is None and pulled_at is not None
                                  and created is not None and as_utc(created) > pulled_at))
