@@ -17,8 +17,9 @@ from typing import Any
 
 from syncd.clock import utcnow
 from syncd.context import AppContext
+from syncd.esp import target_fields
 from syncd.esp.errors import EspError
-from syncd.esp.protocol import EspWriter
+from syncd.esp.protocol import EspWriter, FieldsReader
 from syncd.logs import get_logger
 from syncd.metrics import HELD_UNSUBSCRIBES, LAST_SUCCESS, RUNS
 from syncd.runner_lock import single_runner
@@ -106,6 +107,7 @@ def run_sync(ctx: AppContext, *, dry_run: bool = False, force: bool = False,
                     audience_pull.pull_locked(ctx, client, audience_id, stop=stop)
                     pulled = True
                 run = _prepare(ctx, audience_id, force, started)
+                run = replace(run, cfg=_with_target_fields(ctx, run.cfg, client, audience_id))
                 with ctx.sessions.begin() as session:
                     run_id = runs.start(session, kind=RunKind.SYNC, audience_id=audience_id,
                                         started_at=run.now)
@@ -128,6 +130,16 @@ def _prepare(ctx: AppContext, audience_id: str, force: bool, started: float) -> 
     planned_unsubs, known, limit = _safety(ctx, audience_id, cfg, now)
     return _Run(ctx, audience_id, cfg, now, started, planned_unsubs, known, limit,
                 hold_unsubscribes=planned_unsubs > limit and not force)
+
+
+def _with_target_fields(ctx: AppContext, cfg: PlanConfig, client: FieldsReader,
+                        audience_id: str) -> PlanConfig:
+    """The target's groups and GDPR fields resolved to the audience's ids (one read)."""
+    target = ctx.settings.target_of_audience(audience_id)
+    if target is None:
+        return cfg
+    fields = target_fields.read(client, target)
+    return replace(cfg, interests=fields.interests, permissions=fields.permissions)
 
 
 def _refusal_message(planned: int, known: int, ctx: AppContext) -> str:
