@@ -122,12 +122,12 @@ def remove_memberships(session: Session, contact_ids: Iterable[int], *, actor: s
         session.connection().execute(delete(ListMembership).where(
             tuple_(ListMembership.contact_id, ListMembership.list_id).in_(
                 pairs[start : start + IN_CHUNK])))
-    names = {cid: sorted(name for _, name in lists) for cid, lists in found.items()}
+    left = {cid: sorted(name for _, name in lists) for cid, lists in found.items()}
     now = utcnow()
     audit.append(session, [audit.AuditRow(actor, "lists_removed", cid,
                                           {"lists": lists, "reason": reason}, now)
-                           for cid, lists in names.items()])
-    return names
+                           for cid, lists in left.items()])
+    return left
 
 
 def lists_of(session: Session, contact_id: int) -> list[ListRow]:
