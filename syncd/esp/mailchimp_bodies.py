@@ -10,14 +10,21 @@ from typing import Any
 from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspTransientError
 from syncd.esp.mailchimp_responses import batch_item_error
-from syncd.esp.protocol import MemberData, MemberResult, NewMember, RemoteMember, WebhookConfig
+from syncd.esp.protocol import (
+    AudienceFields,
+    MemberData,
+    MemberResult,
+    NewMember,
+    RemoteMember,
+    WebhookConfig,
+)
 
 # Mailchimp's batch subscribe endpoint takes at most 500 members per call.
 MAX_BATCH = 500
 # What the audience pull and the audit read of each member: nothing more is transferred.
 AUDIENCE_FIELDS = [f"members.{name}" for name in (
     "email_address", "status", "last_changed", "unsubscribe_reason", "timestamp_opt",
-    "ip_opt")] + ["total_items"]
+    "ip_opt", "marketing_permissions", "interests")] + ["total_items"]
 BATCH_ANSWER_FIELDS = ",".join(
     [f"{part}.{name}" for part in ("new_members", "updated_members")
      for name in ("email_address", "status")]
@@ -36,7 +43,30 @@ def member_body(data: MemberData) -> dict[str, Any]:
         value = getattr(data, name)
         if value:
             body[name] = value
+    if data.marketing_permissions:
+        body["marketing_permissions"] = permissions_body(data.marketing_permissions)
+    if data.interests:
+        body["interests"] = dict(data.interests)
     return body
+
+
+def permissions_body(permissions: Mapping[str, bool]) -> list[dict[str, Any]]:
+    """`[{marketing_permission_id, enabled}]`, what a write sends (section 6)."""
+    return [{"marketing_permission_id": pid, "enabled": on}
+            for pid, on in sorted(permissions.items())]
+
+
+def audience_fields(list_doc: Mapping[str, Any], member_docs: Sequence[Mapping[str, Any]],
+                    interests: Mapping[tuple[str, str], str]) -> AudienceFields:
+    """The list's GDPR switch, the permission texts and ids read off a member (the
+    contract has no other place for them), and the interests by category and name."""
+    gdpr = list_doc.get("marketing_permissions") is True
+    permissions = {
+        str(p.get("text", "")): str(p.get("marketing_permission_id", ""))
+        for doc in member_docs[:1] for p in doc.get("marketing_permissions") or []
+        if isinstance(p, dict)
+    } if gdpr else {}
+    return AudienceFields(gdpr=gdpr, permissions=permissions, interests=dict(interests))
 
 
 def remote_member(doc: Mapping[str, Any]) -> RemoteMember:
@@ -50,6 +80,10 @@ def remote_member(doc: Mapping[str, Any]) -> RemoteMember:
         merge_fields={k: str(v) for k, v in (doc.get("merge_fields") or {}).items()},
         ip_opt=doc.get("ip_opt") or None,
         timestamp_opt=parse_timestamp(stamp) if stamp else None,
+        marketing_permissions={
+            str(p.get("marketing_permission_id", "")): p.get("enabled") is True
+            for p in doc.get("marketing_permissions") or [] if isinstance(p, dict)},
+        interests={str(k): v is True for k, v in (doc.get("interests") or {}).items()},
     )
 
 

@@ -28,6 +28,27 @@ class RemoteMember:
     merge_fields: Mapping[str, str] = field(default_factory=dict)
     ip_opt: str | None = None
     timestamp_opt: datetime | None = None
+    # GDPR fields (permission id -> enabled) and groups (interest id -> on), when read.
+    marketing_permissions: Mapping[str, bool] = field(default_factory=dict)
+    interests: Mapping[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AudienceFields:
+    """An audience's GDPR fields and groups as the ESP names them (read at sync start).
+
+    `gdpr`: the audience has marketing permissions switched on; `permissions` (text ->
+    id) is empty while it has no member to read them from (docs/mailchimp.md section 6).
+    `interests`: (category title, interest name) -> interest id."""
+
+    gdpr: bool = False
+    permissions: Mapping[str, str] = field(default_factory=dict)
+    interests: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
+class FieldsReader(Protocol):
+    def read_audience_fields(self) -> AudienceFields:
+        """The audience's marketing permissions and interests, by name."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,10 @@ class MemberData:
     timestamp_signup: str | None = None
     ip_opt: str | None = None
     timestamp_opt: str | None = None
+    # GDPR fields to set (permission id -> enabled) and groups (interest id -> on); only
+    # the ones syncd manages, so that the others stay as they are.
+    marketing_permissions: Mapping[str, bool] = field(default_factory=dict)
+    interests: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,8 +174,10 @@ class EspWriter(Protocol):
         """PATCH the member keyed by `old_email` to `data.email` and its data, no status;
         `missing` if there is no such member."""
 
-    def set_status(self, email: str, status: str) -> MemberResult:
-        """PATCH the status of an existing member (unsubscribe); `missing` if absent."""
+    def set_status(self, email: str, status: str, *,
+                   marketing_permissions: Mapping[str, bool] | None = None) -> MemberResult:
+        """PATCH the status of an existing member (unsubscribe), with the GDPR fields
+        of the withdrawn purposes switched off; `missing` if absent."""
 
     def set_tags(self, email: str, *, active: Sequence[str], inactive: Sequence[str]) -> None:
         """Activate/deactivate tags with `is_syncing` (no tag automations fire)."""

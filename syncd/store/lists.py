@@ -95,9 +95,11 @@ def add_memberships(session: Session, memberships: Sequence[Membership], *, acto
 
 def remove_memberships(session: Session, contact_ids: Iterable[int], *, actor: str,
                        reason: str, purpose: str | None = None,
-                       marketing_only: bool = False) -> dict[int, list[str]]:
+                       marketing_only: bool = False,
+                       names: Sequence[str] | None = None) -> dict[int, list[str]]:
     """Remove these contacts from every list of `purpose` (or every marketing list, or
-    every list): one read, one DELETE, an audit entry per contact that left a list.
+    the lists called `names`, or every list): one read, one DELETE, an audit entry per
+    contact that left a list.
     Returns the names of the lists each contact left (contacts that left none absent)."""
     ids = sorted(set(contact_ids))
     found: dict[int, list[tuple[int, str]]] = {}
@@ -109,6 +111,8 @@ def remove_memberships(session: Session, contact_ids: Iterable[int], *, actor: s
             query = query.where(InternalList.purpose == purpose)
         if marketing_only:
             query = query.where(InternalList.marketing.is_(True))
+        if names is not None:
+            query = query.where(InternalList.name.in_(list(names)))
         for cid, lid, name in session.connection().execute(query):
             found.setdefault(cid, []).append((lid, name))
     if not found:
@@ -118,12 +122,12 @@ def remove_memberships(session: Session, contact_ids: Iterable[int], *, actor: s
         session.connection().execute(delete(ListMembership).where(
             tuple_(ListMembership.contact_id, ListMembership.list_id).in_(
                 pairs[start : start + IN_CHUNK])))
-    names = {cid: sorted(name for _, name in lists) for cid, lists in found.items()}
+    left = {cid: sorted(name for _, name in lists) for cid, lists in found.items()}
     now = utcnow()
     audit.append(session, [audit.AuditRow(actor, "lists_removed", cid,
                                           {"lists": lists, "reason": reason}, now)
-                           for cid, lists in names.items()])
-    return names
+                           for cid, lists in left.items()])
+    return left
 
 
 def lists_of(session: Session, contact_id: int) -> list[ListRow]:

@@ -65,6 +65,10 @@ class PlanConfig:
     basis: str = "consent"
     soft_opt_in_months: int = 24
     category_tags: bool = True
+    # Resolved at the start of a run (syncd.esp.target_fields): internal list -> interest
+    # id; GDPR permission id -> purpose. Empty: nothing of either is sent.
+    interests: Mapping[str, str] = field(default_factory=dict)
+    permissions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_target(cls, target: TargetSettings, settings: Settings) -> PlanConfig:
@@ -75,7 +79,9 @@ class PlanConfig:
                    sync_tags=target.sync_tags,
                    tag_lists=tuple(sorted({name for p in target.purposes
                                            for name in settings.lists_of_purpose(p)})),
-                   unconfirmed_as_pending=settings.sync_push_unconfirmed_as_pending)
+                   unconfirmed_as_pending=settings.sync_push_unconfirmed_as_pending,
+                   basis=target.basis, soft_opt_in_months=target.soft_opt_in_months,
+                   category_tags=target.category_tags)
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,12 @@ def _digest(value: tuple[object, ...]) -> str:
 def fingerprint(data: MemberData) -> str:
     """64 characters: 32 for the member data, 32 for the tags, so that a tag change and
     a data change are told apart and only the changed part is sent."""
-    core = (data.email, tuple(sorted(data.merge_fields.items())), data.ip_signup,
-            data.timestamp_signup, data.ip_opt, data.timestamp_opt)
+    core: tuple[object, ...] = (
+        data.email, tuple(sorted(data.merge_fields.items())), data.ip_signup,
+        data.timestamp_signup, data.ip_opt, data.timestamp_opt)
+    if data.marketing_permissions or data.interests:  # absent: the digest is as before
+        core += (tuple(sorted(data.marketing_permissions.items())),
+                 tuple(sorted(data.interests.items())))
     return _digest(core) + _digest(tuple(sorted(data.tags)))
 
 
@@ -157,7 +167,27 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig) -> MemberData:
+def permissions_of(facts: ContactFacts, cfg: PlanConfig, now: datetime,
+                   decision: Decision | None = None) -> dict[str, bool]:
+    """Per mapped GDPR permission: on for a confirmed consent of its purpose, off for a
+    withdrawn or suppressed one; any other standing sends nothing (left as it is)."""
+    out: dict[str, bool] = {}
+    for permission_id, purpose in cfg.permissions.items():
+        standing = (decision if decision is not None and purpose == cfg.purpose
+                    else decide(purpose=purpose, events=facts.events,
+                                suppressions=facts.suppressions,
+                                is_customer=facts.is_customer,
+                                undeliverable_since=facts.undeliverable_at,
+                                now=now)).standing
+        if standing in (Standing.CONFIRMED, Standing.RE_CONSENT):
+            out[permission_id] = True
+        elif standing in (Standing.WITHDRAWN, Standing.SUPPRESSED):
+            out[permission_id] = False
+    return out
+
+
+def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig,
+                now: datetime | None = None) -> MemberData:
     merges: dict[str, str] = {}
     for source, tag in cfg.merge_fields.items():
         value = (getattr(facts, source) if source in ("first_name", "last_name")
@@ -175,6 +205,9 @@ def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig) -> Mem
         timestamp_signup=_stamp(proof.signup_at) if proof else None,
         ip_opt=proof.confirmed_ip if proof else None,
         timestamp_opt=_stamp(proof.confirmed_at) if proof else None,
+        marketing_permissions=permissions_of(facts, cfg, now, decision) if (
+            cfg.permissions and now is not None) else {},
+        interests={interest: name in facts.lists for name, interest in cfg.interests.items()},
     )
 
 
@@ -224,14 +257,17 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
                               esp_status_after="unsubscribed")
             # The member key at the ESP is the address syncd pushed.
             at_esp = MemberData(email=(known.esp_email if known and known.esp_email
-                                       else facts.email))
+                                       else facts.email),
+                                marketing_permissions={
+                                    p: on for p, on in permissions_of(facts, cfg, now).items()
+                                    if not on})
             return change(action=Action.UNSUBSCRIBE, category="unsubscribe",
                           reason=decision.reason, status="unsubscribed", data=at_esp,
                           withdrawn_at=_blocked_since(facts, cfg.purpose))
         return change(action=Action.SETTLE, category=str(decision.standing),
                       reason=decision.reason)
 
-    data = member_data(facts, decision, cfg)
+    data = member_data(facts, decision, cfg, now)
     print_ = fingerprint(data)
     new_status = ("subscribed" if decision.standing in (Standing.CONFIRMED, Standing.CUSTOMER)
                   else "pending")

@@ -204,7 +204,8 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
     reason to add (I12)."""
     if change.action is Action.UNSUBSCRIBE:
         assert change.data is not None
-        result = esp.set_status(change.data.email, "unsubscribed")
+        result = esp.set_status(change.data.email, "unsubscribed",
+                                marketing_permissions=change.data.marketing_permissions)
         return _member_outcome(change, result, PushOutcome.UNSUBSCRIBED, now)
     assert change.data is not None
     kind = PushOutcome.RECONSENT if change.action is Action.RECONSENT else PushOutcome.UPDATED

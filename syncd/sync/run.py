@@ -19,8 +19,9 @@ from typing import Any
 from syncd.clock import utcnow
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
+from syncd.esp import target_fields
 from syncd.esp.errors import EspError
-from syncd.esp.protocol import EspWriter
+from syncd.esp.protocol import EspWriter, FieldsReader
 from syncd.logs import get_logger
 from syncd.metrics import (
     HELD_UNSUBSCRIBES,
@@ -130,6 +131,7 @@ def run_sync(ctx: AppContext, *, target: TargetSettings | None = None,
                     audience_pull.pull_locked(ctx, client, audience_id, stop=stop)
                     pulled = True
                 run = _prepare(ctx, target, force, full, started)
+                run = replace(run, cfg=_with_target_fields(run.cfg, client, target))
                 with ctx.sessions.begin() as session:
                     run_id = runs.start(session, kind=RunKind.SYNC, audience_id=audience_id,
                                         started_at=run.now)
@@ -163,6 +165,13 @@ def _prepare(ctx: AppContext, target: TargetSettings, force: bool, full: bool,
     return _Run(ctx, target, target.audience_id, cfg, now, started, planned_unsubs, known,
                 limit, hold_unsubscribes=planned_unsubs > limit and not force,
                 config_print=config_print, replanned=replanned)
+
+
+def _with_target_fields(cfg: PlanConfig, client: FieldsReader,
+                        target: TargetSettings) -> PlanConfig:
+    """The target's groups and GDPR fields resolved to the audience's ids (one read)."""
+    fields = target_fields.read(client, target)
+    return replace(cfg, interests=fields.interests, permissions=fields.permissions)
 
 
 def _refusal_message(planned: int, known: int, target: TargetSettings) -> str:

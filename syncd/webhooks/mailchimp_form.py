@@ -26,7 +26,8 @@ from syncd.errors import InputError
 from syncd.schema import EventKind
 
 # EventKind is the inbox table's vocabulary (syncd.schema); callers take it from here too.
-__all__ = ["EventKind", "InboundEvent", "MalformedBody", "decode_pairs", "encode_event",
+__all__ = ["EventKind", "InboundEvent", "MalformedBody", "chosen_groups", "decode_pairs",
+           "encode_event",
            "event_from_fields", "nest", "normalise_address", "parse_body", "parse_fired_at"]
 
 # A real delivery has at most a few dozen fields; the cap stops hash-flooding bodies.
@@ -221,6 +222,27 @@ def event_from_fields(fields: Mapping[str, Any]) -> InboundEvent:
         merges=_flat_merges(data.get("merges")),
         fields=fields,
     )
+
+
+def chosen_groups(event: InboundEvent) -> dict[str, frozenset[str]]:
+    """Per interest category the body reports (`data[merges][GROUPINGS][n][name]`), the
+    group names the person has ticked (`[groups]`, comma-separated, `\\,` for a comma in
+    a name; docs/mailchimp.md section 6). Categories the body does not carry are absent:
+    nothing is known of them."""
+    data = event.fields.get("data")
+    merges = data.get("merges") if isinstance(data, dict) else None
+    groupings = merges.get("GROUPINGS") if isinstance(merges, dict) else None
+    if not isinstance(groupings, dict):
+        return {}
+    out: dict[str, frozenset[str]] = {}
+    for item in groupings.values():
+        if not isinstance(item, dict) or _text(item.get("name")) is None:
+            continue
+        raw = item.get("groups")
+        raw = raw if isinstance(raw, str) else ""
+        names = (n.replace("\\,", ",").strip() for n in re.split(r"(?<!\\),", raw))
+        out[str(item["name"]).strip()] = frozenset(n for n in names if n)
+    return out
 
 
 def parse_body(body: bytes, *, max_fields: int = MAX_FIELDS) -> InboundEvent:

@@ -15,11 +15,11 @@ from syncd.consent.policy import Action
 from syncd.crm import store, suppression
 from syncd.keys import Keyring
 from syncd.schema import Contact
-from syncd.store import audit, push_state
+from syncd.store import audit, lists, push_state
 from syncd.store import inbox as inbox_store
 from syncd.webhooks import purge
 from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, Job, Outcome
-from syncd.webhooks.mailchimp_form import EventKind
+from syncd.webhooks.mailchimp_form import EventKind, chosen_groups
 from syncd.webhooks.renames import resolve_contact
 
 log = logs.get_logger("syncd.webhooks")
@@ -57,11 +57,15 @@ def bounce(job: Job) -> Outcome:
 
 
 def profile(job: Job) -> Outcome:
-    """Names and mapped merge fields, only when the ESP is the master for them
-    (`webhook_profile_master = "esp"`); a stale profile (an applied one fired later
-    exists) changes nothing. Never consent."""
+    """Groups the person unticked on Mailchimp's profile page: off those internal lists
+    (whoever is master for names). Names and mapped merge fields, only when the ESP is the
+    master for them (`webhook_profile_master = "esp"`); a stale profile (an applied one
+    fired later exists) changes nothing. Never consent, never joins a list."""
     event, session = job.event, job.session
     assert event.email is not None
+    left = _unticked_groups(job)
+    if left is not None:
+        return left
     if job.settings.webhook_profile_master != "esp":
         log.info("profile webhook stored, not applied: the CRM is master for names")
         return Outcome(IGNORED, "profile master is the CRM")
@@ -72,6 +76,12 @@ def profile(job: Job) -> Outcome:
     if inbox_store.applied_after(session, EventKind.PROFILE, hmacs, job.moment,
                                  other_than=job.event_key):
         return Outcome(IGNORED, "stale profile: a newer one was applied", contact.id)
+    return Outcome(APPLIED, _names(job, contact), contact.id)
+
+
+def _names(job: Job, contact: Contact) -> str:
+    """Names and mapped merge fields from the body onto the contact; says which."""
+    event, session = job.event, job.session
     fields = {tag: crm for crm, tag in job.merge_fields.items()}
     names: dict[str, str | None] = {}
     attributes: dict[str, str] = {}
@@ -91,7 +101,40 @@ def profile(job: Job) -> Outcome:
         store.touch(contact)
         audit.record(session, actor=ACTOR, action="contact_updated", contact_id=contact.id,
                      fields=changed, channel=job.channel)
-    return Outcome(APPLIED, "profile updated" if changed else "profile unchanged", contact.id)
+    return "profile updated" if changed else "profile unchanged"
+
+
+def _unticked_groups(job: Job) -> Outcome | None:
+    """The internal lists mapped to groups the body shows unticked, left; None when
+    nothing was left (the profile's other effects follow as before)."""
+    target = job.settings.target_of_audience(job.audience) if job.audience else None
+    groups = chosen_groups(job.event) if target is not None and target.interests else {}
+    if target is None or not groups:
+        return None
+    unticked = []
+    for list_name in target.interests:
+        group = target.interest_of(list_name)
+        if group is not None and group[0] in groups and group[1] not in groups[group[0]]:
+            unticked.append(list_name)
+    assert job.event.email is not None
+    contact = resolve_contact(job.session, job.keyring, job.event.email) if unticked else None
+    if contact is None:
+        return None
+    hmacs = {job.keyring.address_hmac(job.event.email),
+             job.keyring.address_hmac(contact.email_key)}
+    if inbox_store.applied_after(job.session, EventKind.PROFILE, hmacs, job.moment,
+                                 other_than=job.event_key):
+        return None
+    left = lists.remove_memberships(job.session, [contact.id], actor=ACTOR,
+                                    reason="unticked the group in Mailchimp's profile form",
+                                    names=sorted(unticked)).get(contact.id, [])
+    if not left:
+        return None
+    store.touch(contact)
+    if job.settings.webhook_profile_master == "esp":
+        profile_outcome = _names(job, contact)
+        return Outcome(APPLIED, f"left {len(left)} list(s); {profile_outcome}", contact.id)
+    return Outcome(APPLIED, f"left {len(left)} list(s) unticked in Mailchimp", contact.id)
 
 
 def subscribe(job: Job) -> Outcome:
