@@ -42,14 +42,15 @@ cli(["run", f"{module}.*", "--max-children", children])
 PY
 }
 
-# From scratch: results cached from older code or older tests would be stale.
-rm -rf mutants
 kept=$(mktemp -d)
 trap 'rm -rf "$kept"' EXIT
 started=$(date +%s)
 for module in "${MODULES[@]}"; do
   echo "== mutmut: $module"
   module_started=$(date +%s)
+  # From scratch for each module: results cached from older code or older tests would be
+  # stale, and mutmut does not mutate again a file it copied unmutated for the module before.
+  rm -rf mutants
   # Progress spinner lines (braille, U+2800-U+28FF) and one line per killed mutant dropped.
   run_module "$module" 2>&1 | tr '\r' '\n' \
     | LC_ALL=C grep -v -e $'^\xe2[\xa0-\xa3]' -e $'^\xf0\x9f\x8e\x89' || true

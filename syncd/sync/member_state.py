@@ -73,12 +73,15 @@ def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember]
     unsubscribed/cleaned, so the withdrawal lands before the state that implies it."""
     seen = Observation()
     members: dict[str, RemoteMember] = {}
+    unreadable: list[RemoteMember] = []  # no contact can match; still reported (counted)
     for member in page:
         seen.seen += 1
         seen.by_status[member.status] = seen.by_status.get(member.status, 0) + 1
         address = normalise_address(member.email)
         if address is not None:
             members[address[0]] = member
+        else:
+            unreadable.append(member)
     with transaction(ctx.sessions) as session:
         found = contacts.by_keys(session, members) if members else {}
         ids = {key: row.id for key, row in found.items()}
@@ -94,6 +97,10 @@ def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember]
             if status_moved(member, state.esp_status if state else None,
                             state.esp_last_changed if state else None):
                 report(member)
+        if report_unmatched:
+            for member in unreadable:
+                if status_moved(member, None, None):
+                    report(member)  # receive_member answers "no_address"
     if ids:
         seen.recorded = _record(ctx, audience_id, members, ids)
     return seen
