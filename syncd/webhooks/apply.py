@@ -68,7 +68,7 @@ def apply(  # noqa: PLR0911 - one return per kind reads as the table it is
               else targets[0] if len(targets) == 1 else None)
     if targets and target is None:
         log.info("webhook for an audience no target syncs ignored",
-                 list_id=(event.list_id or "")[:64], kind=str(event.kind))
+                 list_id=event.list_id or "", kind=str(event.kind))
         WEBHOOK_UNROUTED.labels(kind=str(event.kind)).inc()
         return Outcome(IGNORED, "event for another audience" if event.list_id
                        else "event names no audience (several targets)")

@@ -34,6 +34,8 @@ __all__ = ["EventKind", "InboundEvent", "MalformedBody", "chosen_groups", "decod
 MAX_FIELDS = 1000
 # Nesting deeper than Mailchimp's (data[merges][GROUPINGS][0][name]) is refused too.
 MAX_DEPTH = 6
+# The inbox's list_id column (syncd.schema.inbox).
+MAX_LIST_ID = 64
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 FIRED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -205,11 +207,16 @@ def event_from_fields(fields: Mapping[str, Any]) -> InboundEvent:
     # A campaign's `data[id]` is the campaign id; other types send it as `campaign_id`.
     campaign = data.get("id") if kind is EventKind.CAMPAIGN else data.get("campaign_id")
     action, reason = _text(data.get("action")), _text(data.get("reason"))
+    list_id = _text(data.get("list_id"))
+    if list_id is not None and len(list_id) > MAX_LIST_ID:
+        # Mailchimp's list ids are 10 characters; the inbox column holds 64. A longer one
+        # is not Mailchimp's, and storing it would fail on PostgreSQL (a 503, retried).
+        raise MalformedBody(f"list_id is longer than {MAX_LIST_ID} characters")
     return InboundEvent(
         kind=kind,
         type=raw_type.lower()[:32],
         fired_at=parse_fired_at(fields.get("fired_at")),
-        list_id=_text(data.get("list_id")),
+        list_id=list_id,
         email=email[0] if email else None,
         email_display=email[1] if email else None,
         old_email=old[0] if old else None,
