@@ -61,9 +61,9 @@ def test_an_event_for_another_audience_is_logged_with_its_list_and_kind(
         logs.configure(level="warning", fmt="json")
 
     lines = [json.loads(line) for line in stream.getvalue().splitlines()
-             if "another audience" in line]
+             if "no target syncs" in line]
     assert [(line["event"], line["list_id"], line["kind"]) for line in lines] == [
-        ("webhook for another audience ignored", OTHER_LIST, "unsubscribe")]
+        ("webhook for an audience no target syncs ignored", OTHER_LIST, "unsubscribe")]
     assert ADA not in stream.getvalue()
 
 
