@@ -53,6 +53,10 @@ def example_comments(text: str) -> dict[str, str]:
             if pending and name not in found:
                 found[name] = " ".join(pending)
             pending = []
+        elif line.lstrip("# ").startswith("[[targets]]"):
+            # The example shows [[targets]] commented out (none by default).
+            found.setdefault("targets", " ".join(pending))
+            pending = []
         elif line.startswith("#"):
             pending.append(line.lstrip("#").strip())
         else:
