@@ -64,6 +64,15 @@ def contact_by_email(ctx: AppContext, email: str) -> Contact | None:
         return store.find_contact(session, email.strip().lower())
 
 
+def change_first_name(ctx: AppContext, email: str, first_name: str) -> None:
+    """The CRM changes the contact's first name (a data change the next sync pushes)."""
+    with transaction(ctx.sessions) as session:
+        contact = store.find_contact(session, email)
+        assert contact is not None
+        contact.first_name = first_name
+        store.touch(contact)
+
+
 def confirm_now(ctx: AppContext, email: str) -> None:
     """A new double opt-in, given and confirmed now (after anything Mailchimp did)."""
     with transaction(ctx.sessions) as session:

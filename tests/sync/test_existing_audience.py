@@ -10,10 +10,17 @@ from mailchimp_emulator import MailchimpEmulator, RequestInfo
 from syncd.clock import utcnow
 from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import PushState
-from tests.builders import add_contact, at, confirm_now, confirmed, push_state, withdraw_now
+from tests.builders import (
+    add_contact,
+    at,
+    change_first_name,
+    confirm_now,
+    confirmed,
+    push_state,
+    withdraw_now,
+)
 from tests.conftest import opened
 from tests.sync.conftest import Syncer, sync_settings
 
@@ -113,11 +120,7 @@ def test_update_after_a_lost_address_change_never_creates_a_member_at_the_old_ad
     add_contact(app_context, "old@example.org", events=confirmed(), first_name="Ada")
     sync()
     emulator.fire_upemail("old@example.org", "new@example.org", deliver=False)  # lost
-    with transaction(app_context.sessions) as session:
-        contact = store.find_contact(session, "old@example.org")
-        assert contact is not None
-        contact.first_name = "Adaline"
-        store.touch(contact)
+    change_first_name(app_context, "old@example.org", "Adaline")
 
     report = sync()
     sync()
@@ -131,11 +134,7 @@ def test_address_change_racing_the_sync_leaves_no_live_member_at_the_old_address
         app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
     add_contact(app_context, "old@example.org", events=confirmed(), first_name="Ada")
     sync()
-    with transaction(app_context.sessions) as session:
-        contact = store.find_contact(session, "old@example.org")
-        assert contact is not None
-        contact.first_name = "Adaline"
-        store.touch(contact)
+    change_first_name(app_context, "old@example.org", "Adaline")
 
     def renamed_meanwhile(_request: RequestInfo) -> None:
         emulator.fire_upemail("old@example.org", "new@example.org", deliver=False)
