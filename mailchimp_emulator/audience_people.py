@@ -4,6 +4,7 @@ sends as webhooks), and the accessors and seeding tests and the demo use."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TypedDict, Unpack
 
 from mailchimp_emulator.audience_core import AudienceCore
 from mailchimp_emulator.members import (
@@ -15,6 +16,17 @@ from mailchimp_emulator.members import (
     new_unique_email_id,
     subscriber_hash,
 )
+
+
+class Unsubscribe(TypedDict, total=False):
+    """How a person leaves, each part optional: `reason` manual (the link, the default)
+    or abuse (a spam complaint), the `campaign_id` of the mail, `action` unsub (the
+    default), delete (archived) or None, and the webhook's `source` (default user)."""
+
+    reason: str
+    campaign_id: str | None
+    action: str | None
+    source: str
 
 
 class AudiencePeople(AudienceCore):
@@ -47,16 +59,10 @@ class AudiencePeople(AudienceCore):
             self._touch(key, member)
             return [self._event("subscribe", member, source)]
 
-    def user_unsubscribes(
-        self,
-        email: str,
-        *,
-        reason: str = "manual",
-        campaign_id: str | None = None,
-        action: str | None = "unsub",
-        source: str = "user",
-    ) -> list[AudienceEvent]:
+    def user_unsubscribes(self, email: str, **how: Unpack[Unsubscribe]) -> list[AudienceEvent]:
         """An unsubscribe link (`reason=manual`) or a spam complaint (`reason=abuse`)."""
+        reason = how.get("reason", "manual")
+        action = how.get("action", "unsub")
         with self._lock:
             member = self._live(email)
             text = "Abuse complaint" if reason == "abuse" else "N/A (Unsubscribe link)"
@@ -68,10 +74,10 @@ class AudiencePeople(AudienceCore):
                 self._event(
                     "unsubscribe",
                     member,
-                    source,
+                    how.get("source", "user"),
                     action=action,
                     reason=reason,
-                    campaign_id=campaign_id,
+                    campaign_id=how.get("campaign_id"),
                 )
             ]
 

@@ -170,8 +170,8 @@ def _fire(emu: EmulatorCore, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         elif kind == "unsubscribe":
             result = emu.fire_unsubscribe(
                 body["email"],
-                body.get("reason", "manual"),
-                body.get("campaign_id"),
+                reason=body.get("reason", "manual"),
+                campaign_id=body.get("campaign_id"),
                 action=body.get("action", "unsub"),
                 source=source,
                 deliver=deliver,

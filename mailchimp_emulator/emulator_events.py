@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Unpack
 
 from mailchimp_emulator.audience import Audience, AudienceEvent
+from mailchimp_emulator.audience_people import Unsubscribe
 from mailchimp_emulator.webhook_delivery import Delivery, encode, post
 
 
@@ -40,18 +42,13 @@ class EmulatorEvents:
     def fire_unsubscribe(
         self,
         email: str,
-        reason: str = "manual",
-        campaign_id: str | None = None,
         *,
-        action: str | None = "unsub",
-        source: str = "user",
         deliver: bool = True,
         list_id: str | None = None,
+        **how: Unpack[Unsubscribe],
     ) -> list[Delivery]:
-        """The person unsubscribes (`manual`) or marks a mail as spam (`abuse`)."""
-        events = self.audience_of(list_id).user_unsubscribes(
-            email, reason=reason, campaign_id=campaign_id, action=action, source=source
-        )
+        """The person unsubscribes (`reason` manual) or marks a mail as spam (abuse)."""
+        events = self.audience_of(list_id).user_unsubscribes(email, **how)
         return self._deliver(events, deliver)
 
     def fire_cleaned(

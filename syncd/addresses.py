@@ -20,9 +20,9 @@ from syncd.errors import InputError
 
 MAX_ADDRESS_LENGTH = 254
 # What the full validator accepts unchanged but for case, in the ASCII subset checked
-# here: a dot-atom local part (RFC 5322 3.2.3 atext, as email-validator's DOT_ATOM_TEXT)
-# and a host name of at least two labels (letters, digits, inner hyphens; RFC 952/1123)
-# whose last character is a letter (email-validator's top-level-domain rule).
+# here: a dot-atom local part (the characters of email-validator's DOT_ATOM_TEXT) and a
+# host name of at least two labels (letters, digits, inner hyphens) whose last character
+# is a letter (email-validator's top-level-domain rule).
 _ATEXT = r"a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~"
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _TOP = r"(?:[a-zA-Z0-9][a-zA-Z0-9-]*)?[a-zA-Z]"

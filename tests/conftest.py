@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,21 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+@contextmanager
+def opened(settings: Settings) -> Iterator[AppContext]:
+    """An app context on `settings` with the configured lists in place, closed after."""
+    ctx = AppContext.open(settings)
+    try:
+        ctx.sync_lists()
+        yield ctx
+    finally:
+        ctx.close()
+
+
 @pytest.fixture
 def app_context(settings: Settings) -> Iterator[AppContext]:
-    ctx = AppContext.open(settings)
-    ctx.sync_lists()
-    yield ctx
-    ctx.close()
+    with opened(settings) as ctx:
+        yield ctx
 
 
 @pytest.fixture(scope="session")

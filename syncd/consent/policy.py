@@ -11,16 +11,18 @@ of a target configured for it, are `decide_soft_opt_in`: paid purchases, never c
 from __future__ import annotations
 
 from calendar import monthrange
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from syncd.schema import ConsentAction
 
 # What a ledger event records (given, confirmed, withdrawn, soft opt-in): one vocabulary,
 # kept next to its table (consent_events.action).
 Action = ConsentAction
+_T = TypeVar("_T")
 
 
 class Standing(StrEnum):
@@ -143,9 +145,7 @@ def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
                         "confirms no sign-up of that purpose at or before it: no consent")
 
     if undeliverable_since is not None:
-        return Decision(False, Standing.UNDELIVERABLE,
-                        f"address bounced (hard) {_day(undeliverable_since)}; "
-                        "not pushed until the address changes")
+        return _undeliverable(undeliverable_since)
 
     proof = OptInProof(
         signup_at=signup.occurred_at,
@@ -195,14 +195,29 @@ def _scan(purpose: str, events: Iterable[ConsentFact], now: datetime
     return known, gifts, confirmation, withdrawal
 
 
+def _latest(items: Iterable[_T], moment: Callable[[_T], datetime], now: datetime) -> _T | None:
+    """The item with the latest moment up to `now`; of equal moments the first, as max()
+    picks it."""
+    latest: _T | None = None
+    for item in items:
+        at = moment(item)
+        if at <= now and (latest is None or at > moment(latest)):
+            latest = item
+    return latest
+
+
 def _latest_block(purpose: str, suppressions: Iterable[SuppressionFact],
                   now: datetime) -> SuppressionFact | None:
-    latest: SuppressionFact | None = None
-    for block in suppressions:
-        if (block.purpose in (purpose, "*") and block.created_at <= now
-                and (latest is None or block.created_at > latest.created_at)):
-            latest = block
-    return latest
+    """The newest suppression of the purpose or of every purpose ("*")."""
+    return _latest((b for b in suppressions if b.purpose in (purpose, "*")),
+                   lambda b: b.created_at, now)
+
+
+def _undeliverable(since: datetime) -> Decision:
+    """Rule 9: a hard bounce blocks until the address changes, whatever the basis."""
+    return Decision(False, Standing.UNDELIVERABLE,
+                    f"address bounced (hard) {_day(since)}; "
+                    "not pushed until the address changes")
 
 
 def _without_confirmation(
@@ -246,12 +261,9 @@ def decide_soft_opt_in(
     objection is a `withdrawn` event of it: at the purchase or later, and a later
     purchase does not undo it), no suppression of it or of every purpose, and a
     deliverable address. Consent events of any purpose admit nobody here."""
-    objection: ConsentFact | None = None
-    for event in events:
-        if (event.purpose == purpose and event.action is Action.WITHDRAWN
-                and event.occurred_at <= now
-                and (objection is None or event.occurred_at > objection.occurred_at)):
-            objection = event
+    objection = _latest((e for e in events
+                         if e.purpose == purpose and e.action is Action.WITHDRAWN),
+                        lambda e: e.occurred_at, now)
     block = _latest_block(purpose, suppressions, now)
     if block is not None and (objection is None or block.created_at > objection.occurred_at):
         return Decision(False, Standing.SUPPRESSED,
@@ -274,9 +286,7 @@ def decide_soft_opt_in(
                         f"last paid purchase {paid[-1].on.isoformat()} older than "
                         f"{months} months")
     if undeliverable_since is not None:
-        return Decision(False, Standing.UNDELIVERABLE,
-                        f"address bounced (hard) {_day(undeliverable_since)}; "
-                        "not pushed until the address changes")
+        return _undeliverable(undeliverable_since)
     categories = tuple(sorted({p.category for p in recent}))
     return Decision(True, Standing.CUSTOMER,
                     f"soft opt-in: customer since {paid[0].on.isoformat()}, categories "

@@ -20,7 +20,6 @@ from syncd.esp.mailchimp_bodies import (
     AUDIENCE_FIELDS,
     BATCH_ANSWER_FIELDS,
     MAX_BATCH,
-    audience_fields,
     batch_items,
     batch_results,
     member_body,
@@ -28,6 +27,7 @@ from syncd.esp.mailchimp_bodies import (
     remote_member,
     webhook_config,
 )
+from syncd.esp.mailchimp_fields import read_audience_fields
 from syncd.esp.mailchimp_responses import MemberMissingError, RecentSignupsError
 from syncd.esp.mailchimp_transport import Doc, MailchimpTransport
 from syncd.esp.protocol import (
@@ -38,9 +38,6 @@ from syncd.esp.protocol import (
     RemoteMember,
     WebhookConfig,
 )
-
-# Mailchimp's largest page; an audience has at most 60 categories of 60 interests.
-MAX_FIELD_ITEMS = 1000
 
 
 def base_url_for(settings: Settings) -> str:
@@ -120,32 +117,8 @@ class MailchimpClient:
             offset += len(page)
 
     def read_audience_fields(self) -> AudienceFields:
-        """GDPR fields and groups, by name: the list's `marketing_permissions` switch;
-        the permissions' ids and texts from one member (no other endpoint shows them,
-        docs/mailchimp.md section 6); every interest category and its interests. A few
-        calls at the start of a run."""
-        list_doc = self._call("read audience", self._lists.get_list, self.audience_id,
-                              fields=["id", "marketing_permissions"]) or {}
-        members: list[Mapping[str, Any]] = []
-        if list_doc.get("marketing_permissions") is True:
-            doc = self._call("read marketing permissions", self._lists.get_list_members_info,
-                             self.audience_id, count=1,
-                             fields=["members.marketing_permissions"]) or {}
-            members = list(doc.get("members") or [])
-        interests: dict[tuple[str, str], str] = {}
-        doc = self._call("read interest categories",
-                         self._lists.get_list_interest_categories, self.audience_id,
-                         count=MAX_FIELD_ITEMS, fields=["categories.id", "categories.title"]
-                         ) or {}
-        for category in doc.get("categories") or []:
-            found = self._call("read interests",
-                               self._lists.list_interest_category_interests,
-                               self.audience_id, str(category["id"]), count=MAX_FIELD_ITEMS,
-                               fields=["interests.id", "interests.name"]) or {}
-            for interest in found.get("interests") or []:
-                interests[(str(category.get("title", "")), str(interest.get("name", "")))] = (
-                    str(interest["id"]))
-        return audience_fields(list_doc, members, interests)
+        """GDPR fields and groups, by name (syncd.esp.mailchimp_fields)."""
+        return read_audience_fields(self._http, self.audience_id)
 
     def get_member(self, email: str) -> RemoteMember | None:
         try:

@@ -11,7 +11,6 @@ from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspTransientError
 from syncd.esp.mailchimp_responses import batch_item_error
 from syncd.esp.protocol import (
-    AudienceFields,
     MemberData,
     MemberResult,
     NewMember,
@@ -31,7 +30,6 @@ BATCH_ANSWER_FIELDS = ",".join(
     + [f"errors.{name}" for name in ("email_address", "error", "error_code", "field",
                                      "field_message")]
     + ["total_created", "total_updated", "error_count"])
-
 
 
 def member_body(data: MemberData) -> dict[str, Any]:
@@ -54,19 +52,6 @@ def permissions_body(permissions: Mapping[str, bool]) -> list[dict[str, Any]]:
     """`[{marketing_permission_id, enabled}]`, what a write sends (section 6)."""
     return [{"marketing_permission_id": pid, "enabled": on}
             for pid, on in sorted(permissions.items())]
-
-
-def audience_fields(list_doc: Mapping[str, Any], member_docs: Sequence[Mapping[str, Any]],
-                    interests: Mapping[tuple[str, str], str]) -> AudienceFields:
-    """The list's GDPR switch, the permission texts and ids read off a member (the
-    contract has no other place for them), and the interests by category and name."""
-    gdpr = list_doc.get("marketing_permissions") is True
-    permissions = {
-        str(p.get("text", "")): str(p.get("marketing_permission_id", ""))
-        for doc in member_docs[:1] for p in doc.get("marketing_permissions") or []
-        if isinstance(p, dict)
-    } if gdpr else {}
-    return AudienceFields(gdpr=gdpr, permissions=permissions, interests=dict(interests))
 
 
 def remote_member(doc: Mapping[str, Any]) -> RemoteMember:

@@ -1,6 +1,7 @@
 """The fingerprint of a sync target's configuration (its plan: purposes, basis, merge
 fields, tag and group mappings, rules) and the one the audience was last synced with:
-when they differ, every contact of the target is planned again (issue 14, item 5)."""
+when they differ, every contact of the target is planned again (docs/architecture.md,
+"Data flow")."""
 
 from __future__ import annotations
 

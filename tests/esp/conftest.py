@@ -22,13 +22,17 @@ def emu() -> Iterator[MailchimpEmulator]:
         yield emulator
 
 
-@pytest.fixture
-def client(emu: MailchimpEmulator) -> Any:
+def official_client(emu: MailchimpEmulator) -> Any:
     """The official client, as syncd uses it, pointed at the emulator."""
     c = mc.Client()
     c.set_config({"api_key": emu.api_key, "server": "us1"})
     c.api_client.host = emu.base_url
     return c
+
+
+@pytest.fixture
+def client(emu: MailchimpEmulator) -> Any:
+    return official_client(emu)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import requests
 from mailchimp_marketing.api_client import ApiClientError
 
 from mailchimp_emulator import MailchimpEmulator, subscriber_hash
-from tests.esp.conftest import Receiver
+from tests.esp.conftest import Receiver, official_client
 
 ADA = "ada.lovelace@example.com"
 GDPR = ("Email", "Direct Mail", "Customized Online Advertising")
@@ -27,12 +27,7 @@ def gdpr() -> Any:
 
 @pytest.fixture
 def gclient(gdpr: MailchimpEmulator) -> Any:
-    import mailchimp_marketing as mc
-
-    c = mc.Client()
-    c.set_config({"api_key": gdpr.api_key, "server": "us1"})
-    c.api_client.host = gdpr.base_url
-    return c
+    return official_client(gdpr)
 
 
 def _put(client: Any, emu: MailchimpEmulator, **body: Any) -> Any:

@@ -102,7 +102,7 @@ def test_unsubscribe_is_delivered_byte_for_byte(hooked: Any, receiver: Receiver)
     emu = hooked(at("2026-03-04 13:10:40"))
     seed_ada(emu, unique_email_id="94826aa750", web_id=203740265)
 
-    deliveries = emu.fire_unsubscribe(ADA, "manual", "cb398d21d2")
+    deliveries = emu.fire_unsubscribe(ADA, reason="manual", campaign_id="cb398d21d2")
 
     assert [d.status for d in deliveries] == [200]
     assert receiver.received[0].body == recorded("unsubscribe.form")
@@ -208,7 +208,7 @@ def test_unsubscribe_changes_member_state_as_mailchimp_does(hooked: Any) -> None
     seed_ada(emu)
     before = emu.member(ADA)["last_changed"]  # type: ignore[index]
 
-    emu.fire_unsubscribe(ADA, "abuse")
+    emu.fire_unsubscribe(ADA, reason="abuse")
 
     member = emu.member(ADA)
     assert member is not None

@@ -222,7 +222,7 @@ class SystemModel(RuleBasedStateMachine):
 
     def unsubscribe(self, address: str, *, abuse: bool) -> None:
         moment = self.tick()
-        self._delivered(self.w.emu.fire_unsubscribe(address, "abuse" if abuse else "manual"))
+        self._delivered(self.w.emu.fire_unsubscribe(address, reason="abuse" if abuse else "manual"))
         self._withdraw_in_model(address, moment)
         self.lost.discard(address)
         self.check_purged(address)

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from syncd.config import SECRET_FIELDS, Settings
+from syncd.config.sources import TomlFile, TomlSource, reading
 from syncd.context import AppContext
 from syncd.db import make_engine
 from syncd.migrate import current_revision, head_revision, upgrade
@@ -35,15 +36,34 @@ def _seconds(value: str) -> float:
     return float(value.removesuffix("s"))
 
 
-def test_configuration_reference_in_operations_doc_is_current() -> None:
+def _settings_reference() -> Any:
     spec = importlib.util.spec_from_file_location(
         "settings_reference", REPO / "scripts" / "settings_reference.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_configuration_reference_in_operations_doc_is_current() -> None:
+    module = _settings_reference()
 
     assert module.main(["--check"]) == 0, "run: python scripts/settings_reference.py"
+
+
+def test_configuration_reference_names_each_setting_as_the_file_sets_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "syncd.toml"
+    path.write_text('database_url = "sqlite://"\n[http]\nport = 8080\n'
+                    '[lists.newsletter]\npurpose = "newsletter"\n'
+                    '[[targets]]\nname = "news"\n', encoding="utf-8")
+    with reading(TomlFile(path)) as toml:
+        TomlSource(Settings)()
+
+    module = _settings_reference()
+
+    assert {name: module._toml_name(name) for name in toml.origins} == toml.origins
 
 
 def test_compose_starts_syncd_after_a_healthy_database_and_the_migration() -> None:

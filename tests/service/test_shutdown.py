@@ -14,8 +14,9 @@ from sqlalchemy import select
 from mailchimp_emulator import DEFAULT_API_KEY, MailchimpEmulator
 from syncd.context import AppContext
 from syncd.db import transaction
-from syncd.schema import PushState, SyncRun
+from syncd.schema import PushState
 from syncd.sync.run import READ_CHUNK, run_sync
+from tests.builders import runs
 from tests.conftest import TEST_AUDIENCE_ID, make_settings
 from tests.service.conftest import (
     ServeProcess,
@@ -44,11 +45,6 @@ def _settled_addresses(ctx: AppContext) -> set[str]:
             select(PushState.esp_email).where(PushState.esp_status == "subscribed")))
 
 
-def _runs(ctx: AppContext) -> list[tuple[str, str]]:
-    with transaction(ctx.sessions) as session:
-        return [(r.kind, r.outcome) for r in session.scalars(select(SyncRun).order_by(SyncRun.id))]
-
-
 @pytest.mark.slow
 def test_sigterm_mid_run_checkpoints_what_mailchimp_confirmed_and_a_rerun_converges(
         app_context: AppContext, database_url: str, slow_emulator: MailchimpEmulator,
@@ -66,7 +62,7 @@ def test_sigterm_mid_run_checkpoints_what_mailchimp_confirmed_and_a_rerun_conver
     records = log_records(server.lines)
     assert code == 0, server.log_text()[-3000:]
     # The first sync read the (empty) audience first, then was interrupted mid-push.
-    assert _runs(app_context) == [("audience_pull", "succeeded"), ("sync", "interrupted")]
+    assert runs(app_context) == [("audience_pull", "succeeded"), ("sync", "interrupted")]
     at_mailchimp = {m["email_address"] for m in slow_emulator.members("subscribed")}
     assert 0 < len(at_mailchimp) < CONTACTS
     assert _settled_addresses(app_context) == at_mailchimp  # nothing pushed unrecorded

@@ -3,21 +3,25 @@ sync reads it, and from then on those members are treated like the ones syncd ad
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from mailchimp_emulator import MailchimpEmulator, RequestInfo
 from syncd.clock import utcnow
-from syncd.consent import ledger
-from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import PushState
-from tests.builders import add_contact, at, confirmed
+from tests.builders import (
+    add_contact,
+    at,
+    change_first_name,
+    confirm_now,
+    confirmed,
+    push_state,
+    withdraw_now,
+)
+from tests.conftest import opened
 from tests.sync.conftest import Syncer, sync_settings
 
 
@@ -25,28 +29,6 @@ def _states(ctx: AppContext) -> dict[str, tuple[str | None, str | None]]:
     with transaction(ctx.sessions) as session:
         return {s.esp_email or "": (s.esp_status, s.esp_origin)
                 for s in session.scalars(select(PushState))}
-
-
-def _withdraw_now(ctx: AppContext, email: str) -> None:
-    with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, email)
-        assert contact is not None
-        ledger.append(session, contact, ConsentRecord(
-            purpose="newsletter", action=Action.WITHDRAWN, occurred_at=utcnow(),
-            source="crm"), actor="test")
-
-
-def _confirm_now(ctx: AppContext, email: str) -> None:
-    """A new double opt-in, given and confirmed now (after anything Mailchimp did)."""
-    with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, email)
-        assert contact is not None
-        moment = utcnow()
-        for action, offset in ((Action.GIVEN, 0), (Action.CONFIRMED, 1)):
-            ledger.append(session, contact, ConsentRecord(
-                purpose="newsletter", action=action,
-                occurred_at=moment + timedelta(microseconds=offset), source="web_form",
-                ip="198.51.100.4"), actor="test")
 
 
 def test_first_sync_reads_the_audience_and_records_only_members_matching_a_contact(
@@ -60,8 +42,7 @@ def test_first_sync_reads_the_audience_and_records_only_members_matching_a_conta
 
     assert report.audience_pulled
     assert _states(app_context) == {"ada@example.org": ("subscribed", "pulled")}
-    with transaction(app_context.sessions) as session:
-        state = session.scalars(select(PushState)).one()
+    state = push_state(app_context)
     assert (state.esp_opt_ip, state.esp_opt_at is not None, state.esp_last_changed is not None
             ) == ("203.0.113.9", True, True)
 
@@ -92,7 +73,7 @@ def test_crm_withdrawal_of_a_member_who_was_there_before_syncd_reaches_mailchimp
     emulator.seed_member("ada@example.org", "subscribed")
     add_contact(app_context, "ada@example.org", events=confirmed(), lists=["newsletter-nl"])
     sync()
-    _withdraw_now(app_context, "ada@example.org")
+    withdraw_now(app_context, "ada@example.org")
 
     report = sync()
 
@@ -124,7 +105,7 @@ def test_member_who_left_before_syncd_and_confirms_again_is_sent_pending_once(
     emulator.seed_member("ada@example.org", "unsubscribed")
     add_contact(app_context, "ada@example.org", events=confirmed())
     sync()  # learns the unsubscribe
-    _confirm_now(app_context, "ada@example.org")
+    confirm_now(app_context, "ada@example.org")
 
     first = sync()
     again = sync()
@@ -139,11 +120,7 @@ def test_update_after_a_lost_address_change_never_creates_a_member_at_the_old_ad
     add_contact(app_context, "old@example.org", events=confirmed(), first_name="Ada")
     sync()
     emulator.fire_upemail("old@example.org", "new@example.org", deliver=False)  # lost
-    with transaction(app_context.sessions) as session:
-        contact = store.find_contact(session, "old@example.org")
-        assert contact is not None
-        contact.first_name = "Adaline"
-        store.touch(contact)
+    change_first_name(app_context, "old@example.org", "Adaline")
 
     report = sync()
     sync()
@@ -157,11 +134,7 @@ def test_address_change_racing_the_sync_leaves_no_live_member_at_the_old_address
         app_context: AppContext, sync: Syncer, emulator: MailchimpEmulator) -> None:
     add_contact(app_context, "old@example.org", events=confirmed(), first_name="Ada")
     sync()
-    with transaction(app_context.sessions) as session:
-        contact = store.find_contact(session, "old@example.org")
-        assert contact is not None
-        contact.first_name = "Adaline"
-        store.touch(contact)
+    change_first_name(app_context, "old@example.org", "Adaline")
 
     def renamed_meanwhile(_request: RequestInfo) -> None:
         emulator.fire_upemail("old@example.org", "new@example.org", deliver=False)
@@ -180,7 +153,7 @@ def test_one_crm_withdrawal_is_never_held_by_the_safety_limit_of_a_small_audienc
     for email in ("a@example.org", "b@example.org"):
         add_contact(app_context, email, events=confirmed())
     sync()
-    _withdraw_now(app_context, "a@example.org")
+    withdraw_now(app_context, "a@example.org")
 
     report = sync()
 
@@ -189,21 +162,19 @@ def test_one_crm_withdrawal_is_never_held_by_the_safety_limit_of_a_small_audienc
 
 def test_a_refused_plan_sends_adds_and_updates_and_holds_only_the_unsubscribes(
         database_url: str, emulator: MailchimpEmulator) -> None:
-    ctx = AppContext.open(sync_settings(database_url, emulator, sync_unsubscribe_floor=2))
-    ctx.sync_lists()
-    sync = Syncer(ctx)
-    for n in range(10):
-        add_contact(ctx, f"p{n}@example.org", events=confirmed(), first_name="P")
-    sync()
-    for n in range(3):
-        _withdraw_now(ctx, f"p{n}@example.org")
-    add_contact(ctx, "new@example.org", events=confirmed())
-    add_contact(ctx, "p9@example.org", first_name="Changed")
+    with opened(sync_settings(database_url, emulator, sync_unsubscribe_floor=2)) as ctx:
+        sync = Syncer(ctx)
+        for n in range(10):
+            add_contact(ctx, f"p{n}@example.org", events=confirmed(), first_name="P")
+        sync()
+        for n in range(3):
+            withdraw_now(ctx, f"p{n}@example.org")
+        add_contact(ctx, "new@example.org", events=confirmed())
+        add_contact(ctx, "p9@example.org", first_name="Changed")
 
-    held = sync()
-    still = sync()
-    released = sync(force=True)
-    ctx.close()
+        held = sync()
+        still = sync()
+        released = sync(force=True)
 
     assert (held.outcome, held.held_unsubscribes, held.added, held.updated) == (
         "refused", 3, 1, 1)
@@ -220,7 +191,7 @@ def test_withdrawal_to_mailchimp_latency_is_measured(
     add_contact(app_context, "ada@example.org", events=confirmed())
     sync()
     before = REGISTRY.get_sample_value("syncd_withdrawal_to_esp_seconds_count") or 0
-    _withdraw_now(app_context, "ada@example.org")
+    withdraw_now(app_context, "ada@example.org")
 
     sync()
 
@@ -238,8 +209,8 @@ def test_reconsent_after_a_mailchimp_unsubscribe_goes_pending_whatever_the_order
     emulator.fire_unsubscribe("first@example.org", deliver=False)
     emulator.fire_unsubscribe("second@example.org", deliver=False)
     run_reconcile(app_context)  # learnt before the re-consent is imported
-    _confirm_now(app_context, "first@example.org")
-    _confirm_now(app_context, "second@example.org")
+    confirm_now(app_context, "first@example.org")
+    confirm_now(app_context, "second@example.org")
 
     report = sync()
 
@@ -254,7 +225,7 @@ def test_a_reconsent_imported_before_mailchimp_unsubscribe_is_learnt_still_goes_
     add_contact(app_context, "ada@example.org", events=confirmed(days=0))
     sync()
     emulator.fire_unsubscribe("ada@example.org", deliver=False)
-    _confirm_now(app_context, "ada@example.org")  # confirmed after the unsubscribe...
+    confirm_now(app_context, "ada@example.org")  # confirmed after the unsubscribe...
     run_reconcile(app_context)  # ...which syncd learns only now
 
     report = sync()
@@ -283,7 +254,7 @@ def test_a_member_found_by_an_add_after_the_pull_is_known_and_its_withdrawal_rea
     emulator.seed_member("ada@example.org", "subscribed")  # joined at Mailchimp since
     add_contact(app_context, "ada@example.org", events=confirmed())
     found = sync()  # the add answers "exists": syncd reads the member, writes its data
-    _withdraw_now(app_context, "ada@example.org")
+    withdraw_now(app_context, "ada@example.org")
 
     report = sync()
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd.addresses import subscriber_hash
 from syncd.context import AppContext
-from syncd.db import transaction
 from syncd.esp.errors import EspTransientError
-from syncd.schema import PushState
 from syncd.sync.run import run_sync
-from tests.builders import add_contact, confirmed
+from tests.builders import add_contact, confirmed, push_state
+from tests.conftest import opened
 from tests.sync.conftest import sync_settings
 
 ADA = "ada@example.org"
@@ -26,17 +24,8 @@ READ_PATH = r"^GET /3\.0/lists/[^/]+/members/"
 
 @pytest.fixture
 def ctx(database_url: str, emulator: MailchimpEmulator) -> Iterator[AppContext]:
-    context = AppContext.open(sync_settings(database_url, emulator, mailchimp_max_retries=1))
-    context.sync_lists()
-    yield context
-    context.close()
-
-
-def _state(ctx: AppContext) -> PushState:
-    with transaction(ctx.sessions) as session:
-        row = session.scalars(select(PushState)).one()
-        session.expunge(row)
-        return row
+    with opened(sync_settings(database_url, emulator, mailchimp_max_retries=1)) as context:
+        yield context
 
 
 def _unconfirmed_add(ctx: AppContext, emu: MailchimpEmulator) -> None:
@@ -66,7 +55,7 @@ def test_an_own_unconfirmed_add_that_vanishes_while_adopted_is_not_settled_as_ou
     _delete_on_read(emulator)
 
     vanished = run_sync(ctx)
-    unsettled = _state(ctx).settled_revision
+    unsettled = push_state(ctx).settled_revision
     again = run_sync(ctx)
 
     assert (vanished.failed, vanished.adopted, unsettled) == (1, 0, 0)
@@ -86,7 +75,7 @@ def test_an_own_unconfirmed_add_whose_data_changed_since_is_adopted_with_the_new
     assert (report.adopted, member["merge_fields"]["FNAME"]) == (1, "Augusta")
     assert [t["name"] for t in member["tags"]] == ["newsletter-nl"]
     assert (member["status"], emulator.confirmation_mails_sent(ADA)) == ("subscribed", 0)
-    assert _state(ctx).settled_revision > 0
+    assert push_state(ctx).settled_revision > 0
 
 
 def test_a_member_from_before_syncd_that_vanishes_before_it_is_read_is_not_settled(
@@ -97,7 +86,7 @@ def test_a_member_from_before_syncd_that_vanishes_before_it_is_read_is_not_settl
     _delete_on_read(emulator)
 
     vanished = run_sync(ctx)
-    unsettled = _state(ctx).settled_revision
+    unsettled = push_state(ctx).settled_revision
     again = run_sync(ctx)
 
     assert (vanished.failed, vanished.adopted, unsettled) == (1, 0, 0)

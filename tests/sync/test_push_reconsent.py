@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 
 from mailchimp_emulator import MailchimpEmulator
-from syncd.clock import utcnow
-from syncd.consent import ledger
-from syncd.consent.ledger import ConsentRecord
-from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.crm import store
-from syncd.db import transaction
 from syncd.sync.run import run_sync
-from tests.builders import add_contact, confirmed
+from tests.builders import add_contact, confirm_now, confirmed
+from tests.conftest import opened
 from tests.sync.conftest import sync_settings
 
 ADA = "ada@example.org"
@@ -27,23 +21,8 @@ ADA = "ada@example.org"
 
 @pytest.fixture
 def ctx(database_url: str, emulator: MailchimpEmulator) -> Iterator[AppContext]:
-    context = AppContext.open(sync_settings(database_url, emulator))
-    context.sync_lists()
-    yield context
-    context.close()
-
-
-def _confirm_now(ctx: AppContext, email: str) -> None:
-    """A new double opt-in, given and confirmed now (after anything Mailchimp did)."""
-    with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, email)
-        assert contact is not None
-        moment = utcnow()
-        for action, offset in ((Action.GIVEN, 0), (Action.CONFIRMED, 1)):
-            ledger.append(session, contact, ConsentRecord(
-                purpose="newsletter", action=action,
-                occurred_at=moment + timedelta(microseconds=offset), source="web_form",
-                ip="198.51.100.4"), actor="test")
+    with opened(sync_settings(database_url, emulator)) as context:
+        yield context
 
 
 def test_a_member_found_by_the_add_who_confirmed_after_leaving_is_sent_pending_once(
@@ -52,7 +31,7 @@ def test_a_member_found_by_the_add_who_confirmed_after_leaving_is_sent_pending_o
     emulator.seed_member(ADA, "unsubscribed")
     add_contact(ctx, ADA, events=confirmed(), lists=["newsletter-nl"])
     time.sleep(1.0)  # Mailchimp's timestamp_opt holds whole seconds: a later second
-    _confirm_now(ctx, ADA)  # newer than the unsubscribe Mailchimp holds
+    confirm_now(ctx, ADA)  # newer than the unsubscribe Mailchimp holds
 
     first = run_sync(ctx)
     again = run_sync(ctx)

@@ -6,16 +6,13 @@ withdrawal of a member deleted at Mailchimp settles without an error."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd.addresses import subscriber_hash
 from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.db import transaction
-from syncd.schema import PushState
 from syncd.sync.run import run_sync
-from tests.builders import add_contact, at, confirmed
+from tests.builders import add_contact, at, confirmed, push_state
 from tests.webhooks.emulated import emulated_context  # noqa: F401 - fixture
 
 ADA = "ada@example.org"
@@ -24,13 +21,6 @@ ADA = "ada@example.org"
 @pytest.fixture
 def ctx(emulated_context: AppContext) -> AppContext:  # noqa: F811 - the fixture above
     return emulated_context
-
-
-def _push_state(ctx: AppContext) -> PushState:
-    with transaction(ctx.sessions) as session:
-        row = session.scalars(select(PushState)).one()
-        session.expunge(row)
-        return row
 
 
 def test_an_address_refused_for_recent_sign_ups_is_not_tried_again_before_its_moment(
@@ -44,7 +34,7 @@ def test_an_address_refused_for_recent_sign_ups_is_not_tried_again_before_its_mo
     finally:
         emulator.configure(recent_signup_addresses=[])
 
-    state = _push_state(ctx)
+    state = push_state(ctx)
     assert (first.parked, emulator.member(ADA)) == (1, None)
     assert (state.retry_after is not None, state.settled_revision) == (True, 0)
     assert (second.write_calls, emulator.stats.write_calls) == (0, 0)
@@ -64,7 +54,7 @@ def test_an_unsubscribed_member_from_before_syncd_is_left_unsubscribed(
     member = emulator.member(ADA)
     assert member is not None
     assert (member["status"], emulator.confirmation_mails_sent(ADA)) == ("unsubscribed", 0)
-    assert (_push_state(ctx).esp_status, again.write_calls) == ("unsubscribed", 0)
+    assert (push_state(ctx).esp_status, again.write_calls) == ("unsubscribed", 0)
 
 
 def test_a_withdrawal_of_a_member_deleted_at_mailchimp_settles_without_an_error(
@@ -78,4 +68,4 @@ def test_a_withdrawal_of_a_member_deleted_at_mailchimp_settles_without_an_error(
     again = run_sync(ctx)
 
     assert (report.failed, report.parked, emulator.member(ADA)) == (0, 0, None)
-    assert (_push_state(ctx).esp_status, again.considered) == (None, 0)
+    assert (push_state(ctx).esp_status, again.considered) == (None, 0)

@@ -16,11 +16,11 @@ from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.errors import EspError
 from syncd.esp.mailchimp import mailchimp_client
-from syncd.schema import PushState, RunOutcome, SyncRun
+from syncd.schema import PushState, RunOutcome
 from syncd.sync.audience_pull import run_pull, was_pulled
 from syncd.sync.run import run_sync
-from tests.builders import add_contact, confirmed
-from tests.conftest import TEST_AUDIENCE_ID
+from tests.builders import add_contact, confirmed, runs
+from tests.conftest import TEST_AUDIENCE_ID, opened
 from tests.sync.conftest import sync_settings
 
 ADA = "ada@example.org"
@@ -29,15 +29,8 @@ AUDIENCE_CHECK = r"^GET /3\.0/lists/[^/]+$"
 
 @pytest.fixture
 def ctx(database_url: str, emulator: MailchimpEmulator) -> Iterator[AppContext]:
-    context = AppContext.open(sync_settings(database_url, emulator, mailchimp_max_retries=0))
-    context.sync_lists()
-    yield context
-    context.close()
-
-
-def _runs(ctx: AppContext) -> list[tuple[str, str]]:
-    with transaction(ctx.sessions) as session:
-        return [(r.kind, r.outcome) for r in session.scalars(select(SyncRun).order_by(SyncRun.id))]
+    with opened(sync_settings(database_url, emulator, mailchimp_max_retries=0)) as context:
+        yield context
 
 
 def test_a_sync_whose_audience_check_fails_is_recorded_failed_and_writes_nothing(
@@ -50,7 +43,7 @@ def test_a_sync_whose_audience_check_fails_is_recorded_failed_and_writes_nothing
     with pytest.raises(EspError):
         run_sync(ctx)
 
-    assert _runs(ctx)[-1] == ("sync", "failed")
+    assert runs(ctx)[-1] == ("sync", "failed")
     assert (emulator.stats.write_calls, emulator.member(ADA)) == (0, None)
     with transaction(ctx.sessions) as session:
         assert list(session.scalars(select(PushState))) == []
@@ -69,4 +62,4 @@ def test_a_pull_asked_to_stop_is_interrupted_and_leaves_the_audience_unpulled(
 
     assert report.outcome == RunOutcome.INTERRUPTED
     assert not was_pulled(ctx, TEST_AUDIENCE_ID)
-    assert _runs(ctx) == [("audience_pull", "interrupted")]
+    assert runs(ctx) == [("audience_pull", "interrupted")]

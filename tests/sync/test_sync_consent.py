@@ -16,7 +16,7 @@ from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import Contact, InternalList, PushState, SyncRun
-from tests.builders import add_contact, at, confirmed
+from tests.builders import add_contact, at, change_first_name, confirmed
 from tests.sync.conftest import Syncer, sync_settings
 
 
@@ -144,11 +144,7 @@ def test_profile_change_is_pushed_without_status(
     sent: list[object] = []
     # A PATCH: it can never create a member (PUT with status_if_new could, I12).
     emulator.set_hook(lambda request: sent.append(request.body), match=r"^PATCH ")
-    with transaction(app_context.sessions) as session:
-        contact = store.find_contact(session, "ada@example.org")
-        assert contact is not None
-        contact.first_name = "Adaline"
-        store.touch(contact)
+    change_first_name(app_context, "ada@example.org", "Adaline")
 
     report = sync()
 
@@ -255,11 +251,7 @@ def test_contact_change_during_push_is_pushed_next_run(
     add_contact(app_context, "ada@example.org", events=confirmed(), first_name="Ada")
 
     def change_meanwhile(_request: object) -> None:
-        with transaction(app_context.sessions) as session:
-            contact = store.find_contact(session, "ada@example.org")
-            assert contact is not None
-            contact.first_name = "Changed"
-            store.touch(contact)
+        change_first_name(app_context, "ada@example.org", "Changed")
 
     emulator.set_hook(change_meanwhile, match=r"^POST /3\.0/lists/[^/]+$", times=1)
     sync()

@@ -10,13 +10,12 @@ from mailchimp_emulator import MailchimpEmulator
 from syncd.clock import utcnow
 from syncd.consent.policy import Action
 from syncd.context import AppContext
-from syncd.crm import store
 from syncd.db import transaction
 from syncd.esp.errors import EspConfigurationError, EspTransientError
 from syncd.runner_lock import RunnerBusy, single_runner
 from syncd.schema import PushState, SyncRun
 from syncd.sync.run import run_sync
-from tests.builders import add_contact, confirmed
+from tests.builders import add_contact, change_first_name, confirmed
 from tests.conftest import TEST_AUDIENCE_ID
 from tests.sync.conftest import sync_settings
 
@@ -91,11 +90,7 @@ def test_parked_contact_stays_parked_until_it_changes(
     emulator.reset_stats()
 
     unchanged = run_sync(ctx)
-    with transaction(ctx.sessions) as session:
-        contact = store.find_contact(session, "fake@example.org")
-        assert contact is not None
-        contact.first_name = "G"
-        store.touch(contact)
+    change_first_name(ctx, "fake@example.org", "G")
     changed = run_sync(ctx)
     ctx.close()
 

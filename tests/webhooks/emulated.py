@@ -9,12 +9,10 @@ import pytest
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd.context import AppContext
-from tests.conftest import emulated_settings
+from tests.conftest import emulated_settings, opened
 
 
 @pytest.fixture
 def emulated_context(database_url: str, emulator: MailchimpEmulator) -> Iterator[AppContext]:
-    ctx = AppContext.open(emulated_settings(database_url, emulator))
-    ctx.sync_lists()
-    yield ctx
-    ctx.close()
+    with opened(emulated_settings(database_url, emulator)) as ctx:
+        yield ctx
