@@ -22,6 +22,7 @@ from syncd.db import transaction
 from syncd.inbound.reconcile import run_reconcile
 from syncd.schema import AuditEntry, LedgerChannel
 from syncd.store import lists
+from syncd.sync.audience_pull import run_pull
 from tests.builders import add_contact, confirmed, contact_by_email
 from tests.sync.conftest import Syncer, sync_settings
 from tests.sync.test_sync_gdpr_fields import GDPR, OTHER, permissions, with_target
@@ -186,3 +187,12 @@ def test_a_permission_mapped_to_no_purpose_switched_off_is_ignored(
     assert status(gdpr, ADA) == "subscribed"
     assert permissions(gdpr, ADA) == {"Email": True, "Direct Mail": False,
                                       "Customized Online Advertising": False}
+
+
+def test_the_audience_pull_records_a_permission_switched_off_too(
+        app_context: AppContext, sync: Syncer, gdpr: MailchimpEmulator) -> None:
+    cid = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    sync()
+    switch_off(gdpr, ADA)
+    assert run_pull(app_context).permissions_withdrawn == 1
+    assert withdrawals(app_context, cid) == [("newsletter", LedgerChannel.ESP_PERMISSION)]
