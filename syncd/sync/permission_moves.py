@@ -13,8 +13,8 @@ the permission off already and records nothing (I5)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import cast
 
 from syncd.clock import as_utc, utcnow
@@ -34,6 +34,7 @@ from syncd.webhooks.job import ACTOR, SAME_WITHDRAWAL_WINDOW
 log = get_logger("syncd.permissions")
 GONE = frozenset({"unsubscribed", "cleaned", "archived"})
 REASON = "marketing permission switched off at Mailchimp"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def encode(permissions: Mapping[str, bool]) -> str | None:
@@ -75,6 +76,15 @@ def turned_off(known: str | None, member: RemoteMember,
             if was.get(pid) is True and member.marketing_permissions.get(pid) is False}
 
 
+def _withdrawn(recent: Iterable[tuple[str, str, datetime]], purpose: str,
+               moment: datetime) -> bool:
+    """The purpose's latest withdrawal or confirmation up to `moment` is a withdrawal."""
+    latest = max(((at, action) for p, action, at in recent
+                  if p == purpose and at <= moment
+                  and action in (Action.WITHDRAWN, Action.CONFIRMED)), default=None)
+    return latest is not None and latest[1] == Action.WITHDRAWN
+
+
 def withdraw(ctx: AppContext, email_key: str, member: RemoteMember,
              purposes: set[str]) -> bool:
     """Record the withdrawal of these purposes for the contact with this address, dated
@@ -82,12 +92,14 @@ def withdraw(ctx: AppContext, email_key: str, member: RemoteMember,
     moment: datetime = min(as_utc(member.last_changed), utcnow())
     changed = False
     with transaction(ctx.sessions) as session:
-        known = purge.find(session, email_key, moment - SAME_WITHDRAWAL_WINDOW)
+        # The whole history (this path is rare): a purpose already withdrawn at that moment
+        # is off at Mailchimp by syncd's own write (one racing the read), not the person's.
+        known = purge.find(session, email_key, _EPOCH)
         if known is None:
             return False
         hmacs = sorted({ctx.keyring.address_hmac(known.email_key),
                         *address_history.hmacs_of(session, known.id)})
-        for purpose in sorted(purposes):
+        for purpose in sorted(p for p in purposes if not _withdrawn(known.recent, p, moment)):
             record = ConsentRecord(purpose=purpose, action=Action.WITHDRAWN,
                                    occurred_at=moment, source=LedgerChannel.ESP_PERMISSION,
                                    reason=REASON)

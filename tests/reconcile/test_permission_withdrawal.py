@@ -196,3 +196,14 @@ def test_the_audience_pull_records_a_permission_switched_off_too(
     switch_off(gdpr, ADA)
     assert run_pull(app_context).permissions_withdrawn == 1
     assert withdrawals(app_context, cid) == [("newsletter", LedgerChannel.ESP_PERMISSION)]
+
+
+def test_a_permission_off_for_a_purpose_already_withdrawn_is_no_second_withdrawal(
+        app_context: AppContext, sync: Syncer, gdpr: MailchimpEmulator) -> None:
+    cid = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    sync()
+    add_contact(app_context, ADA, events=[("newsletter", Action.WITHDRAWN,
+                                           utcnow() - timedelta(seconds=1))])
+    switch_off(gdpr, ADA)  # as syncd's own write would, racing the read
+    assert run_reconcile(app_context).permissions_withdrawn == 0
+    assert withdrawals(app_context, cid) == [("newsletter", "web_form")]
