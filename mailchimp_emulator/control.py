@@ -19,7 +19,8 @@ problem+json like the API's (400 bad input, 404 unknown route or member).
     DELETE /_emulator/faults               204 (faults and hooks)
     POST   /_emulator/fire/<type>          {deliveries: [{url, event_type, status, error}]}
         subscribe {email, merges?, ip_opt?}   unsubscribe {email, reason?, campaign_id?, action?}
-        cleaned {email, reason?, campaign_id?}  profile {email, merges}
+        cleaned {email, reason?, campaign_id?}  profile {email, merges, interests?,
+                                                marketing_permissions?: {text: bool}}
         upemail {old_email, new_email}          campaign {campaign_id, subject?, status?}
         all take "source" (user|admin|api, default user) and "deliver" (default true)
     POST   /_emulator/webhooks/redeliver   {deliveries: [...]}: retry the failed ones

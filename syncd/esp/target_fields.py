@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.errors import ConfigError
 from syncd.esp.protocol import AudienceFields, FieldsReader
@@ -68,3 +69,17 @@ def read(esp: FieldsReader, target: TargetSettings) -> TargetFields:
     if not (target.interests or target.marketing_permissions):
         return TargetFields()
     return resolve(target, esp.read_audience_fields())
+
+
+def read_live(settings: Settings, target: TargetSettings) -> TargetFields:
+    """`read` on a client of its own (a dry run, which otherwise calls nothing): GETs
+    only, and none when the target maps nothing."""
+    if not (target.interests or target.marketing_permissions):
+        return TargetFields()
+    from syncd.esp.mailchimp import mailchimp_client
+
+    client = mailchimp_client(settings, target.audience_id)
+    try:
+        return read(client, target)
+    finally:
+        client.close()

@@ -43,6 +43,7 @@ from syncd.metrics import LAST_SUCCESS, RUNS
 from syncd.runner_lock import single_runner
 from syncd.schema import RunKind, RunOutcome
 from syncd.store import cursors, runs
+from syncd.sync import permission_moves
 from syncd.sync.member_state import observe_page, receive_member
 from syncd.sync.report import Report
 from syncd.webhooks import inbox
@@ -67,6 +68,7 @@ class ReconcileReport(Report):
     skipped_no_address: int = 0
     seen_moves: int = 0  # members whose status moved to unsubscribed/cleaned
     state_recorded: int = 0  # member states of known contacts added or changed
+    permissions_withdrawn: int = 0  # GDPR permission switched off (sync.permission_moves)
     retried_inbox: int = 0
     duration_seconds: float = 0.0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -153,13 +155,16 @@ def _pull(ctx: AppContext, esp: EspReader, audience: str, since: datetime, *,
         else:
             report.unchanged += 1
 
+    permissions = permission_moves.mapped(ctx, audience, esp)
     for page in esp.iter_changed_members(status=None, since=since, page_size=page_size):
         if stop is not None and stop.is_set():
             report.outcome = RunOutcome.INTERRUPTED
             return newest
-        seen = observe_page(ctx, audience, page, report=reported, report_unmatched=True)
+        seen = observe_page(ctx, audience, page, report=reported, report_unmatched=True,
+                            permissions=permissions)
         report.seen += seen.seen
         report.state_recorded += seen.recorded
+        report.permissions_withdrawn += seen.permissions_withdrawn
         for status, n in seen.by_status.items():
             report.by_status[status] = report.by_status.get(status, 0) + n
         for member in page:

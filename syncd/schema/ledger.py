@@ -38,10 +38,14 @@ class LedgerChannel(StrEnum):
     PREFERENCE_PAGE = "preference_page"
     ESP_WEBHOOK = "esp_webhook"
     RECONCILIATION = "reconciliation"
+    # A GDPR marketing permission the member switched off at Mailchimp, read by the
+    # reconciliation or the audience pull (syncd.sync.permission_moves).
+    ESP_PERMISSION = "esp_permission"
 
 
 # The channels through which Mailchimp reported an event (webhook or reconciliation pull).
-ESP_CHANNELS = frozenset({LedgerChannel.ESP_WEBHOOK, LedgerChannel.RECONCILIATION})
+ESP_CHANNELS = frozenset({LedgerChannel.ESP_WEBHOOK, LedgerChannel.RECONCILIATION,
+                          LedgerChannel.ESP_PERMISSION})
 
 
 class ConsentEvent(Base):

@@ -56,6 +56,9 @@ class PushState(Base):
     # When syncd itself asked Mailchimp for `pending` (an add or a re-consent): only a
     # `subscribe` after that moment can be the person's confirmation click.
     pending_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The GDPR permissions Mailchimp last had (JSON, id -> enabled), as pushed or read:
+    # only an on -> off move is the member's withdrawal (syncd.sync.permission_moves).
+    esp_permissions: Mapped[str | None] = mapped_column(String(2000))
 
 
 class PushOutcome(StrEnum):

@@ -42,12 +42,15 @@ class Settlement:
     # asked Mailchimp for `pending` (the only `subscribe` that can be a confirmation).
     esp_origin: str | None = None
     pending_requested_at: datetime | None = None
+    # Kept as they are when None: the GDPR permissions this write sent (JSON, id ->
+    # enabled; syncd.sync.permission_moves compares what Mailchimp has later against them).
+    esp_permissions: str | None = None
 
 
 _SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parked_reason",
             "retry_after", "attempt_fingerprint", "updated_at", "esp_origin",
-            "pending_requested_at")
-_KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at"})
+            "pending_requested_at", "esp_permissions")
+_KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at", "esp_permissions"})
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,6 +162,8 @@ def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) 
             row["retry_after"] = s.retry_after
         if s.pending_requested_at is not None:
             row["pending_requested_at"] = s.pending_requested_at
+        if s.esp_permissions is not None:
+            row["esp_permissions"] = s.esp_permissions
         rows.append(row)
     return _write(engine, "settle", rows)
 
@@ -185,13 +190,16 @@ class MemberState:
     esp_opt_ip: str | None
     esp_origin: str | None
     parked_reason: str | None
+    esp_permissions: str | None = None  # JSON, permission id -> enabled (as read or sent)
 
 
 _STATE = tuple(_TABLE.c[name] for name in (
     "contact_id", "settled_revision", "fingerprint", "esp_status", "esp_email",
-    "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason"))
+    "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason",
+    "esp_permissions"))
 _OBSERVED = ("settled_revision", "fingerprint", "esp_status", "esp_email",
-             "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason")
+             "esp_last_changed", "esp_opt_at", "esp_opt_ip", "esp_origin", "parked_reason",
+             "esp_permissions")
 _UPDATE_OBSERVED = (update(_TABLE).where(_TABLE.c.contact_id == bindparam("b_contact_id"),
                                          _TABLE.c.audience_id == bindparam("b_audience_id"))
                     .values({name: bindparam(f"b_{name}")

@@ -29,6 +29,7 @@ from syncd.metrics import RUNS
 from syncd.runner_lock import single_runner
 from syncd.schema import RunKind, RunOutcome
 from syncd.store import cursors, runs
+from syncd.sync import permission_moves
 from syncd.sync.member_state import Observation, observe_page, receive_member
 from syncd.sync.report import Report
 
@@ -44,6 +45,7 @@ class PullReport(Report):
     unmatched: int = 0
     recorded: int = 0
     withdrawals_reported: int = 0
+    permissions_withdrawn: int = 0  # GDPR permission switched off (sync.permission_moves)
     read_calls: int = 0
     duration_seconds: float = 0.0
     by_status: dict[str, int] = field(default_factory=dict)
@@ -95,13 +97,14 @@ def pull_locked(ctx: AppContext, esp: AudienceReader, audience: str, *,
         report.withdrawals_reported += 1
 
     try:
+        permissions = permission_moves.mapped(ctx, audience, esp)
         for page in esp.iter_audience(page_size=1000):
             report.read_calls += 1
             if stop is not None and stop.is_set():
                 report.outcome = RunOutcome.INTERRUPTED
                 break
             total.add(observe_page(ctx, audience, page, report=reported,
-                                   report_unmatched=False))
+                                   report_unmatched=False, permissions=permissions))
         if report.outcome == RunOutcome.RUNNING:
             report.outcome = RunOutcome.SUCCEEDED
             with transaction(ctx.sessions) as session:
@@ -118,6 +121,7 @@ def _finish(ctx: AppContext, run_id: int, report: PullReport, total: Observation
             started: float, *, error: str | None = None) -> None:
     report.seen, report.matched, report.unmatched = total.seen, total.matched, total.unmatched
     report.recorded, report.by_status = total.recorded, dict(sorted(total.by_status.items()))
+    report.permissions_withdrawn = total.permissions_withdrawn
     report.duration_seconds = round(time.monotonic() - started, 3)
     with transaction(ctx.sessions) as session:
         runs.finish(session, run_id, outcome=report.outcome, counts=report.run_counts(),

@@ -6,11 +6,13 @@ that left through `receive_member` (the webhook Mailchimp would have sent).
 A withdrawal is reported (through the same inbox and handler as a webhook) only when a
 member's status MOVED to unsubscribed/cleaned after the state syncd last knew: Mailchimp
 moves `last_changed` on any edit (an admin's, syncd's own write), so a newer
-`last_changed` on a member already known unsubscribed is no new unsubscribe (I13)."""
+`last_changed` on a member already known unsubscribed is no new unsubscribe (I13).
+A GDPR permission read off that Mailchimp had on is a withdrawal too
+(syncd.sync.permission_moves)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -21,6 +23,7 @@ from syncd.esp.protocol import RemoteMember
 from syncd.schema import MemberOrigin
 from syncd.store import contacts, push_state
 from syncd.store.push_state import MemberState
+from syncd.sync import permission_moves
 from syncd.webhooks import inbox
 from syncd.webhooks.mailchimp_form import (
     EventKind,
@@ -40,6 +43,7 @@ class Observation:
     matched: int = 0
     unmatched: int = 0
     recorded: int = 0  # push_state rows added or changed
+    permissions_withdrawn: int = 0  # members who switched a mapped permission off
     by_status: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: Observation) -> None:
@@ -47,6 +51,7 @@ class Observation:
         self.matched += other.matched
         self.unmatched += other.unmatched
         self.recorded += other.recorded
+        self.permissions_withdrawn += other.permissions_withdrawn
         for status, n in other.by_status.items():
             self.by_status[status] = self.by_status.get(status, 0) + n
 
@@ -67,10 +72,12 @@ def status_moved(member: RemoteMember, known_status: str | None,
 
 
 def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember], *,
-                 report: Report | None, report_unmatched: bool) -> Observation:
+                 report: Report | None, report_unmatched: bool,
+                 permissions: Mapping[str, str] | None = None) -> Observation:
     """Record what Mailchimp has for the members of one page that match a contact, in
     one transaction (memory O(page)). `report` is called first for each real move to
-    unsubscribed/cleaned, so the withdrawal lands before the state that implies it."""
+    unsubscribed/cleaned, and a mapped permission (id -> purpose) switched off is
+    withdrawn, so the withdrawal lands before the state that implies it."""
     seen = Observation()
     members: dict[str, RemoteMember] = {}
     unreadable: list[RemoteMember] = []  # no contact can match; still reported (counted)
@@ -101,9 +108,26 @@ def observe_page(ctx: AppContext, audience_id: str, page: Sequence[RemoteMember]
             for member in unreadable:
                 if status_moved(member, None, None):
                     report(member)  # receive_member answers "no_address"
+    if permissions:
+        seen.permissions_withdrawn = _permission_moves(ctx, members, ids, known, permissions)
     if ids:
         seen.recorded = _record(ctx, audience_id, members, ids)
     return seen
+
+
+def _permission_moves(ctx: AppContext, members: dict[str, RemoteMember],
+                      ids: dict[str, int], known: Mapping[int, MemberState],
+                      permissions: Mapping[str, str]) -> int:
+    """Withdraw the purposes whose mapped permission a member switched off; returns how
+    many members did."""
+    withdrawn = 0
+    for key, cid in ids.items():
+        state = known.get(cid)
+        purposes = permission_moves.turned_off(state.esp_permissions if state else None,
+                                               members[key], permissions)
+        if purposes and permission_moves.withdraw(ctx, key, members[key], purposes):
+            withdrawn += 1
+    return withdrawn
 
 
 def _record(ctx: AppContext, audience_id: str, members: dict[str, RemoteMember],
@@ -118,6 +142,7 @@ def _record(ctx: AppContext, audience_id: str, members: dict[str, RemoteMember],
             member = members[key]
             moment = as_utc(member.last_changed)
             state = states.get(cid)
+            seen_permissions = permission_moves.encode(member.marketing_permissions)
             if state is None:
                 # Known from now on: the planner treats it like a member syncd added
                 # (settled_revision 0: planned in the next run).
@@ -125,7 +150,8 @@ def _record(ctx: AppContext, audience_id: str, members: dict[str, RemoteMember],
                     contact_id=cid, settled_revision=0, fingerprint=None,
                     esp_status=member.status, esp_email=key, esp_last_changed=moment,
                     esp_opt_at=member.timestamp_opt, esp_opt_ip=member.ip_opt,
-                    esp_origin=MemberOrigin.PULLED, parked_reason=None))
+                    esp_origin=MemberOrigin.PULLED, parked_reason=None,
+                    esp_permissions=seen_permissions))
                 moved += 1
                 continue
             if state.esp_last_changed is not None and moment < state.esp_last_changed:
@@ -140,7 +166,8 @@ def _record(ctx: AppContext, audience_id: str, members: dict[str, RemoteMember],
             changed.append(replace(
                 state, esp_status=member.status, esp_email=key, esp_last_changed=moment,
                 esp_opt_at=member.timestamp_opt or state.esp_opt_at,
-                esp_opt_ip=member.ip_opt or state.esp_opt_ip))
+                esp_opt_ip=member.ip_opt or state.esp_opt_ip,
+                esp_permissions=seen_permissions or state.esp_permissions))
         push_state.record_states(session, audience_id, new=new, changed=changed)
     return moved
 

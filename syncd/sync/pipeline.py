@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +16,28 @@ from syncd.esp.protocol import EspWriter
 from syncd.schema import PushOutcome
 from syncd.store import push_state
 from syncd.store.push_state import Settlement
-from syncd.sync import failpoints
+from syncd.sync import failpoints, permission_moves
 from syncd.sync.plan import Action, Change
 from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_without_call
 from syncd.sync.sync_report import Tally
 
 FLUSH_EVERY = 500
+# Written outcomes whose member data (GDPR permissions included) Mailchimp took.
+_SENT = frozenset({PushOutcome.ADDED, PushOutcome.RECONSENT, PushOutcome.UPDATED,
+                   PushOutcome.UNSUBSCRIBED})
+
+
+def _settlement(item: Outcome) -> Settlement | None:
+    """The outcome's checkpoint, with the GDPR permissions the write sent: a later read
+    that finds one of them off is the member's own switch (syncd.sync.permission_moves)."""
+    change, settlement = item.change, item.settlement
+    data = change.data
+    if (settlement is None or item.kind not in _SENT or data is None
+            or not data.marketing_permissions
+            or (change.action is Action.UPDATE and not change.write_data)):
+        return settlement
+    return replace(settlement,
+                   esp_permissions=permission_moves.encode(data.marketing_permissions))
 
 
 class Pipeline:
@@ -113,8 +130,9 @@ class Pipeline:
             for item in outcomes:
                 self.tally.outcome(item)
                 self.done += 1
-                if item.settlement is not None:
-                    self.settlements.append(item.settlement)
+                settlement = _settlement(item)
+                if settlement is not None:
+                    self.settlements.append(settlement)
                     self._checkpoint_has_writes = True
             if not self._confirmed_once:
                 self._confirmed_once = True

@@ -15,7 +15,6 @@ Rules it enforces (docs/consent-rules.md):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,21 +24,21 @@ from typing import Any
 from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action as Consent
-from syncd.consent.policy import (
-    ConsentFact,
-    Decision,
-    PurchaseFact,
-    Standing,
-    SuppressionFact,
-    decide,
-    decide_soft_opt_in,
-)
+from syncd.consent.policy import ConsentFact, Decision, PurchaseFact, Standing, SuppressionFact
 from syncd.esp.protocol import LIVE_STATUSES, MemberData
 
 # ESP_CHANNELS: ledger channels of withdrawals that Mailchimp itself reported
 # (syncd.webhooks.apply): the member is already unsubscribed there, so no call is needed
-# and none counts against the safety limit.
-from syncd.schema import ESP_CHANNELS
+# and none counts against the safety limit. Except ESP_PERMISSION: a GDPR permission the
+# member switched off, still subscribed (syncd.sync.permission_moves).
+from syncd.schema import ESP_CHANNELS, LedgerChannel
+from syncd.sync.plan_member import (
+    decide_contact,
+    fingerprint,
+    member_data,
+    permissions_of,
+)
+from syncd.sync.plan_member import stamp as _stamp
 
 LIVE = LIVE_STATUSES
 
@@ -69,12 +68,18 @@ class PlanConfig:
     # id; GDPR permission id -> purpose. Empty: nothing of either is sent.
     interests: Mapping[str, str] = field(default_factory=dict)
     permissions: Mapping[str, str] = field(default_factory=dict)
+    # Every purpose whose confirmed consent admits (empty: `purpose` alone).
+    purposes: tuple[str, ...] = ()
+
+    @property
+    def admitting(self) -> tuple[str, ...]:
+        return self.purposes or (self.purpose,)
 
     @classmethod
     def for_target(cls, target: TargetSettings, settings: Settings) -> PlanConfig:
-        """The plan of one sync target (its first purpose decides admission)."""
-        purpose = target.purposes[0]
-        return cls(purpose=purpose,
+        """The plan of one sync target (a confirmed consent for any purpose admits)."""
+        several = tuple(target.purposes) if len(target.purposes) > 1 else ()
+        return cls(purpose=target.purposes[0], purposes=several,
                    merge_fields=dict(target.merge_fields),
                    sync_tags=target.sync_tags,
                    tag_lists=tuple(sorted({name for p in target.purposes
@@ -146,82 +151,6 @@ class Change:
                                Action.UNSUBSCRIBE)
 
 
-def _digest(value: tuple[object, ...]) -> str:
-    # repr of a tuple of str/None/sorted pairs is canonical and much cheaper than JSON.
-    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
-
-
-def fingerprint(data: MemberData) -> str:
-    """64 characters: 32 for the member data, 32 for the tags, so that a tag change and
-    a data change are told apart and only the changed part is sent."""
-    core: tuple[object, ...] = (
-        data.email, tuple(sorted(data.merge_fields.items())), data.ip_signup,
-        data.timestamp_signup, data.ip_opt, data.timestamp_opt)
-    if data.marketing_permissions or data.interests:  # absent: the digest is as before
-        core += (tuple(sorted(data.marketing_permissions.items())),
-                 tuple(sorted(data.interests.items())))
-    return _digest(core) + _digest(tuple(sorted(data.tags)))
-
-
-def _stamp(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-def permissions_of(facts: ContactFacts, cfg: PlanConfig, now: datetime,
-                   decision: Decision | None = None) -> dict[str, bool]:
-    """Per mapped GDPR permission: on for a confirmed consent of its purpose, off for a
-    withdrawn or suppressed one; any other standing sends nothing (left as it is)."""
-    out: dict[str, bool] = {}
-    for permission_id, purpose in cfg.permissions.items():
-        standing = (decision if decision is not None and purpose == cfg.purpose
-                    else decide(purpose=purpose, events=facts.events,
-                                suppressions=facts.suppressions,
-                                is_customer=facts.is_customer,
-                                undeliverable_since=facts.undeliverable_at,
-                                now=now)).standing
-        if standing in (Standing.CONFIRMED, Standing.RE_CONSENT):
-            out[permission_id] = True
-        elif standing in (Standing.WITHDRAWN, Standing.SUPPRESSED):
-            out[permission_id] = False
-    return out
-
-
-def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig,
-                now: datetime | None = None) -> MemberData:
-    merges: dict[str, str] = {}
-    for source, tag in cfg.merge_fields.items():
-        value = (getattr(facts, source) if source in ("first_name", "last_name")
-                 else facts.attributes.get(source))
-        if value is not None and str(value) != "":
-            merges[tag] = str(value)
-    tags = tuple(sorted(n for n in facts.lists if n in cfg.tag_lists)) if cfg.sync_tags else ()
-    if cfg.basis == "soft_opt_in" and cfg.category_tags:
-        # Similar products only (rule 11): the categories the customer bought, as tags.
-        tags = tuple(sorted({*tags, *decision.categories}))
-    proof = decision.proof
-    return MemberData(
-        email=facts.email, merge_fields=merges, tags=tags,
-        ip_signup=proof.signup_ip if proof else None,
-        timestamp_signup=_stamp(proof.signup_at) if proof else None,
-        ip_opt=proof.confirmed_ip if proof else None,
-        timestamp_opt=_stamp(proof.confirmed_at) if proof else None,
-        marketing_permissions=permissions_of(facts, cfg, now, decision) if (
-            cfg.permissions and now is not None) else {},
-        interests={interest: name in facts.lists for name, interest in cfg.interests.items()},
-    )
-
-
-def decide_contact(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> Decision:
-    if cfg.basis == "soft_opt_in":
-        return decide_soft_opt_in(purpose=cfg.purpose, purchases=facts.purchases,
-                                  events=facts.events, suppressions=facts.suppressions,
-                                  undeliverable_since=facts.undeliverable_at, now=now,
-                                  months=cfg.soft_opt_in_months)
-    return decide(purpose=cfg.purpose, events=facts.events, suppressions=facts.suppressions,
-                  is_customer=facts.is_customer, undeliverable_since=facts.undeliverable_at,
-                  now=now)
-
-
 def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
         facts: ContactFacts, known: KnownState | None, cfg: PlanConfig, now: datetime
 ) -> Change:
@@ -251,7 +180,7 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
         # A lapsed soft opt-in (rule 11: the period is over) ends like a withdrawal.
         if (status in LIVE or maybe_live) and decision.standing in (
                 Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED):
-            if _withdrawn_at_esp(facts, cfg.purpose):
+            if _withdrawn_at_esp(facts, cfg.admitting):
                 return change(action=Action.SETTLE, category="unsubscribed_at_esp",
                               reason=f"{decision.reason}; already unsubscribed at Mailchimp",
                               esp_status_after="unsubscribed")
@@ -263,7 +192,7 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
                                     if not on})
             return change(action=Action.UNSUBSCRIBE, category="unsubscribe",
                           reason=decision.reason, status="unsubscribed", data=at_esp,
-                          withdrawn_at=_blocked_since(facts, cfg.purpose))
+                          withdrawn_at=_blocked_since(facts, cfg.admitting))
         return change(action=Action.SETTLE, category=str(decision.standing),
                       reason=decision.reason)
 
@@ -316,16 +245,20 @@ def _newer_than_esp_unsubscribe(decision: Decision, known: KnownState | None) ->
             and since is not None and proof.confirmed_at > since)
 
 
-def _blocked_since(facts: ContactFacts, purpose: str) -> datetime | None:
+def _blocked_since(facts: ContactFacts, purposes: tuple[str, ...]) -> datetime | None:
     moments = [e.occurred_at for e in facts.events
-               if e.purpose == purpose and e.action is Consent.WITHDRAWN]
-    moments += [s.created_at for s in facts.suppressions if s.purpose in (purpose, "*")]
+               if e.purpose in purposes and e.action is Consent.WITHDRAWN]
+    moments += [s.created_at for s in facts.suppressions if s.purpose in (*purposes, "*")]
     return max(moments, default=None)
 
 
-def _withdrawn_at_esp(facts: ContactFacts, purpose: str) -> bool:
-    """The latest withdrawal of the purpose came from Mailchimp (webhook or pull)."""
+def _withdrawn_at_esp(facts: ContactFacts, purposes: tuple[str, ...]) -> bool:
+    """The latest withdrawal of the target's purposes came from Mailchimp as an
+    unsubscribe (webhook or pull): the member is unsubscribed there already. A GDPR
+    permission switched off is no unsubscribe: the member is still subscribed, and
+    syncd unsubscribes them (docs/mailchimp.md section 6)."""
     withdrawals = [e for e in facts.events
-                   if e.purpose == purpose and e.action is Consent.WITHDRAWN]
+                   if e.purpose in purposes and e.action is Consent.WITHDRAWN]
     latest = max(withdrawals, key=lambda e: e.occurred_at, default=None)
-    return latest is not None and latest.source in ESP_CHANNELS
+    return (latest is not None and latest.source in ESP_CHANNELS
+            and latest.source != LedgerChannel.ESP_PERMISSION)

@@ -21,7 +21,7 @@ from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.esp import target_fields
 from syncd.esp.errors import EspError
-from syncd.esp.protocol import EspWriter, FieldsReader
+from syncd.esp.protocol import EspWriter
 from syncd.logs import get_logger
 from syncd.metrics import (
     HELD_UNSUBSCRIBES,
@@ -117,7 +117,10 @@ def run_sync(ctx: AppContext, *, target: TargetSettings | None = None,
     audience_id = target.audience_id
     with single_runner(ctx.engine, f"sync:{audience_id}"):
         if dry_run:
-            report = _dry_run(_prepare(ctx, target, force, full, time.monotonic()))
+            # The real run's GETs of groups and GDPR fields: it plans what it would send.
+            run = _prepare(ctx, target, force, full, time.monotonic())
+            report = _dry_run(replace(run, cfg=_with_fields(
+                run.cfg, target_fields.read_live(ctx.settings, target))))
         else:
             from syncd.esp.mailchimp import mailchimp_client
 
@@ -131,7 +134,8 @@ def run_sync(ctx: AppContext, *, target: TargetSettings | None = None,
                     audience_pull.pull_locked(ctx, client, audience_id, stop=stop)
                     pulled = True
                 run = _prepare(ctx, target, force, full, started)
-                run = replace(run, cfg=_with_target_fields(run.cfg, client, target))
+                run = replace(run, cfg=_with_fields(run.cfg,
+                                                    target_fields.read(client, target)))
                 with ctx.sessions.begin() as session:
                     run_id = runs.start(session, kind=RunKind.SYNC, audience_id=audience_id,
                                         started_at=run.now)
@@ -167,10 +171,8 @@ def _prepare(ctx: AppContext, target: TargetSettings, force: bool, full: bool,
                 config_print=config_print, replanned=replanned)
 
 
-def _with_target_fields(cfg: PlanConfig, client: FieldsReader,
-                        target: TargetSettings) -> PlanConfig:
-    """The target's groups and GDPR fields resolved to the audience's ids (one read)."""
-    fields = target_fields.read(client, target)
+def _with_fields(cfg: PlanConfig, fields: target_fields.TargetFields) -> PlanConfig:
+    """The target's groups and GDPR fields resolved to the audience's ids."""
     return replace(cfg, interests=fields.interests, permissions=fields.permissions)
 
 
@@ -185,7 +187,7 @@ def _refusal_message(planned: int, known: int, target: TargetSettings) -> str:
 
 
 def _dry_run(run: _Run) -> SyncReport:
-    """Plans everything, writes nothing: no push_state, no sync_runs, no ESP call."""
+    """Plans everything, writes nothing: no push_state, no sync_runs, no ESP write."""
     refused = run.hold_unsubscribes
     tally = Tally()
     for chunk in _candidates(run.ctx, run.audience_id, run.cfg, everyone=run.everyone):

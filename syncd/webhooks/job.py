@@ -52,7 +52,10 @@ class Job:
 
     @property
     def purpose(self) -> str:
-        """The purpose a subscribe confirms: the target's first."""
+        """The purpose a subscribe confirms: the target's first. Any of the target's
+        purposes admits with a CONFIRMED consent (syncd.sync.plan_member), but syncd asks
+        Mailchimp for `pending` on an unconfirmed sign-up of the first one only, so a
+        confirmation click can only be that one's."""
         return self.target.purposes[0] if self.target else self.settings.sync_purpose
 
     @property
