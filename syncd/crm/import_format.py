@@ -159,9 +159,12 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> Iterable[str]:
     return ConsentLine.model_fields if "consents" in loc[:-1] else ContactLine.model_fields
 
 
-def check(line: int, raw: Any, vocabulary: Vocabulary, now: datetime,
-          ) -> ImportRecord | list[LineError]:
-    """Validate one decoded line: a record, or every problem found in it."""
+def check(line: int, raw: Any, vocabulary: Vocabulary, now: datetime, *,
+          address: Address | None = None) -> ImportRecord | list[LineError]:
+    """Validate one decoded line: a record, or every problem found in it. `address`: the
+    line's address as `parse_address` already gave it for this line's `email` (the
+    importer's apply pass parses it for the content-hash skip), so it is not parsed
+    again."""
     if not isinstance(raw, dict):
         return [LineError(line, None, f"expected a JSON object, got {_json_kind(raw)}")]
     errors: list[LineError] = []
@@ -177,7 +180,8 @@ def check(line: int, raw: Any, vocabulary: Vocabulary, now: datetime,
         if isinstance(email, str) and not any(e.field == "email" for e in errors):
             _address(line, email, errors)
         return errors
-    address = _address(line, data.email, errors)
+    if address is None:
+        address = _address(line, data.email, errors)
     for index, name in enumerate(data.lists):
         if name not in vocabulary.lists:
             errors.append(LineError(line, f"lists[{index}]",

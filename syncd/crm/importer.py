@@ -29,7 +29,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from syncd import logs
-from syncd.addresses import parse_address
+from syncd.addresses import Address, parse_address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
@@ -45,7 +45,7 @@ from syncd.crm.import_readers import (
     read,
 )
 from syncd.errors import InputError
-from syncd.store import contacts, import_marks, lists
+from syncd.store import contacts, dialect, import_marks, lists
 
 MAX_REPORTED_ERRORS = 100
 CHUNK_LINES = 2000
@@ -189,10 +189,12 @@ def _apply(ctx: AppContext, items: Iterator[Item], report: ImportReport, *,
     """One connection for the whole pass, one transaction per chunk of lines. On SQLite
     the page cache is raised for this connection only and restored after: the unique
     indexes the import inserts into (email_key, dedupe_key: random order) outgrow the
-    2 MB default and every chunk then re-read them from disk. Durability settings stay
-    untouched."""
+    2 MB default and every chunk then re-read them from disk. On PostgreSQL every
+    statement is planned with its own values and the tables' sizes of the moment, never
+    from a plan kept since the first chunks (the duplicate look-up then scanned the whole
+    ledger once per chunk: docs/performance.md). Durability settings stay untouched."""
     with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
-            connection, SQLITE_CACHE_KIB):
+            connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
         done = 0
         for chunk in _batches(items, chunk_lines):
             with Session(bind=connection) as session, session.begin():
@@ -203,12 +205,15 @@ def _apply(ctx: AppContext, items: Iterator[Item], report: ImportReport, *,
 
 
 def _unchanged(session: Session, chunk: list[Item], report: ImportReport
-               ) -> tuple[set[int], dict[int, str]]:
-    """(lines to skip, content hash per line): a line is skipped when its contact holds
-    the same hash from an earlier import and nothing changed the contact since, so
-    applying it would change nothing. An address on two lines of the chunk is applied
-    (the first may change what the second finds). Pass one checked every line already."""
+               ) -> tuple[set[int], dict[int, str], dict[int, Address]]:
+    """(lines to skip, content hash per line, parsed address per line): a line is skipped
+    when its contact holds the same hash from an earlier import and nothing changed the
+    contact since, so applying it would change nothing. An address on two lines of the
+    chunk is applied (the first may change what the second finds). Pass one checked every
+    line already; the addresses parsed here are handed to the line's check (parsed once
+    per pass)."""
     hashes: dict[int, str] = {}
+    parsed: dict[int, Address] = {}
     by_key: dict[str, int] = {}
     repeated: set[str] = set()
     for number, raw in chunk:
@@ -216,17 +221,19 @@ def _unchanged(session: Session, chunk: list[Item], report: ImportReport
             continue
         email = raw.get("email")
         try:
-            key = parse_address(email).key if isinstance(email, str) else None
+            address = parse_address(email) if isinstance(email, str) else None
         except InputError:
-            key = None
-        if key is None:
+            address = None
+        if address is None:
             continue
+        key = parsed.setdefault(number, address).key
         hashes[number] = content_hash(raw)
         if key in by_key:
             repeated.add(key)
         by_key[key] = number
     candidates = {key: hashes[n] for key, n in by_key.items() if key not in repeated}
-    return {by_key[key] for key in import_marks.unchanged(session, candidates)}, hashes
+    return ({by_key[key] for key in import_marks.unchanged(session, candidates)}, hashes,
+            parsed)
 
 
 def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, now: datetime,
@@ -236,12 +243,12 @@ def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, no
     a few multi-row statements (per-line statements made a million lines take an hour;
     ORM objects cost more than the SQL). A per-line hook for the written records goes
     after `contacts.upsert`, where each record meets its contact (`written`)."""
-    skip, hashes = _unchanged(session, chunk, report)
+    skip, hashes, parsed = _unchanged(session, chunk, report)
     report.unchanged += len(skip)
     scratch = ImportReport()  # pass one counted and reported every problem already
     records = [r for number, raw in chunk if number not in skip and number
-               not in report.refused_lines for r in _checked(number, raw, vocabulary, now,
-                                                             scratch)]
+               not in report.refused_lines for r in _checked(
+                   number, raw, vocabulary, now, scratch, address=parsed.get(number))]
     if not records:
         return
     known_lists = lists.all_lists(session)
@@ -276,9 +283,12 @@ def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, no
 
 
 def _checked(number: int, raw: object, vocabulary: Vocabulary, now: datetime,
-             report: ImportReport) -> list[ImportRecord]:
-    """The line as a record (a list of one), or none when it is refused."""
-    outcome = raw.errors if isinstance(raw, Unreadable) else check(number, raw, vocabulary, now)
+             report: ImportReport, *, address: Address | None = None
+             ) -> list[ImportRecord]:
+    """The line as a record (a list of one), or none when it is refused. `address`: the
+    line's address, parsed already (not parsed again)."""
+    outcome = (raw.errors if isinstance(raw, Unreadable)
+               else check(number, raw, vocabulary, now, address=address))
     if isinstance(outcome, ImportRecord):
         return [outcome]
     report.note(outcome)

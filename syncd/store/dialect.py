@@ -1,14 +1,17 @@
-"""The database-specific INSERT .. ON CONFLICT DO NOTHING, built once per table: the one
-insert-ignore of the store (PostgreSQL and SQLite spell it alike but need their own
-dialect's construct)."""
+"""What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
+built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
+alike but need their own dialect's construct), PostgreSQL's COPY for bulk appends, and
+fresh plans per execution for a bulk import's connection."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 
@@ -47,3 +50,44 @@ def insert_ignoring_duplicates(session: Session, table: Table,
     if len(columns) == 1:
         return list(result.scalars())
     return [tuple(row) for row in result]
+
+
+@contextmanager
+def custom_plans(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, this connection's statements planned afresh at each execution for
+    the block (psycopg prepares a statement on the server after a few executions, and
+    the server then may keep one generic plan for it); elsewhere nothing. For a bulk
+    import: the tables it writes grow from empty to millions of rows within one
+    connection, and with no ANALYZE in between a plan kept from the first chunks (a
+    sequential scan of a table that was empty then) is run on every later chunk
+    (docs/performance.md)."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    kept = driver.prepare_threshold  # type: ignore[union-attr]
+    driver.prepare_threshold = None  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = kept  # type: ignore[union-attr]
+
+
+def copy_rows(session: Session, table: Table, columns: Sequence[str],
+              rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL only: write the rows (values in `columns` order) into `table` with one
+    COPY in the session's transaction (psycopg's cursor.copy: the values travel as COPY
+    data, never in the SQL text). A row that breaks a constraint fails the statement
+    and with it the transaction (IntegrityError)."""
+    import psycopg
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    driver: Any = session.connection().connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(f"COPY {table.name}", None, exc) from None

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Integer, String, Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from syncd.schema import Contact
@@ -17,6 +18,13 @@ IN_CHUNK = 900  # bound parameters per IN list
 # The revision as it stands after the chunk's bumps (same transaction).
 _MARK = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(import_hash=bindparam("b_hash"), import_revision=_TABLE.c.revision))
+# PostgreSQL: a chunk's marks in one statement over two arrays (an executemany is one
+# UPDATE per contact on the server).
+_PG_MARKS = select(func.unnest(bindparam("ids", type_=ARRAY(Integer))).label("id"),
+                   func.unnest(bindparam("hashes", type_=ARRAY(String))).label("hash")
+                   ).subquery("m")
+_PG_MARK = (update(_TABLE).where(_TABLE.c.id == _PG_MARKS.c.id)
+            .values(import_hash=_PG_MARKS.c.hash, import_revision=_TABLE.c.revision))
 
 
 def unchanged(session: Session, hashes: Mapping[str, str]) -> set[str]:
@@ -36,8 +44,13 @@ def unchanged(session: Session, hashes: Mapping[str, str]) -> set[str]:
 
 
 def mark(session: Session, marks: Iterable[tuple[int, str]]) -> None:
-    """(contact id, content hash of the line just applied): one executemany UPDATE, after
-    the chunk's revision bumps."""
-    rows = [{"b_id": contact_id, "b_hash": digest} for contact_id, digest in marks]
-    if rows:
-        session.connection().execute(_MARK, rows)
+    """(contact id, content hash of the line just applied; the last per contact counts):
+    one executemany UPDATE (one UPDATE over two arrays on PostgreSQL), after the chunk's
+    revision bumps."""
+    pairs = list(dict(marks).items())
+    conn = session.connection()
+    if len(pairs) > 1 and conn.dialect.name == "postgresql":
+        conn.execute(_PG_MARK, {"ids": [cid for cid, _ in pairs],
+                                "hashes": [digest for _, digest in pairs]})
+    elif pairs:
+        conn.execute(_MARK, [{"b_id": cid, "b_hash": digest} for cid, digest in pairs])

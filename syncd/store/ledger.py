@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import String, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc, utcnow
@@ -32,7 +33,7 @@ from syncd.schema import (
     LedgerTombstone,
     UtcDateTime,
 )
-from syncd.store.dialect import insert_ignoring_duplicates
+from syncd.store.dialect import copy_rows, insert_ignoring_duplicates
 
 # The link before the first event.
 GENESIS = "0" * 64
@@ -47,6 +48,10 @@ HASHED_FIELDS = (
     "user_agent", "confirmation_token_hash", "reason", "campaign_id", "dedupe_key",
 )
 CHUNK = 900  # bound parameters per statement
+# The columns a bulk append COPYs on PostgreSQL (the id is the database's).
+_COPIED = (*HASHED_FIELDS, "chain_seq", "chain_prev", "chain_hash")
+_OUTSIDE_THE_LOCK = ("consent ledger: an event was written outside the chain lock; "
+                     "nothing of this batch is kept")
 _EVENTS = cast(Table, ConsentEvent.__table__)
 _HEADS = cast(Table, LedgerChainHead.__table__)
 
@@ -55,6 +60,10 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, datetime):
         return as_utc(value).isoformat()
     return value
+
+
+def _canonical_time(value: Any) -> Any:
+    return as_utc(value) if isinstance(value, datetime) else value
 
 
 def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
@@ -192,12 +201,21 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
         if not fresh:
             return set()
     new_head = _link(fresh, head)
-    inserted = set(insert_ignoring_duplicates(session, _EVENTS, fresh, _EVENTS.c.dedupe_key))
+    if len(rows) > 1 and _postgres(session):
+        # None of `fresh` is stored (read under the lock): one COPY, in chain order.
+        try:
+            copy_rows(session, _EVENTS, _COPIED, ([_canonical_time(row.get(name))
+                                                   for name in _COPIED] for row in fresh))
+        except IntegrityError:
+            raise RuntimeError(_OUTSIDE_THE_LOCK) from None
+        inserted = {str(row["dedupe_key"]) for row in fresh}
+    else:
+        inserted = set(insert_ignoring_duplicates(session, _EVENTS, fresh,
+                                                  _EVENTS.c.dedupe_key))
     if len(fresh) == 1 and not inserted:
         return set()  # the same event is there already
     if len(inserted) != len(fresh):  # someone wrote events without the chain lock
-        raise RuntimeError("consent ledger: an event was written outside the chain lock; "
-                           "nothing of this batch is kept")
+        raise RuntimeError(_OUTSIDE_THE_LOCK)
     session.connection().execute(_MOVE_HEAD, {"new_seq": new_head.seq,
                                               "new_hash": new_head.hash,
                                               "now": new_head.updated_at})

@@ -1,0 +1,108 @@
+"""The import's work per line: on PostgreSQL no statement of the apply pass runs on a plan
+kept from an earlier chunk (the duplicate look-up did, and scanned the whole ledger once
+per chunk: docs/performance.md), and each address is parsed once per pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from syncd import addresses
+from syncd.context import AppContext
+from syncd.crm import import_format, importer
+from syncd.crm.importer import import_file
+from syncd.db import transaction
+from syncd.schema import ConsentEvent
+from syncd.store import ledger
+from tests.conftest import _empty_postgres, make_settings
+from tests.crm.conftest import contact_line, signed_up, write_jsonl
+
+LOOK_UP = "consent_events.dedupe_key IN"
+# psycopg prepares a statement on the server from its fifth execution on (prepare_threshold).
+PSYCOPG_PREPARE_THRESHOLD = 5
+
+
+@pytest.fixture
+def postgres_context(postgres_database: str) -> Iterator[AppContext]:
+    _empty_postgres(postgres_database)
+    ctx = AppContext.open(make_settings(postgres_database))
+    ctx.sync_lists()
+    yield ctx
+    ctx.close()
+
+
+def _lines(count: int) -> list[dict[str, Any]]:
+    return [contact_line(f"p{i}@example.com", lists=["newsletter-nl"], consents=signed_up())
+            for i in range(count)]
+
+
+def test_the_duplicate_look_up_is_never_a_server_prepared_statement(
+        postgres_context: AppContext, tmp_path: Path) -> None:
+    chunks = 2 * PSYCOPG_PREPARE_THRESHOLD
+    path = write_jsonl(tmp_path / "in.jsonl", _lines(chunks * 5))
+    look_ups: list[int] = []
+    prepared: list[str] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if LOOK_UP in statement:
+            look_ups.append(1)
+            prepared.extend(row[0] for row in cursor.connection.execute(
+                "SELECT statement FROM pg_prepared_statements").fetchall())
+
+    event.listen(postgres_context.engine, "after_cursor_execute", after)
+    try:
+        report = import_file(postgres_context, path, chunk_lines=5)
+    finally:
+        event.remove(postgres_context.engine, "after_cursor_execute", after)
+
+    assert report.consents_added == chunks * 10
+    assert len(look_ups) == chunks  # one look-up of the same text per chunk
+    assert not [text for text in prepared if LOOK_UP in text]
+
+
+def test_the_import_connection_prepares_statements_again_after_the_import(
+        postgres_context: AppContext, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", _lines(3))
+    with postgres_context.engine.connect() as connection:
+        kept = connection.connection.driver_connection.prepare_threshold  # type: ignore[union-attr]
+    import_file(postgres_context, path)
+    with postgres_context.engine.connect() as connection:
+        assert connection.connection.driver_connection.prepare_threshold == kept  # type: ignore[union-attr]
+
+
+def test_a_bulk_append_on_postgresql_links_every_event_after_the_head(
+        postgres_context: AppContext, tmp_path: Path) -> None:
+    import_file(postgres_context, write_jsonl(tmp_path / "in.jsonl", _lines(4)))
+    with transaction(postgres_context.sessions) as session:
+        head = ledger.head(session)
+        events = sorted(session.execute(select(
+            ConsentEvent.chain_seq, ConsentEvent.chain_prev, ConsentEvent.chain_hash)).all())
+    assert [seq for seq, _, _ in events] == list(range(1, 9))
+    assert [prev for _, prev, _ in events] == [ledger.GENESIS] + [h for _, _, h in events[:-1]]
+    assert (head.seq, head.hash) == (8, events[-1][2])
+
+
+def test_each_address_is_parsed_once_per_pass(app_context: AppContext, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", _lines(6))
+    calls: list[str] = []
+
+    def counted(raw: str) -> addresses.Address:
+        calls.append(raw)
+        return addresses.parse_address(raw)
+
+    monkeypatch.setattr(import_format, "parse_address", counted)
+    monkeypatch.setattr(importer, "parse_address", counted)
+
+    first = import_file(app_context, path)
+    assert first.contacts_created == 6
+    assert len(calls) == 2 * 6  # the check pass, the apply pass
+    calls.clear()
+
+    again = import_file(app_context, path)
+    assert again.unchanged == 6
+    assert len(calls) == 2 * 6
