@@ -1,5 +1,6 @@
-"""The stateful model of the whole system (see tests/proof/model.py), on real SQLite and
-real PostgreSQL (a smaller budget there: the same code paths, slower commits)."""
+"""The stateful model of the whole system (see tests/proof/model.py) with two targets
+(the newsletter by consent, offers by soft opt-in, each its own audience), on real SQLite
+and real PostgreSQL (a smaller budget there: the same code paths, slower commits)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _budget(world: World) -> settings:
 
 @pytest.fixture
 def model_world(database_url: str, tmp_path: Path) -> Iterator[World]:
-    built = World(database_url, tmp_path, **MODEL_SETTINGS)
+    built = World(database_url, tmp_path, two_targets=True, **MODEL_SETTINGS)
     yield built
     built.close()
 
