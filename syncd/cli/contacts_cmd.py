@@ -259,6 +259,9 @@ def _cells(*values: str) -> list[Text]:
 
 
 def register(app: typer.Typer) -> None:
+    from syncd.cli.contacts_object_cmd import object_to
+    from syncd.cli.contacts_proof_cmd import proof
+
     contacts = typer.Typer(help="Inspect contacts and erase them on request.",
                            no_args_is_help=True)
     contacts.command("show")(show)
@@ -266,9 +269,6 @@ def register(app: typer.Typer) -> None:
     contacts.command("erase")(erase)
     contacts.command("proof")(proof)
     contacts.command("export")(export)
-    from syncd.cli.contacts_object_cmd import object_to
-    from syncd.cli.contacts_proof_cmd import proof
-
     contacts.command("object")(object_to)
     app.add_typer(contacts, name="contacts")
 

@@ -144,14 +144,15 @@ class Narrator:
                        f"{run['added']} added, {run['write_calls']} write calls. Both "
                        "audiences read back with GET /lists/{id}/members:", markup=False)
         table = Table(title="who reaches which target, and why", title_justify="left")
-        for column in ("address", f"newsletter ({facts['newsletter_audience']})",
-                       "Email permission", f"offers ({facts['offers_audience']})", "tags",
-                       "offers: the policy's reason"):
+        for column in ("address", f"newsletter {facts['newsletter_audience']}",
+                       f"offers {facts['offers_audience']}", "offers: the policy's reason"):
             table.add_column(column, overflow="fold")
         for person in facts["people"]:
-            permission = {True: "[green]on[/]", False: "off", None: "-"}[person["permission"]]
-            table.add_row(person["email"], person["newsletter"], permission, person["offers"],
-                          ", ".join(person["tags"]), person["offers_reason"])
+            permission = {True: ", Email on", False: ", Email off", None: ""}[
+                person["permission"]]
+            tags = f" ({', '.join(person['tags'])})" if person["tags"] else ""
+            table.add_row(person["email"], person["newsletter"] + permission,
+                          person["offers"] + tags, person["offers_reason"])
         self.out.print(table)
 
     def _checks(self, found: list[Check]) -> None:

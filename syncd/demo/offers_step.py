@@ -116,7 +116,8 @@ def read_audience(stage: Stage, list_id: str) -> dict[str, Listed]:
 
 def _reasons(stage: Stage) -> dict[str, tuple[str, str]]:
     """(newsletter reason, offers reason) per sample address, as `contacts show` says."""
-    keyring, now, out = stage.ctx.keyring, utcnow(), {}
+    keyring, now = stage.ctx.keyring, utcnow()
+    out: dict[str, tuple[str, str]] = {}
     with stage.ctx.sessions() as session:
         for example in CAST:
             key = parse_address(example.email).key

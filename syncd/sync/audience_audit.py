@@ -25,9 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from syncd.clock import utcnow
+from syncd.config.targets import TargetSettings
 from syncd.consent import ledger
 from syncd.consent.lifecycle import repermission_due
-from syncd.config.targets import TargetSettings
 from syncd.consent.policy import (
     ConsentFact,
     Decision,
@@ -161,7 +161,7 @@ def run_audit(ctx: AppContext, esp: AudienceReader, *,
 
 def _decide(target: TargetSettings, contact: ContactRow, events: Sequence[ConsentFact],
             blocks: Sequence[SuppressionFact], purchases: Sequence[PurchaseFact],
-            now: datetime) -> Decision:
+            *, now: datetime) -> Decision:
     """The target's basis: soft opt-in (rule 11), or a consent of one of its purposes."""
     if target.basis == "soft_opt_in":
         return decide_soft_opt_in(
@@ -204,6 +204,6 @@ def audit_page(ctx: AppContext, page: Sequence[RemoteMember], *,
             contact = contacts.get(key)
             decision = None if contact is None else _decide(
                 chosen, contact, events.get(contact.id, ()), blocks,
-                bought.get(contact.id, ()), now)
+                bought.get(contact.id, ()), now=now)
             yield classify(member, contact, decision, blocks,
                            pending_is_consented=settings.sync_push_unconfirmed_as_pending)

@@ -50,7 +50,7 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
                target: TargetSettings | None = None) -> RemedyReport:
     """The remedy in the target's audience (None: the only target), under its own
     safety limit."""
-    chosen = target or ctx.settings.target()
+    aimed = target or ctx.settings.target()
     if klass not in REMEDIABLE:
         raise ValueError(f"no remedy for class {klass!r}; one of: {', '.join(sorted(REMEDIABLE))}")
     if action not in ACTIONS:
@@ -64,8 +64,8 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
         if finding.klass == klass:
             chosen.append(finding)
 
-    run_audit(ctx, esp, each=each, target=chosen)
-    limit = max(chosen.unsubscribe_floor, int(live * chosen.max_unsubscribe_share))
+    run_audit(ctx, esp, each=each, target=aimed)
+    limit = max(aimed.unsubscribe_floor, int(live * aimed.max_unsubscribe_share))
     report = RemedyReport(klass=klass, action=action, dry_run=dry_run, selected=len(chosen),
                           limit=limit, examples=[f.email for f in chosen[:10]])
     if len(chosen) > limit and not force:
@@ -86,7 +86,7 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
             esp.archive_member(subscriber_hash(finding.email))
             report.done += 1
         if finding.contact_id is not None:
-            _learn(ctx, chosen.audience_id, finding.contact_id,
+            _learn(ctx, aimed.audience_id, finding.contact_id,
                    "unsubscribed" if action == "unsubscribe" else "archived")
     report.outcome = "partial" if report.failed else "succeeded"
     with transaction(ctx.sessions) as session:
