@@ -119,16 +119,29 @@ class SystemModel(RuleBasedStateMachine):
     @initialize(plan=st.lists(st.tuples(st.sampled_from(["absent", "subscribed",
                                                          "unsubscribed"]),
                                         st.sampled_from(["none", "unconfirmed", "confirmed"])),
-                              min_size=len(POOL), max_size=len(POOL)))
-    def pre_existing_audience(self, plan: list[tuple[str, str]]) -> None:
+                              min_size=len(POOL), max_size=len(POOL)),
+                customers=st.lists(st.sampled_from(["none", "paid", "quote"]),
+                                   min_size=len(POOL), max_size=len(POOL)))
+    def pre_existing_audience(self, plan: list[tuple[str, str]], customers: list[str]) -> None:
         """The newsletter audience had members before syncd: some with a CRM contact
         (with or without consent, the consent older than whatever Mailchimp did), some
-        without."""
+        without. With two targets, some people bought (paid) or only asked a quote."""
         for address, (_, crm) in zip(POOL, plan, strict=True):
             if crm == "confirmed":
                 self.import_confirmed(address, None)
             elif crm == "unconfirmed":
                 self.import_unconfirmed(address)
+        if self.offers is not None:
+            day = self.tick().date().isoformat()
+            bought = [(a, kind == "paid") for a, kind in zip(POOL, customers, strict=True)
+                      if kind != "none"]
+            if bought:
+                self.w.import_lines([{"email": a, "purchases": [
+                    {"date": day, "category": CATEGORIES[0], "paid": paid}]}
+                    for a, paid in bought])
+            for address, paid in bought:
+                person = self.contacts.setdefault(address, Person())
+                person.paid = person.paid or paid
         moment = self.tick()
         for address, (status, _) in zip(POOL, plan, strict=True):
             if status == "absent":
@@ -137,7 +150,7 @@ class SystemModel(RuleBasedStateMachine):
             self.pre_existing.add(address)
             if status == "unsubscribed":
                 self.suppress(address, moment)
-        _note(f"pre-existing audience: {plan}")
+        _note(f"pre-existing audience: {plan}; purchases: {customers}")
 
     # -- the oracle -----------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class SystemModel(RuleBasedStateMachine):
         self.contacts.setdefault(address, Person())
 
     @precondition(lambda self: self.offers is not None)
-    @rule(address=st.sampled_from(POOL), paid=st.booleans(),
+    @rule(address=st.sampled_from(POOL), paid=st.sampled_from([True, True, False]),
           category=st.sampled_from(CATEGORIES))
     def import_purchase(self, address: str, paid: bool, category: str) -> None:
         """A purchase (paid) or a quote or free product (not paid): only a paid one makes
