@@ -18,7 +18,14 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from syncd.cli.common import err_console, fail, handle_errors, open_context, out_console
+from syncd.cli.common import (
+    TargetName,
+    err_console,
+    fail,
+    handle_errors,
+    open_context,
+    out_console,
+)
 from syncd.esp.errors import EspError
 from syncd.exit_codes import ExitCode
 from syncd.runner_lock import RunnerBusy
@@ -36,6 +43,7 @@ def _failed(what: str, exc: Exception) -> typer.Exit:
 @handle_errors
 def pull(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    target: TargetName = None,
 ) -> None:
     """Read the whole audience and record Mailchimp's state of every member that matches
     a CRM contact (the first sync does this by itself)."""
@@ -43,7 +51,7 @@ def pull(
 
     ctx = open_context()
     try:
-        report = run_pull(ctx)
+        report = run_pull(ctx, target=ctx.settings.target(target))
     except (RunnerBusy, EspError, SQLAlchemyError) as exc:
         raise _failed("audience pull", exc) from None
     finally:
@@ -65,6 +73,7 @@ def audit_audience(
         "Print counts and every finding (addresses included) as JSON."))] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help=(
         "Write every member with its class to this CSV file (addresses included)."))] = None,
+    target: TargetName = None,
 ) -> None:
     """Hold the live audience against the ledger, read-only. Exit 8 when somebody is
     mailed against or without the ledger."""
@@ -72,6 +81,11 @@ def audit_audience(
     from syncd.sync.audience_audit import CLASSES, Finding, run_audit
 
     ctx = open_context()
+    try:
+        chosen = ctx.settings.target(target)
+    except BaseException:
+        ctx.close()
+        raise
     findings: list[dict[str, object]] = []
     handle = csv_path.open("w", newline="", encoding="utf-8") if csv_path else None
     writer = csv.writer(handle) if handle else None
@@ -85,9 +99,9 @@ def audit_audience(
             findings.append({"email_address": finding.email, "status": finding.status,
                              "class": finding.klass, "reason": finding.reason})
 
-    esp = mailchimp_client(ctx.settings)
+    esp = mailchimp_client(ctx.settings, chosen.audience_id)
     try:
-        report = run_audit(ctx, esp, each=each)
+        report = run_audit(ctx, esp, each=each, target=chosen)
     except (EspError, SQLAlchemyError) as exc:
         raise _failed("audience audit", exc) from None
     finally:
@@ -100,7 +114,8 @@ def audit_audience(
         out_console.print(json.dumps(report.to_dict() | {"findings": findings}, indent=2),
                           soft_wrap=True)
     else:
-        out_console.print(f"audience {report.audience_id}: {report.members} members")
+        out_console.print(f"target {chosen.name}, audience {report.audience_id}: "
+                          f"{report.members} members")
         for name in CLASSES:
             out_console.print(f"  {name:<28} {report.counts[name]:>9}")
         for reason, n in sorted(report.reasons.items()):
@@ -126,6 +141,7 @@ def remedy(
         "Show who would be changed; change nothing."))] = False,
     force: Annotated[bool, typer.Option("--force", help=(
         "Act even above the safety limit."))] = False,
+    target: TargetName = None,
 ) -> None:
     """Act on members the audit finds mailed without provable consent. Writes no
     withdrawal into the ledger (the person made none)."""
@@ -133,10 +149,15 @@ def remedy(
     from syncd.sync.audience_remedy import run_remedy
 
     ctx = open_context()
-    esp = mailchimp_client(ctx.settings)
+    try:
+        chosen = ctx.settings.target(target)
+        esp = mailchimp_client(ctx.settings, chosen.audience_id)
+    except BaseException:
+        ctx.close()
+        raise
     try:
         report = run_remedy(ctx, esp, klass=klass, action=action, dry_run=dry_run,
-                            force=force)
+                            force=force, target=chosen)
     except ValueError as exc:
         raise fail(str(exc), ExitCode.CONFIG) from None
     except (EspError, SQLAlchemyError) as exc:

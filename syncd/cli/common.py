@@ -7,7 +7,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -44,6 +44,14 @@ def _once_on_a_terminal() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _ReportedByTheCommand) for f in handler.filters):
             handler.addFilter(_ReportedByTheCommand())
+
+
+# `--target NAME` of the commands that act on one audience: the only target by default;
+# several configured and none named, or an unknown name, is a ConfigError listing them
+# (Settings.target).
+TargetName = Annotated[str | None, typer.Option("--target", help=(
+    "The target (settings [[targets]] name) whose audience this acts on; needed when "
+    "several targets are configured."), show_default=False)]
 
 
 class CliState:

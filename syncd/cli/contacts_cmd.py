@@ -1,6 +1,7 @@
-"""`syncd contacts show|list|erase|proof|export|object`: what we hold on a person, whether we may
-mail them and why, proof of their consent, their data on request and erasure (Art. 7(1),
-15, 17 and 20 GDPR)."""
+"""`syncd contacts show|list|erase|export`: what we hold on a person, whether we may mail
+them and why, their data on request and erasure (Art. 15, 17 and 20 GDPR); `contacts
+proof` and `contacts object` have modules of their own (contacts_proof_cmd.py,
+contacts_object_cmd.py)."""
 
 from __future__ import annotations
 
@@ -220,36 +221,6 @@ def erase(
 
 
 @handle_errors
-def proof(
-    email: Annotated[str, typer.Argument(help="The person's email address.")],
-    *,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the documented JSON "
-                                                          "(docs/subject-data.md).")] = False,
-    offline: Annotated[bool, typer.Option(
-        "--offline", help="Do not read Mailchimp's record (it is then marked not read).")]
-    = False,
-) -> None:
-    """Proof of consent (Art. 7(1)): per purpose, the whole story in order, with
-    Mailchimp's own record of the opt-in and the webhooks received about the person."""
-    from syncd.crm.proof import proof_for, render_text
-
-    parse_address(email)
-    ctx = open_context()
-    try:
-        doc = proof_for(ctx, email, read_esp=not offline)
-    finally:
-        ctx.close()
-    if doc is None:
-        raise fail("no contact with this address (an erased person leaves only a "
-                   "suppression entry: see `syncd contacts export`)", ExitCode.NOT_FOUND)
-    if as_json:
-        out_console.print(json_dumps(doc), markup=False)
-        return
-    for line in render_text(doc):
-        out_console.print(line, markup=False)
-
-
-@handle_errors
 def export(
     email: Annotated[str, typer.Argument(help="The person's email address.")],
     *,
@@ -282,55 +253,15 @@ def export(
     err_console.print(f"written to {output}", markup=False)
 
 
-@handle_errors
-def object_to(
-    email: Annotated[str, typer.Argument(help="The person's email address.")],
-    *,
-    purpose: Annotated[str, typer.Option(help="The purpose objected to (e.g. offers).")],
-    channel: Annotated[str, typer.Option(help="How the objection came in.")] = "crm",
-) -> None:
-    """Record an objection to direct marketing for a purpose (Art. 21(2)-(3), rule 11): a
-    withdrawal of it, off its lists and suppressed, at once; a later purchase does not
-    undo it."""
-    import secrets
-    from datetime import timedelta
-
-    from syncd.consent.ledger import ConsentRecord
-    from syncd.consent.policy import Action
-    from syncd.db import transaction
-    from syncd.webhooks import purge
-
-    key = parse_address(email).key
-    ctx = open_context()
-    try:
-        if purpose not in ctx.settings.purposes:
-            raise fail(f"unknown purpose {purpose!r} (known: "
-                       f"{', '.join(sorted(ctx.settings.purposes))})", ExitCode.CONFIG)
-        now = utcnow()
-        with transaction(ctx.sessions) as session:
-            known = purge.find(session, key, now)
-            if known is None:
-                raise fail("no contact with this address", ExitCode.NOT_FOUND)
-            record = ConsentRecord(purpose=purpose, action=Action.WITHDRAWN,
-                                   occurred_at=now, source=channel[:64], reason="objection")
-            purge.withdraw(session, known, [ctx.keyring.address_hmac(key)], purge.Withdrawal(
-                purpose=purpose, moment=now, record=record,
-                dedupe_salt=secrets.token_hex(8), why="objection", abuse=False,
-                deleted=False, channel=channel[:64], actor="cli",
-                suppression_scope=purpose, suppression_reason="objection",
-                window=timedelta(0)))
-    finally:
-        ctx.close()
-    out_console.print(f"objection to {purpose} recorded: withdrawn, off its lists, "
-                      "suppressed", markup=False)
-
-
 def _cells(*values: str) -> list[Text]:
     """Table cells as plain text: stored data is never read as console markup."""
     return [Text(value) for value in values]
 
 
 def register(app: typer.Typer) -> None:
+    from syncd.cli.contacts_object_cmd import object_to
+    from syncd.cli.contacts_proof_cmd import proof
+
     contacts = typer.Typer(help="Inspect contacts and erase them on request.",
                            no_args_is_help=True)
     contacts.command("show")(show)

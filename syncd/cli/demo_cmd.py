@@ -27,7 +27,8 @@ def demo(
                       "directory. Default: a temporary one, removed at the end.")] = None,
 ) -> None:
     """Run syncd's whole job locally: import a sample CRM, sync to a Mailchimp emulator,
-    purge an unsubscribe webhook, re-sync; every step checked. Needs no account.
+    purge an unsubscribe webhook, re-sync, an existing audience, a sign-up, and a second
+    target (offers to customers); every step checked. Needs no account.
 
     Uses its own settings (syncd/demo/demo.toml); --config and SYNCD_* variables are ignored."""
     from syncd.demo.narration import Narrator, report_json

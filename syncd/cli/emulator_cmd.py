@@ -22,7 +22,17 @@ def emulator(
     ),
     port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
     api_key: Annotated[str, typer.Option(help="The API key clients must send.")] = DEFAULT_API_KEY,
-    list_id: Annotated[str, typer.Option(help="The id of the one audience.")] = DEFAULT_LIST_ID,
+    list_id: Annotated[str, typer.Option(help="The id of the default audience.")] = (
+        DEFAULT_LIST_ID
+    ),
+    audiences: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--audience",
+            help="The id of one more audience of the account (repeat for several; "
+            "each starts empty, without GDPR fields or groups).",
+        ),
+    ] = None,
     latency_ms: Annotated[float, typer.Option(help="Delay added to every API call.")] = 0.0,
     max_connections: Annotated[
         int, typer.Option(help="Simultaneous requests before 429 (Mailchimp: 10).")
@@ -55,14 +65,18 @@ def emulator(
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    emu = MailchimpEmulator(
-        api_key=api_key,
-        list_id=list_id,
-        host=host,
-        port=port,
-        latency_ms=latency_ms,
-        max_connections=max_connections,
-    )
+    try:
+        emu = MailchimpEmulator(
+            api_key=api_key,
+            list_id=list_id,
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            max_connections=max_connections,
+            audiences=tuple(audiences or ()),
+        )
+    except ValueError as exc:  # a list id that is not 1-32 letters and digits, or twice
+        raise fail(f"--audience: {exc}", ExitCode.CONFIG) from None
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
@@ -75,7 +89,7 @@ def emulator(
         typer.echo(emu.base_url)
         if seeded:
             typer.echo(f"{len(seeded)} pre-existing members", err=True)
-        typer.echo(f"list id {emu.list_id}; API key {emu.api_key}", err=True)
+        typer.echo(f"list id {', '.join(emu.audiences)}; API key {emu.api_key}", err=True)
         if emu.loopback:
             typer.echo(f"control {emu.control_url}/", err=True)
         while not stop.wait(0.5):

@@ -1,4 +1,5 @@
-"""`syncd webhooks register --url URL` and `syncd webhooks check`: the audience webhook.
+"""`syncd webhooks register --url URL` and `syncd webhooks check`: the audience webhook
+of one target (`--target NAME`; the only one by default).
 
 Exit codes: 0 OK; 1 FAILED (Mailchimp unreachable or refused, or check found a webhook
 misconfigured); 2 CONFIG; 3 INVALID_INPUT (the URL is not https or does not end in a
@@ -6,17 +7,28 @@ configured secret); 7 NOT_FOUND (check found no webhook carrying a configured se
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from syncd.cli.common import fail, handle_errors, json_dumps, out_console, settings
+from syncd.cli.common import TargetName, fail, handle_errors, json_dumps, out_console, settings
 from syncd.esp.errors import EspError
 from syncd.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from syncd.esp.mailchimp import MailchimpClient
 
 
 def _secrets() -> list[str]:
     return [s.get_secret_value() for s in settings().webhook_secrets]
+
+
+def _client(target: str | None) -> MailchimpClient:
+    """The client of the named target's audience (several targets: the name is needed)."""
+    from syncd.esp.mailchimp import mailchimp_client
+
+    loaded = settings()
+    return mailchimp_client(loaded, loaded.target(target).audience_id)
 
 
 @handle_errors
@@ -24,15 +36,16 @@ def register_webhook(
     url: Annotated[str, typer.Option("--url", help=(
         "Public https URL of this service's endpoint, ending in a configured secret: "
         "https://host/webhooks/mailchimp/<secret>."))],
+    target: TargetName = None,
 ) -> None:
     """Create or update the audience webhook: member events on, campaign off, sources
-    user and admin (api off, so syncd's own writes do not echo back)."""
-    from syncd.esp.mailchimp import mailchimp_client
+    user and admin (api off, so syncd's own writes do not echo back). One URL serves
+    every target: syncd routes each event by its audience (list_id)."""
     from syncd.webhooks.registration import masked_url
     from syncd.webhooks.registration import register as register_hook
 
     secrets = _secrets()
-    client = mailchimp_client(settings())
+    client = _client(target)
     try:
         done = register_hook(client, url, secrets)
     except EspError as exc:
@@ -48,13 +61,13 @@ def register_webhook(
 @handle_errors
 def check_webhooks(
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    target: TargetName = None,
 ) -> None:
     """Check the audience webhook: present, api source off, every member event on, URL
     ending in a configured secret. Exit 7 when there is none, 1 when one is misconfigured."""
-    from syncd.esp.mailchimp import mailchimp_client
     from syncd.webhooks.registration import check, masked_url
 
-    client = mailchimp_client(settings())
+    client = _client(target)
     try:
         ours, findings = check(client, _secrets())
     except EspError as exc:

@@ -157,18 +157,21 @@ def render_text(doc: dict[str, Any]) -> list[str]:
 ESP_READ_TIMEOUT_SECONDS = 10.0
 
 
-def read_mailchimp(settings: Settings, email: str) -> dict[str, Any]:
-    """Mailchimp's record of the member, live; marked `not_configured` or `unreachable`
-    (with the reason) when it cannot be read."""
+def read_mailchimp(settings: Settings, email: str,
+                   audience_id: str | None = None) -> dict[str, Any]:
+    """Mailchimp's record of the member in `audience_id` (a target's; None: the
+    single-audience setting), live; marked `not_configured` or `unreachable` (with the
+    reason) when it cannot be read."""
     from syncd.esp.errors import EspError
     from syncd.esp.mailchimp import MailchimpClient, base_url_for
 
-    if settings.mailchimp_api_key is None or not settings.mailchimp_audience_id:
+    audience = audience_id or settings.mailchimp_audience_id
+    if settings.mailchimp_api_key is None or not audience:
         return mailchimp_unread("not_configured")
     try:
         client = MailchimpClient(
             api_key=settings.mailchimp_api_key.get_secret_value(),
-            audience_id=settings.mailchimp_audience_id, base_url=base_url_for(settings),
+            audience_id=audience, base_url=base_url_for(settings),
             max_connections=1, timeout_seconds=min(settings.mailchimp_timeout_seconds,
                                                    ESP_READ_TIMEOUT_SECONDS), max_retries=0)
     except Exception as exc:  # a bad key format: say so, the local proof still stands
@@ -179,12 +182,14 @@ def read_mailchimp(settings: Settings, email: str) -> dict[str, Any]:
         return mailchimp_unread("unreachable", str(exc))
     finally:
         client.close()
-    return mailchimp_read(member, audience_id=settings.mailchimp_audience_id)
+    return mailchimp_read(member, audience_id=audience)
 
 
 def proof_for(ctx: AppContext, email: str, *, read_esp: bool = True,
-              now: datetime | None = None) -> dict[str, Any] | None:
-    """The proof document for `email`, or None when syncd has no contact for it."""
+              now: datetime | None = None,
+              audience_id: str | None = None) -> dict[str, Any] | None:
+    """The proof document for `email`, or None when syncd has no contact for it;
+    Mailchimp's record is read in `audience_id` (None: the single-audience setting)."""
     from syncd.crm.subject import gather
 
     moment = now or utcnow()
@@ -192,6 +197,6 @@ def proof_for(ctx: AppContext, email: str, *, read_esp: bool = True,
         subject = gather(session, ctx.keyring, email)
     if subject.contact is None:
         return None
-    esp = (read_mailchimp(ctx.settings, subject.email_key) if read_esp
+    esp = (read_mailchimp(ctx.settings, subject.email_key, audience_id) if read_esp
            else mailchimp_unread("not_asked"))
     return build(subject, ctx.settings, mailchimp=esp, now=moment)

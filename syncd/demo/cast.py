@@ -23,6 +23,9 @@ class Example:
     # it), "no" (never sent) or "refused at import".
     pushed: str
     lists: tuple[str, ...] = ()
+    # The offers target (soft opt-in basis): the product categories they are tagged with
+    # when it admits them; None: it must not admit them.
+    offers: tuple[str, ...] | None = None
 
     @property
     def eligible(self) -> bool:
@@ -50,10 +53,10 @@ EVA = Example(
     "rule 2: a pre-ticked box is not consent; refused at import",
     "GDPR Art. 4(11), Recital 32; CJEU Planet49 C-673/17", None, "refused at import")
 FRANK = Example(
-    "frank.deboer@example.com", "paying customer (soft opt-in for offers)",
+    "frank.deboer@example.com", "paying customer, bought coffee (soft opt-in for offers)",
     "rule 7: soft opt-in is not newsletter consent",
     "ePrivacy Art. 13(2); Telecommunicatiewet art. 11.7", "soft_opt_in_only", "no",
-    ("offers",))
+    ("offers",), offers=("coffee",))
 GINA = Example(
     "gina.peters@example.com", "confirmed once, then withdrew (still on a CRM list)",
     "rule 5: a withdrawal beats the older consent", "GDPR Art. 7(3), 21(2)",
@@ -63,7 +66,18 @@ TEST = Example(
     "Mailchimp's refusal is parked with its reason, not retried blindly",
     "GDPR Art. 5(1)(d) (accuracy)", "confirmed", "parked", ("newsletter-en",))
 
-CAST: tuple[Example, ...] = (ANNA, BEN, CARLA, DAAN, EVA, FRANK, GINA, TEST)
+HUGO = Example(
+    "hugo.smit@example.com", "asked for a quote, got a free sample: never paid",
+    "rule 11: a quote or a free product does not make a customer",
+    "ePrivacy Art. 13(2) (a sale); Telecommunicatiewet art. 11.7", "no_consent", "no")
+
+CAST: tuple[Example, ...] = (ANNA, BEN, CARLA, DAAN, EVA, FRANK, GINA, TEST, HUGO)
+# The offers step: the paying customer who reaches offers and must not reach the
+# newsletter; people who must not reach offers, each for its reason; the confirmed
+# subscriber whose GDPR permission is switched on.
+CUSTOMER = FRANK
+NOT_OFFERS = (HUGO, BEN, ANNA)
+PERMISSION_ON = BEN
 # The confirmed subscriber who unsubscribes in step 3.
 UNSUBSCRIBER = ANNA
 # The address the emulator refuses (Mailchimp: "looks fake or invalid").

@@ -18,7 +18,7 @@ from syncd.consent.policy import Action
 from syncd.crm import store
 from syncd.db import transaction
 from syncd.demo.checks import Check
-from syncd.demo.stage import Stage
+from syncd.demo.stage import PRE_EXISTING, Stage
 from syncd.esp.mailchimp import mailchimp_client
 from syncd.sync.audience_audit import run_audit
 from syncd.sync.audience_pull import run_pull
@@ -27,7 +27,7 @@ from syncd.sync.run import run_sync
 # Members of the audience from before syncd (the emulator is seeded with them).
 STAYS = "olga.visser@example.com"  # consented in the CRM long ago; withdraws now
 LEFT = "piet.bakker@example.com"  # unsubscribed at Mailchimp before syncd; comes back
-STRANGER = "old.list@example.com"  # at Mailchimp, in no CRM at all
+STRANGER = PRE_EXISTING  # at Mailchimp, in no CRM at all (seeded with the stage)
 
 
 def _consent(session: Any, email: str, action: Action, when: Any) -> None:
@@ -51,12 +51,12 @@ def existing_audience_step(stage: Stage) -> tuple[str, str, str, dict[str, Any],
         _consent(session, LEFT, Action.CONFIRMED, long_ago + timedelta(hours=1))
     emu.seed_member(STAYS, "subscribed")
     emu.seed_member(LEFT, "unsubscribed", unsubscribe_reason="N/A (Unsubscribe link)")
-    emu.seed_member(STRANGER, "subscribed")
 
-    pulled = run_pull(ctx)
-    client = mailchimp_client(ctx.settings)
+    newsletter = stage.newsletter
+    pulled = run_pull(ctx, target=newsletter)
+    client = mailchimp_client(ctx.settings, newsletter.audience_id)
     try:
-        audit = run_audit(ctx, client)
+        audit = run_audit(ctx, client, target=newsletter)
     finally:
         client.close()
     # Now Olga withdraws in the CRM, and Piet signs up again and confirms.
@@ -73,7 +73,7 @@ def existing_audience_step(stage: Stage) -> tuple[str, str, str, dict[str, Any],
 
     emu.set_hook(watch, match=r"^(PUT|PATCH|POST) ")
     try:
-        report = run_sync(ctx)
+        report = run_sync(ctx, target=newsletter)
     finally:
         emu.clear_faults()
     stays, left = emu.member(STAYS) or {}, emu.member(LEFT) or {}

@@ -47,7 +47,7 @@ def import_step(stage: Stage) -> StepResult:
 
 
 def sync_step(stage: Stage) -> StepResult:
-    result = run_sync(stage.ctx)
+    result = run_sync(stage.ctx, target=stage.newsletter)
     audience = readings.audience(stage)
     parked = readings.parked(stage)
     eligibility = readings.eligibility(stage)

@@ -27,8 +27,9 @@ class Narrator:
         self.out.print("[bold]syncd demo[/]: syncd's whole job, on this machine only.")
         self.out.print(f"  database   SQLite in {stage.directory}"
                        + ("" if stage.kept else " (removed at the end)"))
-        self.out.print(f"  Mailchimp  the emulator at {stage.emulator.base_url} "
-                       f"(audience {stage.emulator.list_id})")
+        self.out.print(f"  Mailchimp  the emulator at {stage.emulator.base_url}: audience "
+                       f"{stage.newsletter.audience_id} (target newsletter, GDPR field "
+                       f"Email), audience {stage.offers.audience_id} (target offers)")
         self.out.print(f"  service    `syncd serve`'s HTTP app at {stage.service.base_url}")
         self.out.print(f"  settings   {stage.config_path.name} through the production "
                        "Settings, with the paths and ports above")
@@ -136,6 +137,23 @@ class Narrator:
         self.out.print(f"  unticked on the preference page: internal lists now "
                        f"{', '.join(facts['lists_after_withdrawal']) or '-'}; after the next "
                        f"sync, at Mailchimp: {facts['mailchimp_final']}")
+
+    def _targets(self, facts: dict[str, Any]) -> None:
+        run = facts["offers_run"]
+        self.out.print(f"Sync of the offers target (soft opt-in basis): {run['outcome']}, "
+                       f"{run['added']} added, {run['write_calls']} write calls. Both "
+                       "audiences read back with GET /lists/{id}/members:", markup=False)
+        table = Table(title="who reaches which target, and why", title_justify="left")
+        for column in ("address", f"newsletter {facts['newsletter_audience']}",
+                       f"offers {facts['offers_audience']}", "offers: the policy's reason"):
+            table.add_column(column, overflow="fold")
+        for person in facts["people"]:
+            permission = {True: ", Email on", False: ", Email off", None: ""}[
+                person["permission"]]
+            tags = f" ({', '.join(person['tags'])})" if person["tags"] else ""
+            table.add_row(person["email"], person["newsletter"] + permission,
+                          person["offers"] + tags, person["offers_reason"])
+        self.out.print(table)
 
     def _checks(self, found: list[Check]) -> None:
         for check in found:

@@ -29,7 +29,7 @@ class StepResult:
                 "checks": [c.as_dict() for c in self.checks]}
 
 
-STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "existing", "signup")
+STEP_KEYS = ("import", "sync", "unsubscribe", "resync", "existing", "signup", "targets")
 
 
 @dataclass

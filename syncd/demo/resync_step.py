@@ -47,13 +47,13 @@ def resync_step(stage: Stage) -> StepResult:
     writes = _WriteLog(UNSUBSCRIBER.email)
     emulator.set_hook(writes, match=r"^(PUT|PATCH|POST|DELETE) ")
     try:
-        first = run_sync(stage.ctx)
+        first = run_sync(stage.ctx, target=stage.newsletter)
     finally:
         emulator.clear_faults()
     member = emulator.member(UNSUBSCRIBER.email)
     audience = readings.audience(stage)
     before = emulator.stats.write_calls
-    second = run_sync(stage.ctx)
+    second = run_sync(stage.ctx, target=stage.newsletter)
     second_writes = emulator.stats.write_calls - before
     state = checks.ResyncState(
         first=first.to_dict(), resubscribe_writes=writes.resubscribes,

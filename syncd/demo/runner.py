@@ -1,4 +1,4 @@
-"""Running the demo: its six steps in order, each through the code production runs, each
+"""Running the demo: its seven steps in order, each through the code production runs, each
 checked against the real state afterwards:
 
 1. import the sample CRM (--skip-invalid semantics) -> who is eligible, and why;
@@ -8,7 +8,9 @@ checked against the real state afterwards:
 4. re-sync -> the person who left is not re-added; with nothing changed, zero writes;
 5. an audience that already had members -> the audit, a withdrawal reaching a pre-existing
    member, the re-consent of one who had left;
-6. sign-up at the source -> the form, the mailed link, the button, the preference page.
+6. sign-up at the source -> the form, the mailed link, the button, the preference page;
+7. two targets -> offers synced on the soft opt-in basis beside the newsletter, both
+   audiences read back over HTTP: who is where, the GDPR permission, the category tag.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from syncd.demo.import_sync_steps import import_step, sync_step
+from syncd.demo.offers_step import targets_step
 from syncd.demo.report import DemoReport, StepResult
 from syncd.demo.resync_step import resync_step
 from syncd.demo.stage import Stage
@@ -40,7 +43,7 @@ class _Silent:
 
 def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
              prepare: Callable[[Stage], None] | None = None) -> DemoReport:
-    """Run the six steps; stop at the first step whose checks fail (later steps build on
+    """Run the seven steps; stop at the first step whose checks fail (later steps build on
     it). `prepare` runs once the stage is up, before step 1 (tests use it to break an
     expectation). Errors other than ConfigError end up in `report.error`."""
     watcher = observer or _Silent()
@@ -54,7 +57,7 @@ def run_demo(*, directory: Path | None = None, observer: Observer | None = None,
             if prepare is not None:
                 prepare(stage)
             for step in (import_step, sync_step, unsubscribe_step, resync_step,
-                         _existing_step, _signup_step):
+                         _existing_step, _signup_step, targets_step):
                 began = time.monotonic()
                 result = step(stage)
                 result.seconds = time.monotonic() - began

@@ -105,7 +105,7 @@ def run_signup(stage: Stage) -> tuple[SignupState, dict[str, Any]]:
     after_get = _actions(stage)
     clicked = requests.post(link, timeout=10, headers={"Accept-Language": "en"})
     after_post = _actions(stage)
-    run_sync(stage.ctx)
+    run_sync(stage.ctx, target=stage.newsletter)
     member = stage.emulator.member(PERSON) or {}
     preferences = _link(confirmation, "preferences")
     withdrawn = requests.post(preferences, timeout=10, headers=FORM,
@@ -113,7 +113,7 @@ def run_signup(stage: Stage) -> tuple[SignupState, dict[str, Any]]:
     lists_after = _lists(stage)
     _send(stage)
     stage.mail_sink.wait_for(2)
-    run_sync(stage.ctx)
+    run_sync(stage.ctx, target=stage.newsletter)
     final = stage.emulator.member(PERSON) or {}
     state = SignupState(
         form_status=form.status_code, mails=[str(m["Subject"]) for m in stage.mail_sink.messages],

@@ -1,4 +1,5 @@
-"""The demo's stage: a directory with a fresh SQLite file, the Mailchimp emulator and the
+"""The demo's stage: a directory with a fresh SQLite file, the Mailchimp emulator (the
+newsletter audience with its GDPR field, and the offers audience) and the
 real HTTP service (the app `syncd serve` runs, on uvicorn), all on 127.0.0.1 with ports
 the system picks, configured through the production Settings (syncd/demo/demo.toml plus
 overrides for what is made fresh here). Everything started is stopped on exit; the
@@ -25,12 +26,16 @@ import uvicorn
 from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
 from syncd.config import ENV_PREFIX, Settings, load_settings
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.demo.cast import REFUSED_BY_MAILCHIMP
 from syncd.demo.mail_sink import MailSink
 from syncd.errors import ConfigError
 
 DB_NAME = "syncd.db"
+NEWSLETTER_TARGET, OFFERS_TARGET = "newsletter", "offers"
+# A member of the newsletter audience from before syncd, in no CRM at all (step 5).
+PRE_EXISTING = "old.list@example.com"
 KEPT_CONFIG_NAME = "syncd.toml"
 START_TIMEOUT_SECONDS = 10.0
 # The service's own bound for open requests at stop; webhooks answer in milliseconds.
@@ -141,6 +146,16 @@ class Stage:
         return self.chosen_directory is not None
 
     @property
+    def newsletter(self) -> TargetSettings:
+        """The newsletter target (consent, GDPR field Email)."""
+        return self.settings.target(NEWSLETTER_TARGET)
+
+    @property
+    def offers(self) -> TargetSettings:
+        """The offers target (soft opt-in basis)."""
+        return self.settings.target(OFFERS_TARGET)
+
+    @property
     def webhook_url(self) -> str:
         """The URL Mailchimp is given: it ends in the secret (never printed unmasked)."""
         return f"{self.service.base_url}/webhooks/mailchimp/{self.webhook_secret}"
@@ -150,10 +165,17 @@ class Stage:
         self.config_path = demo_config_path()
         with _without_syncd_environment() as ignored:
             self.ignored_environment = ignored
-            audience = load_settings(self.config_path).mailchimp_audience_id
-            if not audience:
-                raise ConfigError(f"{self.config_path}: [mailchimp] audience_id is missing")
-            self.emulator = MailchimpEmulator(list_id=audience)
+            configured = {t.name: t for t in load_settings(self.config_path).sync_targets}
+            if set(configured) != {NEWSLETTER_TARGET, OFFERS_TARGET}:
+                raise ConfigError(f"{self.config_path}: the demo needs the [[targets]] "
+                                  f"{NEWSLETTER_TARGET} and {OFFERS_TARGET}")
+            newsletter, offers = configured[NEWSLETTER_TARGET], configured[OFFERS_TARGET]
+            # The newsletter audience has Mailchimp's GDPR fields, as EU audiences do; the
+            # offers audience is a second one of the same account.
+            self.emulator = MailchimpEmulator(
+                list_id=newsletter.audience_id,
+                marketing_permissions=tuple(newsletter.marketing_permissions))
+            self.emulator.add_audience(offers.audience_id, name="Offers to customers")
             # Mailchimp GETs a webhook URL when it is saved; it refuses addresses it
             # thinks are fake ("looks fake or invalid"). syncd itself already refuses
             # `.invalid` domains at import, so the fake one here is a plausible address.
@@ -161,6 +183,9 @@ class Stage:
                 {REFUSED_BY_MAILCHIMP.email}))
             self.emulator.start()
             self._stack.callback(self.emulator.stop)
+            # Every real audience has members from before syncd; Mailchimp shows the ids
+            # of its GDPR fields only on members (docs/mailchimp.md section 6).
+            self.emulator.seed_member(PRE_EXISTING, "subscribed")
             self.webhook_secret = secrets.token_urlsafe(32)
             # The mail server of syncd's own double opt-in: a local sink.
             self.mail_sink = MailSink().start()

@@ -41,7 +41,7 @@ def unsubscribe_step(stage: Stage) -> StepResult:
     from syncd.esp.mailchimp import mailchimp_client
 
     secrets = [s.get_secret_value() for s in stage.settings.webhook_secrets]
-    client = mailchimp_client(stage.settings)
+    client = mailchimp_client(stage.settings, stage.newsletter.audience_id)
     try:
         done = registration.register(client, stage.webhook_url, secrets)
         hooks = client.list_webhooks()

@@ -6,7 +6,9 @@ one class, worst first (rule 12: an existing audience gets no pass):
 1. mailed_against_ledger: subscribed or pending although the ledger blocks them
    (withdrawn, suppressed, erased, bounced);
 2. mailed_without_consent: subscribed or pending, a CRM contact, but no provable
-   newsletter consent in the ledger (a finding for the DPO, never taken as consent);
+   basis in the ledger for the target (a confirmed consent of one of its purposes, or
+   for a soft opt-in target a paid purchase in the period; a finding for the DPO, never
+   taken as consent);
 3. subscribed_without_contact: subscribed or pending with no CRM contact at all;
 4. gone_not_in_ledger: unsubscribed or cleaned at Mailchimp, the ledger does not know;
 5. consistent: everything else (archived and transactional members included).
@@ -23,9 +25,18 @@ from datetime import datetime
 from typing import Any
 
 from syncd.clock import utcnow
+from syncd.config.targets import TargetSettings
 from syncd.consent import ledger
 from syncd.consent.lifecycle import repermission_due
-from syncd.consent.policy import Decision, Standing, SuppressionFact, decide
+from syncd.consent.policy import (
+    ConsentFact,
+    Decision,
+    PurchaseFact,
+    Standing,
+    SuppressionFact,
+    decide,
+    decide_soft_opt_in,
+)
 from syncd.context import AppContext
 from syncd.crm import address_history, suppression
 from syncd.crm.erasure import ERASURE_REASON
@@ -33,6 +44,7 @@ from syncd.db import transaction
 from syncd.esp.protocol import LIVE_STATUSES, AudienceReader, RemoteMember
 from syncd.schema import RunKind, RunOutcome
 from syncd.store import contacts as store_contacts
+from syncd.store import purchases as store_purchases
 from syncd.store import runs
 from syncd.store.contacts import ContactRow
 from syncd.webhooks.mailchimp_form import normalise_address
@@ -116,13 +128,16 @@ def classify(  # noqa: PLR0911 - one flat table, worst class first
 
 
 def run_audit(ctx: AppContext, esp: AudienceReader, *,
-              each: Callable[[Finding], None] | None = None) -> AuditReport:
-    """Stream the audience; `each` gets every finding (consistent ones included)."""
-    audience = ctx.settings.require_audience_id()
+              each: Callable[[Finding], None] | None = None,
+              target: TargetSettings | None = None) -> AuditReport:
+    """Stream the target's audience (None: the only target); `each` gets every finding
+    (consistent ones included). Members are judged by the target's basis and purposes."""
+    chosen = target or ctx.settings.target()
+    audience = chosen.audience_id
     report = AuditReport(audience_id=audience)
     for page in esp.iter_audience(page_size=1000):
         report.read_calls += 1
-        for finding in audit_page(ctx, page, now=utcnow()):
+        for finding in audit_page(ctx, page, now=utcnow(), target=chosen):
             report.members += 1
             report.counts[finding.klass] += 1
             if finding.klass != "consistent":
@@ -144,14 +159,37 @@ def run_audit(ctx: AppContext, esp: AudienceReader, *,
     return report
 
 
+def _decide(target: TargetSettings, contact: ContactRow, events: Sequence[ConsentFact],
+            blocks: Sequence[SuppressionFact], purchases: Sequence[PurchaseFact],
+            *, now: datetime) -> Decision:
+    """The target's basis: soft opt-in (rule 11), or a consent of one of its purposes."""
+    if target.basis == "soft_opt_in":
+        return decide_soft_opt_in(
+            purpose=target.purposes[0], purchases=purchases, events=events,
+            suppressions=blocks, undeliverable_since=contact.undeliverable_at, now=now,
+            months=target.soft_opt_in_months)
+    decisions = [decide(purpose=purpose, events=events, suppressions=blocks,
+                        is_customer=contact.is_customer,
+                        undeliverable_since=contact.undeliverable_at, now=now)
+                 for purpose in target.purposes]
+    return next((d for d in decisions if d.eligible), decisions[0])
+
+
 def audit_page(ctx: AppContext, page: Sequence[RemoteMember], *,
-               now: datetime) -> Iterator[Finding]:
+               now: datetime, target: TargetSettings | None = None) -> Iterator[Finding]:
     settings, keyring = ctx.settings, ctx.keyring
+    chosen = target or settings.target()
+    scope = {*chosen.purposes, suppression.ALL_PURPOSES}
     keys = {m.email: (normalise_address(m.email) or (m.email.lower(), ""))[0] for m in page}
     hmacs = {key: keyring.address_hmac(key) for key in keys.values()}
     with transaction(ctx.sessions) as session:
         contacts = store_contacts.by_keys(session, keys.values())
-        events = ledger.facts_by_contact(session, [c.id for c in contacts.values()])
+        ids = [c.id for c in contacts.values()]
+        events = ledger.facts_by_contact(session, ids)
+        bought = ({cid: tuple(PurchaseFact(p.on, p.category, p.paid) for p in rows)
+                   for cid, rows in store_purchases.of_contacts(session.connection(),
+                                                                ids).items()}
+                  if chosen.basis == "soft_opt_in" else {})
         related = address_history.same_person(session.connection(), hmacs.values(),
                                               keyring.address_hmac)
         wanted = set(hmacs.values()).union(*related.values()) if related else set(
@@ -162,11 +200,10 @@ def audit_page(ctx: AppContext, page: Sequence[RemoteMember], *,
             mac = hmacs[key]
             blocks = [fact for m in {mac} | related.get(mac, set())
                       for fact in suppression_facts.get(m, ())
-                      if fact.purpose in (settings.sync_purpose, suppression.ALL_PURPOSES)]
+                      if fact.purpose in scope]
             contact = contacts.get(key)
-            decision = None if contact is None else decide(
-                purpose=settings.sync_purpose, events=events.get(contact.id, ()),
-                suppressions=blocks, is_customer=contact.is_customer,
-                undeliverable_since=contact.undeliverable_at, now=now)
+            decision = None if contact is None else _decide(
+                chosen, contact, events.get(contact.id, ()), blocks,
+                bought.get(contact.id, ()), now=now)
             yield classify(member, contact, decision, blocks,
                            pending_is_consented=settings.sync_push_unconfirmed_as_pending)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from syncd.addresses import subscriber_hash
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.protocol import EspWriter
@@ -45,7 +46,11 @@ class RemedyReport:
 
 
 def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
-               dry_run: bool, force: bool = False) -> RemedyReport:
+               dry_run: bool, force: bool = False,
+               target: TargetSettings | None = None) -> RemedyReport:
+    """The remedy in the target's audience (None: the only target), under its own
+    safety limit."""
+    aimed = target or ctx.settings.target()
     if klass not in REMEDIABLE:
         raise ValueError(f"no remedy for class {klass!r}; one of: {', '.join(sorted(REMEDIABLE))}")
     if action not in ACTIONS:
@@ -59,10 +64,8 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
         if finding.klass == klass:
             chosen.append(finding)
 
-    run_audit(ctx, esp, each=each)
-    settings = ctx.settings
-    limit = max(settings.sync_unsubscribe_floor,
-                int(live * settings.sync_max_unsubscribe_share))
+    run_audit(ctx, esp, each=each, target=aimed)
+    limit = max(aimed.unsubscribe_floor, int(live * aimed.max_unsubscribe_share))
     report = RemedyReport(klass=klass, action=action, dry_run=dry_run, selected=len(chosen),
                           limit=limit, examples=[f.email for f in chosen[:10]])
     if len(chosen) > limit and not force:
@@ -83,8 +86,8 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
             esp.archive_member(subscriber_hash(finding.email))
             report.done += 1
         if finding.contact_id is not None:
-            _learn(ctx, finding.contact_id, "unsubscribed" if action == "unsubscribe"
-                   else "archived")
+            _learn(ctx, aimed.audience_id, finding.contact_id,
+                   "unsubscribed" if action == "unsubscribe" else "archived")
     report.outcome = "partial" if report.failed else "succeeded"
     with transaction(ctx.sessions) as session:
         audit.record(session, actor="cli", action="audience_remedy", contact_id=None,
@@ -93,8 +96,7 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
     return report
 
 
-def _learn(ctx: AppContext, contact_id: int, status: str) -> None:
-    audience = ctx.settings.require_audience_id()
+def _learn(ctx: AppContext, audience: str, contact_id: int, status: str) -> None:
     with transaction(ctx.sessions) as session:
         push_state.set_status(session, audience, [contact_id], status)
 

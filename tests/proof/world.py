@@ -3,6 +3,11 @@ the real service app (webhook endpoint included) on a real uvicorn, a Mailchimp 
 whose webhooks are registered to that app, a model-controlled clock for the emulator and
 a log of every write request the emulator received (what syncd SENT, for I2).
 
+`World(..., two_targets=True)`: two sync targets, each with its own audience and the
+one webhook URL registered on both (events routed by their list_id): the newsletter
+(consent) in the default audience, offers (soft opt-in, purchases in the imports) in a
+second one.
+
 Nothing here stands in for syncd: imports go through the importer, syncs through
 `run_sync`, webhooks through the emulator's `fire_*` and real HTTP POSTs."""
 
@@ -23,6 +28,7 @@ from sqlalchemy import select, text
 from mailchimp_emulator import MailchimpEmulator, RequestInfo
 from mailchimp_emulator.members import subscriber_hash
 from syncd.config import Settings
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.crm.importer import import_file
 from syncd.schema import Base
@@ -32,8 +38,15 @@ from tests.webhooks.conftest import Served, serve_app
 
 LIVE = frozenset({"subscribed", "pending"})
 WRITE_PATTERN = r"^(PUT|PATCH|POST) /3\.0/"
-MEMBER_PATH = re.compile(r"/members/([0-9a-f]{32})$")
-BATCH_PATH = re.compile(r"^/3\.0/lists/[^/]+$")
+MEMBER_PATH = re.compile(r"/lists/([^/]+)/members/([0-9a-f]{32})$")
+BATCH_PATH = re.compile(r"^/3\.0/lists/([^/]+)$")
+OFFERS_AUDIENCE = "0ffe7512ab"
+# The model unsubscribes a large share of a tiny audience on purpose: no safety limit.
+NEWSLETTER_TARGET = TargetSettings(name="newsletter", audience_id=TEST_AUDIENCE_ID,
+                                   purposes=("newsletter",), max_unsubscribe_share=1.0)
+OFFERS_TARGET = TargetSettings(name="offers", audience_id=OFFERS_AUDIENCE,
+                               purposes=("offers",), basis="soft_opt_in",
+                               max_unsubscribe_share=1.0)
 # Tables the tests own; installation, internal lists and the schema version stay.
 KEPT_TABLES = ("alembic_version", "installation", "internal_lists")
 
@@ -90,17 +103,25 @@ class WriteLog:
         before: dict[str, str | None] = {}
         body = request.body if isinstance(request.body, dict) else {}
         member = MEMBER_PATH.search(request.path)
+        batch = BATCH_PATH.match(request.path)
         if member:
-            found = self.emulator.member(member.group(1))
-            before[member.group(1)] = found["status"] if found else None
-        elif BATCH_PATH.match(request.path):
+            found = self._member(member.group(2), member.group(1))
+            before[member.group(2)] = found["status"] if found else None
+        elif batch:
             for item in body.get("members") or []:
                 email = item.get("email_address") if isinstance(item, dict) else None
                 if isinstance(email, str):
-                    found = self.emulator.member(email)
+                    found = self._member(email, batch.group(1))
                     before[subscriber_hash(email)] = found["status"] if found else None
         with self._lock:
             self.writes.append(SentWrite(request.method, request.path, request.body, before))
+
+    def _member(self, email_or_hash: str, list_id: str) -> dict[str, Any] | None:
+        """The member in the audience the request addresses (the write's own)."""
+        try:
+            return self.emulator.member(email_or_hash, list_id=list_id)
+        except LookupError:  # an audience the account does not have: Mailchimp's 404
+            return None
 
     def install(self) -> None:
         self.emulator.set_hook(self, match=WRITE_PATTERN)
@@ -204,9 +225,14 @@ def table_counts(ctx: AppContext, tables: tuple[str, ...]) -> dict[str, int]:
 class World:
     """One database, one emulator, the service app served on loopback."""
 
-    def __init__(self, database_url: str, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, *, two_targets: bool = False,
+                 **overrides: Any) -> None:
         self.clock = ModelClock()
-        self.emu = MailchimpEmulator(list_id=TEST_AUDIENCE_ID, clock=self.clock).start()
+        self.emu = MailchimpEmulator(list_id=TEST_AUDIENCE_ID, clock=self.clock, audiences=(
+            (OFFERS_AUDIENCE,) if two_targets else ())).start()
+        if two_targets:
+            overrides = {"mailchimp_audience_id": None,
+                         "targets": [NEWSLETTER_TARGET, OFFERS_TARGET]} | overrides
         self.settings = proof_settings(database_url, self.emu, **overrides)
         self.ctx = AppContext.open(self.settings)
         self.ctx.sync_lists()
@@ -224,8 +250,9 @@ class World:
     def prepare_emulator(self) -> None:
         self.emu.reset()
         # The live API was reported to accept a re-subscribe: let a bug show as state.
-        self.emu.configure(allow_api_resubscribe=True)
-        self.emu.audience.webhooks.add({"url": self.webhook_url})
+        for audience in self.audiences:
+            self.emu.configure(audience, allow_api_resubscribe=True)
+            self.emu.audience_of(audience).webhooks.add({"url": self.webhook_url})
         self.writes.writes.clear()
         self.writes.install()
 
@@ -246,9 +273,16 @@ class World:
         report = import_file(self.ctx, path)
         assert report.applied, [str(e) for e in report.errors]
 
-    def statuses(self) -> dict[str, str]:
-        """address (lower-cased) -> status at the emulator, every member."""
-        return {m["email_address"].lower(): m["status"] for m in self.emu.members()}
+    @property
+    def audiences(self) -> list[str]:
+        """The list ids of the account, the default (newsletter) audience first."""
+        return list(self.emu.audiences)
+
+    def statuses(self, list_id: str | None = None) -> dict[str, str]:
+        """address (lower-cased) -> status at the emulator, every member of the audience
+        (None: the default one)."""
+        return {m["email_address"].lower(): m["status"]
+                for m in self.emu.members(list_id=list_id)}
 
     def close(self) -> None:
         self.served.stop()
