@@ -44,8 +44,9 @@ def bounce(job: Job) -> Outcome:
                      contact_id=contact.id, channel=job.channel,
                      reason=event.reason or "hard")
     known = purge.find(session, contact.email_key, job.moment)
+    assert known is not None  # the contact just found, by the same address
     removed = purge.unlist(session, known, {job.purpose}, moment=job.moment, actor=ACTOR,
-                           why="cleaned (hard bounce)", now=job.now) if known else []
+                           why="cleaned (hard bounce)", now=job.now)
     for _ in removed:
         store.touch(contact)
     audit.append(session, removed)

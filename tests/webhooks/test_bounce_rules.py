@@ -174,3 +174,13 @@ def test_the_log_of_a_stored_bounce_names_the_contact_it_reached(
               if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id), ("ignored", contact_id)]
+
+
+def test_a_late_hard_bounce_keeps_the_lists_of_a_consent_confirmed_after_it(
+        served: Served, app_context: AppContext) -> None:
+    # Fired 2026-03-07; the person confirmed again on 2026-03-11 (I6: the newer wins).
+    add_contact(app_context, ADA, events=confirmed(days=10), lists=["newsletter-nl"])
+
+    served.post(_cleaned(ADA))
+
+    assert person(app_context, ADA).lists == ("newsletter-nl",)

@@ -6,10 +6,14 @@ ignored `subscribe` says."""
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import select
+
+from syncd import logs
 
 from syncd.clock import utcnow
 from syncd.consent import ledger
@@ -30,8 +34,8 @@ SECOND = timedelta(seconds=1)
 NO_REQUEST = ("ignored", "no open consent request at that moment")
 
 
-def _subscribe(*, ip_opt: str | None = "203.0.113.7") -> bytes:
-    fields = {"type": "subscribe", "fired_at": CLICK.strftime("%Y-%m-%d %H:%M:%S"),
+def _subscribe(*, ip_opt: str | None = "203.0.113.7", when: datetime = CLICK) -> bytes:
+    fields = {"type": "subscribe", "fired_at": when.strftime("%Y-%m-%d %H:%M:%S"),
               "data[id]": "e7c77d3852", "data[email]": ADA, "data[email_type]": "html",
               "data[list_id]": TEST_AUDIENCE_ID}
     fields |= {"data[ip_opt]": ip_opt} if ip_opt else {}
@@ -288,3 +292,35 @@ def test_a_suppression_of_another_purpose_leaves_the_request_open(
     served.post(_subscribe())
 
     assert _outcome(app_context) == ("applied", None)
+
+
+def test_a_contact_without_any_consent_event_has_no_open_request(
+        served: Served, app_context: AppContext) -> None:
+    _signed_up(app_context)
+
+    served.post(_subscribe())
+
+    assert _outcome(app_context) == NO_REQUEST
+
+
+def test_the_log_of_an_ignored_subscribe_names_the_contact_it_reached(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=[("offers", Action.GIVEN, at(0))])
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.post(_subscribe())  # syncd never pushed the member
+        _asked(app_context, contact_id)
+        served.post(_subscribe(ip_opt=None, when=CLICK + SECOND))  # no click's evidence
+        served.post(_subscribe(when=CLICK + 2 * SECOND))  # no request of the purpose
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("ignored", contact_id)] * 3
+    assert [row.last_error for row in inbox_rows(app_context)] == [
+        "not a confirmation syncd asked for",
+        "subscribe without Mailchimp's opt-in evidence (no ip_opt): an admin or API "
+        "subscribe, not a confirmation", "no open consent request at that moment"]
