@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 
 from syncd import logs
-
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
