@@ -183,4 +183,5 @@ def test_a_late_hard_bounce_keeps_the_lists_of_a_consent_confirmed_after_it(
 
     served.post(_cleaned(ADA))
 
-    assert person(app_context, ADA).lists == ("newsletter-nl",)
+    state = person(app_context, ADA)
+    assert (state.lists, state.undeliverable) == (("newsletter-nl",), True)
