@@ -323,3 +323,19 @@ def test_the_log_of_an_ignored_subscribe_names_the_contact_it_reached(
         "not a confirmation syncd asked for",
         "subscribe without Mailchimp's opt-in evidence (no ip_opt): an admin or API "
         "subscribe, not a confirmation", "no open consent request at that moment"]
+
+
+def test_the_log_of_a_recorded_confirmation_names_the_contact(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = _signed_up(app_context, ("newsletter", Action.GIVEN, at(0)))
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.post(_subscribe())
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("applied", contact_id)]
