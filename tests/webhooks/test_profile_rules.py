@@ -270,3 +270,36 @@ def test_an_unticked_group_of_an_unknown_address_leaves_nothing_and_says_so(
     served_for(ctx).post(_profile(languages="Dutch"))
 
     assert _outcome(ctx) == ("ignored", "profile for an unknown address")
+
+
+def test_a_profile_with_groups_while_no_audience_is_configured_leaves_no_list(
+        database_url: str, open_ctx: Callable[[Settings], AppContext],
+        served_for: Callable[[AppContext], Served]) -> None:
+    # No target at all: no list maps to a group, so none is left.
+    ctx = open_ctx(make_settings(database_url, mailchimp_audience_id=None))
+    add_contact(ctx, ADA, events=confirmed(), lists=["newsletter-nl", "newsletter-en"])
+
+    served_for(ctx).post(_profile(languages="Dutch"))
+
+    assert _outcome(ctx) == ("ignored", "profile master is the CRM")
+    assert person(ctx, ADA).lists == ("newsletter-en", "newsletter-nl")
+
+
+def test_the_log_of_a_stored_profile_names_the_contact_it_reached(
+        esp_master: Settings, open_ctx: Callable[[Settings], AppContext],
+        served_for: Callable[[AppContext], Served]) -> None:
+    ctx = open_ctx(esp_master)
+    contact_id = add_contact(ctx, ADA, events=confirmed())
+    served = served_for(ctx)
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.post(_profile(fired_at="2026-03-04 10:00:00"))
+        served.post(_profile(fired_at="2026-03-03 10:00:00"))  # stale
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("applied", contact_id), ("ignored", contact_id)]
