@@ -222,6 +222,7 @@ def test_an_unticked_group_while_the_esp_is_master_also_writes_the_names(
     state = person(ctx, ADA)
     assert (state.lists, state.first_name, state.last_name) == (
         ("newsletter-en",), "Augusta Ada", "King")
+    assert _outcome(ctx) == ("applied", None)
 
 
 def test_a_list_whose_category_the_profile_does_not_show_is_kept(
@@ -303,3 +304,36 @@ def test_the_log_of_a_stored_profile_names_the_contact_it_reached(
               if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id), ("ignored", contact_id)]
+
+
+def test_a_profile_with_a_group_unticked_fired_ahead_of_syncds_clock_leaves_the_list(
+        crm_master: Settings, open_ctx: Callable[[Settings], AppContext],
+        served_for: Callable[[AppContext], Served]) -> None:
+    # Its moment is syncd's now: the event itself, stored first, is no newer profile.
+    ctx = open_ctx(crm_master)
+    add_contact(ctx, ADA, events=confirmed(), lists=["newsletter-nl", "newsletter-en"])
+
+    served_for(ctx).post(_profile(fired_at="2099-01-01 00:00:00", languages="Dutch"))
+
+    assert person(ctx, ADA).lists == ("newsletter-nl",)
+
+
+@pytest.mark.parametrize("master", ["crm", "esp"])
+def test_the_log_of_a_profile_that_left_a_list_names_the_contact(
+        master: str, database_url: str, open_ctx: Callable[[Settings], AppContext],
+        served_for: Callable[[AppContext], Served]) -> None:
+    ctx = open_ctx(_settings(database_url, master=master))
+    contact_id = add_contact(ctx, ADA, events=confirmed(),
+                             lists=["newsletter-nl", "newsletter-en"])
+    served = served_for(ctx)
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.post(_profile(languages="Dutch"))
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("applied", contact_id)]
