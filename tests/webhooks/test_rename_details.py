@@ -12,10 +12,11 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
-from syncd.schema import AddressHistory, AuditEntry
+from syncd.schema import AddressHistory, AuditEntry, PushState
 from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
@@ -95,10 +96,13 @@ def test_a_rename_onto_the_address_of_another_contact_is_parked_saying_so(
         ADA, KING)
 
 
-def test_an_event_that_arrived_before_its_rename_is_marked_applied_once_replayed(
+def test_an_event_ignored_before_its_rename_is_marked_applied_once_replayed(
         served: Served, app_context: AppContext) -> None:
     add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
-    served.post(_unsubscribe(KING))  # nobody has the new address yet
+    served.post(urlencode({"type": "cleaned", "fired_at": "2026-03-04 10:00:00",
+                           "data[list_id]": TEST_AUDIENCE_ID, "data[reason]": "hard",
+                           "data[email]": KING}).encode())  # nobody has it yet: ignored
+    assert [row.status for row in inbox_rows(app_context)] == ["ignored"]
 
     served.post(_upemail(ADA, KING))
 
@@ -144,3 +148,51 @@ def test_an_old_address_is_followed_through_ten_renames_and_no_more(
         ("applied", None), ("applied", None)]
     assert [at for _, at, _ in person(app_context, chain[-1]).withdrawals] == [
         datetime(2026, 3, 6, 10, 0, tzinfo=UTC)]
+
+
+def test_a_rename_without_its_old_address_is_parked_saying_what_is_missing(
+        served: Served, app_context: AppContext) -> None:
+    served.post(urlencode({"type": "upemail", "fired_at": "2026-03-05 10:00:00",
+                           "data[list_id]": TEST_AUDIENCE_ID,
+                           "data[new_email]": KING}).encode())
+
+    [row] = inbox_rows(app_context)
+    assert (row.status, row.last_error) == (
+        "parked", "upemail event lacks data[old_email] or data[new_email]")
+
+
+def test_a_rename_to_the_address_the_crm_has_already_moves_the_member_state_there(
+        served: Served, app_context: AppContext) -> None:
+    # The CRM took the new address first; syncd pushed the member under the old one.
+    contact_id = add_contact(app_context, KING, events=confirmed())
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
+                              updated_at=utcnow()))
+
+    served.post(_upemail(ADA, KING))
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_email)) == KING
+
+
+def test_three_renames_arriving_last_first_move_the_contact_to_the_last_address(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed())
+    served.post(_upemail("ada.c@example.org", "ada.d@example.org", "2026-03-07 10:00:00"))
+    served.post(_upemail(KING, "ada.c@example.org", "2026-03-06 10:00:00"))
+
+    served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
+
+    assert person(app_context, "ada.d@example.org").email_key == "ada.d@example.org"
+
+
+def test_a_rename_of_the_new_address_fired_before_this_one_does_not_move_the_contact_on(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed())
+    served.post(_upemail(KING, "ada.c@example.org", "2026-03-04 10:00:00"))  # an old one
+
+    served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
+
+    assert (person(app_context, KING).email_key,
+            person(app_context, "ada.c@example.org").email_key) == (KING, None)
