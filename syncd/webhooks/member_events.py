@@ -44,8 +44,9 @@ def bounce(job: Job) -> Outcome:
                      contact_id=contact.id, channel=job.channel,
                      reason=event.reason or "hard")
     known = purge.find(session, contact.email_key, job.moment)
+    assert known is not None  # the contact just found, by the same address
     removed = purge.unlist(session, known, {job.purpose}, moment=job.moment, actor=ACTOR,
-                           why="cleaned (hard bounce)", now=job.now) if known else []
+                           why="cleaned (hard bounce)", now=job.now)
     for _ in removed:
         store.touch(contact)
     audit.append(session, removed)
@@ -107,14 +108,16 @@ def _names(job: Job, contact: Contact) -> str:
 def _unticked_groups(job: Job) -> Outcome | None:
     """The internal lists mapped to groups the body shows unticked, left; None when
     nothing was left (the profile's other effects follow as before)."""
-    target = job.settings.target_of_audience(job.audience) if job.audience else None
+    target = job.target  # the target of the event's audience (apply routed it)
     groups = chosen_groups(job.event) if target is not None and target.interests else {}
     if target is None or not groups:
         return None
     unticked = []
     for list_name in target.interests:
         group = target.interest_of(list_name)
-        if group is not None and group[0] in groups and group[1] not in groups[group[0]]:
+        assert group is not None  # every list of `interests` maps to a group
+        category, interest = group
+        if category in groups and interest not in groups[category]:
             unticked.append(list_name)
     assert job.event.email is not None
     contact = resolve_contact(job.session, job.keyring, job.event.email) if unticked else None

@@ -127,17 +127,16 @@ def upemail(job: Job, reapply: Reapply) -> Outcome:
         audit.record(session, actor=ACTOR, action="address_changed", contact_id=contact.id,
                      channel=job.channel)
     push_state.follow_address(session, contact.id, job.audience, new_key, job.moment)
-    _replay_arrived_for(job, new_hmac, contact.email_key, reapply)
+    _replay_arrived_for(job, new_hmac, reapply)
     return Outcome(APPLIED, "address changed", contact.id)
 
 
-def _replay_arrived_for(job: Job, address_hmac: str, address: str, reapply: Reapply) -> None:
+def _replay_arrived_for(job: Job, address_hmac: str, reapply: Reapply) -> None:
     """Events for the new address that arrived before this upemail found no contact;
     apply them now (idempotent), so arrival order does not matter."""
+    # Stored under the keyed hash of the new address: each is addressed to it.
     for stored in inbox_store.settled_bodies(job.session, address_hmac, ADDRESSED_KINDS):
         earlier = _parsed(stored.body)
-        if earlier.email != address:
-            continue
         channel = (LedgerChannel.RECONCILIATION if stored.source == InboxSource.RECONCILIATION
                    else LedgerChannel.ESP_WEBHOOK)
         if reapply(earlier, stored.dedupe_key, channel).status == APPLIED:
