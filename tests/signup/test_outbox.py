@@ -16,7 +16,9 @@ from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import OutboxMail, SignupToken
 from syncd.service.scheduler import job_specs
+from syncd.service.smtp_sender import SmtpSender
 from syncd.signup import outbox
+from syncd.signup.outbox import deliver_due
 from tests.signup.conftest import deliver, good_form, local, post_form, signed_up
 from tests.smtp_sink import SmtpSink, html_of, link_in, text_of
 
@@ -80,9 +82,10 @@ def test_across_a_restart_nothing_is_lost_and_nothing_is_sent_twice(
 def test_a_slow_server_is_given_up_on_within_the_timeout_and_tried_again(
         site: str, signup_ctx: AppContext, smtp: SmtpSink) -> None:
     post_form(site + "/signup", good_form())
-    smtp.set(delay=3.0)  # smtp_timeout_seconds is 1
+    smtp.set(delay=3.0)
+    impatient = signup_ctx.settings.model_copy(update={"smtp_timeout_seconds": 1.0})
 
-    slow = deliver(signup_ctx)
+    slow = deliver_due(signup_ctx, SmtpSender(impatient))
     smtp.set(delay=0)
     fast = deliver(signup_ctx, now=utcnow() + timedelta(minutes=2))
 
