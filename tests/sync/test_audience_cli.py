@@ -181,3 +181,50 @@ def test_audit_leaves_its_counts_for_the_status_page_without_addresses(
     assert (last["outcome"], last["members"], last["classes"]["mailed_against_ledger"]) == (
         "findings", 6, 2)
     assert "@" not in json.dumps(last)
+
+
+def test_audit_tells_a_member_gone_without_any_trace_here_from_one_an_erasure_keeps_out(
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator,
+        tmp_path: Path) -> None:
+    # Unsubscribed at Mailchimp with no contact: gone, but nothing here would keep the
+    # address out if the CRM brought it back; an erased person's suppression does (I6).
+    emulator.seed_member("stranger-left@example.org", "unsubscribed")
+    emulator.seed_member("erased-left@example.org", "unsubscribed")
+    add_contact(app_context, "erased-left@example.org", events=confirmed())
+    erase_contact(app_context, "erased-left@example.org", actor="test")
+
+    path = tmp_path / "audit.csv"
+
+    result = audience(config, "audit", "--csv", str(path))
+
+    assert result.exit_code == 0, result.output
+    with path.open(encoding="utf-8") as handle:
+        found = {r["email_address"]: (r["class"], r["reason"]) for r in csv.DictReader(handle)}
+    assert found == {
+        "stranger-left@example.org": ("gone_not_in_ledger", "unsubscribed, no suppression"),
+        "erased-left@example.org": ("consistent", "unsubscribed")}
+
+
+def test_remedy_of_a_class_without_a_remedy_is_refused_naming_the_classes_that_have_one(
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator) -> None:
+    _one_of_each_class(app_context, emulator)
+
+    result = audience(config, "remedy", "--class", "mailed_against_ledger",
+                      "--action", "unsubscribe")
+
+    assert result.exit_code == 2, result.output
+    assert "no remedy for class 'mailed_against_ledger'" in result.output
+    assert "mailed_without_consent, subscribed_without_contact" in result.output
+    assert emulator.member("left@example.org")["status"] == "subscribed"  # type: ignore[index]
+
+
+def test_remedy_with_an_unknown_action_is_refused_naming_the_actions(
+        config: Path, app_context: AppContext, emulator: MailchimpEmulator) -> None:
+    _one_of_each_class(app_context, emulator)
+
+    result = audience(config, "remedy", "--class", "mailed_without_consent",
+                      "--action", "delete")
+
+    assert result.exit_code == 2, result.output
+    assert "unknown remedy 'delete'; one of: unsubscribe, archive" in result.output
+    assert emulator.member("nolog@example.org")["status"] == "subscribed"  # type: ignore[index]

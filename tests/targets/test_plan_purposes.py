@@ -81,3 +81,15 @@ def test_a_permission_withdrawal_with_another_purpose_admitting_updates_the_memb
     assert change.data is not None
     assert change.data.marketing_permissions == {
         "pid-email": False, "pid-mail": True}
+
+
+def test_an_unconfirmed_first_purpose_is_the_decision_when_the_target_sends_pending() -> None:
+    # Rule 3: the first purpose's fresh sign-up may go as `pending` (Mailchimp mails the
+    # confirmation); another purpose withdrawn earlier does not take that away. Without
+    # pending, the withdrawn purpose decides (a live member leaves).
+    facts = person(*confirmed("events"), fact("events", Consent.WITHDRAWN, 2),
+                   fact("newsletter", Consent.GIVEN, 3))
+    pending = PlanConfig(**{**CFG.__dict__, "unconfirmed_as_pending": True})
+
+    assert decide_contact(facts, pending, NOW).standing is Standing.UNCONFIRMED
+    assert decide_contact(facts, CFG, NOW).standing is Standing.WITHDRAWN
