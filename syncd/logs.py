@@ -85,6 +85,23 @@ def _scrub_exception(_logger: Any, _method: str,
     return event_dict
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at each record, not the one of configure(): a
+    handler holding a replaced stream (a test runner's capture, closed since) makes every
+    later record, from any thread, a "Logging error" on a closed file."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure(*, level: str = "info", fmt: str = "auto", keyring: Keyring | None = None,
               secrets: tuple[str, ...] = (), stream: Any = None) -> None:
     """Configure structlog and stdlib logging once per process."""
@@ -114,7 +131,7 @@ def configure(*, level: str = "info", fmt: str = "auto", keyring: Keyring | None
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
