@@ -99,7 +99,8 @@ def list_contacts(
     list_name: Annotated[str | None, typer.Option("--list", help="Only members of this list.")]
     = None,
     purpose: Annotated[str | None, typer.Option(
-        help="Purpose to judge eligibility for (default: the sync purpose).")] = None,
+        help="Purpose to judge eligibility for (default: the first purpose of the first "
+             "[[targets]] table, or sync_purpose with the single-audience settings).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as a JSON array.")] = False,
     limit: Annotated[int, typer.Option(
         help="At most this many contacts (one page); 0 for all.", min=0)] = DEFAULT_LIMIT,
@@ -112,7 +113,7 @@ def list_contacts(
 
     ctx = open_context()
     try:
-        chosen = purpose or ctx.settings.sync_purpose
+        chosen = purpose or ctx.settings.default_purpose
         if chosen not in ctx.settings.purposes:
             raise fail(f"unknown purpose {chosen!r} (known: "
                        f"{', '.join(sorted(ctx.settings.purposes))})", ExitCode.CONFIG)
