@@ -177,9 +177,13 @@ def plan_contact(  # noqa: PLR0911, PLR0912 - one flat decision table, read top 
                            and cfg.unconfirmed_as_pending)
 
     # An add that was sent but never confirmed (timeout, crash) may have landed: the
-    # member can be live at the ESP although syncd has no status for it.
-    maybe_live = status is None and (
-        (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
+    # member can be live at the ESP although syncd has no status for it. So can a
+    # re-consent's `pending` sent to a member syncd still knows as unsubscribed: a later
+    # withdrawal must unsubscribe it, or a click in Mailchimp's confirmation mail would
+    # subscribe a person who withdrew (found by the proof model).
+    attempted = known is not None and known.attempt_fingerprint is not None
+    maybe_live = (status is None and (attempted or facts.unknown_to_pull)) or (
+        status == "unsubscribed" and attempted)
     if not decision.eligible and not pending_unconfirmed:
         # A lapsed soft opt-in (rule 11: the period is over) ends like a withdrawal.
         if (status in LIVE or maybe_live) and decision.standing in (

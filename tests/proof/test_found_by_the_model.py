@@ -10,7 +10,7 @@ import pytest
 
 from syncd.esp.errors import EspError
 from syncd.sync.run import run_sync
-from tests.proof.model import checked_model
+from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
 ANN, BOB = "ann@example.org", "bob@example.org"
@@ -54,6 +54,30 @@ def test_withdrawal_after_an_unconfirmed_add_reaches_the_esp(database_url: str,
         model.withdraw(ANN)
 
         model.sync()
+
+        assert world.statuses()[ANN] == "unsubscribed"
+    finally:
+        world.close()
+
+
+def test_withdrawal_after_a_timed_out_reconsent_unsubscribes_the_pending_member(
+        database_url: str, tmp_path: Path) -> None:
+    """I1 / I11 (rule 6): a re-consent's `pending` timed out and landed after the run
+    failed, so syncd still knew the member as unsubscribed (attempt marker set); a
+    withdrawal before the next run was then settled without a call, and the person stayed
+    `pending`: one click in Mailchimp's confirmation mail would subscribe them."""
+    world = World(database_url, tmp_path, **MODEL_SETTINGS)
+    try:
+        model = checked_model(world)()
+        model.import_confirmed(ANN, "Ann")
+        model.sync()
+        model.unsubscribe(ANN, abuse=False)
+        model.import_confirmed(ANN, "Ann")  # a re-consent: `pending` is right, once
+        model.timed_out_sync()  # the run fails; its `pending` lands all the same
+        assert world.statuses()[ANN] == "pending"
+        model.withdraw(ANN)
+
+        model.sync()  # checks I8/I11: nobody live whom the target does not admit
 
         assert world.statuses()[ANN] == "unsubscribed"
     finally:
