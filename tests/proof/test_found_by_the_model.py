@@ -13,7 +13,7 @@ from syncd.sync.run import run_sync
 from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
-ANN, BOB = "ann@example.org", "bob@example.org"
+ANN, BOB, EVE = "ann@example.org", "bob@example.org", "eve@example.org"
 BATCH = r"^POST /3\.0/lists/[^/]+$"
 
 
@@ -82,3 +82,20 @@ def test_withdrawal_after_a_timed_out_reconsent_unsubscribes_the_pending_member(
         assert world.statuses()[ANN] == "unsubscribed"
     finally:
         world.close()
+
+
+def test_a_member_renamed_onto_a_later_contacts_address_is_left_alone(world: World) -> None:
+    """Not a syncd bug; the model's oracle was too strict (I8/I11 check): a person's
+    address changed at Mailchimp with the `upemail` lost, then the CRM got an unconfirmed
+    sign-up at the new address. The member there is one syncd never pushed for that
+    contact, with no withdrawal: an audit finding, left alone (rule 12)."""
+    model = checked_model(world)()
+    model.import_confirmed(BOB, "Bob")
+    model.sync()
+    model.upemail_lost(BOB, EVE)
+    model.import_unconfirmed(EVE)
+
+    model.sync()  # checks I8/I11 with the model's exemptions
+
+    assert world.statuses()[EVE] == "subscribed"
+    assert world.writes.resubscribes() == []
