@@ -28,7 +28,9 @@ from syncd.clock import utcnow
 from syncd.exit_codes import ExitCode
 
 if TYPE_CHECKING:
+    from syncd.context import AppContext
     from syncd.crm.inspect import ContactLine
+    from syncd.esp.mailchimp import MailchimpClient
 
 DEFAULT_LIMIT = 100
 
@@ -97,7 +99,8 @@ def list_contacts(
     list_name: Annotated[str | None, typer.Option("--list", help="Only members of this list.")]
     = None,
     purpose: Annotated[str | None, typer.Option(
-        help="Purpose to judge eligibility for (default: the sync purpose).")] = None,
+        help="Purpose to judge eligibility for (default: the first purpose of the first "
+             "[[targets]] table, or sync_purpose with the single-audience settings).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as a JSON array.")] = False,
     limit: Annotated[int, typer.Option(
         help="At most this many contacts (one page); 0 for all.", min=0)] = DEFAULT_LIMIT,
@@ -110,7 +113,7 @@ def list_contacts(
 
     ctx = open_context()
     try:
-        chosen = purpose or ctx.settings.sync_purpose
+        chosen = purpose or ctx.settings.default_purpose
         if chosen not in ctx.settings.purposes:
             raise fail(f"unknown purpose {chosen!r} (known: "
                        f"{', '.join(sorted(ctx.settings.purposes))})", ExitCode.CONFIG)
@@ -172,32 +175,35 @@ def erase(
 ) -> None:
     """Erase a person (Art. 17): delete their data, keep only a suppression entry.
 
-    Safe to repeat: a second run (e.g. after the Mailchimp call failed) finds no local
-    contact and still deletes at Mailchimp with --at-esp."""
-    from syncd.crm.erasure import erase_contact, status_at_esp
+    With --at-esp the member is deleted permanently in every audience syncd writes to
+    (each target's). Safe to repeat: a second run (e.g. after a Mailchimp call failed)
+    finds no local contact and still deletes at Mailchimp with --at-esp."""
+    from syncd.crm.erasure import erase_contact, esp_audiences, statuses_at_esp
     from syncd.esp.errors import EspError
 
     parse_address(email)  # a bad address fails before any question is asked
     ctx = open_context()
-    client = None
+    clients: dict[str, MailchimpClient] = {}
     try:
         if at_esp:
             from syncd.esp.mailchimp import mailchimp_client
 
-            client = mailchimp_client(ctx.settings)  # a missing setting fails before erasing
+            # Every client before anything is erased: a missing setting fails first.
+            for name, audience in esp_audiences(ctx.settings).items():
+                clients[name] = mailchimp_client(ctx.settings, audience)
         elif not local_only:
             try:
-                live = status_at_esp(ctx, email)
+                live = statuses_at_esp(ctx, email)
             except EspError as exc:
                 raise fail(f"could not ask Mailchimp whether this person is a member: {exc}; "
                            "nothing erased (--local-only skips the question)",
                            ExitCode.FAILED) from None
-            if live is not None:
-                raise fail(f"this person is a member at Mailchimp ({live}): erasing only "
-                           "here would leave Mailchimp's copy (and mail, if subscribed), and "
-                           "syncd could no longer act on it. Use --at-esp to delete them "
-                           "there too, or --local-only if Mailchimp's copy is handled "
-                           "elsewhere. Nothing erased.", ExitCode.REFUSED)
+            if live:
+                raise fail(f"this person is a member at Mailchimp ({_statuses(ctx, live)}): "
+                           "erasing only here would leave Mailchimp's copy (and mail, if "
+                           "subscribed), and syncd could no longer act on it. Use --at-esp "
+                           "to delete them there too, or --local-only if Mailchimp's copy "
+                           "is handled elsewhere. Nothing erased.", ExitCode.REFUSED)
         if not yes and not typer.confirm(
                 "Erase this contact's data" + (" here and at Mailchimp" if at_esp else "")
                 + "? This cannot be undone.", default=False, err=True):
@@ -207,17 +213,37 @@ def erase(
                            else "no local contact for this address")
                           + "; the address stays suppressed for every purpose (keyed hash only)",
                           markup=False)
-        if client is not None:
-            try:
-                client.delete_member_permanently(result.subscriber_hash)
-            except EspError as exc:
-                raise fail(f"erased here, but Mailchimp refused or failed: {exc}; run the "
-                           "same command again to retry", ExitCode.FAILED) from None
-            out_console.print("deleted permanently at Mailchimp", markup=False)
+        _erase_at_esp(ctx, clients, result.subscriber_hash)
     finally:
-        if client is not None:
+        for client in clients.values():
             client.close()
         ctx.close()
+
+
+def _statuses(ctx: AppContext, found: dict[str, str]) -> str:
+    """`subscribed` for the single-audience settings; per target with [[targets]]."""
+    if not ctx.settings.targets:
+        return ", ".join(found.values())
+    return "; ".join(f"target {name}: {status}" for name, status in found.items())
+
+
+def _erase_at_esp(ctx: AppContext, clients: dict[str, MailchimpClient], member: str) -> None:
+    """delete-permanent in each audience; one failing does not stop the others."""
+    from syncd.esp.errors import EspError
+
+    failed: list[str] = []
+    for name, client in clients.items():
+        try:
+            client.delete_member_permanently(member)
+        except EspError as exc:
+            failed.append(f"target {name}: {exc}" if ctx.settings.targets else str(exc))
+            continue
+        out_console.print("deleted permanently at Mailchimp"
+                          + (f" (target {name})" if ctx.settings.targets else ""),
+                          markup=False)
+    if failed:
+        raise fail(f"erased here, but Mailchimp refused or failed: {'; '.join(failed)}; run "
+                   "the same command again to retry", ExitCode.FAILED)
 
 
 @handle_errors

@@ -127,8 +127,9 @@ def sync(
         "Show the planned changes; write nothing, here or at Mailchimp."))] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     force: Annotated[bool, typer.Option("--force", help=(
-        "Run even if the plan unsubscribes more than sync_max_unsubscribe_share "
-        "of the members syncd knows."))] = False,
+        "Run even if the plan unsubscribes more than the target's "
+        "max_unsubscribe_share ([[targets]]; sync_max_unsubscribe_share with the "
+        "single-audience settings) of the members syncd knows."))] = False,
     target: Annotated[str | None, typer.Option("--target", help=(
         "Sync only this target (settings [[targets]] name); default: every target, "
         "one after the other."))] = None,

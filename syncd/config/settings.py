@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from syncd.config.fields import ENV_PREFIX, NEWSLETTER, ListSettings, SettingFields
 from syncd.config.sources import SecretFileSource, TomlSource
-from syncd.config.targets import DEFAULT_TARGET, TargetSettings
+from syncd.config.targets import DEFAULT_TARGET, SINGLE_AUDIENCE_NAMES, TargetSettings
 from syncd.errors import ConfigError
 
 
@@ -168,6 +168,19 @@ class Settings(SettingFields):
         raise ConfigError(f"no target is called {name!r}; configured: "
                           + ", ".join(t.name for t in targets))
 
+    def target_setting(self, target: TargetSettings, name: str) -> str:
+        """How a message names one setting of `target`: its key in the [[targets]] table
+        when targets are configured, else the single-audience setting it comes from."""
+        if self.targets:
+            return f'{name} of [[targets]] "{target.name}"'
+        return SINGLE_AUDIENCE_NAMES.get(name, name)
+
+    @property
+    def default_purpose(self) -> str:
+        """The purpose a command judges when none is named: the first target's first
+        purpose ([[targets]]), else sync_purpose."""
+        return self.targets[0].purposes[0] if self.targets else self.sync_purpose
+
     def target_of_audience(self, audience_id: str) -> TargetSettings | None:
         """The target that syncs this audience (webhooks are routed by their list_id)."""
         return next((t for t in self.sync_targets if t.audience_id == audience_id), None)
@@ -187,7 +200,8 @@ class Settings(SettingFields):
         """The audience id, for the runs that read or write it."""
         if not self.mailchimp_audience_id:
             raise ConfigError(f"this command talks to Mailchimp; set "
-                              f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)")
+                              f"{ENV_PREFIX}MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id), "
+                              "or one [[targets]] table per audience")
         return self.mailchimp_audience_id
 
     def require_webhook_secret(self) -> None:

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The name of the one target that the single-audience settings describe.
 DEFAULT_TARGET = "default"
+# A target setting -> the single-audience setting it comes from when there are no
+# [[targets]] (Settings.sync_targets), for messages that name the one to change.
+SINGLE_AUDIENCE_NAMES = {
+    "audience_id": "mailchimp_audience_id", "purposes": "sync_purpose",
+    "merge_fields": "mailchimp_merge_fields", "sync_tags": "mailchimp_sync_tags",
+    "max_unsubscribe_share": "sync_max_unsubscribe_share",
+    "unsubscribe_floor": "sync_unsubscribe_floor", "interval_minutes": "sync_interval_minutes",
+}
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _PURPOSE = r"^[a-z0-9][a-z0-9_-]*$"

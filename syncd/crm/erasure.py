@@ -11,7 +11,8 @@ with its place and hashes in the ledger's chain, no content), list memberships a
 state, its earlier audit entries, and the raw bodies of stored webhooks for the address.
 
 The ESP side (Mailchimp's irreversible `delete-permanent`) is a separate step: the caller
-passes `ErasureResult.subscriber_hash` to the ESP client. Erasing locally first is safe to
+passes `ErasureResult.subscriber_hash` to the ESP client of every audience syncd writes
+to (`esp_audiences`: each target's). Erasing locally first is safe to
 repeat: a second call finds no contact and still returns the hash."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from syncd import logs
 from syncd.addresses import parse_address
+from syncd.config import Settings
+from syncd.config.targets import DEFAULT_TARGET
 from syncd.context import AppContext
 from syncd.crm import address_history, store, suppression
 from syncd.db import transaction
@@ -45,19 +48,39 @@ class ErasureResult:
     suppression_added: bool
 
 
-def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None) -> str | None:
+def esp_audiences(settings: Settings) -> dict[str, str | None]:
+    """Target name -> audience id of every audience syncd writes to: each target's (an
+    erasure reaches them all), or the single-audience setting's (None: not set, so the
+    client names what is missing)."""
+    return {t.name: t.audience_id for t in settings.sync_targets} or {DEFAULT_TARGET: None}
+
+
+def statuses_at_esp(ctx: AppContext, email: str) -> dict[str, str]:
+    """Target name -> the member's status in that target's audience, for every audience
+    that has the person (status_at_esp, asked of each)."""
+    found: dict[str, str] = {}
+    for name, audience in esp_audiences(ctx.settings).items():
+        status = status_at_esp(ctx, email, audience_id=audience)
+        if status is not None:
+            found[name] = status
+    return found
+
+
+def status_at_esp(ctx: AppContext, email: str, esp: EspReader | None = None, *,
+                  audience_id: str | None = None) -> str | None:
     """The member's status as Mailchimp has it now (any status: subscribed, pending,
     unsubscribed, cleaned, archived...), None only when Mailchimp has no such member.
     Asked of Mailchimp, not of syncd's own push state: a member who was in the audience
     before syncd is a member too. Erasing only locally would leave Mailchimp's copy of
-    the person's data (Art. 17), and syncd could no longer act on it. Raises
-    ConfigError (Mailchimp not configured) or EspError (not reachable)."""
+    the person's data (Art. 17), and syncd could no longer act on it. `audience_id`: a
+    target's (None: the single-audience setting). Raises ConfigError (Mailchimp not
+    configured) or EspError (not reachable)."""
     address = parse_address(email)
     owned = esp is None
     if esp is None:
         from syncd.esp.mailchimp import mailchimp_client
 
-        esp = mailchimp_client(ctx.settings)
+        esp = mailchimp_client(ctx.settings, audience_id)
     try:
         member = esp.get_member(address.key)
     finally:

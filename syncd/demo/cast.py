@@ -4,11 +4,15 @@ this one table, so an example cannot be lost silently (tests/demo check the file
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
 SAMPLE_NAME = "sample.jsonl"
+# The day the sample's purchase dates were written against (sample_text moves them).
+SAMPLE_WRITTEN_ON = date(2026, 11, 1)
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,21 @@ def by_email() -> dict[str, Example]:
 def sample_path() -> Path:
     """The shipped sample (package data)."""
     return Path(str(resources.files("syncd.demo").joinpath(SAMPLE_NAME)))
+
+
+def sample_text(today: date) -> str:
+    """The sample as the demo imports it on `today`: every purchase moved by as many days
+    as `today` is past SAMPLE_WRITTEN_ON, so a purchase is always as recent as the sample
+    says (the soft opt-in window, rule 11, never runs out as time passes; a purchase is
+    never in the future either, which the import refuses). Line numbers stay as shipped."""
+    shift = today - SAMPLE_WRITTEN_ON
+    lines = []
+    for line in sample_path().read_text("utf-8").splitlines():
+        if not line.strip():
+            lines.append(line)
+            continue
+        doc = json.loads(line)
+        for purchase in doc.get("purchases") or []:
+            purchase["date"] = (date.fromisoformat(purchase["date"]) + shift).isoformat()
+        lines.append(json.dumps(doc, ensure_ascii=False))
+    return "\n".join(lines) + "\n"

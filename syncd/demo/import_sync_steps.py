@@ -7,15 +7,18 @@ import json
 
 from syncd.crm.importer import import_file
 from syncd.demo import checks, readings
-from syncd.demo.cast import CAST, sample_path
+from syncd.demo.cast import CAST, SAMPLE_NAME, sample_text
 from syncd.demo.report import StepResult
 from syncd.demo.stage import Stage
 from syncd.sync.run import run_sync
 
 
 def import_step(stage: Stage) -> StepResult:
-    path = sample_path()
-    report = import_file(stage.ctx, path, skip_invalid=True)
+    # The shipped sample with its purchases dated relative to the demo's clock, written
+    # into the stage's directory (kept with --dir: what was imported can be read there).
+    path = stage.directory / SAMPLE_NAME
+    path.write_text(sample_text(stage.clock().date()), encoding="utf-8")
+    report = import_file(stage.ctx, path, skip_invalid=True, now=stage.clock())
     line_of = {json.loads(line)["email"].lower(): number
                for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1)
                if line.strip()}

@@ -15,8 +15,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,6 +26,7 @@ import uvicorn
 
 from mailchimp_emulator import MailchimpEmulator
 from syncd import logs
+from syncd.clock import utcnow
 from syncd.config import ENV_PREFIX, Settings, load_settings
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
@@ -118,6 +120,8 @@ class Stage:
     """Start with `with Stage(directory) as stage:`; `directory` None: a temporary one."""
 
     chosen_directory: Path | None = None
+    # The demo's clock: the sample's purchases are dated relative to it (cast.sample_text).
+    clock: Callable[[], datetime] = utcnow
     directory: Path = field(init=False)
     settings: Settings = field(init=False)
     emulator: MailchimpEmulator = field(init=False)

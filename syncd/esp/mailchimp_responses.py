@@ -33,13 +33,16 @@ from syncd.esp.errors import (
 # come back much later. syncd parks the contact and retries after this many hours.
 RECENT_SIGNUPS_RETRY_HOURS = 6.0
 _ADDRESS = re.compile(r"[^\s@'\"<>]+@[^\s@'\"<>]+\.[^\s@'\"<>]+")
+# Where the audience id comes from: a target's, or the single-audience setting's.
+_AUDIENCE_SETTING = ("the target's audience_id ([[targets]]), or SYNCD_MAILCHIMP_AUDIENCE_ID "
+                     "([mailchimp] audience_id) with the single-audience settings")
 _CONFIG_HINTS = {
     401: "Mailchimp refused the API key; check SYNCD_MAILCHIMP_API_KEY "
          "([mailchimp] api_key) and its datacenter suffix",
     403: "Mailchimp forbids this API key the audience; check SYNCD_MAILCHIMP_API_KEY "
-         "([mailchimp] api_key) and SYNCD_MAILCHIMP_AUDIENCE_ID ([mailchimp] audience_id)",
-    404: "Mailchimp does not know this audience; check SYNCD_MAILCHIMP_AUDIENCE_ID "
-         "([mailchimp] audience_id) and SYNCD_MAILCHIMP_BASE_URL",
+         f"([mailchimp] api_key) and {_AUDIENCE_SETTING}",
+    404: f"Mailchimp does not know this audience; check {_AUDIENCE_SETTING} and "
+         "SYNCD_MAILCHIMP_BASE_URL",
 }
 
 

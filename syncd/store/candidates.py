@@ -25,7 +25,8 @@ _COLUMNS = (Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
             Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer, Contact.undeliverable_at,
             PushState.settled_revision, PushState.fingerprint, PushState.esp_status,
             PushState.esp_email, PushState.parked_reason, PushState.attempt_fingerprint,
-            PushState.retry_after, PushState.esp_last_changed, Contact.created_at)
+            PushState.retry_after, PushState.esp_last_changed, Contact.created_at,
+            PushState.esp_permissions)
 
 
 @dataclass(frozen=True)

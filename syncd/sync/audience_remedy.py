@@ -70,9 +70,11 @@ def run_remedy(ctx: AppContext, esp: EspWriter, *, klass: str, action: str,
                           limit=limit, examples=[f.email for f in chosen[:10]])
     if len(chosen) > limit and not force:
         report.outcome = "refused"
+        named = ctx.settings.target_setting
         report.error = (f"refused: {len(chosen)} of {live} live members, more than the safety "
-                        f"limit ({limit}: sync_unsubscribe_floor and "
-                        "sync_max_unsubscribe_share); run with --force if intended")
+                        f"limit ({limit}: {named(aimed, 'unsubscribe_floor')} and "
+                        f"{named(aimed, 'max_unsubscribe_share')}); run with --force if "
+                        "intended")
         return report
     if dry_run:
         return report

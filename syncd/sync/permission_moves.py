@@ -28,6 +28,7 @@ from syncd.esp import target_fields
 from syncd.esp.protocol import FieldsReader, RemoteMember
 from syncd.logs import get_logger
 from syncd.schema import LedgerChannel
+from syncd.sync.plan_member import decode_permissions as decode
 from syncd.webhooks import purge
 from syncd.webhooks.job import ACTOR, SAME_WITHDRAWAL_WINDOW
 
@@ -42,13 +43,6 @@ def encode(permissions: Mapping[str, bool]) -> str | None:
     if not permissions:
         return None
     return json.dumps(dict(sorted(permissions.items())), separators=(",", ":"))
-
-
-def decode(text: str | None) -> dict[str, bool]:
-    if not text:
-        return {}
-    found = json.loads(text)
-    return {str(k): bool(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def mapped(ctx: AppContext, audience_id: str, esp: object) -> Mapping[str, str]:

@@ -8,14 +8,15 @@ Rules it enforces (docs/consent-rules.md):
 - I2: `status` is sent on an existing member only for `unsubscribed` (a withdrawal) and
   `pending` (a re-consent, once: never again while the ESP state is pending); data
   updates never carry a status. A member the ESP has as unsubscribed/cleaned is never
-  subscribed again by syncd.
+  subscribed again by syncd; an unsubscribed one still gets the GDPR permissions of its
+  withdrawn purposes switched off (the permission alone, once).
 - A contact with an unapplied unsubscribe/cleaned webhook in the inbox is not pushed:
   the person may have just left (the webhook engineer relies on this).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -37,6 +38,7 @@ from syncd.sync.plan_member import (
     fingerprint,
     member_data,
     permissions_of,
+    permissions_still_on,
 )
 from syncd.sync.plan_member import stamp as _stamp
 
@@ -123,6 +125,8 @@ class KnownState:
     retry_after: datetime | None = None
     # Mailchimp's last_changed as last read or reported (pull, reconciliation, webhook).
     esp_last_changed: datetime | None = None
+    # The GDPR permissions Mailchimp has (JSON, id -> enabled; as syncd last sent or read).
+    esp_permissions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ class Change:
                                Action.UNSUBSCRIBE)
 
 
-def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
+def plan_contact(  # noqa: PLR0911, PLR0912 - one flat decision table, read top to bottom
         facts: ContactFacts, known: KnownState | None, cfg: PlanConfig, now: datetime
 ) -> Change:
     """The change for one contact. Pure: no I/O, `now` given."""
@@ -173,14 +177,21 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
                            and cfg.unconfirmed_as_pending)
 
     # An add that was sent but never confirmed (timeout, crash) may have landed: the
-    # member can be live at the ESP although syncd has no status for it.
-    maybe_live = status is None and (
-        (known is not None and known.attempt_fingerprint is not None) or facts.unknown_to_pull)
+    # member can be live at the ESP although syncd has no status for it. So can a
+    # re-consent's `pending` sent to a member syncd still knows as unsubscribed: a later
+    # withdrawal must unsubscribe it, or a click in Mailchimp's confirmation mail would
+    # subscribe a person who withdrew (found by the proof model).
+    attempted = known is not None and known.attempt_fingerprint is not None
+    maybe_live = (status is None and (attempted or facts.unknown_to_pull)) or (
+        status == "unsubscribed" and attempted)
     if not decision.eligible and not pending_unconfirmed:
         # A lapsed soft opt-in (rule 11: the period is over) ends like a withdrawal.
         if (status in LIVE or maybe_live) and decision.standing in (
                 Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED):
             if _withdrawn_at_esp(facts, cfg.admitting):
+                # Only for a member syncd knows is there (not one that may be).
+                if status in LIVE and (off := permissions_still_on(facts, cfg, now, known)):
+                    return _switch_off(change, facts, known, off, decision.reason)
                 return change(action=Action.SETTLE, category="unsubscribed_at_esp",
                               reason=f"{decision.reason}; already unsubscribed at Mailchimp",
                               esp_status_after="unsubscribed")
@@ -193,6 +204,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
             return change(action=Action.UNSUBSCRIBE, category="unsubscribe",
                           reason=decision.reason, status="unsubscribed", data=at_esp,
                           withdrawn_at=_blocked_since(facts, cfg.admitting))
+        if status == "unsubscribed" and (off := permissions_still_on(facts, cfg, now, known)):
+            return _switch_off(change, facts, known, off, decision.reason)
         return change(action=Action.SETTLE, category=str(decision.standing),
                       reason=decision.reason)
 
@@ -218,6 +231,8 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
                       write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
     if status not in LIVE:
         # unsubscribed/cleaned/archived at the ESP: never subscribed again by syncd (I2).
+        if status == "unsubscribed" and (off := permissions_still_on(facts, cfg, now, known)):
+            return _switch_off(change, facts, known, off, decision.reason)
         return change(action=Action.SETTLE, category=f"esp_{status}",
                       reason=f"member is {status} at Mailchimp; syncd never subscribes it "
                              "again (only a new confirmed consent, sent as pending)")
@@ -230,6 +245,20 @@ def plan_contact(  # noqa: PLR0911 - one flat decision table, read top to bottom
     return change(action=Action.UPDATE, category="update", reason=decision.reason,
                   data=data, status=new_status, fingerprint=print_, write_data=data_changed,
                   write_tags=tags_changed and cfg.sync_tags, inactive_tags=inactive)
+
+
+def _switch_off(change: Callable[..., Change], facts: ContactFacts,
+                known: KnownState | None, off: Mapping[str, bool], reason: str) -> Change:
+    """The GDPR permissions of withdrawn purposes switched off on a member who is
+    unsubscribed at Mailchimp already: a PATCH of the permissions alone, no status (I2).
+    Status and permissions are separate fields there (docs/mailchimp.md section 6); left
+    on, the permission would still say the person agrees. Sent once: the checkpoint
+    records what was sent (push_state.esp_permissions)."""
+    email = known.esp_email if known is not None and known.esp_email else facts.email
+    return change(action=Action.UPDATE, category="permission_off",
+                  reason=f"{reason}; its GDPR permission switched off at Mailchimp",
+                  data=MemberData(email=email, marketing_permissions=dict(off)),
+                  write_data=True)
 
 
 def _newer_than_esp_unsubscribe(decision: Decision, known: KnownState | None) -> bool:

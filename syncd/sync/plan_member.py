@@ -6,6 +6,7 @@ the planner compares against what Mailchimp last confirmed. Pure, like the plann
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from syncd.consent.policy import Decision, Standing, decide, decide_soft_opt_in
 from syncd.esp.protocol import MemberData
 
 if TYPE_CHECKING:
-    from syncd.sync.plan import ContactFacts, PlanConfig
+    from syncd.sync.plan import ContactFacts, KnownState, PlanConfig
 
 # A withdrawal or suppression (or a lapsed soft opt-in) of a purpose: when no purpose of
 # the target admits, one of these decides, so that a live member is unsubscribed.
@@ -85,6 +86,24 @@ def permissions_of(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> dict[
         elif standings[purpose] in (Standing.WITHDRAWN, Standing.SUPPRESSED):
             out[permission_id] = False
     return out
+
+
+def permissions_still_on(facts: ContactFacts, cfg: PlanConfig, now: datetime,
+                         known: KnownState | None) -> dict[str, bool]:
+    """The mapped permissions of withdrawn or suppressed purposes that Mailchimp may
+    still have on (push_state.esp_permissions does not say off), each as `False`; the
+    others (on, or mapped to no purpose) are not named, so they stay as they are."""
+    if not cfg.permissions:
+        return {}
+    had = decode_permissions(known.esp_permissions if known is not None else None)
+    return {pid: False for pid, on in permissions_of(facts, cfg, now).items()
+            if not on and had.get(pid) is not False}
+
+
+def decode_permissions(text: str | None) -> dict[str, bool]:
+    """push_state.esp_permissions (compact JSON, id -> enabled); {} for none or junk."""
+    found = json.loads(text) if text else {}
+    return {str(k): bool(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig,

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from syncd.clock import utcnow
+from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.esp import target_fields
@@ -176,14 +177,16 @@ def _with_fields(cfg: PlanConfig, fields: target_fields.TargetFields) -> PlanCon
     return replace(cfg, interests=fields.interests, permissions=fields.permissions)
 
 
-def _refusal_message(planned: int, known: int, target: TargetSettings) -> str:
+def _refusal_message(planned: int, known: int, target: TargetSettings,
+                     settings: Settings) -> str:
     share = target.max_unsubscribe_share
     floor = target.unsubscribe_floor
     return (f"refused: the plan would unsubscribe {planned} of the {known} members syncd "
-            f"knows at Mailchimp, more than sync_unsubscribe_floor = {floor} and more than "
-            f"sync_max_unsubscribe_share = {share:.0%} ({int(known * share)}) of target "
-            f"{target.name}; adds and updates were sent, the unsubscribes are held: check "
-            "the CRM data, then run with --force if intended")
+            f"knows at Mailchimp, more than {settings.target_setting(target, 'unsubscribe_floor')}"
+            f" = {floor} and more than "
+            f"{settings.target_setting(target, 'max_unsubscribe_share')} = {share:.0%} "
+            f"({int(known * share)}) of target {target.name}; adds and updates were sent, "
+            "the unsubscribes are held: check the CRM data, then run with --force if intended")
 
 
 def _dry_run(run: _Run) -> SyncReport:
@@ -198,7 +201,8 @@ def _dry_run(run: _Run) -> SyncReport:
                         run.audience_id, dry_run=True,
                         duration_seconds=run.elapsed(), **run.safety,
                         error=(_refusal_message(run.planned_unsubscribes, run.known_members,
-                                                run.target) if refused else None))
+                                                run.target, run.ctx.settings)
+                               if refused else None))
 
 
 def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | None,
@@ -232,7 +236,7 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
                           write_calls=write_calls(), held_unsubscribes=held,
                           audience_pulled=audience_pulled,
                           error=(_refusal_message(run.planned_unsubscribes,
-                                                  run.known_members, run.target)
+                                                  run.known_members, run.target, ctx.settings)
                                  if held else None),
                           **run.safety)
     _finish(ctx, run_id, report)

@@ -45,7 +45,7 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
         out = []
         for (cid, revision, email, first, last_name, raw_attributes, customer, bounced,
              settled, print_, status, esp_email, parked, attempt, retry_after, esp_changed,
-             created) in chunk.rows:
+             created, esp_permissions) in chunk.rows:
             facts = ContactFacts(
                 contact_id=cid, revision=revision, email=email, first_name=first,
                 last_name=last_name, attributes=attributes(raw_attributes),
@@ -61,6 +61,7 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
                 retry_after=retry_after,
-                esp_last_changed=None if esp_changed is None else moment(esp_changed))
+                esp_last_changed=None if esp_changed is None else moment(esp_changed),
+                esp_permissions=esp_permissions)
             out.append(Candidate(facts, known))
         yield out

@@ -1,6 +1,7 @@
 """The shipped sample CRM holds one example of each consent rule, and each line says what
 the demo expects of it: checked with the real line checks and the pure policy, so an
-example cannot be lost or turned into another one silently."""
+example cannot be lost or turned into another one silently. Its purchases move with the
+demo's clock, so the customer's soft opt-in never runs out as time passes."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ from typing import Any
 import pytest
 
 from syncd.config import load_settings
-from syncd.consent.policy import ConsentFact, decide
+from syncd.consent.policy import ConsentFact, Decision, PurchaseFact, decide, decide_soft_opt_in
 from syncd.crm.import_format import PRECHECKED_MESSAGE, ImportRecord, Vocabulary, check
-from syncd.demo.cast import CAST, PRETICKED, Example, sample_path
+from syncd.demo.cast import (
+    CAST,
+    CUSTOMER,
+    HUGO,
+    PRETICKED,
+    SAMPLE_WRITTEN_ON,
+    Example,
+    sample_path,
+    sample_text,
+)
 from syncd.demo.stage import demo_config_path
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -67,3 +77,46 @@ def test_sample_preticked_line_is_refused_by_the_import_checks() -> None:
     assert isinstance(errors, list)
     assert [(e.field, e.message) for e in errors] == [
         ("consents[0].prechecked", PRECHECKED_MESSAGE)]
+
+
+def _offers_decision(text: str, email: str, now: datetime) -> Decision:
+    """The offers target's decision for one line of `text`, checked as the import checks
+    it on `now` (a purchase after `now` is refused there)."""
+    settings = load_settings(demo_config_path())
+    offers = settings.target("offers")
+    vocabulary = Vocabulary(lists=frozenset(settings.lists), purposes=settings.purposes)
+    for number, line in enumerate(text.splitlines(), start=1):
+        raw = json.loads(line)
+        if raw["email"] != email:
+            continue
+        record = check(number, raw, vocabulary, now)
+        assert isinstance(record, ImportRecord), record
+        facts = [ConsentFact(purpose=c.purpose, action=c.action, occurred_at=c.occurred_at,
+                             source=c.source) for c in record.records]
+        return decide_soft_opt_in(
+            purpose=offers.purposes[0], events=facts, now=now,
+            months=offers.soft_opt_in_months,
+            purchases=[PurchaseFact(p.day, p.category, p.paid) for p in record.data.purchases])
+    raise AssertionError(f"{email} is not in the sample")
+
+
+def test_the_sample_on_the_day_it_was_written_is_the_shipped_file() -> None:
+    assert sample_text(SAMPLE_WRITTEN_ON) == sample_path().read_text("utf-8")
+
+
+def test_demo_data_built_with_a_clock_far_in_the_future_still_admits_the_customer_to_offers(
+        ) -> None:
+    future = datetime(2046, 6, 1, 12, tzinfo=UTC)
+    decision = _offers_decision(sample_text(future.date()), CUSTOMER.email, future)
+    assert decision.eligible, decision.reason
+
+
+def test_the_shipped_dates_alone_would_have_expired_by_then() -> None:
+    future = datetime(2046, 6, 1, 12, tzinfo=UTC)
+    shipped = sample_path().read_text("utf-8")
+    assert not _offers_decision(shipped, CUSTOMER.email, future).eligible
+
+
+def test_moved_purchases_never_make_a_quote_a_customer() -> None:
+    future = datetime(2046, 6, 1, 12, tzinfo=UTC)
+    assert not _offers_decision(sample_text(future.date()), HUGO.email, future).eligible

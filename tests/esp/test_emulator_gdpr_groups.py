@@ -72,6 +72,18 @@ def test_a_patch_switches_a_permission_off(gdpr: MailchimpEmulator, gclient: Any
         "marketing_permission_id": email_id, "text": "Email", "enabled": False}
 
 
+def test_a_patch_switches_the_permission_of_an_unsubscribed_member_off_and_keeps_the_status(
+    gdpr: MailchimpEmulator, gclient: Any
+) -> None:
+    email_id = gdpr.audience.permission_id("Email")
+    gdpr.seed_member(ADA, "unsubscribed", marketing_permissions={"Email": True})
+    gclient.lists.update_list_member(gdpr.list_id, subscriber_hash(ADA), {
+        "marketing_permissions": [{"marketing_permission_id": email_id, "enabled": False}]})
+    member = gclient.lists.get_list_member(gdpr.list_id, subscriber_hash(ADA))
+    assert member["status"] == "unsubscribed"
+    assert member["marketing_permissions"][0]["enabled"] is False
+
+
 def test_an_unknown_permission_id_is_refused_and_nothing_changes(
     gdpr: MailchimpEmulator, gclient: Any
 ) -> None:

@@ -407,12 +407,18 @@ class SystemModel(RuleBasedStateMachine):
         known = self._known_live()
         if not known:
             return
-        old = data.draw(st.sampled_from(known))
-        new = data.draw(st.sampled_from(self._free()))
+        self.upemail_lost(data.draw(st.sampled_from(known)),
+                          data.draw(st.sampled_from(self._free())))
+
+    def upemail_lost(self, old: str, new: str) -> None:
         self.tick()
         self.w.emu.fire_upemail(old, new, deliver=False)
         self.renamed_away.add(old)
         self.pre_existing.discard(old)
+        # For a contact that comes later at the new address, the member there is one syncd
+        # never pushed (nor can know of until it reads it): left alone like a member from
+        # before syncd unless that contact withdraws or is suppressed (rule 12, I11).
+        self.pre_existing.add(new)
 
     def rename(self, old: str, new: str) -> None:
         self.tick()

@@ -10,10 +10,10 @@ import pytest
 
 from syncd.esp.errors import EspError
 from syncd.sync.run import run_sync
-from tests.proof.model import checked_model
+from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
-ANN, BOB = "ann@example.org", "bob@example.org"
+ANN, BOB, EVE = "ann@example.org", "bob@example.org", "eve@example.org"
 BATCH = r"^POST /3\.0/lists/[^/]+$"
 
 
@@ -58,3 +58,44 @@ def test_withdrawal_after_an_unconfirmed_add_reaches_the_esp(database_url: str,
         assert world.statuses()[ANN] == "unsubscribed"
     finally:
         world.close()
+
+
+def test_withdrawal_after_a_timed_out_reconsent_unsubscribes_the_pending_member(
+        database_url: str, tmp_path: Path) -> None:
+    """I1 / I11 (rule 6): a re-consent's `pending` timed out and landed after the run
+    failed, so syncd still knew the member as unsubscribed (attempt marker set); a
+    withdrawal before the next run was then settled without a call, and the person stayed
+    `pending`: one click in Mailchimp's confirmation mail would subscribe them."""
+    world = World(database_url, tmp_path, **MODEL_SETTINGS)
+    try:
+        model = checked_model(world)()
+        model.import_confirmed(ANN, "Ann")
+        model.sync()
+        model.unsubscribe(ANN, abuse=False)
+        model.import_confirmed(ANN, "Ann")  # a re-consent: `pending` is right, once
+        model.timed_out_sync()  # the run fails; its `pending` lands all the same
+        assert world.statuses()[ANN] == "pending"
+        model.withdraw(ANN)
+
+        model.sync()  # checks I8/I11: nobody live whom the target does not admit
+
+        assert world.statuses()[ANN] == "unsubscribed"
+    finally:
+        world.close()
+
+
+def test_a_member_renamed_onto_a_later_contacts_address_is_left_alone(world: World) -> None:
+    """Not a syncd bug; the model's oracle was too strict (I8/I11 check): a person's
+    address changed at Mailchimp with the `upemail` lost, then the CRM got an unconfirmed
+    sign-up at the new address. The member there is one syncd never pushed for that
+    contact, with no withdrawal: an audit finding, left alone (rule 12)."""
+    model = checked_model(world)()
+    model.import_confirmed(BOB, "Bob")
+    model.sync()
+    model.upemail_lost(BOB, EVE)
+    model.import_unconfirmed(EVE)
+
+    model.sync()  # checks I8/I11 with the model's exemptions
+
+    assert world.statuses()[EVE] == "subscribed"
+    assert world.writes.resubscribes() == []

@@ -273,6 +273,17 @@ def test_a_withdrawal_after_an_add_sent_but_never_confirmed_unsubscribes() -> No
     assert plan_contact(person(WITHDRAWN), known, CFG, NOW).action is Action.UNSUBSCRIBE
 
 
+def test_a_withdrawal_after_a_re_consent_sent_but_never_confirmed_unsubscribes() -> None:
+    # The `pending` may have landed (timeout, crash) on the member syncd knows as
+    # unsubscribed: left pending, a click in Mailchimp's mail would subscribe them.
+    withdrawn_again = (*RECONSENT, fact(Consent.WITHDRAWN, 8))
+    known = state("unsubscribed", attempt_fingerprint="f" * 64)
+
+    assert plan_contact(person(withdrawn_again), known, CFG, NOW).action is Action.UNSUBSCRIBE
+    assert plan_contact(person(withdrawn_again), state("unsubscribed"), CFG,
+                        NOW).action is Action.SETTLE
+
+
 def test_a_withdrawal_of_a_contact_created_after_the_last_pull_unsubscribes() -> None:
     # Mailchimp may have had the address since before syncd.
     facts = person(WITHDRAWN, unknown_to_pull=True)

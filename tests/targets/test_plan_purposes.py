@@ -2,7 +2,8 @@
 off at Mailchimp: any confirmed purpose admits, a withdrawn one decides only when none
 admits, each permission follows its own purpose; and a permission withdrawal (the
 member is still subscribed there) is sent as an unsubscribe, while an unsubscribe that
-Mailchimp reported is settled without a call."""
+Mailchimp reported sends only the permission off (once: settled when Mailchimp has it
+off)."""
 
 from __future__ import annotations
 
@@ -63,10 +64,34 @@ def test_a_permission_withdrawal_of_the_only_purpose_unsubscribes_the_live_membe
         "pid-email": False}
 
 
-def test_an_unsubscribe_mailchimp_reported_is_settled_without_a_call() -> None:
+def test_an_unsubscribe_mailchimp_reported_sends_only_its_permission_off() -> None:
     facts = person(*confirmed("newsletter"), fact("newsletter", Consent.WITHDRAWN, 2,
                                                   LedgerChannel.RECONCILIATION))
-    assert plan_contact(facts, LIVE, ONE, NOW).action is Action.SETTLE
+    change = plan_contact(facts, LIVE, ONE, NOW)
+    assert (change.action, change.status) == (Action.UPDATE, None)
+    assert change.data is not None
+    assert change.data.marketing_permissions == {"pid-email": False}
+
+
+def test_an_unsubscribe_mailchimp_reported_with_the_permission_off_is_settled() -> None:
+    facts = person(*confirmed("newsletter"), fact("newsletter", Consent.WITHDRAWN, 2,
+                                                  LedgerChannel.RECONCILIATION))
+    off = KnownState(settled_revision=2, esp_status="subscribed",
+                     esp_email="ada@example.org", esp_permissions='{"pid-email":false}')
+    assert plan_contact(facts, off, ONE, NOW).action is Action.SETTLE
+    assert plan_contact(facts, LIVE, ONE.__class__(**{**ONE.__dict__, "permissions": {}}),
+                        NOW).action is Action.SETTLE
+
+
+def test_a_member_unsubscribed_at_mailchimp_gets_no_status_and_no_other_permission() -> None:
+    facts = person(*confirmed("events"), *confirmed("newsletter"),
+                   fact("newsletter", Consent.WITHDRAWN, 2))
+    gone = KnownState(settled_revision=2, esp_status="unsubscribed",
+                      esp_email="ada@example.org", esp_permissions='{"pid-email":true}')
+    change = plan_contact(facts, gone, CFG, NOW)
+    assert (change.action, change.status) == (Action.UPDATE, None)
+    assert change.data is not None
+    assert dict(change.data.marketing_permissions) == {"pid-email": False}
 
 
 def test_a_permission_withdrawal_with_another_purpose_admitting_updates_the_member() -> None:
