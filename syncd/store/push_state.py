@@ -53,9 +53,14 @@ _SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parke
 _KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at", "esp_permissions"})
 
 
-_ATTEMPT_COLUMNS = ("contact_id", "audience_id", "settled_revision", "attempt_fingerprint",
-                    "updated_at")
-_SETTLE_COLUMNS = ("contact_id", "audience_id", *_SETTLED)
+# The rows' columns in the table's order, which the compiled INSERT's parameters follow
+# (SQLite: the rows go to the driver as they are, with no reordering copy per row).
+_ATTEMPT_COLUMNS = ("contact_id", "audience_id", "settled_revision", "updated_at",
+                    "attempt_fingerprint")
+_SETTLE_COLUMNS = ("contact_id", "audience_id", "settled_revision", "fingerprint",
+                   "esp_status", "esp_email", "parked_reason", "updated_at",
+                   "attempt_fingerprint", "retry_after", "esp_origin", "pending_requested_at",
+                   "esp_permissions")
 Row = tuple[Any, ...]  # the values of one upsert, in _ATTEMPT_COLUMNS or _SETTLE_COLUMNS order
 
 
@@ -143,7 +148,7 @@ def mark_attempts(engine: Engine, audience_id: str, attempts: Sequence[tuple[int
     if not attempts:
         return
     now = _moment_binder(engine.dialect)(utcnow())
-    _write(engine, "attempt", [(cid, audience_id, 0, fp, now) for cid, fp in attempts])
+    _write(engine, "attempt", [(cid, audience_id, 0, now, fp) for cid, fp in attempts])
 
 
 def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) -> int:
@@ -155,9 +160,8 @@ def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) 
     # In _SETTLE_COLUMNS order. A NULL is bound as it is (no processing): `excluded`
     # sees it exactly as a column left out; the timestamps are processed once each.
     rows = [(s.contact_id, audience_id, s.settled_revision, s.fingerprint, s.esp_status,
-             s.esp_email, s.parked_reason,
-             None if s.retry_after is None else bind(s.retry_after),
-             s.attempt_fingerprint, now, s.esp_origin,
+             s.esp_email, s.parked_reason, now, s.attempt_fingerprint,
+             None if s.retry_after is None else bind(s.retry_after), s.esp_origin,
              None if s.pending_requested_at is None else bind(s.pending_requested_at),
              s.esp_permissions)
             for s in settlements]
