@@ -66,11 +66,16 @@ def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
     return column.in_(select(each.table_valued("value").c.value))
 
 
+_PLAIN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def _json_array(values: Sequence[str]) -> str:
     # Keyed hashes are hex: letters and digits need no escaping in JSON, so they are
     # joined as they are (json.dumps looks at every character of every value, which cost
-    # as much as the placeholders it saves). Anything else goes through json.dumps.
-    if "".join(values).isalnum():
+    # as much as the placeholders it saves; str.isalnum as much again: it looks up every
+    # character's Unicode class). Anything else goes through json.dumps.
+    joined = "".join(values)
+    if values and joined.isascii() and not joined.encode().translate(None, _PLAIN):
         return '["' + '","'.join(values) + '"]'
     return json.dumps(list(values))
 
