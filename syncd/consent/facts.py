@@ -83,16 +83,17 @@ def subject(contact: HasContact) -> Subject:
 
 
 def in_policy_terms(found: StoredFacts) -> FactSet:
+    # List comprehensions, not generators: this runs for every event the sync reads.
     actions = _ACTIONS
     return FactSet(
-        events={cid: tuple(ConsentFact(e.purpose, actions[e.action], e.occurred_at, e.source,
-                                       e.ip, e.text_version) for e in events)
+        events={cid: tuple([ConsentFact(e.purpose, actions[e.action], e.occurred_at, e.source,
+                                        e.ip, e.text_version) for e in events])
                 for cid, events in found.events.items()},
-        suppressions={cid: tuple(SuppressionFact(b.purpose, b.reason, b.created_at)
-                                 for b in blocks)
+        suppressions={cid: tuple([SuppressionFact(b.purpose, b.reason, b.created_at)
+                                  for b in blocks])
                       for cid, blocks in found.suppressions.items()},
         inbox_blocked=found.inbox_blocked,
-        purchases={cid: tuple(PurchaseFact(p.on, p.category, p.paid) for p in bought)
+        purchases={cid: tuple([PurchaseFact(p.on, p.category, p.paid) for p in bought])
                    for cid, bought in found.purchases.items()})
 
 

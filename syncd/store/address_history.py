@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from syncd.schema import AddressHistory, Contact
-from syncd.store.dialect import insert_ignoring_duplicates
+from syncd.store.dialect import among, insert_ignoring_duplicates
 
 _TABLE = cast(Table, AddressHistory.__table__)
 
@@ -45,7 +45,8 @@ def same_person(conn: Connection, hmacs: Iterable[str],
         return {}
     owners: dict[str, set[int]] = defaultdict(set)
     for cid, mac in conn.execute(select(AddressHistory.contact_id, AddressHistory.address_hmac)
-                                 .where(AddressHistory.address_hmac.in_(keys))):
+                                 .where(among(conn.dialect.name,
+                                              AddressHistory.address_hmac, keys))):
         owners[mac].add(cid)
     current = dict(conn.execute(select(Contact.id, Contact.email_key).where(
         Contact.id.in_(sorted({c for ids in owners.values() for c in ids})))).all()

@@ -15,23 +15,27 @@ from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, func, or_,
 from syncd.keys import Keyring
 from syncd.schema import Contact, InternalList, ListMembership, PushState
 from syncd.store import facts
-from syncd.store.facts import Scope, StoredFacts, Subject
+from syncd.store.facts import Scope, StoredFacts
 
-# Most contacts have no imported attributes: skip the JSON decoder for "{}".
+# Most contacts have no imported attributes: skip the JSON decoder for "{}". The times
+# come as the driver gives them (syncd.store.facts.moment reads them): most are NULL, and
+# the column type's processing would run for every one of them.
 _RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
 # One row per candidate, in this column order (tuple unpacking: attribute access on rows
 # costs more than the planning).
 _COLUMNS = (Contact.id, Contact.revision, Contact.email_key, Contact.first_name,
-            Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer, Contact.undeliverable_at,
-            PushState.settled_revision, PushState.fingerprint, PushState.esp_status,
-            PushState.esp_email, PushState.parked_reason, PushState.attempt_fingerprint,
-            PushState.retry_after, PushState.esp_last_changed, Contact.created_at,
-            PushState.esp_permissions)
+            Contact.last_name, _RAW_ATTRIBUTES, Contact.is_customer,
+            type_coerce(Contact.undeliverable_at, Text), PushState.settled_revision,
+            PushState.fingerprint, PushState.esp_status, PushState.esp_email,
+            PushState.parked_reason, PushState.attempt_fingerprint,
+            type_coerce(PushState.retry_after, Text),
+            type_coerce(PushState.esp_last_changed, Text),
+            type_coerce(Contact.created_at, Text), PushState.esp_permissions)
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Candidates in id order (`rows`, columns as `_COLUMNS`), their addresses' keyed
+    """Candidates in id order (`rows`, columns as `_COLUMNS`, times raw), their addresses' keyed
     hashes, policy facts and the names of their lists among the wanted ones."""
 
     rows: Sequence[tuple[Any, ...]]
@@ -76,10 +80,11 @@ def _filter(audience_id: str, after: int, upto: int | None, live: Sequence[str] 
 
 def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
            purpose_lists: tuple[str, ...], live: Sequence[str] | None = None,
-           pulled_at: datetime | None = None, everyone: bool = False) -> Iterator[Chunk]:
+           pulled_at: datetime | None = None, everyone: bool = False,
+           purchases: bool = True) -> Iterator[Chunk]:
     """Chunks of candidates, in id order. `live`: only those syncd knows have one of
     these statuses at the ESP (the safety limit's pre-count of unsubscribes); `everyone`:
-    settled contacts too.
+    settled contacts too; `purchases`: read them (the soft opt-in basis only needs them).
 
     Per chunk: the contacts (keyset by id), then their consent events and list
     memberships each in ONE query over the same filter bounded by the chunk's last id
@@ -96,8 +101,8 @@ def chunks(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: in
             last = rows[-1][0]
             scope = _filter(audience_id, after, last, live, pulled_at, everyone=everyone)
             hmacs = keyring.address_hmacs([row[2] for row in rows])
-            found = facts.read(conn, [Subject(row[0], row[2]) for row in rows], keyring,
-                                 hmacs=hmacs, scope=scope)
+            found = facts.of_contacts(conn, [row[0] for row in rows], hmacs, keyring,
+                                      scope=scope, with_purchases=purchases)
             lists = _lists(conn, scope, purpose_lists)
         yield Chunk(rows, hmacs, found, lists)
         after = last

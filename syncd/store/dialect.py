@@ -1,18 +1,19 @@
 """What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
 built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
-alike but need their own dialect's construct), PostgreSQL's COPY for bulk appends, and
-fresh plans per execution for a bulk import's connection."""
+alike but need their own dialect's construct), PostgreSQL's COPY for bulk appends, fresh
+plans per execution for a bulk import's connection, and SQLite's IN over many values."""
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import ColumnElement, Connection, Table, Text, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,6 +51,33 @@ def insert_ignoring_duplicates(session: Session, table: Table,
     if len(columns) == 1:
         return list(result.scalars())
     return [tuple(row) for row in result]
+
+
+def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
+          values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values`. On SQLite the values are ONE bound parameter, a JSON array read
+    by json_each (the index on `column` is still searched, value by value): an expanded
+    IN list of a sync chunk's hundreds of addresses had SQLAlchemy render a placeholder
+    per value at every execution and SQLite parse a new statement each time. PostgreSQL
+    keeps the plain IN (its plans are what the import was tuned with)."""
+    if dialect != "sqlite":
+        return column.in_(values)
+    each = func.json_each(bindparam(None, _json_array(values), type_=Text))
+    return column.in_(select(each.table_valued("value").c.value))
+
+
+_PLAIN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _json_array(values: Sequence[str]) -> str:
+    # Keyed hashes are hex: letters and digits need no escaping in JSON, so they are
+    # joined as they are (json.dumps looks at every character of every value, which cost
+    # as much as the placeholders it saves; str.isalnum as much again: it looks up every
+    # character's Unicode class). Anything else goes through json.dumps.
+    joined = "".join(values)
+    if values and joined.isascii() and not joined.encode().translate(None, _PLAIN):
+        return '["' + '","'.join(values) + '"]'
+    return json.dumps(list(values))
 
 
 @contextmanager

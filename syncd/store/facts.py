@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc
 from syncd.keys import Keyring
-from syncd.schema import ConsentAction, ConsentEvent, Contact, PushState
+from syncd.schema import AddressHistory, ConsentAction, ConsentEvent, Contact, PushState
 from syncd.store import address_history, inbox, purchases, suppressions
 from syncd.store.ledger import StoredEvent  # a consent event as the policy reads it
 
@@ -85,25 +85,38 @@ def read(db: Session | Connection, subjects: Sequence[Subject], keyring: Keyring
     """The stored facts of these contacts: a few set-based queries for any number.
     `hmacs`: their addresses' keyed hashes when the caller has them already (in order)."""
     conn = db.connection() if isinstance(db, Session) else db
-    ids = [s.contact_id for s in subjects]
     macs = list(hmacs) if hmacs is not None else keyring.address_hmacs(
         [s.email_key for s in subjects])
-    related = _same_person(conn, ids, macs, keyring)
-    blocks = _suppressions(conn, set(macs).union(*related.values()))
+    return of_contacts(conn, [s.contact_id for s in subjects], macs, keyring, scope=scope)
+
+
+def of_contacts(conn: Connection, ids: Sequence[int], macs: Sequence[str], keyring: Keyring,
+                *, scope: Scope | None = None, with_purchases: bool = True) -> StoredFacts:
+    """`read` for contact ids and their keyed hashes (in the same order), as the sync's
+    chunks hold them. The work per contact is kept to what it has: most contacts have
+    no suppression, no other address and nothing waiting in the inbox. Purchases only
+    when asked (the soft opt-in basis reads them; a consent target never does)."""
+    related = _same_person(conn, ids, macs, keyring, scope)
+    wanted = set(macs)
+    for group in related.values():
+        wanted |= group
+    blocks = _suppressions(conn, wanted)
     suppressions: dict[int, tuple[StoredBlock, ...]] = {}
-    for cid, mac in zip(ids, macs, strict=True):
-        found = [fact for m in ({mac} | related[mac] if mac in related else (mac,))
-                 for fact in blocks.get(m, ())]
-        if found:
-            suppressions[cid] = tuple(found)
+    if blocks:
+        for cid, mac in zip(ids, macs, strict=True):
+            found = [fact for m in ({mac} | related[mac] if mac in related else (mac,))
+                     for fact in blocks.get(m, ())]
+            if found:
+                suppressions[cid] = tuple(found)
     inbox = _inbox_blocked(conn, macs)
     return StoredFacts(events=_events(conn, ids, scope), suppressions=suppressions,
-                   inbox_blocked=frozenset(cid for cid, mac in zip(ids, macs, strict=True)
-                                           if mac in inbox),
-                   purchases=purchases.of_contacts(conn, ids, scope))
+                       inbox_blocked=frozenset(cid for cid, mac in zip(ids, macs, strict=True)
+                                               if mac in inbox) if inbox else frozenset(),
+                       purchases=(purchases.of_contacts(conn, ids, scope)
+                                  if with_purchases else {}))
 
 
-def _events(conn: Connection, ids: list[int], scope: Scope | None
+def _events(conn: Connection, ids: Sequence[int], scope: Scope | None
             ) -> dict[int, tuple[StoredEvent, ...]]:
     columns = (ConsentEvent.contact_id, ConsentEvent.purpose, ConsentEvent.action,
                type_coerce(ConsentEvent.occurred_at, Text), ConsentEvent.source,
@@ -126,27 +139,48 @@ def _events(conn: Connection, ids: list[int], scope: Scope | None
 
 
 def _in_chunks(values: Iterable[_T]) -> Iterable[list[_T]]:
-    ordered = sorted(set(values), key=str)
+    ordered = sorted(set(values))
     return (ordered[start : start + IN_CHUNK] for start in range(0, len(ordered), IN_CHUNK))
 
 
-def _same_person(conn: Connection, ids: list[int], macs: list[str],
-                 keyring: Keyring) -> dict[str, set[str]]:
+def _same_person(conn: Connection, ids: Sequence[int], macs: Sequence[str],
+                 keyring: Keyring, scope: Scope | None = None) -> dict[str, set[str]]:
     """For each contact's keyed hash, the OTHER hashes of the same person: its own
     earlier addresses, and the earlier and current addresses of every contact that once
-    had this one."""
+    had this one. Only the contacts with any are looked at (the reads answer only those)."""
     earlier: dict[int, set[str]] = {}
     others: dict[str, set[str]] = {}
-    for id_chunk in _in_chunks(ids):
-        earlier.update(address_history.earlier_of_contacts(conn, id_chunk))
+    if scope is not None:
+        earlier = _earlier_in_scope(conn, scope)
+    else:
+        for id_chunk in _in_chunks(ids):
+            earlier.update(address_history.earlier_of_contacts(conn, id_chunk))
     for mac_chunk in _in_chunks(macs):
         others.update(address_history.same_person(conn, mac_chunk, keyring.address_hmac))
     found: dict[str, set[str]] = {}
-    for cid, mac in zip(ids, macs, strict=True):
-        group = earlier.get(cid, set()) | others.get(mac, set())
+    if earlier:
+        mac_of = dict(zip(ids, macs, strict=True))
+        for cid, group in earlier.items():
+            found.setdefault(mac_of[cid], set()).update(group)
+    for mac, group in others.items():
+        found.setdefault(mac, set()).update(group)
+    for mac, group in list(found.items()):
         group.discard(mac)
-        if group:
-            found.setdefault(mac, set()).update(group)
+        if not group:
+            del found[mac]
+    return found
+
+
+def _earlier_in_scope(conn: Connection, scope: Scope) -> dict[int, set[str]]:
+    """The earlier addresses of the contacts the sync's chunk filter selects, joined like
+    their events (no list of ids to bind and render)."""
+    join, where = scope
+    found: dict[int, set[str]] = defaultdict(set)
+    for cid, mac in conn.execute(
+            select(AddressHistory.contact_id, AddressHistory.address_hmac).select_from(Contact)
+            .join(AddressHistory, AddressHistory.contact_id == Contact.id)
+            .outerjoin(PushState, join).where(where)).all():
+        found[cid].add(mac)
     return found
 
 
@@ -158,7 +192,7 @@ def _suppressions(conn: Connection, macs: set[str]) -> dict[str, list[StoredBloc
                 for mac, entries in suppressions.by_hmac(session, chunk).items()}
 
 
-def _inbox_blocked(conn: Connection, macs: list[str]) -> set[str]:
+def _inbox_blocked(conn: Connection, macs: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _in_chunks(macs):
         found |= inbox.blocked_address_hmacs(conn, chunk)

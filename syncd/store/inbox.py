@@ -21,7 +21,7 @@ from syncd.schema import (
     InboxStatus,
     WebhookEvent,
 )
-from syncd.store.dialect import insert_ignoring_duplicates
+from syncd.store.dialect import among, insert_ignoring_duplicates
 
 _TABLE = cast(Table, WebhookEvent.__table__)
 
@@ -125,7 +125,8 @@ def blocked_address_hmacs(conn: Connection, address_hmacs: Iterable[str]) -> set
     if not keys:
         return set()
     return set(conn.scalars(select(WebhookEvent.address_hmac).where(
-        WebhookEvent.address_hmac.in_(keys), WebhookEvent.kind.in_(BLOCKING_KINDS),
+        among(conn.dialect.name, WebhookEvent.address_hmac, keys),
+        WebhookEvent.kind.in_(BLOCKING_KINDS),
         WebhookEvent.status.in_(UNAPPLIED_STATUSES))))
 
 

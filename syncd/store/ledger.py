@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -81,9 +81,10 @@ class Head:
     updated_at: datetime | None
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """What the policy reads of a stored consent event."""
+class StoredEvent(NamedTuple):
+    """What the policy reads of a stored consent event. A named tuple, not a frozen
+    dataclass: the sync reads one per event of every contact it plans, and a frozen
+    dataclass pays a setattr per field to build."""
 
     contact_id: int
     purpose: str

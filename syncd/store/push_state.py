@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, func, or_, select, update
+from sqlalchemy import Dialect, Engine, Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,10 +53,20 @@ _SETTLED = ("settled_revision", "fingerprint", "esp_status", "esp_email", "parke
 _KEEP_WHEN_NULL = frozenset({"esp_origin", "pending_requested_at", "esp_permissions"})
 
 
-@functools.lru_cache(maxsize=8)
+# The rows' columns in the table's order, which the compiled INSERT's parameters follow
+# (SQLite: the rows go to the driver as they are, with no reordering copy per row).
+_ATTEMPT_COLUMNS = ("contact_id", "audience_id", "settled_revision", "updated_at",
+                    "attempt_fingerprint")
+_SETTLE_COLUMNS = ("contact_id", "audience_id", "settled_revision", "fingerprint",
+                   "esp_status", "esp_email", "parked_reason", "updated_at",
+                   "attempt_fingerprint", "retry_after", "esp_origin", "pending_requested_at",
+                   "esp_permissions")
+Row = tuple[Any, ...]  # the values of one upsert, in _ATTEMPT_COLUMNS or _SETTLE_COLUMNS order
+
+
 def _upsert(dialect: str, kind: str) -> Any:
-    """INSERT .. ON CONFLICT (contact_id, audience_id) DO UPDATE, built once per database
-    and kind; the rows travel as bound parameters of one executemany."""
+    """INSERT .. ON CONFLICT (contact_id, audience_id) DO UPDATE; the rows travel as bound
+    parameters of one executemany."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -73,64 +83,63 @@ def _upsert(dialect: str, kind: str) -> Any:
                                       set_=values, where=where)
 
 
-def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by the columns they carry, one executemany each."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
-    return list(groups.values())
+@dataclass(frozen=True)
+class _Compiled:
+    """The upsert of one kind compiled once per database: its SQL and how a row (values
+    in the kind's column order) becomes the driver's parameters."""
+
+    sql: str
+    columns: tuple[str, ...]
+    pick: Callable[[Row], Any] | None  # positional, in another order than the row's
+    named: bool  # the driver takes a dict per row
+
+    def params(self, rows: Iterable[Row]) -> list[Any]:
+        if self.named:
+            return [dict(zip(self.columns, row, strict=True)) for row in rows]
+        if self.pick is not None:
+            return [self.pick(row) for row in rows]
+        return list(rows)
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled(dialect: Dialect, kind: str, columns: tuple[str, ...]) -> tuple[
-        str, tuple[str, ...] | None, tuple[tuple[str, Callable[[Any], Any]], ...]]:
-    """The upsert compiled once per database, kind and column set: its SQL, the order of
-    its positional parameters (None: named), and the columns' own bind processors.
-    The checkpoint is on the push's hot path, where SQLAlchemy's per-row parameter
-    processing of `conn.execute(stmt, rows)` cost twice the database's work; the rows
-    still travel as bound parameters of one executemany."""
+@functools.lru_cache(maxsize=8)
+def _compiled(dialect: Dialect, kind: str) -> _Compiled:
+    """The checkpoint is on the push's hot path, where SQLAlchemy's per-row parameter
+    processing of `conn.execute(stmt, rows)` cost twice the database's work: the rows go
+    to the driver as they are, one executemany, every value still a bound parameter."""
+    columns = _ATTEMPT_COLUMNS if kind == "attempt" else _SETTLE_COLUMNS
     compiled = _upsert(dialect.name, kind).compile(dialect=dialect, column_keys=list(columns))
-    order = tuple(compiled.positiontup or ()) if compiled.positional else None
-    processors = tuple(
-        (name, processor) for name in columns
-        if (processor := _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        is not None)
-    return compiled.string, order, processors
+    if not compiled.positional:
+        return _Compiled(compiled.string, columns, None, named=True)
+    order = tuple(compiled.positiontup or ())
+    pick = (None if order == columns
+            else operator.itemgetter(*(columns.index(name) for name in order)))
+    return _Compiled(compiled.string, columns, pick, named=False)
 
 
-def _execute(conn: Connection, kind: str, group: list[dict[str, Any]]) -> None:
-    keys = tuple(group[0])
-    sql, order, processors = _compiled(conn.dialect, kind, keys)
-    # Per row: the values in the rows' own key order, the few typed ones bound by their
-    # column's processor, then picked in the statement's parameter order.
-    typed = [(keys.index(name), process) for name, process in processors]
-    if order is not None:
-        pick = operator.itemgetter(*(keys.index(name) for name in order))
-    params: list[Any] = []
-    for row in group:
-        values = list(row.values())
-        for index, process in typed:
-            if values[index] is not None:
-                values[index] = process(values[index])
-        params.append(pick(values) if order is not None else dict(zip(keys, values, strict=True)))
-    conn.exec_driver_sql(sql, params)
+@functools.lru_cache(maxsize=8)
+def _moment_binder(dialect: Dialect) -> Callable[[datetime], Any]:
+    """A timestamp as push_state's UTC columns bind it on this database (all alike)."""
+    process = _TABLE.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return lambda value: value
+    return cast(Callable[[datetime], Any], process)
 
 
-def _write(engine: Engine, kind: str, rows: list[dict[str, Any]]) -> int:
+def _write(engine: Engine, kind: str, rows: list[Row]) -> int:
     """One transaction. A contact erased while its push was in flight has no row to
     attach state to (foreign key): then only the contacts still present are written."""
+    compiled = _compiled(engine.dialect, kind)
     try:
         with engine.begin() as conn:
-            for group in _by_columns(rows):
-                _execute(conn, kind, group)
+            conn.exec_driver_sql(compiled.sql, compiled.params(rows))
         return len(rows)
     except IntegrityError:
         with engine.begin() as conn:
             present = set(conn.execute(select(Contact.id).where(
-                Contact.id.in_([r["contact_id"] for r in rows]))).scalars())
-            kept = [r for r in rows if r["contact_id"] in present]
-            for group in _by_columns(kept):
-                _execute(conn, kind, group)
+                Contact.id.in_([r[0] for r in rows]))).scalars())
+            kept = [r for r in rows if r[0] in present]
+            if kept:
+                conn.exec_driver_sql(compiled.sql, compiled.params(kept))
             return len(kept)
 
 
@@ -138,33 +147,24 @@ def mark_attempts(engine: Engine, audience_id: str, attempts: Sequence[tuple[int
     """Record "sent, not yet confirmed" (contact id, fingerprint) before the call."""
     if not attempts:
         return
-    now = utcnow()
-    _write(engine, "attempt", [
-        {"contact_id": cid, "audience_id": audience_id, "settled_revision": 0,
-         "attempt_fingerprint": fp, "updated_at": now} for cid, fp in attempts])
+    now = _moment_binder(engine.dialect)(utcnow())
+    _write(engine, "attempt", [(cid, audience_id, 0, now, fp) for cid, fp in attempts])
 
 
 def settle(engine: Engine, audience_id: str, settlements: Sequence[Settlement]) -> int:
     """Write the ESP-confirmed outcome of these contacts in one transaction; returns rows."""
     if not settlements:
         return 0
-    now = utcnow()
-    rows = []
-    for s in settlements:
-        row = {"contact_id": s.contact_id, "audience_id": audience_id,
-               "settled_revision": s.settled_revision, "fingerprint": s.fingerprint,
-               "esp_status": s.esp_status, "esp_email": s.esp_email,
-               "parked_reason": s.parked_reason, "attempt_fingerprint": s.attempt_fingerprint,
-               "updated_at": now, "esp_origin": s.esp_origin}
-        # Rarely set: a column left out is NULL in `excluded`, exactly as a bound NULL,
-        # and costs no per-row type processing (the checkpoint is on the push's hot path).
-        if s.retry_after is not None:
-            row["retry_after"] = s.retry_after
-        if s.pending_requested_at is not None:
-            row["pending_requested_at"] = s.pending_requested_at
-        if s.esp_permissions is not None:
-            row["esp_permissions"] = s.esp_permissions
-        rows.append(row)
+    bind = _moment_binder(engine.dialect)
+    now = bind(utcnow())
+    # In _SETTLE_COLUMNS order. A NULL is bound as it is (no processing): `excluded`
+    # sees it exactly as a column left out; the timestamps are processed once each.
+    rows = [(s.contact_id, audience_id, s.settled_revision, s.fingerprint, s.esp_status,
+             s.esp_email, s.parked_reason, now, s.attempt_fingerprint,
+             None if s.retry_after is None else bind(s.retry_after), s.esp_origin,
+             None if s.pending_requested_at is None else bind(s.pending_requested_at),
+             s.esp_permissions)
+            for s in settlements]
     return _write(engine, "settle", rows)
 
 

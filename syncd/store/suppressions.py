@@ -13,7 +13,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from syncd.schema import Suppression
-from syncd.store.dialect import insert_ignoring_duplicates
+from syncd.store.dialect import among, insert_ignoring_duplicates
 
 ALL_PURPOSES = "*"  # every marketing purpose (abuse complaint, erasure)
 CHUNK = 900  # bound parameters per statement
@@ -65,10 +65,12 @@ def by_hmac(session: Session, hmacs: Iterable[str]) -> dict[str, list[Entry]]:
     """The suppressions of these addresses (keyed hashes)."""
     keys = sorted(set(hmacs))
     found: dict[str, list[Entry]] = defaultdict(list)
+    conn = session.connection()
     for start in range(0, len(keys), CHUNK):
         query = (select(Suppression.address_hmac, Suppression.purpose, Suppression.reason,
                         Suppression.created_at)
-                 .where(Suppression.address_hmac.in_(keys[start:start + CHUNK])))
-        for row in session.connection().execute(query):
+                 .where(among(conn.dialect.name, Suppression.address_hmac,
+                              keys[start:start + CHUNK])))
+        for row in conn.execute(query):
             found[row[0]].append(Entry(*row))
     return found

@@ -22,6 +22,10 @@ from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_wi
 from syncd.sync.sync_report import Tally
 
 FLUSH_EVERY = 500
+# Enum members read once, here: on Python 3.11 every `Enum.MEMBER` in the code goes through
+# the enum metaclass's __getattr__ hook (about a thousand instructions), and these are
+# read for every contact a run pushes.
+_ADD, _RECONSENT, _UPDATE = Action.ADD, Action.RECONSENT, Action.UPDATE
 # Written outcomes whose member data (GDPR permissions included) Mailchimp took.
 _SENT = frozenset({PushOutcome.ADDED, PushOutcome.RECONSENT, PushOutcome.UPDATED,
                    PushOutcome.UNSUBSCRIBED})
@@ -34,7 +38,7 @@ def _settlement(item: Outcome) -> Settlement | None:
     data = change.data
     if (settlement is None or item.kind not in _SENT or data is None
             or not data.marketing_permissions
-            or (change.action is Action.UPDATE and not change.write_data)):
+            or (change.action is _UPDATE and not change.write_data)):
         return settlement
     return replace(settlement,
                    esp_permissions=permission_moves.encode(data.marketing_permissions))
@@ -66,12 +70,12 @@ class Pipeline:
     # -- submission -----------------------------------------------------------------
 
     def take(self, change: Change) -> None:
-        if change.action is Action.ADD:
+        if change.action is _ADD:
             self.adds.append(change)
             if len(self.adds) >= self.batch_size:
                 self.flush_adds()
         elif change.writes:
-            if change.action is Action.RECONSENT:
+            if change.action is _RECONSENT:
                 # Write-ahead, as for adds: `pending` mails the person; a crash before the
                 # checkpoint must not lead to a second confirmation mail.
                 push_state.mark_attempts(self.ctx.engine, self.audience_id,

@@ -21,6 +21,14 @@ from syncd.sync.plan import LIVE, Action, Change
 
 # Our clock against Mailchimp's when telling our own timed-out add from an older member.
 OWN_ADD_CLOCK_SKEW = timedelta(seconds=60)
+# Enum members read once, here: on Python 3.11 every `Enum.MEMBER` in the code goes through
+# the enum metaclass's __getattr__ hook (about a thousand instructions), and these are
+# read for every contact a run pushes.
+_ADD, _HOLD, _RECONSENT, _UNSUBSCRIBE = (Action.ADD, Action.HOLD, Action.RECONSENT,
+                                         Action.UNSUBSCRIBE)
+_ADDED, _SENT_PENDING, _UPDATED, _UNSUBSCRIBED = (
+    PushOutcome.ADDED, PushOutcome.RECONSENT, PushOutcome.UPDATED, PushOutcome.UNSUBSCRIBED)
+_PUSHED = MemberOrigin.PUSHED
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ def _settled(change: Change, *, status: str | None, fingerprint: str | None = No
         esp_email=change.data.email if change.data else (known.esp_email if known else None),
         parked_reason=parked, retry_after=retry_after,
         attempt_fingerprint=change.fingerprint if keep_attempt else None,
-        esp_origin=MemberOrigin.PUSHED if change.action is Action.ADD else None,
+        esp_origin=_PUSHED if change.action is _ADD else None,
         pending_requested_at=now if asked_pending else None)
 
 
@@ -60,7 +68,7 @@ MISSING_REASON = ("Mailchimp has no member at the address syncd knew (changed or
 
 def settle_without_call(change: Change) -> Settlement | None:
     """SETTLE: record the outcome (skip or unchanged); HOLD: nothing to record."""
-    if change.action is Action.HOLD:
+    if change.action is _HOLD:
         return None
     known = change.known
     status = change.esp_status_after or (known.esp_status if known else None)
@@ -97,7 +105,7 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
     outcomes = []
     for change, result in zip(changes, results, strict=True):
         if result.outcome in ("created", "written"):
-            kind = PushOutcome.RECONSENT if change.status == "pending" else PushOutcome.ADDED
+            kind = _SENT_PENDING if change.status == "pending" else _ADDED
             outcomes.append(Outcome(change, kind, _settled(
                 change, status=result.status or change.status, fingerprint=change.fingerprint,
                 now=now)))
@@ -202,15 +210,15 @@ def run_member_change(esp: EspWriter, change: Change, *, now: datetime) -> Outco
     """UPDATE, RECONSENT or UNSUBSCRIBE of one known member. Every write is a PATCH: a
     member that is not there answers `missing`, which is news (re-read once), never a
     reason to add (I12)."""
-    if change.action is Action.UNSUBSCRIBE:
+    if change.action is _UNSUBSCRIBE:
         assert change.data is not None
         result = esp.set_status(change.data.email, "unsubscribed",
                                 marketing_permissions=change.data.marketing_permissions)
-        return _member_outcome(change, result, PushOutcome.UNSUBSCRIBED, now)
+        return _member_outcome(change, result, _UNSUBSCRIBED, now)
     assert change.data is not None
-    kind = PushOutcome.RECONSENT if change.action is Action.RECONSENT else PushOutcome.UPDATED
-    status = "pending" if change.action is Action.RECONSENT else None
-    if change.action is Action.RECONSENT and change.known and change.known.attempt_fingerprint:
+    kind = _SENT_PENDING if change.action is _RECONSENT else _UPDATED
+    status = "pending" if change.action is _RECONSENT else None
+    if change.action is _RECONSENT and change.known and change.known.attempt_fingerprint:
         # An earlier `pending` may have landed before a crash: never mail the person a
         # second confirmation. Read first; already pending (or confirmed) means done.
         remote = esp.get_member(change.data.email)

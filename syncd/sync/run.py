@@ -82,7 +82,7 @@ def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
     return source.iter_candidates(ctx.engine, audience_id, ctx.keyring, chunk_size=READ_CHUNK,
                                   purpose_lists=cfg.tag_lists, live_only=live_only,
                                   pulled_at=audience_pull.pulled_at(ctx, audience_id),
-                                  everyone=everyone)
+                                  everyone=everyone, purchases=cfg.basis == "soft_opt_in")
 
 
 def _safety(ctx: AppContext, target: TargetSettings, cfg: PlanConfig,

@@ -10,7 +10,6 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from syncd.clock import as_utc
 from syncd.consent.facts import in_policy_terms
 from syncd.consent.policy import ConsentFact, SuppressionFact
 from syncd.keys import Keyring
@@ -28,17 +27,20 @@ class Candidate:
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
                     purpose_lists: tuple[str, ...], live_only: bool = False,
                     pulled_at: datetime | None = None,
-                    everyone: bool = False) -> Iterator[list[Candidate]]:
+                    everyone: bool = False, purchases: bool = True
+                    ) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
     live at the ESP (the safety limit's pre-count of unsubscribes). `everyone`: the
-    contacts already settled too (a re-plan of the whole target)."""
+    contacts already settled too (a re-plan of the whole target). `purchases`: read
+    them (False: a consent target, which never looks at them)."""
     no_events: tuple[ConsentFact, ...] = ()
     no_blocks: tuple[SuppressionFact, ...] = ()
     no_lists: tuple[str, ...] = ()
     for chunk in candidates.chunks(engine, audience_id, keyring, chunk_size=chunk_size,
                                    purpose_lists=purpose_lists,
                                    live=tuple(LIVE) if live_only else None,
-                                   pulled_at=pulled_at, everyone=everyone):
+                                   pulled_at=pulled_at, everyone=everyone,
+                                   purchases=purchases):
         found = in_policy_terms(chunk.facts)
         events, blocks, inbox, lists = (found.events, found.suppressions, found.inbox_blocked,
                                         chunk.lists)
@@ -50,17 +52,18 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                 contact_id=cid, revision=revision, email=email, first_name=first,
                 last_name=last_name, attributes=attributes(raw_attributes),
                 is_customer=bool(customer),
-                undeliverable_at=bounced, lists=lists.get(cid, no_lists),
+                undeliverable_at=None if bounced is None else moment(bounced),
+                lists=lists.get(cid, no_lists),
                 events=events.get(cid, no_events),
                 suppressions=blocks.get(cid, no_blocks),
                 purchases=found.purchases.get(cid, ()),
                 inbox_block=cid in inbox,
                 unknown_to_pull=(status is None and pulled_at is not None
-                                 and created is not None and as_utc(created) > pulled_at))
+                                 and created is not None and moment(created) > pulled_at))
             known = None if settled is None else KnownState(
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
-                retry_after=retry_after,
+                retry_after=None if retry_after is None else moment(retry_after),
                 esp_last_changed=None if esp_changed is None else moment(esp_changed),
                 esp_permissions=esp_permissions)
             out.append(Candidate(facts, known))

@@ -10,7 +10,7 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import Contact
-from syncd.store import push_state
+from syncd.store import address_history, push_state, suppressions
 from syncd.sync import source
 from syncd.sync.plan import PlanConfig
 from tests.builders import add_contact, at, confirmed
@@ -56,3 +56,25 @@ def test_each_chunk_carries_exactly_its_contacts_events_and_lists(
     # Only the synced purpose's lists (offers and ebook-leads are other purposes).
     assert lists == {first: ["newsletter-nl"], left: ["newsletter-en", "newsletter-nl"],
                      bare: [], ebook: []}
+
+
+def test_a_chunk_carries_the_suppressions_of_its_contacts_own_and_earlier_addresses(
+        app_context: AppContext) -> None:
+    ctx = app_context
+    ids = [add_contact(ctx, f"person{i}@example.org", events=confirmed()) for i in range(40)]
+    mac = ctx.keyring.address_hmac
+    with transaction(ctx.sessions) as session:
+        # person7 had another address before; that one is suppressed for the newsletter.
+        address_history.remember(session, [(ids[7], mac("old@example.org"), at(1))])
+        suppressions.add_or_renew(session, [
+            suppressions.Entry(mac("person3@example.org"), "*", "abuse", at(2)),
+            suppressions.Entry(mac("old@example.org"), "newsletter", "unsubscribe", at(2)),
+            suppressions.Entry(mac("stranger@example.org"), "*", "abuse", at(2))],
+            renew=False)
+
+    chunks = list(source.iter_candidates(ctx.engine, TEST_AUDIENCE_ID, ctx.keyring,
+                                         chunk_size=1000, purpose_lists=()))
+
+    blocked = {c.facts.contact_id: [(s.purpose, s.reason) for s in c.facts.suppressions]
+               for chunk in chunks for c in chunk if c.facts.suppressions}
+    assert blocked == {ids[3]: [("*", "abuse")], ids[7]: [("newsletter", "unsubscribe")]}

@@ -29,3 +29,14 @@ def test_the_sync_chunks_carry_each_contacts_purchases(app_context: AppContext,
     assert found == {"a@example.org": (PurchaseFact(date(2026, 6, 1), "coffee", True),),
                      "b@example.org": (),
                      "c@example.org": (PurchaseFact(date(2026, 7, 1), "mugs", False),)}
+
+
+def test_the_chunks_of_a_consent_target_leave_purchases_unread(app_context: AppContext,
+                                                               tmp_path: Path) -> None:
+    import_file(app_context, write_jsonl(tmp_path / "in.jsonl", [
+        contact_line("a@example.org", purchases=[
+            {"date": "2026-06-01", "category": "coffee", "paid": True}])]))
+    chunks = list(source.iter_candidates(app_context.engine, TEST_AUDIENCE_ID,
+                                         app_context.keyring, chunk_size=2,
+                                         purpose_lists=(), purchases=False))
+    assert [c.facts.purchases for chunk in chunks for c in chunk] == [()]
