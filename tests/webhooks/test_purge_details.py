@@ -1,0 +1,111 @@
+"""Details of the withdrawal (webhooks/purge.py) over HTTP through the real endpoint, each
+written for a mutant of purge.py the suite did not notice (docs/mutation.md): the
+person's record (Art. 15, syncd.crm.subject) reads the withdrawal first, then what it
+did, in the order it did it (the record orders the audit by time, then by entry: the
+withdrawal's own entries carry the one moment the purge took, the suppression's the
+moment it was written); the reason recorded when Mailchimp gives none; the reason a
+suppression for an abuse complaint keeps; a withdrawal reported twice (webhook and
+reconciliation pull) for an unknown address, and for the old address of a renamed
+contact, is the same withdrawal; an unknown address suppressed from the moment Mailchimp
+fired the unsubscribe; every address the person ever had suppressed (I12)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from syncd.context import AppContext
+from syncd.crm.subject import gather
+from syncd.db import transaction
+from syncd.webhooks.inbox import receive
+from syncd.webhooks.mailchimp_form import parse_body
+from tests.builders import add_contact, confirmed
+from tests.conftest import TEST_AUDIENCE_ID, fixture_body
+from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.snapshot import person, suppressions
+
+ADA = "ada.lovelace@example.com"  # the address of unsubscribe.form
+EDSGER = "edsger.dijkstra@example.com"  # the address of unsubscribe-delete.form
+ALAN = "alan.turing@example.com"  # the address of unsubscribe-abuse.form
+KING = "ada.king@example.org"
+
+
+def _reconciled(ctx: AppContext, body: bytes) -> str:
+    """The same event as the reconciliation pull reports it: another inbox event."""
+    return receive(ctx.sessions, parse_body(body), body.decode(), settings=ctx.settings,
+                   keyring=ctx.keyring, source="reconciliation").status
+
+
+def test_a_deletion_at_mailchimp_is_recorded_as_the_withdrawal_then_its_effects_in_order(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
+
+    served.deliver("unsubscribe-delete.form")
+
+    with transaction(app_context.sessions) as session:
+        record = gather(session, app_context.keyring, EDSGER)
+        actions = [entry.action for entry in record.audit if entry.actor == "esp"]
+    assert actions == ["consent_withdrawn", "lists_removed", "esp_member_deleted",
+                       "suppressed"]
+
+
+def test_an_unsubscribe_without_a_reason_is_recorded_as_an_unsubscribe(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+
+    served.post(fixture_body("unsubscribe.form").replace(b"&data%5Breason%5D=manual", b""))
+
+    assert [reason for _, _, reason in person(app_context, ADA).withdrawals] == [
+        "unsubscribe"]
+
+
+def test_an_abuse_complaint_suppresses_every_purpose_for_the_reason_abuse(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ALAN, events=confirmed(), lists=["newsletter-nl"])
+
+    served.deliver("unsubscribe-abuse.form")
+
+    assert suppressions(app_context, ALAN) == {
+        "*": ("abuse", datetime(2026, 3, 6, 8, 0, 1, tzinfo=UTC))}
+
+
+def test_an_unknown_address_unsubscribed_again_by_the_reconciliation_is_already_in_effect(
+        served: Served, app_context: AppContext) -> None:
+    served.deliver("unsubscribe.form")  # nobody has the address: suppressed only
+
+    assert _reconciled(app_context, fixture_body("unsubscribe.form")) == "ignored"
+    assert [(row.status, row.last_error) for row in inbox_rows(app_context)] == [
+        ("applied", None), ("ignored", "already in effect")]
+
+
+def test_an_unknown_address_is_suppressed_from_the_moment_mailchimp_fired_it(
+        served: Served, app_context: AppContext) -> None:
+    served.deliver("unsubscribe.form")
+
+    assert suppressions(app_context, ADA) == {
+        "newsletter": ("unsubscribe", datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC))}
+
+
+def test_the_old_address_of_a_renamed_contact_unsubscribed_twice_is_one_withdrawal(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.post(urlencode({"type": "upemail", "fired_at": "2026-03-04 10:00:00",
+                           "data[list_id]": TEST_AUDIENCE_ID, "data[old_email]": ADA,
+                           "data[new_email]": KING}).encode())
+    served.deliver("unsubscribe.form")  # addressed to the old address, after the rename
+
+    assert _reconciled(app_context, fixture_body("unsubscribe.form")) == "ignored"
+    assert len(person(app_context, KING).withdrawals) == 1
+
+
+def test_an_unsubscribe_suppresses_every_address_the_person_ever_had(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.post(urlencode({"type": "upemail", "fired_at": "2026-03-04 10:00:00",
+                           "data[list_id]": TEST_AUDIENCE_ID, "data[old_email]": ADA,
+                           "data[new_email]": KING}).encode())
+
+    served.post(fixture_body("unsubscribe.form").replace(
+        b"ada.lovelace%40example.com", b"ada.king%40example.org"))
+
+    assert set(suppressions(app_context, ADA)) == {"newsletter"}
