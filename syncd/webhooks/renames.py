@@ -54,7 +54,10 @@ def _follow(session: Session, keyring: Keyring, address: str, after: datetime | 
     current, moment = address, after
     for _ in range(MAX_RENAMES):
         step = _renamed_to(session, keyring, current, moment)
-        if step is None or step[0] in seen:
+        # In time order (`after`) each step is later than the one before, so an address
+        # met again is a person back at an address they had, not a loop (MAX_RENAMES
+        # bounds the walk); only the latest-of-each walk can cycle.
+        if step is None or (after is None and step[0] in seen):
             return None
         current = step[0]
         if after is not None:

@@ -23,7 +23,7 @@ from syncd.crm import suppression
 from syncd.db import transaction
 from syncd.schema import AuditEntry, PushState
 from syncd.webhooks.inbox import retry_pending
-from tests.builders import add_contact, confirmed
+from tests.builders import add_contact, confirmed, contact_by_email
 from tests.conftest import TEST_AUDIENCE_ID, make_settings, opened
 from tests.webhooks.conftest import Served, inbox_rows
 from tests.webhooks.snapshot import person, suppressions
@@ -168,3 +168,18 @@ def test_the_log_of_an_address_change_names_the_contact(
               if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id)]
+
+
+def test_a_person_back_at_an_address_they_had_ends_there_when_the_first_rename_comes_last(
+        served: Served, app_context: AppContext) -> None:
+    # Mailchimp: ADA -> KING (03-05), KING -> BYRON (03-06), BYRON -> KING (03-07); the
+    # first arrives last. Each later rename is later than the one before, so returning to
+    # KING is no loop: the contact ends at KING, where Mailchimp has the member.
+    add_contact(app_context, ADA, events=confirmed())
+    served.post(_upemail(KING, BYRON, "2026-03-06 10:00:00"))
+    served.post(_upemail(BYRON, KING, "2026-03-07 10:00:00"))
+    served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
+
+    assert (contact_by_email(app_context, KING) is not None,
+            contact_by_email(app_context, BYRON), contact_by_email(app_context, ADA)) == (
+        True, None, None)
