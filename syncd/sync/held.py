@@ -1,5 +1,6 @@
 """What the safety limit holds back now: the unsubscribes of the latest finished sync
-run, for /readyz, the metrics and the operator (I11: held visibly, until `--force`)."""
+run, for /readyz, the metrics and the operator (I11: held visibly, until `--force`), and
+the refusal that tells the operator why, naming the target's own settings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from syncd.config import Settings
+from syncd.config.targets import TargetSettings
 from syncd.schema import RunKind
 from syncd.store import runs
 
@@ -47,3 +50,14 @@ def _held(run: runs.FinishedRun | None) -> Held:
 
 
 NOTHING_HELD = Held(0, None)
+
+
+def refusal_message(planned: int, known: int, target: TargetSettings,
+                    settings: Settings) -> str:
+    share = target.max_unsubscribe_share
+    return (f"refused: the plan would unsubscribe {planned} of the {known} members syncd "
+            f"knows at Mailchimp, more than {settings.target_setting(target, 'unsubscribe_floor')}"
+            f" = {target.unsubscribe_floor} and more than "
+            f"{settings.target_setting(target, 'max_unsubscribe_share')} = {share:.0%} "
+            f"({int(known * share)}) of target {target.name}; adds and updates were sent, "
+            "the unsubscribes are held: check the CRM data, then run with --force if intended")

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from syncd.clock import utcnow
-from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.esp import target_fields
@@ -35,6 +34,7 @@ from syncd.runner_lock import single_runner
 from syncd.schema import PushOutcome, RunKind, RunOutcome
 from syncd.store import candidates, push_state, runs
 from syncd.sync import audience_pull, source, target_config
+from syncd.sync.held import refusal_message
 from syncd.sync.pipeline import Pipeline
 from syncd.sync.plan import LIVE, Action, Change, PlanConfig, plan_contact
 from syncd.sync.sync_report import SyncReport, Tally
@@ -177,16 +177,9 @@ def _with_fields(cfg: PlanConfig, fields: target_fields.TargetFields) -> PlanCon
     return replace(cfg, interests=fields.interests, permissions=fields.permissions)
 
 
-def _refusal_message(planned: int, known: int, target: TargetSettings,
-                     settings: Settings) -> str:
-    share = target.max_unsubscribe_share
-    floor = target.unsubscribe_floor
-    return (f"refused: the plan would unsubscribe {planned} of the {known} members syncd "
-            f"knows at Mailchimp, more than {settings.target_setting(target, 'unsubscribe_floor')}"
-            f" = {floor} and more than "
-            f"{settings.target_setting(target, 'max_unsubscribe_share')} = {share:.0%} "
-            f"({int(known * share)}) of target {target.name}; adds and updates were sent, "
-            "the unsubscribes are held: check the CRM data, then run with --force if intended")
+def _refused(run: _Run) -> str:
+    return refusal_message(run.planned_unsubscribes, run.known_members, run.target,
+                           run.ctx.settings)
 
 
 def _dry_run(run: _Run) -> SyncReport:
@@ -200,9 +193,7 @@ def _dry_run(run: _Run) -> SyncReport:
     return tally.report(RunOutcome.REFUSED if refused else RunOutcome.DRY_RUN,
                         run.audience_id, dry_run=True,
                         duration_seconds=run.elapsed(), **run.safety,
-                        error=(_refusal_message(run.planned_unsubscribes, run.known_members,
-                                                run.target, run.ctx.settings)
-                               if refused else None))
+                        error=(_refused(run) if refused else None))
 
 
 def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | None,
@@ -235,9 +226,7 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     report = tally.report(outcome, audience_id, duration_seconds=run.elapsed(),
                           write_calls=write_calls(), held_unsubscribes=held,
                           audience_pulled=audience_pulled,
-                          error=(_refusal_message(run.planned_unsubscribes,
-                                                  run.known_members, run.target, ctx.settings)
-                                 if held else None),
+                          error=_refused(run) if held else None,
                           **run.safety)
     _finish(ctx, run_id, report)
     tally.publish()
