@@ -25,7 +25,7 @@ from syncd.store import lists
 from syncd.sync.audience_pull import run_pull
 from tests.builders import add_contact, confirmed, contact_by_email
 from tests.sync.conftest import Syncer, sync_settings
-from tests.sync.test_sync_gdpr_fields import GDPR, OTHER, permissions, with_target
+from tests.sync.test_sync_gdpr_fields import permissions, with_gdpr_fields, with_target
 
 ADA = "ada@example.org"
 
@@ -42,10 +42,7 @@ def sync(app_context: AppContext) -> Syncer:
 
 @pytest.fixture
 def gdpr(emulator: MailchimpEmulator) -> MailchimpEmulator:
-    for text in GDPR:
-        emulator.audience.add_marketing_permission(text)
-    emulator.seed_member(OTHER)
-    return emulator
+    return with_gdpr_fields(emulator)
 
 
 def switch_off(emu: MailchimpEmulator, email: str, text: str = "Email") -> None:

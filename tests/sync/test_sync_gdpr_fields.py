@@ -45,14 +45,21 @@ def settings(database_url: str, emulator: MailchimpEmulator) -> Settings:
     return with_target(sync_settings(database_url, emulator))
 
 
+def with_gdpr_fields(emulator: MailchimpEmulator) -> MailchimpEmulator:
+    """The audience's GDPR fields, and one member already there (Mailchimp shows the
+    permission ids only on members)."""
+    for text in GDPR:
+        emulator.audience.add_marketing_permission(text)
+    emulator.seed_member(OTHER)
+    return emulator
+
+
 @pytest.fixture
 def gdpr(emulator: MailchimpEmulator) -> MailchimpEmulator:
     """The audience with GDPR fields and a Language group, and one member already there
     (Mailchimp shows the permission ids only on members)."""
-    for text in GDPR:
-        emulator.audience.add_marketing_permission(text)
+    with_gdpr_fields(emulator)
     emulator.audience.add_interest_category("Language", ["Dutch", "English"])
-    emulator.seed_member(OTHER)
     return emulator
 
 

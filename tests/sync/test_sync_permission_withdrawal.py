@@ -19,7 +19,7 @@ from syncd.esp.mailchimp import MailchimpClient, mailchimp_client
 from syncd.inbound.reconcile import run_reconcile
 from tests.builders import add_contact, at, confirmed
 from tests.sync.conftest import Syncer, sync_settings
-from tests.sync.test_sync_gdpr_fields import ADA, GDPR, OTHER, with_target
+from tests.sync.test_sync_gdpr_fields import ADA, GDPR, with_gdpr_fields, with_target
 
 WRITES = r"^(PATCH|PUT|POST|DELETE) "
 
@@ -33,10 +33,7 @@ def settings(database_url: str, emulator: MailchimpEmulator) -> Settings:
 
 @pytest.fixture
 def gdpr(emulator: MailchimpEmulator) -> MailchimpEmulator:
-    for text in GDPR:
-        emulator.audience.add_marketing_permission(text)
-    emulator.seed_member(OTHER)
-    return emulator
+    return with_gdpr_fields(emulator)
 
 
 @pytest.fixture

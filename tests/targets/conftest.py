@@ -4,6 +4,7 @@ audience, offers in a second one (the emulator serves several audiences by list 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from syncd.config import Settings
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from tests.conftest import TEST_AUDIENCE_ID, emulated_settings
+from tests.sync.test_sync_cli import write_config
 
 OFFERS_AUDIENCE = "0ffe7512ab"
 NEWSLETTER = TargetSettings(name="newsletter", audience_id=TEST_AUDIENCE_ID,
@@ -38,3 +40,16 @@ def targets_ctx(database_url: str, two_audiences: MailchimpEmulator) -> Iterator
     ctx.sync_lists()
     yield ctx
     ctx.close()
+
+
+def two_targets_config(path: Path, database_url: str, emu: MailchimpEmulator) -> Path:
+    """A settings file with two [[targets]] (newsletter, offers: one purpose each, their
+    own audiences) and no [mailchimp] audience_id."""
+    write_config(path, database_url, emu)
+    text = path.read_text().replace(f'audience_id = "{TEST_AUDIENCE_ID}"\n', "")
+    for name, audience, purpose in (("newsletter", TEST_AUDIENCE_ID, "newsletter"),
+                                    ("offers", OFFERS_AUDIENCE, "offers")):
+        text += (f'\n[[targets]]\nname = "{name}"\naudience_id = "{audience}"\n'
+                 f'purposes = ["{purpose}"]\n')
+    path.write_text(text)
+    return path

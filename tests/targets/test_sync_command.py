@@ -17,8 +17,7 @@ from syncd.context import AppContext
 from syncd.runner_lock import single_runner
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID
-from tests.sync.test_sync_cli import write_config
-from tests.targets.conftest import OFFERS_AUDIENCE
+from tests.targets.conftest import OFFERS_AUDIENCE, two_targets_config
 
 _register_all()
 ADA, BOB = "ada@example.org", "bob@example.org"
@@ -27,13 +26,7 @@ ADA, BOB = "ada@example.org", "bob@example.org"
 @pytest.fixture
 def config(tmp_path: Path, database_url: str, two_audiences: MailchimpEmulator,
            targets_ctx: AppContext) -> Path:
-    path = write_config(tmp_path / "syncd.toml", database_url, two_audiences)
-    text = path.read_text().replace(f'audience_id = "{TEST_AUDIENCE_ID}"\n', "")
-    for name, audience, purpose in (("newsletter", TEST_AUDIENCE_ID, "newsletter"),
-                                    ("offers", OFFERS_AUDIENCE, "offers")):
-        text += (f'\n[[targets]]\nname = "{name}"\naudience_id = "{audience}"\n'
-                 f'purposes = ["{purpose}"]\n')
-    path.write_text(text)
+    path = two_targets_config(tmp_path / "syncd.toml", database_url, two_audiences)
     add_contact(targets_ctx, ADA, events=confirmed("newsletter"))
     add_contact(targets_ctx, BOB, events=confirmed("offers"))
     return path

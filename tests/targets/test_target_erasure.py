@@ -18,8 +18,7 @@ from syncd.context import AppContext
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID
 from tests.esp.conftest import official_client
-from tests.sync.test_sync_cli import write_config
-from tests.targets.conftest import OFFERS_AUDIENCE
+from tests.targets.conftest import OFFERS_AUDIENCE, two_targets_config
 
 _register_all()
 ADA = "ada@example.org"
@@ -29,13 +28,7 @@ ADA = "ada@example.org"
 def config(tmp_path: Path, database_url: str, two_audiences: MailchimpEmulator,
            targets_ctx: AppContext) -> Path:
     """The settings file with two [[targets]] and no [mailchimp] audience_id."""
-    path = write_config(tmp_path / "syncd.toml", database_url, two_audiences)
-    text = path.read_text().replace(f'audience_id = "{TEST_AUDIENCE_ID}"\n', "")
-    for name, audience, purpose in (("newsletter", TEST_AUDIENCE_ID, "newsletter"),
-                                    ("offers", OFFERS_AUDIENCE, "offers")):
-        text += (f'\n[[targets]]\nname = "{name}"\naudience_id = "{audience}"\n'
-                 f'purposes = ["{purpose}"]\n')
-    path.write_text(text)
+    path = two_targets_config(tmp_path / "syncd.toml", database_url, two_audiences)
     add_contact(targets_ctx, ADA, events=[*confirmed("newsletter"), *confirmed("offers")])
     return path
 

@@ -21,7 +21,7 @@ from syncd.db import transaction
 from syncd.inbound.reconcile import run_reconcile
 from tests.builders import add_contact, confirmed
 from tests.sync.conftest import Syncer, sync_settings
-from tests.sync.test_sync_gdpr_fields import GDPR, OTHER, permissions, with_target
+from tests.sync.test_sync_gdpr_fields import permissions, with_gdpr_fields, with_target
 
 ADA = "ada@example.org"
 BOTH = {"Email": "newsletter", "Direct Mail": "events"}
@@ -40,10 +40,7 @@ def sync(app_context: AppContext) -> Syncer:
 
 @pytest.fixture
 def gdpr(emulator: MailchimpEmulator) -> MailchimpEmulator:
-    for text in GDPR:
-        emulator.audience.add_marketing_permission(text)
-    emulator.seed_member(OTHER)
-    return emulator
+    return with_gdpr_fields(emulator)
 
 
 def member(emu: MailchimpEmulator, email: str) -> dict[str, Any]:
