@@ -44,10 +44,13 @@ class ConsentRecord:
         immutable values."""
         content = {name: getattr(self, name) for name in _RECORD_FIELDS} | {
             "occurred_at": self.occurred_at.isoformat(), "email": email_key, "salt": salt}
-        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(_KEY_ENCODER.encode(content).encode()).hexdigest()
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ConsentRecord))
+# Built once (json.dumps with options builds one per call); the same output as
+# json.dumps(content, sort_keys=True), so stored dedupe keys still match.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True)
 
 
 class LedgerSubject(Protocol):

@@ -45,6 +45,8 @@ _FALSE = {"false", "no", "0"}
 # A contact with a long consent history fits in a few kilobytes.
 MAX_LINE_BYTES = 256 * 1024
 _READ_CHUNK = 64 * 1024
+# A CSV row's content for the re-import's hash: its line as canonical JSON.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class _TooLong:
@@ -86,9 +88,39 @@ def guess_format(path: Path) -> Format:
 
 
 def read(path: Path, fmt: Format) -> Iterator[Item]:
+    """The file's records, each decoded."""
+    for line in read_lines(path, fmt):
+        item = line.item()
+        if item is not None:
+            yield item
+
+
+class Line:
+    """One line of the file, decoded only when asked: a re-import skips most lines by the
+    hash of `content` (syncd.store.import_marks) without decoding them. `content` is what
+    that hash covers: a JSONL line as written (without its line end), a CSV row as canonical JSON of
+    the line it maps to; None for a line that cannot be decoded."""
+
+    __slots__ = ("_item", "content", "number")
+
+    def __init__(self, number: int, content: bytes | None, item: Item | None = None) -> None:
+        self.number, self.content, self._item = number, content, item
+
+    def item(self) -> Item | None:
+        """The decoded line; None for a JSONL line of nothing but (Unicode) spaces."""
+        if self._item is None and self.content is not None:
+            return _decode_jsonl(self.number, self.content)
+        return self._item
+
+
+def read_lines(path: Path, fmt: Format) -> Iterator[Line]:
     if not path.is_file():
         raise FileProblem(f"{path}: no such file")
-    return _read_csv(path) if fmt == "csv" else _read_jsonl(path)
+    if fmt == "csv":
+        return (Line(number, None if isinstance(value, Unreadable) else
+                     _CANONICAL.encode(value).encode(), (number, value))
+                for number, value in _read_csv(path))
+    return _jsonl_lines(path)
 
 
 def _raw_lines(path: Path) -> Iterator[tuple[int, bytes | _TooLong]]:
@@ -110,30 +142,33 @@ def _too_long(number: int) -> LineError:
     return LineError(number, None, f"longer than {MAX_LINE_BYTES} bytes")
 
 
-def _read_jsonl(path: Path) -> Iterator[Item]:
+def _jsonl_lines(path: Path) -> Iterator[Line]:
     for number, raw in _raw_lines(path):
         if isinstance(raw, _TooLong):
-            yield number, Unreadable([_too_long(number)])
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield number, Unreadable([LineError(number, None, "not valid UTF-8")])
-            continue
-        if not text.strip():
-            continue
-        try:
-            yield number, json.loads(text, object_pairs_hook=_refuse_duplicates)
-        except _DuplicateKey as exc:
-            yield number, Unreadable([LineError(number, exc.key[:64],
-                                                "the key appears twice in one object")])
-        except json.JSONDecodeError as exc:
-            # The decoder's message names a position, never the content.
-            yield number, Unreadable([LineError(number, None, f"not valid JSON: {exc.msg} "
-                                                              f"(column {exc.colno})")])
-        except RecursionError:
-            yield number, Unreadable([LineError(number, None,
-                                                "not valid JSON: nested too deeply")])
+            yield Line(number, None, (number, Unreadable([_too_long(number)])))
+        elif raw.strip():  # blank lines are skipped
+            yield Line(number, raw.rstrip())
+
+
+def _decode_jsonl(number: int, raw: bytes) -> Item | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return number, Unreadable([LineError(number, None, "not valid UTF-8")])
+    if not text.strip():
+        return None
+    try:
+        return number, json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as exc:
+        return number, Unreadable([LineError(number, exc.key[:64],
+                                             "the key appears twice in one object")])
+    except json.JSONDecodeError as exc:
+        # The decoder's message names a position, never the content.
+        return number, Unreadable([LineError(number, None, f"not valid JSON: {exc.msg} "
+                                                           f"(column {exc.colno})")])
+    except RecursionError:
+        return number, Unreadable([LineError(number, None,
+                                             "not valid JSON: nested too deeply")])
 
 
 def _decoded_lines(path: Path) -> Iterator[str]:

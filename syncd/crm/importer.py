@@ -29,21 +29,14 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from syncd import logs
-from syncd.addresses import Address, parse_address
+from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
-from syncd.crm import import_purchases
+from syncd.crm import import_purchases, import_unchanged
 from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
-from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, content_hash
-from syncd.crm.import_readers import (
-    FileProblem,
-    Format,
-    Item,
-    Unreadable,
-    guess_format,
-    read,
-)
+from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, hash_prefix
+from syncd.crm.import_readers import FileProblem, Format, Line, Unreadable, guess_format, read_lines
 from syncd.errors import InputError
 from syncd.store import contacts, dialect, import_marks, lists
 
@@ -113,17 +106,25 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
     vocabulary = Vocabulary(lists=frozenset(ctx.settings.lists),
                             purposes=ctx.settings.purposes)
     report = ImportReport()
+    prefix = hash_prefix(vocabulary)
     pending: list[Confirmation] = []
     try:
-        for batch in _batches(_records(path, chosen, vocabulary, moment, report),
-                              chunk_lines):
-            # A short session per batch: on SQLite every transaction takes the write lock.
+        for lines in _batches(read_lines(path, chosen), chunk_lines):
+            # Short sessions: on SQLite every transaction takes the write lock.
+            hashes = import_unchanged.hashes(lines, prefix, report.refused_lines)
+            with ctx.sessions() as session:
+                known = import_marks.unchanged(session, hashes.values())
+            # A line a contact holds unchanged passed these checks when it was applied.
+            batch = [r for line in lines if hashes.get(line.number) not in known
+                     for r in _line_records(line, vocabulary, moment, report)]
             with ctx.sessions() as session:
                 conflicts = _crm_id_conflicts(session, batch, within=True)
             for problem in conflicts:
                 report.note([problem])
                 report.refused_lines.add(problem.line)
-            report.valid += len(batch) - len(conflicts)
+            unchanged = sum(hashes.get(line.number) in known for line in lines)
+            report.lines += unchanged
+            report.valid += unchanged + len(batch) - len(conflicts)
             pending.extend(c for record in batch for c in unconfirmed_sign_ups(record))
             if progress is not None:
                 progress(report.lines, 0, "checking")
@@ -134,8 +135,8 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
         if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
             return report
-        _apply(ctx, read(path, chosen), report, vocabulary=vocabulary, now=moment,
-               chunk_lines=chunk_lines, progress=progress)
+        _apply(ctx, read_lines(path, chosen), report, vocabulary=vocabulary, now=moment,
+               prefix=prefix, chunk_lines=chunk_lines, progress=progress)
     except FileProblem as exc:
         raise InputError(str(exc)) from None
     report.applied = True
@@ -147,9 +148,19 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
 
 def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
              report: ImportReport) -> Iterator[ImportRecord]:
-    for number, item in read(path, fmt):
-        report.lines += 1
-        yield from _checked(number, item, vocabulary, now, report)
+    for line in read_lines(path, fmt):
+        yield from _line_records(line, vocabulary, now, report)
+
+
+def _line_records(line: Line, vocabulary: Vocabulary, now: datetime,
+                  report: ImportReport) -> list[ImportRecord]:
+    """The line decoded and checked: a record (a list of one), or none (refused, noted in
+    `report`, or blank)."""
+    item = line.item()
+    if item is None:
+        return []
+    report.lines += 1
+    return _checked(item[0], item[1], vocabulary, now, report)
 
 
 def _batches(records: Iterator[_T], size: int) -> Iterator[list[_T]]:
@@ -183,8 +194,8 @@ def _crm_id_conflicts(session: Session, batch: list[ImportRecord], *,
     return problems
 
 
-def _apply(ctx: AppContext, items: Iterator[Item], report: ImportReport, *,
-           vocabulary: Vocabulary, now: datetime, chunk_lines: int,
+def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
+           vocabulary: Vocabulary, now: datetime, prefix: bytes, chunk_lines: int,
            progress: ProgressHook | None = None) -> None:
     """One connection for the whole pass, one transaction per chunk of lines. On SQLite
     the page cache is raised for this connection only and restored after: the unique
@@ -196,59 +207,28 @@ def _apply(ctx: AppContext, items: Iterator[Item], report: ImportReport, *,
     with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
             connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
         done = 0
-        for chunk in _batches(items, chunk_lines):
+        for chunk in _batches(lines, chunk_lines):
             with Session(bind=connection) as session, session.begin():
-                _apply_chunk(session, chunk, vocabulary, now, report)
+                _apply_chunk(session, chunk, prefix, vocabulary, now, report=report)
             done += len(chunk)
             if progress is not None:
                 progress(done, report.lines, "importing")
 
 
-def _unchanged(session: Session, chunk: list[Item], report: ImportReport
-               ) -> tuple[set[int], dict[int, str], dict[int, Address]]:
-    """(lines to skip, content hash per line, parsed address per line): a line is skipped
-    when its contact holds the same hash from an earlier import and nothing changed the
-    contact since, so applying it would change nothing. An address on two lines of the
-    chunk is applied (the first may change what the second finds). Pass one checked every
-    line already; the addresses parsed here are handed to the line's check (parsed once
-    per pass)."""
-    hashes: dict[int, str] = {}
-    parsed: dict[int, Address] = {}
-    by_key: dict[str, int] = {}
-    repeated: set[str] = set()
-    for number, raw in chunk:
-        if number in report.refused_lines or not isinstance(raw, dict):
-            continue
-        email = raw.get("email")
-        try:
-            address = parse_address(email) if isinstance(email, str) else None
-        except InputError:
-            address = None
-        if address is None:
-            continue
-        key = parsed.setdefault(number, address).key
-        hashes[number] = content_hash(raw)
-        if key in by_key:
-            repeated.add(key)
-        by_key[key] = number
-    candidates = {key: hashes[n] for key, n in by_key.items() if key not in repeated}
-    return ({by_key[key] for key in import_marks.unchanged(session, candidates)}, hashes,
-            parsed)
-
-
-def _apply_chunk(session: Session, chunk: list[Item], vocabulary: Vocabulary, now: datetime,
-                 report: ImportReport) -> None:
+def _apply_chunk(session: Session, chunk: list[Line], prefix: bytes, vocabulary: Vocabulary,
+                 now: datetime, *, report: ImportReport) -> None:
     """One transaction: unchanged lines skipped, the others checked again, then
     contacts, memberships, consent events, revisions and the import marks, each in one or
     a few multi-row statements (per-line statements made a million lines take an hour;
     ORM objects cost more than the SQL). A per-line hook for the written records goes
     after `contacts.upsert`, where each record meets its contact (`written`)."""
-    skip, hashes, parsed = _unchanged(session, chunk, report)
-    report.unchanged += len(skip)
+    hashes = import_unchanged.hashes(chunk, prefix, report.refused_lines)
+    items, parsed, unchanged = import_unchanged.to_apply(session, chunk, hashes,
+                                                         report.refused_lines)
+    report.unchanged += unchanged
     scratch = ImportReport()  # pass one counted and reported every problem already
-    records = [r for number, raw in chunk if number not in skip and number
-               not in report.refused_lines for r in _checked(
-                   number, raw, vocabulary, now, scratch, address=parsed.get(number))]
+    records = [r for number, raw in items for r in _checked(
+        number, raw, vocabulary, now, scratch, address=parsed.get(number))]
     if not records:
         return
     known_lists = lists.all_lists(session)

@@ -24,7 +24,9 @@ from syncd.schema.base import Base, UtcDateTime
 class Contact(Base):
     __tablename__ = "contacts"
     # The sync's incremental read walks (id, revision) from the index alone.
-    __table_args__ = (Index("ix_contacts_id_revision", "id", "revision"),)
+    # import_hash: a re-import finds a line's contact by the line's hash alone.
+    __table_args__ = (Index("ix_contacts_id_revision", "id", "revision"),
+                      Index("ix_contacts_import_hash", "import_hash"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Identity: trimmed, lower-cased. Mailchimp's subscriber hash is MD5 of the same.

@@ -1,17 +1,18 @@
 """What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
 built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
-alike but need their own dialect's construct), PostgreSQL's COPY for bulk appends, fresh
-plans per execution for a bulk import's connection, and SQLite's IN over many values."""
+alike but need their own dialect's construct), the plain INSERT of rows known to be new,
+PostgreSQL's COPY for bulk appends, fresh plans per execution for a bulk import's
+connection, and SQLite's IN over many values."""
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, Text, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Dialect, Table, Text, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute, Session
 
@@ -51,6 +52,38 @@ def insert_ignoring_duplicates(session: Session, table: Table,
     if len(columns) == 1:
         return list(result.scalars())
     return [tuple(row) for row in result]
+
+
+def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
+                rows: Iterable[Sequence[Any]]) -> None:
+    """INSERT the rows (values in `columns` order; None is NULL) as one executemany of a
+    statement compiled once per database, each value through its column type's own bind
+    processing (as SQLAlchemy would apply it). For rows known to be new: a duplicate
+    fails the statement (IntegrityError). SQLAlchemy's per-row parameter handling cost
+    more than the database's work; the values still travel as bound parameters."""
+    conn = session.connection()
+    sql, positions, processors = _plain_insert(conn.dialect, table, columns)
+    params: list[Any] = []
+    for row in rows:
+        values = [value if process is None or value is None else process(value)
+                  for value, process in zip(row, processors, strict=True)]
+        params.append(dict(zip(columns, values, strict=True)) if positions is None
+                      else tuple(values[i] for i in positions))
+    if params:
+        conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[
+        str, tuple[int, ...] | None, tuple[Callable[[Any], Any] | None, ...]]:
+    """The INSERT's SQL, where each of its positional parameters is in `columns` (None:
+    the parameters are named) and each column's bind processor (None: the value as is)."""
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns),
+                                      for_executemany=True)  # no RETURNING
+    positions = (tuple(columns.index(name) for name in compiled.positiontup or ())
+                 if compiled.positional else None)
+    return compiled.string, positions, tuple(
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
 
 
 def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],

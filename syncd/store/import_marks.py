@@ -4,7 +4,7 @@ a later import skips a line that would change nothing (syncd.crm.importer)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import cast
 
 from sqlalchemy import Integer, String, Table, bindparam, func, select, update
@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from syncd.schema import Contact
+from syncd.store.dialect import among
 
 _TABLE = cast(Table, Contact.__table__)
 IN_CHUNK = 900  # bound parameters per IN list
@@ -27,19 +28,20 @@ _PG_MARK = (update(_TABLE).where(_TABLE.c.id == _PG_MARKS.c.id)
             .values(import_hash=_PG_MARKS.c.hash, import_revision=_TABLE.c.revision))
 
 
-def unchanged(session: Session, hashes: Mapping[str, str]) -> set[str]:
-    """Of these addresses (normalised address -> content hash of its line now), those
-    whose contact holds that hash from an earlier import and has not changed since
-    (revision still the one that import left)."""
-    keys = sorted(hashes)
-    found: set[str] = set()
-    for start in range(0, len(keys), IN_CHUNK):
-        query = (select(_TABLE.c.email_key, _TABLE.c.import_hash)
-                 .where(_TABLE.c.email_key.in_(keys[start : start + IN_CHUNK]),
-                        _TABLE.c.import_hash.is_not(None),
+def unchanged(session: Session, hashes: Iterable[str]) -> dict[str, str]:
+    """Of these content hashes, those a contact holds from an earlier import while it has
+    not changed since (revision still the one that import left): hash -> that contact's
+    normalised address. By the hash alone (indexed, migration 0010): the line need not
+    be decoded to be found."""
+    wanted = sorted(set(hashes))
+    found: dict[str, str] = {}
+    conn = session.connection()
+    for start in range(0, len(wanted), IN_CHUNK):
+        query = (select(_TABLE.c.import_hash, _TABLE.c.email_key)
+                 .where(among(conn.dialect.name, _TABLE.c.import_hash,
+                              wanted[start:start + IN_CHUNK]),
                         _TABLE.c.revision == _TABLE.c.import_revision))
-        found.update(key for key, stored in session.connection().execute(query)
-                     if hashes[key] == stored)
+        found.update((str(digest), str(key)) for digest, key in conn.execute(query))
     return found
 
 

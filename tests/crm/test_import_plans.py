@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from syncd import addresses
 from syncd.context import AppContext
-from syncd.crm import import_format, importer
+from syncd.crm import import_format, import_readers, import_unchanged
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.schema import ConsentEvent
@@ -21,6 +21,7 @@ from syncd.store import ledger
 from tests.conftest import _empty_postgres, make_settings
 from tests.crm.conftest import contact_line, signed_up, write_jsonl
 
+real_decode = import_readers._decode_jsonl
 LOOK_UP = "consent_events.dedupe_key IN"
 # psycopg prepares a statement on the server from its fifth execution on (prepare_threshold).
 PSYCOPG_PREPARE_THRESHOLD = 5
@@ -96,13 +97,30 @@ def test_each_address_is_parsed_once_per_pass(app_context: AppContext, tmp_path:
         return addresses.parse_address(raw)
 
     monkeypatch.setattr(import_format, "parse_address", counted)
-    monkeypatch.setattr(importer, "parse_address", counted)
+    monkeypatch.setattr(import_unchanged, "parse_address", counted)
 
     first = import_file(app_context, path)
+
     assert first.contacts_created == 6
     assert len(calls) == 2 * 6  # the check pass, the apply pass
-    calls.clear()
+
+
+def test_a_reimport_of_unchanged_lines_decodes_and_parses_none_of_them(
+        app_context: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", _lines(6))
+    import_file(app_context, path)
+    calls: list[str] = []
+
+    def counted(raw: str) -> addresses.Address:
+        calls.append(raw)
+        return addresses.parse_address(raw)
+
+    monkeypatch.setattr(import_format, "parse_address", counted)
+    monkeypatch.setattr(import_unchanged, "parse_address", counted)
+    decoded: list[int] = []
+    monkeypatch.setattr(import_readers, "_decode_jsonl", lambda number, raw: (
+        decoded.append(number), real_decode(number, raw))[1])
 
     again = import_file(app_context, path)
-    assert again.unchanged == 6
-    assert len(calls) == 2 * 6
+
+    assert (again.unchanged, again.valid, calls, decoded) == (6, 6, [], [])

@@ -1,0 +1,65 @@
+"""Which lines of a re-import change nothing, found without decoding them: a line is
+skipped when its contact holds the line's content hash from an earlier import and nothing
+changed the contact since (syncd.store.import_marks). Such a line passed every check of
+this version and configuration when it was applied (the hash covers both:
+syncd.crm.import_format.hash_prefix), so neither pass decodes or checks it again."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy.orm import Session
+
+from syncd.addresses import Address, parse_address
+from syncd.crm.import_format import content_hash
+from syncd.crm.import_readers import Line
+from syncd.errors import InputError
+from syncd.store import import_marks
+
+
+def hashes(lines: list[Line], prefix: bytes, refused: Collection[int]) -> dict[int, str]:
+    """Each line's content hash by line number; not of refused lines, nor of lines that
+    cannot be decoded (they match no mark)."""
+    return {line.number: content_hash(prefix, line.content) for line in lines
+            if line.content is not None and line.number not in refused}
+
+
+def to_apply(session: Session, chunk: list[Line], digests: dict[int, str],
+             refused: Collection[int]
+             ) -> tuple[list[tuple[int, object]], dict[int, Address], int]:
+    """(the chunk's lines to apply, decoded, in file order; the addresses parsed for them,
+    handed to each line's check so it is parsed once per pass; how many were skipped). A
+    line of an address that another line of the chunk applies is applied too: the other
+    may change what it finds. Across chunks the marks the chunk before left tell."""
+    holders = import_marks.unchanged(session, digests.values())
+    held = {n: holders[digest] for n, digest in digests.items() if digest in holders}
+    decoded: dict[int, tuple[int, object]] = {}
+    parsed: dict[int, Address] = {}
+    for line in chunk:
+        if line.number in held or line.number in refused:
+            continue
+        item = line.item()
+        if item is None:
+            continue
+        decoded[line.number] = item
+        address = _address(item[1])
+        if address is not None:
+            parsed[line.number] = address
+    applied = {address.key for address in parsed.values()}
+    items = []
+    for line in chunk:
+        if line.number in held and held[line.number] in applied:
+            found = line.item()
+            if found is not None:
+                items.append(found)
+        elif line.number in decoded:
+            items.append(decoded[line.number])
+    return items, parsed, sum(key not in applied for key in held.values())
+
+
+def _address(raw: object) -> Address | None:
+    email = raw.get("email") if isinstance(raw, dict) else None
+    try:
+        return parse_address(email) if isinstance(email, str) else None
+    except InputError:
+        return None
