@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, inspect, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
 
+from syncd.clock import as_utc
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import make_engine
 from syncd.migrate import current_revision, head_revision, upgrade
+from syncd.schema.base import UtcDateTime
 from tests.builders import add_contact, confirmed
 
 
@@ -53,3 +59,20 @@ def test_same_consent_event_twice_is_stored_once(app_context: AppContext) -> Non
     add_contact(app_context, "ada@example.com", events=events)
     with app_context.engine.connect() as conn:
         assert conn.execute(text("select count(*) from consent_events")).scalar() == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(timezones=st.timezones() | st.just(UTC) | st.none()))
+def test_utc_times_are_written_to_sqlite_as_sqlalchemy_writes_them(moment: datetime) -> None:
+    # UtcDateTime formats SQLite's text itself (faster); stored values and comparisons in
+    # SQL (text order) depend on it being the very text SQLAlchemy's DATETIME writes.
+    dialect = sqlite_dialect.dialect()
+    ours = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    sqlalchemy_own = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None
+    assert sqlalchemy_own is not None
+    try:
+        expected = as_utc(moment)
+    except OverflowError:  # beyond year 1..9999 once in UTC: no such time can be stored
+        return
+    assert ours(moment) == sqlalchemy_own(expected)

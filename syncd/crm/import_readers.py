@@ -68,6 +68,10 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+# Built once: json.loads with a hook builds a decoder per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """A line that could not be decoded into a value; its errors."""
@@ -158,7 +162,7 @@ def _decode_jsonl(number: int, raw: bytes) -> Item | None:
     if not text.strip():
         return None
     try:
-        return number, json.loads(text, object_pairs_hook=_refuse_duplicates)
+        return number, _DECODER.decode(text)
     except _DuplicateKey as exc:
         return number, Unreadable([LineError(number, exc.key[:64],
                                              "the key appears twice in one object")])

@@ -3,13 +3,11 @@ timezone-aware UTC column type every timestamp uses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    DateTime,
-    MetaData,
-)
+from sqlalchemy import DateTime, Dialect, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -32,6 +30,20 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else as_utc(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the text SQLAlchemy's DATETIME writes ("YYYY-MM-DD HH:MM:SS.ffffff",
+        UTC), by `isoformat`: its own formatting cost a tenth of a bulk import's time."""
+        general = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> Any:
+            if type(value) is datetime:
+                return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return general(value)
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else as_utc(value)

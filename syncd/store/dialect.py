@@ -65,8 +65,10 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
     sql, positions, processors = _plain_insert(conn.dialect, table, columns)
     params: list[Any] = []
     for row in rows:
-        values = [value if process is None or value is None else process(value)
-                  for value, process in zip(row, processors, strict=True)]
+        values = list(row)
+        for index, process in processors:
+            if values[index] is not None:
+                values[index] = process(values[index])
         params.append(dict(zip(columns, values, strict=True)) if positions is None
                       else tuple(values[i] for i in positions))
     if params:
@@ -75,15 +77,16 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
 
 @functools.lru_cache(maxsize=16)
 def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[
-        str, tuple[int, ...] | None, tuple[Callable[[Any], Any] | None, ...]]:
+        str, tuple[int, ...] | None, tuple[tuple[int, Callable[[Any], Any]], ...]]:
     """The INSERT's SQL, where each of its positional parameters is in `columns` (None:
-    the parameters are named) and each column's bind processor (None: the value as is)."""
+    the parameters are named) and the bind processor of each column that has one."""
     compiled = table.insert().compile(dialect=dialect, column_keys=list(columns),
                                       for_executemany=True)  # no RETURNING
     positions = (tuple(columns.index(name) for name in compiled.positiontup or ())
                  if compiled.positional else None)
-    return compiled.string, positions, tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
+    found = ((index, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+             for index, name in enumerate(columns))
+    return compiled.string, positions, tuple((i, p) for i, p in found if p is not None)
 
 
 def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
