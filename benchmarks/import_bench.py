@@ -8,8 +8,8 @@ by side with plain `json` + `executemany` of the same rows, and peak RSS per siz
 Per database and size, each in a fresh database and its own process (peak RSS is that
 process's alone, from wait4): (a) first import (`syncd import --json`, every line a
 contact with a list and a double opt-in: two consent events); (b) the same file again,
-which must change nothing (every line skipped by its content hash); (c) the reference: a process that
-parses the same file with `json` and inserts the same rows (contact, membership, two
+which must change nothing (every line skipped by its content hash); (c) the reference:
+a process that parses the same file with `json` and inserts the same rows (contact, membership, two
 consent events) with one `executemany` per table into plain tables, no validation, no
 ledger chain. Lines/s are from the wall time of each process (interpreter start
 included, 1-3 s on a busy machine). Targets
