@@ -91,14 +91,6 @@ def guess_format(path: Path) -> Format:
     return "csv" if path.suffix.lower() == ".csv" else "jsonl"
 
 
-def read(path: Path, fmt: Format) -> Iterator[Item]:
-    """The file's records, each decoded."""
-    for line in read_lines(path, fmt):
-        item = line.item()
-        if item is not None:
-            yield item
-
-
 class Line:
     """One line of the file, decoded only when asked: a re-import skips most lines by the
     hash of `content` (syncd.store.import_marks) without decoding them. `content` is what

@@ -139,6 +139,15 @@ def test_blank_lines_bom_and_crlf_are_tolerated_in_jsonl(app_context: AppContext
     assert (report.applied, report.valid, report.invalid) == (True, 2, 0)
 
 
+def test_a_line_of_unicode_spaces_only_is_a_blank_line(app_context: AppContext,
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + "\n\u00a0\u2003\n".encode()
+                     + json.dumps(contact_line("b@example.com")).encode() + b"\n")
+    report = _import(app_context, path)
+    assert (report.applied, report.lines, report.valid, report.invalid) == (True, 2, 2, 0)
+
+
 def test_line_numbers_count_blank_lines(app_context: AppContext, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "in.jsonl", [GOOD, "", "", contact_line(lists=["vip"])])
     assert _messages(_import(app_context, path))[0].startswith("line 4, field lists[0]")
