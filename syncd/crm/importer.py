@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from syncd import logs
@@ -38,6 +39,7 @@ from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unc
 from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, hash_prefix
 from syncd.crm.import_readers import FileProblem, Format, Line, Unreadable, guess_format, read_lines
 from syncd.errors import InputError
+from syncd.schema import ConsentEvent, Contact
 from syncd.store import contacts, dialect, import_marks, lists
 
 MAX_REPORTED_ERRORS = 100
@@ -45,6 +47,10 @@ CHUNK_LINES = 2000
 # SQLite page cache for the apply pass (KiB): bounded, and returned after the import.
 SQLITE_CACHE_KIB = 64 * 1024
 ACTOR = "import"
+# An import that created this many contacts has the tables it grew analysed afterwards
+# (PostgreSQL: syncd.store.dialect.refresh_statistics).
+ANALYZE_AFTER_CREATED = 10_000
+GROWN_TABLES = tuple(cast(Table, model.__table__) for model in (Contact, ConsentEvent))
 _T = TypeVar("_T")
 
 log = logs.get_logger(__name__)
@@ -213,6 +219,9 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
             done += len(chunk)
             if progress is not None:
                 progress(done, report.lines, "importing")
+        if report.contacts_created >= ANALYZE_AFTER_CREATED:
+            with connection.begin():
+                dialect.refresh_statistics(connection, GROWN_TABLES)
 
 
 def _apply_chunk(session: Session, chunk: list[Line], prefix: bytes, vocabulary: Vocabulary,

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from syncd import addresses
 from syncd.context import AppContext
-from syncd.crm import import_format, import_readers, import_unchanged
+from syncd.crm import import_format, import_readers, import_unchanged, importer
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.schema import ConsentEvent
@@ -63,6 +63,30 @@ def test_the_duplicate_look_up_is_never_a_server_prepared_statement(
     assert report.consents_added == chunks * 10
     assert len(look_ups) == chunks  # one look-up of the same text per chunk
     assert not [text for text in prepared if LOOK_UP in text]
+
+
+def _analyses(ctx: AppContext) -> dict[str, int]:
+    with ctx.engine.connect() as connection:
+        return dict(connection.exec_driver_sql(
+            "SELECT relname, analyze_count FROM pg_stat_user_tables "
+            "WHERE relname IN ('contacts', 'consent_events')").all())
+
+
+@pytest.mark.parametrize(("created", "analysed"), [(3, True), (2, False)],
+                         ids=["at the threshold", "below it"])
+def test_an_import_that_created_many_contacts_analyses_the_tables_it_grew(
+        postgres_context: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        created: int, analysed: bool) -> None:
+    # The next import's hash look-up is planned from these statistics (a sequential
+    # scan of a table the planner sizes from pages alone: docs/performance.md).
+    monkeypatch.setattr(importer, "ANALYZE_AFTER_CREATED", 3)
+    before = _analyses(postgres_context)
+    import_file(postgres_context, write_jsonl(tmp_path / "in.jsonl", _lines(created)))
+
+    after = _analyses(postgres_context)
+    grew = int(analysed)
+    assert {name: after[name] - before.get(name, 0) for name in after} == {
+        "contacts": grew, "consent_events": grew}
 
 
 def test_the_import_connection_prepares_statements_again_after_the_import(
