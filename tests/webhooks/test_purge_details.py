@@ -7,7 +7,8 @@ moment it was written); the reason recorded when Mailchimp gives none; the reaso
 suppression for an abuse complaint keeps; a withdrawal reported twice (webhook and
 reconciliation pull) for an unknown address, and for the old address of a renamed
 contact, is the same withdrawal; an unknown address suppressed from the moment Mailchimp
-fired the unsubscribe; every address the person ever had suppressed (I12)."""
+fired the unsubscribe; every address the person ever had suppressed (I12); the reason of a
+deletion at Mailchimp kept to the ledger's 200 characters."""
 
 from __future__ import annotations
 
@@ -109,3 +110,16 @@ def test_an_unsubscribe_suppresses_every_address_the_person_ever_had(
         b"ada.lovelace%40example.com", b"ada.king%40example.org"))
 
     assert set(suppressions(app_context, ADA)) == {"newsletter"}
+
+
+def test_a_deletion_at_mailchimp_keeps_its_reason_to_the_ledgers_200_characters(
+        served: Served, app_context: AppContext) -> None:
+    # The reason gains " (deleted at ESP)"; the ledger column holds 200 characters.
+    add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
+    long_reason = "r" * 190
+
+    served.post(fixture_body("unsubscribe-delete.form").replace(
+        b"reason%5D=manual", b"reason%5D=" + long_reason.encode()))
+
+    assert [reason for _, _, reason in person(app_context, EDSGER).withdrawals] == [
+        (long_reason + " (deleted at ESP)")[:200]]
