@@ -8,20 +8,23 @@ suppression for an abuse complaint keeps; a withdrawal reported twice (webhook a
 reconciliation pull) for an unknown address, and for the old address of a renamed
 contact, is the same withdrawal; an unknown address suppressed from the moment Mailchimp
 fired the unsubscribe; every address the person ever had suppressed (I12); the reason of a
-deletion at Mailchimp kept to the ledger's 200 characters."""
+deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
+deletion records none; each purpose of a target with several suppressed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
 from syncd.crm.subject import gather
 from syncd.db import transaction
 from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
-from tests.conftest import TEST_AUDIENCE_ID, fixture_body
+from tests.conftest import TEST_AUDIENCE_ID, fixture_body, make_settings, opened
 from tests.webhooks.conftest import Served, inbox_rows
 from tests.webhooks.snapshot import person, suppressions
 
@@ -123,3 +126,29 @@ def test_a_deletion_at_mailchimp_keeps_its_reason_to_the_ledgers_200_characters(
 
     assert [reason for _, _, reason in person(app_context, EDSGER).withdrawals] == [
         (long_reason + " (deleted at ESP)")[:200]]
+
+
+def test_an_unsubscribe_that_is_no_deletion_records_no_member_deleted_at_mailchimp(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+
+    served.deliver("unsubscribe.form")
+
+    with transaction(app_context.sessions) as session:
+        record = gather(session, app_context.keyring, ADA)
+        actions = [entry.action for entry in record.audit if entry.actor == "esp"]
+    assert actions == ["consent_withdrawn", "lists_removed", "suppressed"]
+
+
+def test_an_unsubscribe_suppresses_each_purpose_of_a_target_with_several(
+        database_url: str, served_for: Callable[[AppContext], Served]) -> None:
+    both = TargetSettings(name="newsletter", audience_id=TEST_AUDIENCE_ID,
+                          purposes=("newsletter", "events"))
+    with opened(make_settings(database_url, mailchimp_audience_id=None,
+                              targets=[both])) as ctx:
+        add_contact(ctx, ADA, events=confirmed("newsletter") + confirmed("events"),
+                    lists=["newsletter-nl", "events"])
+
+        served_for(ctx).deliver("unsubscribe.form")
+
+        assert set(suppressions(ctx, ADA)) == {"newsletter", "events"}
