@@ -9,7 +9,8 @@ reconciliation pull) for an unknown address, and for the old address of a rename
 contact, is the same withdrawal; an unknown address suppressed from the moment Mailchimp
 fired the unsubscribe; every address the person ever had suppressed (I12); the reason of a
 deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
-deletion records none; each purpose of a target with several suppressed."""
+deletion records none; each purpose of a target with several suppressed; an unsubscribe
+that only adds the suppression is applied; the member state learns `unsubscribed`."""
 
 from __future__ import annotations
 
@@ -17,10 +18,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from sqlalchemy import select
+
+from syncd.clock import utcnow
 from syncd.config.targets import TargetSettings
+from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm.subject import gather
 from syncd.db import transaction
+from syncd.schema import PushState
 from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
@@ -32,6 +38,7 @@ ADA = "ada.lovelace@example.com"  # the address of unsubscribe.form
 EDSGER = "edsger.dijkstra@example.com"  # the address of unsubscribe-delete.form
 ALAN = "alan.turing@example.com"  # the address of unsubscribe-abuse.form
 KING = "ada.king@example.org"
+UNSUBSCRIBED_AT = datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC)  # unsubscribe.form's fired_at
 
 
 def _reconciled(ctx: AppContext, body: bytes) -> str:
@@ -152,3 +159,30 @@ def test_an_unsubscribe_suppresses_each_purpose_of_a_target_with_several(
         served_for(ctx).deliver("unsubscribe.form")
 
         assert set(suppressions(ctx, ADA)) == {"newsletter", "events"}
+
+
+def test_an_unsubscribe_that_only_adds_the_suppression_is_applied(
+        served: Served, app_context: AppContext) -> None:
+    # The CRM recorded the same withdrawal already (and the lists are left): only the
+    # suppression is new, and that is a change.
+    add_contact(app_context, ADA, events=[*confirmed(),
+                                          ("newsletter", Action.WITHDRAWN, UNSUBSCRIBED_AT)])
+
+    served.deliver("unsubscribe.form")
+
+    assert set(suppressions(app_context, ADA)) == {"newsletter"}
+    assert [row.status for row in inbox_rows(app_context)] == ["applied"]
+
+
+def test_an_unsubscribe_teaches_the_member_state_unsubscribed(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
+                              updated_at=utcnow()))
+
+    served.deliver("unsubscribe.form")
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "unsubscribed"
