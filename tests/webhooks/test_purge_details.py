@@ -10,7 +10,8 @@ contact, is the same withdrawal; an unknown address suppressed from the moment M
 fired the unsubscribe; every address the person ever had suppressed (I12); the reason of a
 deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
 deletion records none; each purpose of a target with several suppressed; an unsubscribe
-that only adds the suppression is applied; the member state learns `unsubscribed`."""
+that only adds the suppression is applied; the member state learns `unsubscribed` (or
+`cleaned`, for an abuse complaint reported as cleaned)."""
 
 from __future__ import annotations
 
@@ -186,3 +187,19 @@ def test_an_unsubscribe_teaches_the_member_state_unsubscribed(
 
     with transaction(app_context.sessions) as session:
         assert session.scalar(select(PushState.esp_status)) == "unsubscribed"
+
+
+def test_an_abuse_complaint_reported_as_cleaned_teaches_the_member_state_cleaned(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
+                              updated_at=utcnow()))
+
+    served.post(urlencode({"type": "cleaned", "fired_at": "2026-03-04 13:10:40",
+                           "data[list_id]": TEST_AUDIENCE_ID, "data[email]": ADA,
+                           "data[reason]": "abuse"}).encode())
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "cleaned"
