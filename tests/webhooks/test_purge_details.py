@@ -11,7 +11,7 @@ fired the unsubscribe; every address the person ever had suppressed (I12); the r
 deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
 deletion records none; each purpose of a target with several suppressed; an unsubscribe
 that only adds the suppression is applied; the member state learns `unsubscribed` (or
-`cleaned`, for an abuse complaint reported as cleaned)."""
+`cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion)."""
 
 from __future__ import annotations
 
@@ -203,3 +203,17 @@ def test_an_abuse_complaint_reported_as_cleaned_teaches_the_member_state_cleaned
 
     with transaction(app_context.sessions) as session:
         assert session.scalar(select(PushState.esp_status)) == "cleaned"
+
+
+def test_a_deletion_at_mailchimp_teaches_the_member_state_archived(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=EDSGER,
+                              updated_at=utcnow()))
+
+    served.deliver("unsubscribe-delete.form")
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "archived"
