@@ -11,16 +11,20 @@ fired the unsubscribe; every address the person ever had suppressed (I12); the r
 deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
 deletion records none; each purpose of a target with several suppressed; an unsubscribe
 that only adds the suppression is applied; the member state learns `unsubscribed` (or
-`cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion)."""
+`cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion); the log of
+one already in effect names the contact."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from syncd import logs
 from syncd.clock import utcnow
 from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action
@@ -217,3 +221,20 @@ def test_a_deletion_at_mailchimp_teaches_the_member_state_archived(
 
     with transaction(app_context.sessions) as session:
         assert session.scalar(select(PushState.esp_status)) == "archived"
+
+
+def test_the_log_of_an_unsubscribe_already_in_effect_names_the_contact(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe.form")
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:  # the same unsubscribe reported again a minute later: within the window
+        served.post(fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40"))
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("ignored", contact_id)]
