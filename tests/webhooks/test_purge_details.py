@@ -12,7 +12,7 @@ deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that i
 deletion records none; each purpose of a target with several suppressed; an unsubscribe
 that only adds the suppression is applied; the member state learns `unsubscribed` (or
 `cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion); the log of
-one already in effect names the contact."""
+one already in effect names the contact, and it is ignored saying so."""
 
 from __future__ import annotations
 
@@ -238,3 +238,14 @@ def test_the_log_of_an_unsubscribe_already_in_effect_names_the_contact(
               if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("ignored", contact_id)]
+
+
+def test_an_unsubscribe_already_in_effect_is_ignored_saying_so(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe.form")
+
+    served.post(fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40"))
+
+    assert [(row.status, row.last_error) for row in inbox_rows(app_context)][-1] == (
+        "ignored", "already in effect")
