@@ -12,7 +12,8 @@ deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that i
 deletion records none; each purpose of a target with several suppressed; an unsubscribe
 that only adds the suppression is applied; the member state learns `unsubscribed` (or
 `cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion); the log of
-one already in effect names the contact, and it is ignored saying so."""
+one already in effect (and of one applied) names the contact; one already in effect is
+ignored saying so."""
 
 from __future__ import annotations
 
@@ -249,3 +250,19 @@ def test_an_unsubscribe_already_in_effect_is_ignored_saying_so(
 
     assert [(row.status, row.last_error) for row in inbox_rows(app_context)][-1] == (
         "ignored", "already in effect")
+
+
+def test_the_log_of_an_unsubscribe_names_the_contact(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.deliver("unsubscribe.form")
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("applied", contact_id)]
