@@ -124,7 +124,8 @@ def withdraw_event(job: Job) -> Outcome:
     assert event.email is not None
     abuse = event.is_abuse
     deleted = event.action == "delete"
-    reason = event.reason or ("abuse" if abuse else "unsubscribe")
+    # `is_abuse` reads the reason, so an event without one is never an abuse complaint.
+    reason = event.reason or "unsubscribe"
     scopes = (suppression.ALL_PURPOSES,) if abuse else job.purposes
     kind = "abuse" if abuse else ("esp_delete" if deleted else str(event.kind))
     since = job.moment - SAME_WITHDRAWAL_WINDOW

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from syncd.config import Settings
+from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, SuppressionFact
 from syncd.esp.protocol import MemberData
@@ -409,3 +410,26 @@ def test_the_plan_configuration_is_read_from_the_settings() -> None:
     assert PlanConfig.for_target(settings.target(), settings) == PlanConfig(
         purpose="offers", merge_fields={"last_name": "LNAME"}, sync_tags=False,
         tag_lists=("offers",), unconfirmed_as_pending=True)
+
+
+def test_a_target_of_several_purposes_plans_with_each_of_them_admitting() -> None:
+    settings = Settings(lists=TEST_LISTS, mailchimp_audience_id="f1243a3b12")
+    target = TargetSettings(name="members", audience_id="0ffe7512ab",
+                            purposes=("newsletter", "events"))
+
+    cfg = PlanConfig.for_target(target, settings)
+
+    assert (cfg.purpose, cfg.purposes, cfg.admitting) == (
+        "newsletter", ("newsletter", "events"), ("newsletter", "events"))
+    assert cfg.tag_lists == ("events", "newsletter-en", "newsletter-nl")
+
+
+def test_a_soft_opt_in_target_plans_with_its_basis_period_and_category_tags() -> None:
+    settings = Settings(lists=TEST_LISTS, mailchimp_audience_id="f1243a3b12")
+    target = TargetSettings(name="customers", audience_id="0ffe7512ab", purposes=("offers",),
+                            basis="soft_opt_in", soft_opt_in_months=12, category_tags=False)
+
+    cfg = PlanConfig.for_target(target, settings)
+
+    assert (cfg.basis, cfg.soft_opt_in_months, cfg.category_tags) == (
+        "soft_opt_in", 12, False)

@@ -79,6 +79,18 @@ def test_the_default_field_limit_is_a_thousand() -> None:
     assert refusal(b"type=profile&" + fields + b"&g=y") == "body has more than 1000 fields"
 
 
+# The list id at the inbox column's edge (64 characters).
+
+def test_a_list_id_of_64_characters_is_read() -> None:
+    event = parse_body(b"type=unsubscribe&data[email]=a%40b.nl&data[list_id]=" + b"f" * 64)
+    assert event.list_id == "f" * 64
+
+
+def test_a_list_id_of_65_characters_is_refused_and_says_the_limit() -> None:
+    assert refusal(b"type=unsubscribe&data[email]=a%40b.nl&data[list_id]=" + b"f" * 65) == (
+        "list_id is longer than 64 characters")
+
+
 # Odd keys and values: tolerated, kept aside, never an error.
 
 def test_a_field_without_a_value_is_tolerated() -> None:

@@ -62,14 +62,3 @@ def test_a_profile_body_without_groupings_leaves_no_list(
     assert served.deliver("profile.form").status_code == 200
     assert _lists(app_context, "ada.lovelace@example.com") == ["newsletter-nl"]
 
-
-def test_group_names_with_an_escaped_comma_are_read_whole() -> None:
-    from urllib.parse import urlencode
-
-    from syncd.webhooks.mailchimp_form import chosen_groups, parse_body
-
-    body = urlencode([("type", "profile"), ("data[email]", ANNA),
-                      ("data[merges][GROUPINGS][0][name]", "Topics"),
-                      ("data[merges][GROUPINGS][0][groups]", "Arts\\, crafts,Music")])
-    assert chosen_groups(parse_body(body.encode())) == {
-        "Topics": frozenset({"Arts, crafts", "Music"})}

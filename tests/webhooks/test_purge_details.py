@@ -7,20 +7,36 @@ moment it was written); the reason recorded when Mailchimp gives none; the reaso
 suppression for an abuse complaint keeps; a withdrawal reported twice (webhook and
 reconciliation pull) for an unknown address, and for the old address of a renamed
 contact, is the same withdrawal; an unknown address suppressed from the moment Mailchimp
-fired the unsubscribe; every address the person ever had suppressed (I12)."""
+fired the unsubscribe; every address the person ever had suppressed (I12); the reason of a
+deletion at Mailchimp kept to the ledger's 200 characters; an unsubscribe that is no
+deletion records none; each purpose of a target with several suppressed; an unsubscribe
+that only adds the suppression is applied; the member state learns `unsubscribed` (or
+`cleaned` for an abuse complaint reported as cleaned, `archived` for a deletion); the log of
+one already in effect (and of one applied) names the contact; one already in effect is
+ignored saying so."""
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from sqlalchemy import select
+
+from syncd import logs
+from syncd.clock import utcnow
+from syncd.config.targets import TargetSettings
+from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.crm.subject import gather
 from syncd.db import transaction
+from syncd.schema import PushState
 from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
-from tests.conftest import TEST_AUDIENCE_ID, fixture_body
+from tests.conftest import TEST_AUDIENCE_ID, fixture_body, make_settings, opened
 from tests.webhooks.conftest import Served, inbox_rows
 from tests.webhooks.snapshot import person, suppressions
 
@@ -28,6 +44,7 @@ ADA = "ada.lovelace@example.com"  # the address of unsubscribe.form
 EDSGER = "edsger.dijkstra@example.com"  # the address of unsubscribe-delete.form
 ALAN = "alan.turing@example.com"  # the address of unsubscribe-abuse.form
 KING = "ada.king@example.org"
+UNSUBSCRIBED_AT = datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC)  # unsubscribe.form's fired_at
 
 
 def _reconciled(ctx: AppContext, body: bytes) -> str:
@@ -109,3 +126,143 @@ def test_an_unsubscribe_suppresses_every_address_the_person_ever_had(
         b"ada.lovelace%40example.com", b"ada.king%40example.org"))
 
     assert set(suppressions(app_context, ADA)) == {"newsletter"}
+
+
+def test_a_deletion_at_mailchimp_keeps_its_reason_to_the_ledgers_200_characters(
+        served: Served, app_context: AppContext) -> None:
+    # The reason gains " (deleted at ESP)"; the ledger column holds 200 characters.
+    add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
+    long_reason = "r" * 190
+
+    served.post(fixture_body("unsubscribe-delete.form").replace(
+        b"reason%5D=manual", b"reason%5D=" + long_reason.encode()))
+
+    assert [reason for _, _, reason in person(app_context, EDSGER).withdrawals] == [
+        (long_reason + " (deleted at ESP)")[:200]]
+
+
+def test_an_unsubscribe_that_is_no_deletion_records_no_member_deleted_at_mailchimp(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+
+    served.deliver("unsubscribe.form")
+
+    with transaction(app_context.sessions) as session:
+        record = gather(session, app_context.keyring, ADA)
+        actions = [entry.action for entry in record.audit if entry.actor == "esp"]
+    assert actions == ["consent_withdrawn", "lists_removed", "suppressed"]
+
+
+def test_an_unsubscribe_suppresses_each_purpose_of_a_target_with_several(
+        database_url: str, served_for: Callable[[AppContext], Served]) -> None:
+    both = TargetSettings(name="newsletter", audience_id=TEST_AUDIENCE_ID,
+                          purposes=("newsletter", "events"))
+    with opened(make_settings(database_url, mailchimp_audience_id=None,
+                              targets=[both])) as ctx:
+        add_contact(ctx, ADA, events=confirmed("newsletter") + confirmed("events"),
+                    lists=["newsletter-nl", "events"])
+
+        served_for(ctx).deliver("unsubscribe.form")
+
+        assert set(suppressions(ctx, ADA)) == {"newsletter", "events"}
+
+
+def test_an_unsubscribe_that_only_adds_the_suppression_is_applied(
+        served: Served, app_context: AppContext) -> None:
+    # The CRM recorded the same withdrawal already (and the lists are left): only the
+    # suppression is new, and that is a change.
+    add_contact(app_context, ADA, events=[*confirmed(),
+                                          ("newsletter", Action.WITHDRAWN, UNSUBSCRIBED_AT)])
+
+    served.deliver("unsubscribe.form")
+
+    assert set(suppressions(app_context, ADA)) == {"newsletter"}
+    assert [row.status for row in inbox_rows(app_context)] == ["applied"]
+
+
+def test_an_unsubscribe_teaches_the_member_state_unsubscribed(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
+                              updated_at=utcnow()))
+
+    served.deliver("unsubscribe.form")
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "unsubscribed"
+
+
+def test_an_abuse_complaint_reported_as_cleaned_teaches_the_member_state_cleaned(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
+                              updated_at=utcnow()))
+
+    served.post(urlencode({"type": "cleaned", "fired_at": "2026-03-04 13:10:40",
+                           "data[list_id]": TEST_AUDIENCE_ID, "data[email]": ADA,
+                           "data[reason]": "abuse"}).encode())
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "cleaned"
+
+
+def test_a_deletion_at_mailchimp_teaches_the_member_state_archived(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(app_context.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=EDSGER,
+                              updated_at=utcnow()))
+
+    served.deliver("unsubscribe-delete.form")
+
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_status)) == "archived"
+
+
+def test_the_log_of_an_unsubscribe_already_in_effect_names_the_contact(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe.form")
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:  # the same unsubscribe reported again a minute later: within the window
+        served.post(fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40"))
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("ignored", contact_id)]
+
+
+def test_an_unsubscribe_already_in_effect_is_ignored_saying_so(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe.form")
+
+    served.post(fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40"))
+
+    assert [(row.status, row.last_error) for row in inbox_rows(app_context)][-1] == (
+        "ignored", "already in effect")
+
+
+def test_the_log_of_an_unsubscribe_names_the_contact(
+        served: Served, app_context: AppContext) -> None:
+    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    stream = io.StringIO()
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        served.deliver("unsubscribe.form")
+    finally:
+        logs.configure(level="warning", fmt="json")
+
+    stored = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "webhook event stored" in line]
+    assert [(line["outcome"], line["contact_id"]) for line in stored] == [
+        ("applied", contact_id)]

@@ -1,9 +1,9 @@
 """Address changes (`upemail`) along their less common paths, over HTTP through the real
 endpoint: a failed rename retried once the CRM holds the new address, a person back at an
-old address and gone again, a case-only rename passed over, an older rename of a later
-address not followed, the suppressions of the address the contact had when a later
-rename was stored first, one audience's member moved and not another's, and the log line
-that names the contact."""
+old address and gone again, a case-only rename passed over (also when it is the latest
+rename of an address the contact left), an older rename of a later address not followed,
+the suppressions of the address the contact had when a later rename was stored first, one
+audience's member moved and not another's, and the log line that names the contact."""
 
 from __future__ import annotations
 
@@ -93,6 +93,19 @@ def test_a_case_only_rename_of_the_new_address_stored_first_is_passed_over(
     served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
 
     assert person(app_context, BYRON).email_key == BYRON
+
+
+def test_a_case_only_rename_arriving_before_the_rename_back_brings_the_contact_back(
+        served: Served, app_context: AppContext) -> None:
+    # The latest rename of ADA is the same address in other capitals: the person is back
+    # there (KING -> ADA is still on its way), found through the rename before it.
+    add_contact(app_context, ADA, events=confirmed())
+    served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
+
+    served.post(_upemail(ADA, "Ada.Lovelace@Example.com", "2026-03-07 10:00:00"))
+
+    assert (person(app_context, ADA).email_key, person(app_context, KING).email_key) == (
+        ADA, None)
 
 
 def test_a_rename_of_a_later_address_fired_before_the_contact_reached_it_is_not_followed(
