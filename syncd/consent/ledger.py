@@ -62,9 +62,16 @@ class LedgerSubject(Protocol):
     bumps: int
 
 
+# consent_events.reason's width. A reason comes from outside (Mailchimp's `data[reason]`
+# has no stated bound): kept to the column, not refused, so that an unsubscribe is never
+# lost to its reason's length (on PostgreSQL a longer value failed the purge: parked, I3).
+REASON_MAX = 200
+
+
 def event_row(contact_id: int, email_key: str, record: ConsentRecord,
               dedupe_salt: str = "", *, now: datetime | None = None) -> dict[str, object]:
-    """The consent_events row for `record`: what every append inserts."""
+    """The consent_events row for `record`: what every append inserts (the reason kept to
+    REASON_MAX characters)."""
     return {
         "contact_id": contact_id, "purpose": record.purpose, "action": str(record.action),
         "occurred_at": record.occurred_at, "recorded_at": now or utcnow(),
@@ -72,7 +79,8 @@ def event_row(contact_id: int, email_key: str, record: ConsentRecord,
         "text_version": record.text_version,
         "privacy_notice_version": record.privacy_notice_version, "ip": record.ip,
         "user_agent": record.user_agent,
-        "confirmation_token_hash": record.confirmation_token_hash, "reason": record.reason,
+        "confirmation_token_hash": record.confirmation_token_hash,
+        "reason": None if record.reason is None else record.reason[:REASON_MAX],
         "campaign_id": record.campaign_id,
         "dedupe_key": record.dedupe_key(email_key, dedupe_salt),
     }

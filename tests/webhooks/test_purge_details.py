@@ -141,6 +141,21 @@ def test_a_deletion_at_mailchimp_keeps_its_reason_to_the_ledgers_200_characters(
         (long_reason + " (deleted at ESP)")[:200]]
 
 
+def test_an_unsubscribe_with_a_reason_longer_than_the_ledger_column_is_applied_and_kept_to_it(
+        served: Served, app_context: AppContext) -> None:
+    # Mailchimp states no bound on data[reason]; on PostgreSQL a longer value had failed
+    # the purge (the event parked, the pushes blocked by I3 meanwhile).
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    long_reason = "r" * 250
+
+    served.post(fixture_body("unsubscribe.form").replace(
+        b"reason%5D=manual", b"reason%5D=" + long_reason.encode()))
+
+    assert [reason for _, _, reason in person(app_context, ADA).withdrawals] == [
+        long_reason[:200]]
+    assert set(suppressions(app_context, ADA)) == {"newsletter"}
+
+
 def test_an_unsubscribe_that_is_no_deletion_records_no_member_deleted_at_mailchimp(
         served: Served, app_context: AppContext) -> None:
     add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
