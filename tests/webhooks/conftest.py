@@ -3,9 +3,12 @@ a real uvicorn on 127.0.0.1 (port 0) in a thread, and helpers to post and inspec
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +18,7 @@ import requests
 import uvicorn
 from sqlalchemy import select
 
+from syncd import logs
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import WebhookEvent
@@ -95,3 +99,18 @@ def inbox_rows(ctx: AppContext) -> list[WebhookEvent]:
 from tests.webhooks.emulated import emulated_context  # noqa: E402
 
 __all__ = ["emulated_context"]
+
+
+@contextmanager
+def stored_log_lines() -> Iterator[list[dict[str, Any]]]:
+    """The `webhook event stored` debug lines the block's deliveries wrote (JSON, one dict
+    each: outcome, contact_id, ...), filled in when the block ends."""
+    stream = io.StringIO()
+    found: list[dict[str, Any]] = []
+    logs.configure(level="debug", fmt="json", stream=stream)
+    try:
+        yield found
+    finally:
+        logs.configure(level="warning", fmt="json")
+        found.extend(json.loads(line) for line in stream.getvalue().splitlines()
+                     if "webhook event stored" in line)

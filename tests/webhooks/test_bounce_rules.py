@@ -5,13 +5,10 @@ learns, a bounce of an address the contact no longer has, and what an ignored bo
 
 from __future__ import annotations
 
-import io
-import json
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from syncd import logs
 from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.db import transaction
@@ -20,7 +17,7 @@ from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID
-from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.conftest import Served, inbox_rows, stored_log_lines
 from tests.webhooks.snapshot import person
 
 ADA = "ada.lovelace@example.com"
@@ -162,16 +159,10 @@ def test_a_bounce_already_in_effect_is_ignored_and_says_so(
 def test_the_log_of_a_stored_bounce_names_the_contact_it_reached(
         served: Served, app_context: AppContext) -> None:
     contact_id = add_contact(app_context, ADA, events=confirmed())
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_cleaned(ADA))
         served.post(_cleaned(ADA, fired_at="2026-03-08 22:01:00"))
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id), ("ignored", contact_id)]
 

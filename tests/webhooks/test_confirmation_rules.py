@@ -6,14 +6,11 @@ ignored `subscribe` says."""
 
 from __future__ import annotations
 
-import io
-import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from syncd import logs
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.consent.ledger import ConsentRecord
@@ -24,7 +21,7 @@ from syncd.db import transaction
 from syncd.schema import ConsentEvent, PushState
 from tests.builders import add_contact, at
 from tests.conftest import TEST_AUDIENCE_ID
-from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.conftest import Served, inbox_rows, stored_log_lines
 from tests.webhooks.snapshot import person
 
 ADA = "ada.lovelace@example.com"
@@ -305,18 +302,12 @@ def test_a_contact_without_any_consent_event_has_no_open_request(
 def test_the_log_of_an_ignored_subscribe_names_the_contact_it_reached(
         served: Served, app_context: AppContext) -> None:
     contact_id = add_contact(app_context, ADA, events=[("offers", Action.GIVEN, at(0))])
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_subscribe())  # syncd never pushed the member
         _asked(app_context, contact_id)
         served.post(_subscribe(ip_opt=None, when=CLICK + SECOND))  # no click's evidence
         served.post(_subscribe(when=CLICK + 2 * SECOND))  # no request of the purpose
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("ignored", contact_id)] * 3
     assert [row.last_error for row in inbox_rows(app_context)] == [
@@ -328,14 +319,8 @@ def test_the_log_of_an_ignored_subscribe_names_the_contact_it_reached(
 def test_the_log_of_a_recorded_confirmation_names_the_contact(
         served: Served, app_context: AppContext) -> None:
     contact_id = _signed_up(app_context, ("newsletter", Action.GIVEN, at(0)))
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_subscribe())
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id)]

@@ -23,7 +23,7 @@ from syncd.db import transaction
 from syncd.schema import AuditEntry
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID, make_settings
-from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.conftest import Served, inbox_rows, stored_log_lines
 from tests.webhooks.snapshot import person
 
 ADA = "ada.lovelace@example.com"
@@ -292,16 +292,10 @@ def test_the_log_of_a_stored_profile_names_the_contact_it_reached(
     ctx = open_ctx(esp_master)
     contact_id = add_contact(ctx, ADA, events=confirmed())
     served = served_for(ctx)
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_profile(fired_at="2026-03-04 10:00:00"))
         served.post(_profile(fired_at="2026-03-03 10:00:00"))  # stale
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id), ("ignored", contact_id)]
 
@@ -326,14 +320,8 @@ def test_the_log_of_a_profile_that_left_a_list_names_the_contact(
     contact_id = add_contact(ctx, ADA, events=confirmed(),
                              lists=["newsletter-nl", "newsletter-en"])
     served = served_for(ctx)
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_profile(languages="Dutch"))
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id)]

@@ -17,15 +17,12 @@ ignored saying so."""
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from syncd import logs
 from syncd.clock import utcnow
 from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action
@@ -37,7 +34,7 @@ from syncd.webhooks.inbox import receive
 from syncd.webhooks.mailchimp_form import parse_body
 from tests.builders import add_contact, confirmed
 from tests.conftest import TEST_AUDIENCE_ID, fixture_body, make_settings, opened
-from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.conftest import Served, inbox_rows, stored_log_lines
 from tests.webhooks.snapshot import person, suppressions
 
 ADA = "ada.lovelace@example.com"  # the address of unsubscribe.form
@@ -45,6 +42,15 @@ EDSGER = "edsger.dijkstra@example.com"  # the address of unsubscribe-delete.form
 ALAN = "alan.turing@example.com"  # the address of unsubscribe-abuse.form
 KING = "ada.king@example.org"
 UNSUBSCRIBED_AT = datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC)  # unsubscribe.form's fired_at
+
+
+def _subscribed_at_mailchimp(ctx: AppContext, address: str) -> None:
+    """A confirmed contact on a list, pushed and known to Mailchimp as subscribed."""
+    contact_id = add_contact(ctx, address, events=confirmed(), lists=["newsletter-nl"])
+    with transaction(ctx.sessions) as session:
+        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
+                              settled_revision=1, esp_status="subscribed", esp_email=address,
+                              updated_at=utcnow()))
 
 
 def _reconciled(ctx: AppContext, body: bytes) -> str:
@@ -197,11 +203,7 @@ def test_an_unsubscribe_that_only_adds_the_suppression_is_applied(
 
 def test_an_unsubscribe_teaches_the_member_state_unsubscribed(
         served: Served, app_context: AppContext) -> None:
-    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
-    with transaction(app_context.sessions) as session:
-        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
-                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
-                              updated_at=utcnow()))
+    _subscribed_at_mailchimp(app_context, ADA)
 
     served.deliver("unsubscribe.form")
 
@@ -211,11 +213,7 @@ def test_an_unsubscribe_teaches_the_member_state_unsubscribed(
 
 def test_an_abuse_complaint_reported_as_cleaned_teaches_the_member_state_cleaned(
         served: Served, app_context: AppContext) -> None:
-    contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
-    with transaction(app_context.sessions) as session:
-        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
-                              settled_revision=1, esp_status="subscribed", esp_email=ADA,
-                              updated_at=utcnow()))
+    _subscribed_at_mailchimp(app_context, ADA)
 
     served.post(urlencode({"type": "cleaned", "fired_at": "2026-03-04 13:10:40",
                            "data[list_id]": TEST_AUDIENCE_ID, "data[email]": ADA,
@@ -227,11 +225,7 @@ def test_an_abuse_complaint_reported_as_cleaned_teaches_the_member_state_cleaned
 
 def test_a_deletion_at_mailchimp_teaches_the_member_state_archived(
         served: Served, app_context: AppContext) -> None:
-    contact_id = add_contact(app_context, EDSGER, events=confirmed(), lists=["newsletter-nl"])
-    with transaction(app_context.sessions) as session:
-        session.add(PushState(contact_id=contact_id, audience_id=TEST_AUDIENCE_ID,
-                              settled_revision=1, esp_status="subscribed", esp_email=EDSGER,
-                              updated_at=utcnow()))
+    _subscribed_at_mailchimp(app_context, EDSGER)
 
     served.deliver("unsubscribe-delete.form")
 
@@ -243,15 +237,10 @@ def test_the_log_of_an_unsubscribe_already_in_effect_names_the_contact(
         served: Served, app_context: AppContext) -> None:
     contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
     served.deliver("unsubscribe.form")
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:  # the same unsubscribe reported again a minute later: within the window
+    # The same unsubscribe reported again a minute later: within the window.
+    with stored_log_lines() as stored:
         served.post(fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40"))
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("ignored", contact_id)]
 
@@ -270,14 +259,8 @@ def test_an_unsubscribe_already_in_effect_is_ignored_saying_so(
 def test_the_log_of_an_unsubscribe_names_the_contact(
         served: Served, app_context: AppContext) -> None:
     contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.deliver("unsubscribe.form")
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id)]

@@ -7,15 +7,12 @@ audience's member moved and not another's, and the log line that names the conta
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
 
-from syncd import logs
 from syncd.clock import utcnow
 from syncd.config.targets import TargetSettings
 from syncd.context import AppContext
@@ -25,7 +22,7 @@ from syncd.schema import AuditEntry, PushState
 from syncd.webhooks.inbox import retry_pending
 from tests.builders import add_contact, confirmed, contact_by_email
 from tests.conftest import TEST_AUDIENCE_ID, make_settings, opened
-from tests.webhooks.conftest import Served, inbox_rows
+from tests.webhooks.conftest import Served, inbox_rows, stored_log_lines
 from tests.webhooks.snapshot import person, suppressions
 
 ADA = "ada.lovelace@example.com"
@@ -170,15 +167,9 @@ def test_a_rename_in_one_audience_moves_only_that_audiences_member_state(
 def test_the_log_of_an_address_change_names_the_contact(
         served: Served, app_context: AppContext) -> None:
     contact_id = add_contact(app_context, ADA, events=confirmed())
-    stream = io.StringIO()
-    logs.configure(level="debug", fmt="json", stream=stream)
-    try:
+    with stored_log_lines() as stored:
         served.post(_upemail(ADA, KING))
-    finally:
-        logs.configure(level="warning", fmt="json")
 
-    stored = [json.loads(line) for line in stream.getvalue().splitlines()
-              if "webhook event stored" in line]
     assert [(line["outcome"], line["contact_id"]) for line in stored] == [
         ("applied", contact_id)]
 
