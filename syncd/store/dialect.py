@@ -165,5 +165,6 @@ def refresh_statistics(connection: Connection, tables: Sequence[Table]) -> None:
     index once analysed). ANALYZE reads a sample, not the table."""
     if connection.dialect.name != "postgresql":
         return
-    for table in tables:
-        connection.exec_driver_sql(f'ANALYZE "{table.name}"')
+    quote = connection.dialect.identifier_preparer.quote
+    for table in tables:  # an identifier, not a value: quoted by the dialect, not bound
+        connection.exec_driver_sql(f"ANALYZE {quote(table.name)}")
