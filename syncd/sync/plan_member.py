@@ -110,22 +110,30 @@ def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig,
                 now: datetime | None = None) -> MemberData:
     merges: dict[str, str] = {}
     for source, tag in cfg.merge_fields.items():
-        value = (getattr(facts, source) if source in ("first_name", "last_name")
+        value = (facts.first_name if source == "first_name"
+                 else facts.last_name if source == "last_name"
                  else facts.attributes.get(source))
-        if value is not None and str(value) != "":
-            merges[tag] = str(value)
-    tags = tuple(sorted(n for n in facts.lists if n in cfg.tag_lists)) if cfg.sync_tags else ()
+        if value is not None:
+            text = str(value)
+            if text:
+                merges[tag] = text
+    lists = facts.lists
+    if cfg.sync_tags:
+        wanted = cfg.tag_lists
+        tags = tuple(sorted([n for n in lists if n in wanted]))
+    else:
+        tags = ()
     if cfg.basis == "soft_opt_in" and cfg.category_tags:
         # Similar products only (rule 11): the categories the customer bought, as tags.
         tags = tuple(sorted({*tags, *decision.categories}))
     proof = decision.proof
+    # Positional, in MemberData's field order (built for every contact planned).
+    if proof is None:
+        signup_ip = signup_at = opt_ip = opt_at = None
+    else:
+        signup_ip, signup_at = proof.signup_ip, stamp(proof.signup_at)
+        opt_ip, opt_at = proof.confirmed_ip, stamp(proof.confirmed_at)
     return MemberData(
-        email=facts.email, merge_fields=merges, tags=tags,
-        ip_signup=proof.signup_ip if proof else None,
-        timestamp_signup=stamp(proof.signup_at) if proof else None,
-        ip_opt=proof.confirmed_ip if proof else None,
-        timestamp_opt=stamp(proof.confirmed_at) if proof else None,
-        marketing_permissions=permissions_of(facts, cfg, now) if (
-            cfg.permissions and now is not None) else {},
-        interests={interest: name in facts.lists for name, interest in cfg.interests.items()},
-    )
+        facts.email, merges, tags, signup_ip, signup_at, opt_ip, opt_at,
+        permissions_of(facts, cfg, now) if (cfg.permissions and now is not None) else {},
+        {interest: name in lists for name, interest in cfg.interests.items()})

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from syncd.consent.facts import in_policy_terms
-from syncd.consent.policy import ConsentFact, SuppressionFact
+from syncd.consent.policy import ConsentFact, PurchaseFact, SuppressionFact
 from syncd.keys import Keyring
 from syncd.store import candidates
 from syncd.store.facts import attributes, moment
@@ -36,30 +36,29 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
     no_events: tuple[ConsentFact, ...] = ()
     no_blocks: tuple[SuppressionFact, ...] = ()
     no_lists: tuple[str, ...] = ()
+    no_purchases: tuple[PurchaseFact, ...] = ()
     for chunk in candidates.chunks(engine, audience_id, keyring, chunk_size=chunk_size,
                                    purpose_lists=purpose_lists,
                                    live=tuple(LIVE) if live_only else None,
                                    pulled_at=pulled_at, everyone=everyone,
                                    purchases=purchases):
         found = in_policy_terms(chunk.facts)
-        events, blocks, inbox, lists = (found.events, found.suppressions, found.inbox_blocked,
-                                        chunk.lists)
+        events, blocks, inbox, lists, bought = (found.events, found.suppressions,
+                                                found.inbox_blocked, chunk.lists,
+                                                found.purchases)
         out = []
         for (cid, revision, email, first, last_name, raw_attributes, customer, bounced,
              settled, print_, status, esp_email, parked, attempt, retry_after, esp_changed,
              created, esp_permissions) in chunk.rows:
+            # Positional, in ContactFacts' field order: built for every candidate.
             facts = ContactFacts(
-                contact_id=cid, revision=revision, email=email, first_name=first,
-                last_name=last_name, attributes=attributes(raw_attributes),
-                is_customer=bool(customer),
-                undeliverable_at=None if bounced is None else moment(bounced),
-                lists=lists.get(cid, no_lists),
-                events=events.get(cid, no_events),
-                suppressions=blocks.get(cid, no_blocks),
-                purchases=found.purchases.get(cid, ()),
-                inbox_block=cid in inbox,
-                unknown_to_pull=(status is None and pulled_at is not None
-                                 and created is not None and moment(created) > pulled_at))
+                cid, revision, email, first, last_name, attributes(raw_attributes),
+                bool(customer), None if bounced is None else moment(bounced),
+                lists.get(cid, no_lists), events.get(cid, no_events),
+                blocks.get(cid, no_blocks), bought.get(cid, no_purchases), cid in inbox,
+                # unknown_to_pull:
+                status is None and pulled_at is not None and created is not None
+                and moment(created) > pulled_at)
             known = None if settled is None else KnownState(
                 settled_revision=settled, fingerprint=print_, esp_status=status,
                 esp_email=esp_email, parked_reason=parked, attempt_fingerprint=attempt,
