@@ -165,12 +165,13 @@ class Pipeline:
                 self.done += len(changes)
                 self.tally.kinds[PushOutcome.FAILED] += len(changes)
                 continue
+            count, keep = self.tally.outcome, self.settlements.append
+            self.done += len(outcomes)
             for item in outcomes:
-                self.tally.outcome(item)
-                self.done += 1
+                count(item)
                 settlement = _settlement(item)
                 if settlement is not None:
-                    self.settlements.append(settlement)
+                    keep(settlement)
                     self._checkpoint_has_writes = True
             if not self._confirmed_once:
                 self._confirmed_once = True

@@ -22,9 +22,12 @@ _ENDED = (Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED)
 _ON = (Standing.CONFIRMED, Standing.RE_CONSENT)
 
 
+_blake2b = hashlib.blake2b
+
+
 def _digest(value: tuple[object, ...]) -> str:
     # repr of a tuple of str/None/sorted pairs is canonical and much cheaper than JSON.
-    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
+    return _blake2b(repr(value).encode(), digest_size=16).hexdigest()
 
 
 def fingerprint(data: MemberData) -> str:
@@ -60,7 +63,9 @@ def decide_contact(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> Decis
                                   events=facts.events, suppressions=facts.suppressions,
                                   undeliverable_since=facts.undeliverable_at, now=now,
                                   months=cfg.soft_opt_in_months)
-    first = decide_purpose(facts, cfg.purpose, now)
+    first = decide(purpose=cfg.purpose, events=facts.events, suppressions=facts.suppressions,
+                   is_customer=facts.is_customer, undeliverable_since=facts.undeliverable_at,
+                   now=now)  # decide_purpose, spelt out: it runs for every contact planned
     if first.eligible or len(cfg.admitting) == 1:
         return first
     others = [decide_purpose(facts, p, now) for p in cfg.admitting[1:]]
