@@ -4,7 +4,7 @@ the KnownState of the member at the ESP."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +16,37 @@ from syncd.keys import Keyring
 from syncd.store import candidates
 from syncd.store.facts import attributes, moment
 from syncd.sync.plan import LIVE, ContactFacts, KnownState
+
+
+class _Attributes(Mapping[str, str]):
+    """A contact's stored attributes (JSON text), decoded on first read: the planner
+    reads them only for a merge field mapped to an attribute, and most targets map none."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: object) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def _map(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = attributes(self._raw)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> str:
+        return self._map()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+    def __repr__(self) -> str:
+        return repr(self._map())
+
+
+_NO_ATTRIBUTES = (None, "{}", "null")
 
 
 @dataclass(frozen=True)
@@ -52,7 +83,8 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
              created, esp_permissions) in chunk.rows:
             # Positional, in ContactFacts' field order: built for every candidate.
             facts = ContactFacts(
-                cid, revision, email, first, last_name, attributes(raw_attributes),
+                cid, revision, email, first, last_name,
+                {} if raw_attributes in _NO_ATTRIBUTES else _Attributes(raw_attributes),
                 bool(customer), None if bounced is None else moment(bounced),
                 lists.get(cid, no_lists), events.get(cid, no_events),
                 blocks.get(cid, no_blocks), bought.get(cid, no_purchases), cid in inbox,
