@@ -37,10 +37,15 @@ def member_body(data: MemberData) -> dict[str, Any]:
     body: dict[str, Any] = {"email_address": data.email}
     if data.merge_fields:
         body["merge_fields"] = dict(data.merge_fields)
-    for name in ("ip_signup", "timestamp_signup", "ip_opt", "timestamp_opt"):
-        value = getattr(data, name)
-        if value:
-            body[name] = value
+    # Spelt out, not a getattr loop: a batch builds 500 of these per call.
+    if data.ip_signup:
+        body["ip_signup"] = data.ip_signup
+    if data.timestamp_signup:
+        body["timestamp_signup"] = data.timestamp_signup
+    if data.ip_opt:
+        body["ip_opt"] = data.ip_opt
+    if data.timestamp_opt:
+        body["timestamp_opt"] = data.timestamp_opt
     if data.marketing_permissions:
         body["marketing_permissions"] = permissions_body(data.marketing_permissions)
     if data.interests:
@@ -82,9 +87,11 @@ def batch_items(members: Sequence[NewMember]) -> list[dict[str, Any]]:
     """The `members` of a batch subscribe: each member's body, status and tags."""
     items = []
     for member in members:
-        item = member_body(member.data) | {"status": member.status}
-        if member.data.tags:
-            item["tags"] = list(member.data.tags)
+        data = member.data
+        item = member_body(data)
+        item["status"] = member.status
+        if data.tags:
+            item["tags"] = list(data.tags)
         items.append(item)
     return items
 

@@ -25,9 +25,16 @@ IN_CHUNK = 900
 _T = TypeVar("_T", int, str)
 
 
+_NAIVE_TEXT = len("2026-01-01 00:00:00.000000")  # SQLite's UtcDateTime text (naive = UTC)
+_from_iso = datetime.fromisoformat
+
+
 def moment(raw: object) -> datetime:
     """A time read without SQLAlchemy's per-value processing (the sync reads several per
     contact): SQLite gives ISO text (naive = UTC), PostgreSQL's driver an aware datetime."""
+    if type(raw) is str and len(raw) == _NAIVE_TEXT:
+        # The zone parsed with the text: a seventh of the cost of parse, then replace.
+        return _from_iso(raw + "+00:00")
     value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)

@@ -54,6 +54,15 @@ class Action(StrEnum):
     HOLD = "hold"  # nothing to send now; look again next run
 
 
+_ADD = Action.ADD
+
+
+# Enum members read once (an `Enum.MEMBER` costs about a tenth of a microsecond on
+# Python 3.11; these are read for every contact planned).
+_UNCONFIRMED, _ADMITTED_AS_SUBSCRIBED = Standing.UNCONFIRMED, (Standing.CONFIRMED,
+                                                               Standing.CUSTOMER)
+
+
 @dataclass(frozen=True)
 class PlanConfig:
     purpose: str
@@ -173,8 +182,7 @@ def plan_contact(  # noqa: PLR0911, PLR0912 - one flat decision table, read top 
                              f"sign-ups); retried after {_stamp(known.retry_after)}")
     decision = decide_contact(facts, cfg, now)
     status = known.esp_status if known is not None else None
-    pending_unconfirmed = (decision.standing is Standing.UNCONFIRMED
-                           and cfg.unconfirmed_as_pending)
+    pending_unconfirmed = decision.standing is _UNCONFIRMED and cfg.unconfirmed_as_pending
 
     # An add that was sent but never confirmed (timeout, crash) may have landed: the
     # member can be live at the ESP although syncd has no status for it. So can a
@@ -211,12 +219,11 @@ def plan_contact(  # noqa: PLR0911, PLR0912 - one flat decision table, read top 
 
     data = member_data(facts, decision, cfg, now)
     print_ = fingerprint(data)
-    new_status = ("subscribed" if decision.standing in (Standing.CONFIRMED, Standing.CUSTOMER)
-                  else "pending")
+    new_status = "subscribed" if decision.standing in _ADMITTED_AS_SUBSCRIBED else "pending"
     if status is None:
-        return change(action=Action.ADD, category="add", reason=decision.reason,
-                      data=data, status=new_status, fingerprint=print_, write_data=True,
-                      write_tags=bool(data.tags))
+        # Every contact of a first push: built directly, not through `change`.
+        return Change(facts.contact_id, facts.revision, _ADD, decision.reason, "add", data,
+                      new_status, print_, True, bool(data.tags), known=known)
     old = (known.fingerprint if known is not None else None) or ""
     data_changed, tags_changed = old[:32] != print_[:32], old[32:] != print_[32:]
     # The address is part of the data fingerprint: a changed address is a data change,

@@ -22,9 +22,12 @@ _ENDED = (Standing.WITHDRAWN, Standing.SUPPRESSED, Standing.LAPSED)
 _ON = (Standing.CONFIRMED, Standing.RE_CONSENT)
 
 
+_blake2b = hashlib.blake2b
+
+
 def _digest(value: tuple[object, ...]) -> str:
     # repr of a tuple of str/None/sorted pairs is canonical and much cheaper than JSON.
-    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
+    return _blake2b(repr(value).encode(), digest_size=16).hexdigest()
 
 
 def fingerprint(data: MemberData) -> str:
@@ -60,7 +63,9 @@ def decide_contact(facts: ContactFacts, cfg: PlanConfig, now: datetime) -> Decis
                                   events=facts.events, suppressions=facts.suppressions,
                                   undeliverable_since=facts.undeliverable_at, now=now,
                                   months=cfg.soft_opt_in_months)
-    first = decide_purpose(facts, cfg.purpose, now)
+    first = decide(purpose=cfg.purpose, events=facts.events, suppressions=facts.suppressions,
+                   is_customer=facts.is_customer, undeliverable_since=facts.undeliverable_at,
+                   now=now)  # decide_purpose, spelt out: it runs for every contact planned
     if first.eligible or len(cfg.admitting) == 1:
         return first
     others = [decide_purpose(facts, p, now) for p in cfg.admitting[1:]]
@@ -110,22 +115,30 @@ def member_data(facts: ContactFacts, decision: Decision, cfg: PlanConfig,
                 now: datetime | None = None) -> MemberData:
     merges: dict[str, str] = {}
     for source, tag in cfg.merge_fields.items():
-        value = (getattr(facts, source) if source in ("first_name", "last_name")
+        value = (facts.first_name if source == "first_name"
+                 else facts.last_name if source == "last_name"
                  else facts.attributes.get(source))
-        if value is not None and str(value) != "":
-            merges[tag] = str(value)
-    tags = tuple(sorted(n for n in facts.lists if n in cfg.tag_lists)) if cfg.sync_tags else ()
+        if value is not None:
+            text = str(value)
+            if text:
+                merges[tag] = text
+    lists = facts.lists
+    if cfg.sync_tags:
+        wanted = cfg.tag_lists
+        tags = tuple(sorted([n for n in lists if n in wanted]))
+    else:
+        tags = ()
     if cfg.basis == "soft_opt_in" and cfg.category_tags:
         # Similar products only (rule 11): the categories the customer bought, as tags.
         tags = tuple(sorted({*tags, *decision.categories}))
     proof = decision.proof
+    # Positional, in MemberData's field order (built for every contact planned).
+    if proof is None:
+        signup_ip = signup_at = opt_ip = opt_at = None
+    else:
+        signup_ip, signup_at = proof.signup_ip, stamp(proof.signup_at)
+        opt_ip, opt_at = proof.confirmed_ip, stamp(proof.confirmed_at)
     return MemberData(
-        email=facts.email, merge_fields=merges, tags=tags,
-        ip_signup=proof.signup_ip if proof else None,
-        timestamp_signup=stamp(proof.signup_at) if proof else None,
-        ip_opt=proof.confirmed_ip if proof else None,
-        timestamp_opt=stamp(proof.confirmed_at) if proof else None,
-        marketing_permissions=permissions_of(facts, cfg, now) if (
-            cfg.permissions and now is not None) else {},
-        interests={interest: name in facts.lists for name, interest in cfg.interests.items()},
-    )
+        facts.email, merges, tags, signup_ip, signup_at, opt_ip, opt_at,
+        permissions_of(facts, cfg, now) if (cfg.permissions and now is not None) else {},
+        {interest: name in lists for name, interest in cfg.interests.items()})

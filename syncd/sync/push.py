@@ -105,10 +105,7 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
     outcomes = []
     for change, result in zip(changes, results, strict=True):
         if result.outcome in ("created", "written"):
-            kind = _SENT_PENDING if change.status == "pending" else _ADDED
-            outcomes.append(Outcome(change, kind, _settled(
-                change, status=result.status or change.status, fingerprint=change.fingerprint,
-                now=now)))
+            outcomes.append(_added(change, result.status or change.status, now))
         elif result.outcome == "exists":
             outcomes.append(_resolve_existing(esp, change, manage_foreign=manage_foreign,
                                               now=now, uncertain_since=result.uncertain_since))
@@ -117,6 +114,23 @@ def run_add_batch(esp: EspWriter, changes: Sequence[Change], *, manage_foreign: 
             outcomes.append(_refused(change, error, now) if not _transient(error)
                             else _failed(change, error))
     return outcomes
+
+
+def _added(change: Change, status: str | None, now: datetime) -> Outcome:
+    """An add the ESP took: `_settled(change, status=status,
+    fingerprint=change.fingerprint, now=now)` spelt out, as it runs for every contact
+    of a first push."""
+    known = change.known
+    pending = change.status == "pending"
+    fingerprint = change.fingerprint
+    if fingerprint is None and known is not None:
+        fingerprint = known.fingerprint
+    data = change.data
+    email = data.email if data else (known.esp_email if known else None)
+    return Outcome(change, _SENT_PENDING if pending else _ADDED, Settlement(
+        change.contact_id, change.revision, fingerprint, status, email, None, None, None,
+        _PUSHED if change.action is _ADD else None,
+        now if pending and status == "pending" else None))
 
 
 def _transient(error: EspError) -> bool:

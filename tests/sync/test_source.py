@@ -3,7 +3,7 @@ chunk by set-based queries over the chunk's filter (real database, both)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from syncd.consent import ledger
 from syncd.consent.policy import Action
@@ -78,3 +78,20 @@ def test_a_chunk_carries_the_suppressions_of_its_contacts_own_and_earlier_addres
     blocked = {c.facts.contact_id: [(s.purpose, s.reason) for s in c.facts.suppressions]
                for chunk in chunks for c in chunk if c.facts.suppressions}
     assert blocked == {ids[3]: [("*", "abuse")], ids[7]: [("newsletter", "unsubscribe")]}
+
+
+def test_each_candidate_carries_its_stored_attributes(app_context: AppContext) -> None:
+    ctx = app_context
+    ada = add_contact(ctx, "ada@example.org", events=confirmed())
+    bare = add_contact(ctx, "bare@example.org", events=confirmed(days=1))
+    with transaction(ctx.sessions) as session:
+        session.execute(update(Contact).where(Contact.id == ada)
+                        .values(attributes={"city": "Delft"}))
+
+    cfg = PlanConfig.for_target(ctx.settings.target(), ctx.settings)
+    read = {c.facts.contact_id: dict(c.facts.attributes)
+            for chunk in source.iter_candidates(ctx.engine, TEST_AUDIENCE_ID, ctx.keyring,
+                                                chunk_size=10, purpose_lists=cfg.tag_lists)
+            for c in chunk}
+
+    assert read == {ada: {"city": "Delft"}, bare: {}}
