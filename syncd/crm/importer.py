@@ -210,7 +210,7 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
     statement is planned with its own values and the tables' sizes of the moment, never
     from a plan kept since the first chunks (the duplicate look-up then scanned the whole
     ledger once per chunk: docs/performance.md). Durability settings stay untouched."""
-    with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
+    with ctx.engine.connect() as connection, dialect.sqlite_page_cache(
             connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
         done = 0
         for chunk in _batches(lines, chunk_lines):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import String, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,13 @@ from syncd.schema import (
     LedgerTombstone,
     UtcDateTime,
 )
-from syncd.store.dialect import copy_rows, insert_ignoring_duplicates, insert_rows
+from syncd.store.dialect import (
+    any_of,
+    copy_rows,
+    insert_ignoring_duplicates,
+    insert_rows,
+    pieces,
+)
 
 # The link before the first event.
 GENESIS = "0" * 64
@@ -146,9 +152,9 @@ def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
     if len(ids) == 1:
         conn.execute(_LOCK_CONTACT, {"contact_id": ids[0]})
         return
-    for start in range(0, len(ids), CHUNK):
-        conn.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + CHUNK]))
-                     .order_by(Contact.id).with_for_update())
+    # One array, not an IN list of placeholders per id (a bulk import's chunk).
+    conn.execute(select(Contact.id).where(any_of(session, Contact.id, ids, Integer))
+                 .order_by(Contact.id).with_for_update())
 
 
 def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool) -> Head:
@@ -195,9 +201,9 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
         # the insert itself skips it, and nothing follows it.
         keys = [str(r["dedupe_key"]) for r in rows]
         known: set[str] = set()
-        for start in range(0, len(keys), CHUNK):
+        for part in pieces(session, keys, CHUNK):
             known.update(session.connection().scalars(select(ConsentEvent.dedupe_key).where(
-                ConsentEvent.dedupe_key.in_(keys[start:start + CHUNK]))))
+                any_of(session, ConsentEvent.dedupe_key, part, String))))
         fresh = []
         for row in rows:
             if row["dedupe_key"] not in known:

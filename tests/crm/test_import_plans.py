@@ -22,7 +22,7 @@ from tests.conftest import _empty_postgres, make_settings
 from tests.crm.conftest import contact_line, signed_up, write_jsonl
 
 real_decode = import_readers._decode_jsonl
-LOOK_UP = "consent_events.dedupe_key IN"
+LOOK_UP = "consent_events.dedupe_key = ANY"
 # psycopg prepares a statement on the server from its fifth execution on (prepare_threshold).
 PSYCOPG_PREPARE_THRESHOLD = 5
 
