@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -83,11 +84,22 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
     conn = session.connection()
     sql, positions, processors = _plain_insert(conn.dialect, table, columns)
     processed: list[list[Any]] = []
+    # A bulk write repeats its timestamps (the chunk's `now`, the same event times): each
+    # distinct one is converted once per call.
+    seen: list[dict[datetime, Any]] = [{} for _ in processors]
     for row in rows:
         values = list(row)
-        for index, process in processors:
-            if values[index] is not None:
-                values[index] = process(values[index])
+        for (index, process), done in zip(processors, seen, strict=True):
+            value = values[index]
+            if value is None:
+                continue
+            if type(value) is datetime:
+                found = done.get(value)
+                if found is None:
+                    found = done[value] = process(value)
+                values[index] = found
+            else:
+                values[index] = process(value)
         processed.append(values)
     if conn.dialect.name == "postgresql" and len(processed) >= BULK_MIN_ROWS:
         copy_rows(session, table, columns, processed)

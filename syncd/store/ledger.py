@@ -77,9 +77,17 @@ def _canonical_time(value: Any) -> Any:
     return as_utc(value) if isinstance(value, datetime) else value
 
 
+# The hashed fields that hold timestamps: only these are turned into UTC text (any other
+# value is hashed as the JSON it is; a timestamp elsewhere fails the encoding, never
+# hashes differently from what verify recomputes).
+_TIMES = tuple(HASHED_FIELDS.index(name) for name in ("occurred_at", "recorded_at"))
+
+
 def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """The link of one event: SHA-256 over the version, the previous link and the content."""
-    content = [_canonical(row.get(name)) for name in HASHED_FIELDS]  # absent is NULL
+    content = [row.get(name) for name in HASHED_FIELDS]  # absent is NULL
+    for index in _TIMES:
+        content[index] = _canonical(content[index])
     payload = _HASH_ENCODER.encode([HASH_VERSION, prev_hash, content])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -215,10 +223,14 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
     if len(rows) > 1:
         # None of `fresh` is stored (read under the lock): one COPY on PostgreSQL, one
         # plain executemany on SQLite, in chain order.
-        write = copy_rows if _postgres(session) else insert_rows
+        # On SQLite insert_rows's column types make the times UTC text; COPY takes them
+        # as they are.
+        postgres = _postgres(session)
+        write = copy_rows if postgres else insert_rows
         try:
-            write(session, _EVENTS, _COPIED, ([_canonical_time(row.get(name))
-                                               for name in _COPIED] for row in fresh))
+            write(session, _EVENTS, _COPIED, (
+                [_canonical_time(row.get(name)) for name in _COPIED] if postgres
+                else [row.get(name) for name in _COPIED] for row in fresh))
         except IntegrityError:
             raise RuntimeError(_OUTSIDE_THE_LOCK) from None
         inserted = {str(row["dedupe_key"]) for row in fresh}
