@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -44,7 +47,7 @@ def _run(path: Path, *, skip_invalid: bool, fmt: FileFormat | None, as_json: boo
     ctx = open_context()
     try:
         with progress_bar(err_console, enabled=not as_json and err_console.is_terminal,
-                          unit="lines") as progress:
+                          unit="lines") as progress, _fewer_collections():
             report = import_file(ctx, path, fmt=None if fmt is None else fmt.value,
                                  skip_invalid=skip_invalid, progress=progress)
     finally:
@@ -71,6 +74,24 @@ def _run(path: Path, *, skip_invalid: bool, fmt: FileFormat | None, as_json: boo
         raise typer.Exit(int(ExitCode.INVALID_INPUT))
     if report.invalid:
         raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """This process's cyclic garbage collector, for the import only: the objects loaded so
+    far frozen (never traversed again) and a collection every 10,000 allocations instead
+    of 700. An import allocates millions of short-lived rows and records without cycles;
+    the collections walked every live object, a tenth of its CPU. (50,000 saved no more
+    and let cyclic garbage pile up: peak RSS +40 MB at 100k.) A command's process only:
+    `syncd serve` keeps the interpreter's defaults."""
+    kept = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*kept)
+        gc.unfreeze()
 
 
 def register(app: typer.Typer) -> None:

@@ -29,11 +29,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from syncd.crm.import_format import LineError
 
 Format = Literal["jsonl", "csv"]
+_T = TypeVar("_T")
 
 CONTACT_COLUMNS = ("email", "first_name", "last_name", "crm_id")
 CONSENT_COLUMNS = ("purpose", "action", "at", "source", "form_url", "text_version",
@@ -85,6 +86,18 @@ Item = tuple[int, Any]
 
 class FileProblem(Exception):
     """The file as a whole cannot be read (missing, wrong encoding, bad header)."""
+
+
+def batches(records: Iterator[_T], size: int) -> Iterator[list[_T]]:
+    """The items in lists of `size` (the last one shorter), read lazily."""
+    batch: list[_T] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def guess_format(path: Path) -> Format:

@@ -6,7 +6,7 @@ syncd.crm.import_format.hash_prefix), so neither pass decodes or checks it again
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from sqlalchemy.orm import Session
 
@@ -25,18 +25,25 @@ def hashes(lines: list[Line], prefix: bytes, refused: Collection[int]) -> dict[i
 
 
 def to_apply(session: Session, chunk: list[Line], digests: dict[int, str],
-             refused: Collection[int]
-             ) -> tuple[list[tuple[int, object]], dict[int, Address], int]:
-    """(the chunk's lines to apply, decoded, in file order; the addresses parsed for them,
-    handed to each line's check so it is parsed once per pass; how many were skipped). A
-    line of an address that another line of the chunk applies is applied too: the other
-    may change what it finds. Across chunks the marks the chunk before left tell."""
+             refused: Collection[int], spooled: Mapping[int, str]
+             ) -> tuple[list[tuple[int, object | None]], dict[int, Address], int]:
+    """(the chunk's lines to apply in file order: decoded, or None for a line the check
+    pass spooled, whose address `spooled` gives; the addresses parsed for the decoded
+    ones, handed to each line's check so it is parsed once per pass; how many were
+    skipped). A line of an address that another line of the chunk applies is applied
+    too: the other may change what it finds. Across chunks the marks the chunk before
+    left tell."""
     holders = import_marks.unchanged(session, digests.values())
     held = {n: holders[digest] for n, digest in digests.items() if digest in holders}
-    decoded: dict[int, tuple[int, object]] = {}
+    decoded: dict[int, tuple[int, object | None]] = {}
+    keys: dict[int, str] = {}
     parsed: dict[int, Address] = {}
     for line in chunk:
         if line.number in held or line.number in refused:
+            continue
+        if line.number in spooled:
+            decoded[line.number] = (line.number, None)
+            keys[line.number] = spooled[line.number]
             continue
         item = line.item()
         if item is None:
@@ -45,11 +52,12 @@ def to_apply(session: Session, chunk: list[Line], digests: dict[int, str],
         address = _address(item[1])
         if address is not None:
             parsed[line.number] = address
-    applied = {address.key for address in parsed.values()}
-    items = []
+            keys[line.number] = address.key
+    applied = set(keys.values())
+    items: list[tuple[int, object | None]] = []
     for line in chunk:
         if line.number in held and held[line.number] in applied:
-            found = line.item()
+            found = (line.number, None) if line.number in spooled else line.item()
             if found is not None:
                 items.append(found)
         elif line.number in decoded:

@@ -1,8 +1,9 @@
 """Import contacts, list memberships and consent evidence from a JSONL or CSV file.
 
 Two streaming passes keep memory bounded for any file size: the first validates every
-line and keeps only the errors (at most `MAX_REPORTED_ERRORS`, plus a count); the second
-applies the valid lines in chunked transactions. By default one bad line means nothing is
+line, keeps only the errors (at most `MAX_REPORTED_ERRORS`, plus a count) and spools the
+records it accepted (import_spool.py); the second applies those in chunked transactions,
+without decoding or checking them again. By default one bad line means nothing is
 written; `skip_invalid` applies the valid lines and reports the rest.
 
 A `confirmed` consent must confirm a valid sign-up: a `given` of the same purpose at or
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -34,10 +35,18 @@ from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.consent import ledger
 from syncd.context import AppContext
-from syncd.crm import import_purchases, import_unchanged
+from syncd.crm import import_purchases, import_spool, import_unchanged
 from syncd.crm.import_confirmations import Confirmation, refuse_unsupported, unconfirmed_sign_ups
 from syncd.crm.import_format import ImportRecord, LineError, Vocabulary, check, hash_prefix
-from syncd.crm.import_readers import FileProblem, Format, Line, Unreadable, guess_format, read_lines
+from syncd.crm.import_readers import (
+    FileProblem,
+    Format,
+    Line,
+    Unreadable,
+    batches,
+    guess_format,
+    read_lines,
+)
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
 from syncd.store import contacts, dialect, import_marks, lists
@@ -51,7 +60,6 @@ ACTOR = "import"
 # (PostgreSQL: syncd.store.dialect.refresh_statistics).
 ANALYZE_AFTER_CREATED = 10_000
 GROWN_TABLES = tuple(cast(Table, model.__table__) for model in (Contact, ConsentEvent))
-_T = TypeVar("_T")
 
 log = logs.get_logger(__name__)
 
@@ -108,23 +116,40 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
     """Validate the whole file, then apply it (or its valid lines with `skip_invalid`).
     Raises InputError when the file itself cannot be read or holds no record."""
     chosen: Format = fmt or guess_format(path)
-    moment = now or utcnow()
     vocabulary = Vocabulary(lists=frozenset(ctx.settings.lists),
                             purposes=ctx.settings.purposes)
     report = ImportReport()
+    with import_spool.spool() as spool:
+        _check_and_apply(ctx, path, chosen, report, spool, vocabulary=vocabulary,
+                         now=now or utcnow(), skip_invalid=skip_invalid,
+                         chunk_lines=chunk_lines, progress=progress)
+    if report.applied:
+        log.info("import_applied", lines=report.lines, valid=report.valid,
+                 invalid=report.invalid, created=report.contacts_created,
+                 updated=report.contacts_updated, consents=report.consents_added,
+                 memberships=report.memberships_added)
+    return report
+
+
+def _check_and_apply(ctx: AppContext, path: Path, chosen: Format, report: ImportReport,
+                     spool: import_spool.Spool, *, vocabulary: Vocabulary, now: datetime,
+                     skip_invalid: bool, chunk_lines: int, progress: ProgressHook | None
+                     ) -> None:
+    """The check pass (every accepted record spooled), then the apply pass."""
     prefix = hash_prefix(vocabulary)
     pending: list[Confirmation] = []
     try:
-        for lines in _batches(read_lines(path, chosen), chunk_lines):
+        for lines in batches(read_lines(path, chosen), chunk_lines):
             # Short sessions: on SQLite every transaction takes the write lock.
             hashes = import_unchanged.hashes(lines, prefix, report.refused_lines)
             with ctx.sessions() as session:
                 known = import_marks.unchanged(session, hashes.values())
             # A line a contact holds unchanged passed these checks when it was applied.
             batch = [r for line in lines if hashes.get(line.number) not in known
-                     for r in _line_records(line, vocabulary, moment, report)]
+                     for r in _line_records(line, vocabulary, now, report)]
             with ctx.sessions() as session:
                 conflicts = _crm_id_conflicts(session, batch, within=True)
+            spool.write(batch)  # a line refused later is skipped by the apply pass
             for problem in conflicts:
                 report.note([problem])
                 report.refused_lines.add(problem.line)
@@ -137,19 +162,15 @@ def import_file(ctx: AppContext, path: Path, *, fmt: Format | None = None,
         if report.lines == 0:
             raise InputError(f"{path}: the file holds no records")
         refuse_unsupported(ctx, pending, report, lambda: _records(
-            path, chosen, vocabulary, moment, ImportReport()))
+            path, chosen, vocabulary, now, ImportReport()))
         if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
-            return report
-        _apply(ctx, read_lines(path, chosen), report, vocabulary=vocabulary, now=moment,
-               prefix=prefix, chunk_lines=chunk_lines, progress=progress)
+            return
+        _apply(ctx, read_lines(path, chosen), report, spool, vocabulary=vocabulary,
+               now=now, prefix=prefix, chunk_lines=chunk_lines, progress=progress)
     except FileProblem as exc:
         raise InputError(str(exc)) from None
     report.applied = True
-    log.info("import_applied", lines=report.lines, valid=report.valid, invalid=report.invalid,
-             created=report.contacts_created, updated=report.contacts_updated,
-             consents=report.consents_added, memberships=report.memberships_added)
-    return report
 
 
 def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
@@ -169,40 +190,28 @@ def _line_records(line: Line, vocabulary: Vocabulary, now: datetime,
     return _checked(item[0], item[1], vocabulary, now, report)
 
 
-def _batches(records: Iterator[_T], size: int) -> Iterator[list[_T]]:
-    batch: list[_T] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _crm_id_conflicts(session: Session, batch: list[ImportRecord], *,
+def _crm_id_conflicts(session: Session, batch: list[ImportRecord] | list[import_spool.Checked], *,
                       within: bool = False) -> list[LineError]:
     """Lines whose crm_id already belongs to a contact with another address (in the
     database, or with `within` also on an earlier line of the batch)."""
-    holders = contacts.crm_id_holders(
-        session, (r.data.crm_id for r in batch if r.data.crm_id is not None))
+    claims = [(r.line, r.address, r.data.crm_id if isinstance(r, ImportRecord) else r.crm_id)
+              for r in batch]
+    holders = contacts.crm_id_holders(session, (c for _, _, c in claims if c is not None))
     problems = []
-    for record in batch:
-        crm_id = record.data.crm_id
+    for line, address, crm_id in claims:
         if crm_id is None:
             continue
         holder = holders.get(crm_id)
-        if holder is not None and holder != record.address.key:
-            problems.append(LineError(record.line, "crm_id",
-                                      "already belongs to another contact"))
+        if holder is not None and holder != address.key:
+            problems.append(LineError(line, "crm_id", "already belongs to another contact"))
         elif within:
-            holders[crm_id] = record.address.key
+            holders[crm_id] = address.key
     return problems
 
 
-def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
-           vocabulary: Vocabulary, now: datetime, prefix: bytes, chunk_lines: int,
-           progress: ProgressHook | None = None) -> None:
+def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport,
+           spool: import_spool.Spool, *, vocabulary: Vocabulary, now: datetime,
+           prefix: bytes, chunk_lines: int, progress: ProgressHook | None = None) -> None:
     """One connection for the whole pass, one transaction per chunk of lines. On SQLite
     the page cache is raised for this connection only and restored after: the unique
     indexes the import inserts into (email_key, dedupe_key: random order) outgrow the
@@ -210,12 +219,13 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
     statement is planned with its own values and the tables' sizes of the moment, never
     from a plan kept since the first chunks (the duplicate look-up then scanned the whole
     ledger once per chunk: docs/performance.md). Durability settings stay untouched."""
-    with ctx.engine.connect() as connection, contacts.sqlite_page_cache(
+    with ctx.engine.connect() as connection, dialect.sqlite_page_cache(
             connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
         done = 0
-        for chunk in _batches(lines, chunk_lines):
+        for chunk in batches(lines, chunk_lines):
             with Session(bind=connection) as session, session.begin():
-                _apply_chunk(session, chunk, prefix, vocabulary, now, report=report)
+                _apply_chunk(session, chunk, spool.take(chunk[-1].number), vocabulary,
+                             now, prefix=prefix, report=report)
             done += len(chunk)
             if progress is not None:
                 progress(done, report.lines, "importing")
@@ -224,20 +234,26 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport, *,
                 dialect.refresh_statistics(connection, GROWN_TABLES)
 
 
-def _apply_chunk(session: Session, chunk: list[Line], prefix: bytes, vocabulary: Vocabulary,
-                 now: datetime, *, report: ImportReport) -> None:
-    """One transaction: unchanged lines skipped, the others checked again, then
-    contacts, memberships, consent events, revisions and the import marks, each in one or
-    a few multi-row statements (per-line statements made a million lines take an hour;
-    ORM objects cost more than the SQL). A per-line hook for the written records goes
-    after `contacts.upsert`, where each record meets its contact (`written`)."""
+def _apply_chunk(session: Session, chunk: list[Line], spooled: dict[int, import_spool.Checked],
+                 vocabulary: Vocabulary, now: datetime, *, prefix: bytes,
+                 report: ImportReport) -> None:
+    """One transaction: unchanged lines skipped, the others' spooled records written
+    (contacts, memberships, consent events, revisions, import marks) in a few multi-row
+    statements each (per-line statements or ORM objects cost more than the SQL). A
+    per-line hook goes after `contacts.upsert`, where each record meets its contact."""
     hashes = import_unchanged.hashes(chunk, prefix, report.refused_lines)
-    items, parsed, unchanged = import_unchanged.to_apply(session, chunk, hashes,
-                                                         report.refused_lines)
+    items, parsed, unchanged = import_unchanged.to_apply(
+        session, chunk, hashes, report.refused_lines,
+        {number: record.address.key for number, record in spooled.items()})
     report.unchanged += unchanged
     scratch = ImportReport()  # pass one counted and reported every problem already
-    records = [r for number, raw in items for r in _checked(
-        number, raw, vocabulary, now, scratch, address=parsed.get(number))]
+    records: list[import_spool.Checked] = []
+    for number, raw in items:
+        if raw is None:
+            records.append(spooled[number])
+        else:  # not spooled: the line matched a mark in the check pass
+            records.extend(import_spool.checked(r) for r in _checked(
+                number, raw, vocabulary, now, scratch, address=parsed.get(number)))
     if not records:
         return
     known_lists = lists.all_lists(session)
@@ -248,8 +264,8 @@ def _apply_chunk(session: Session, chunk: list[Line], prefix: bytes, vocabulary:
         report.refused_lines.add(problem.line)
     records = [r for r in records if r.line not in report.refused_lines]
     written = contacts.upsert(session, [contacts.ContactData(
-        address=r.address, first_name=r.data.first_name, last_name=r.data.last_name,
-        crm_id=r.data.crm_id, attributes=r.data.attributes, is_customer=r.data.customer)
+        address=r.address, first_name=r.first_name, last_name=r.last_name,
+        crm_id=r.crm_id, attributes=r.attributes, is_customer=r.customer)
         for r in records], actor=ACTOR)
     for _contact, created, changed in written:
         report.contacts_created += created
@@ -257,14 +273,14 @@ def _apply_chunk(session: Session, chunk: list[Line], prefix: bytes, vocabulary:
     report.memberships_added += len(lists.add_memberships(session, [
         lists.Membership(ref, known_lists[name].id, name)
         for record, (ref, _, _) in zip(records, written, strict=True)
-        for name in record.data.lists], actor=ACTOR, source=ACTOR))
+        for name in record.lists], actor=ACTOR, source=ACTOR))
     report.consents_added += ledger.append_many(session, [
         (ref, consent)
         for record, (ref, _, _) in zip(records, written, strict=True)
         for consent in record.records], actor=ACTOR)
-    import_purchases.apply(session, [(ref, record.data.purchases) for record, (ref, _, _)
+    import_purchases.apply(session, [(ref, record.purchases) for record, (ref, _, _)
                                      in zip(records, written, strict=True)
-                                     if record.data.purchases])
+                                     if record.purchases])
     contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])
     # The last line per contact is what the contact now holds (dict: last one wins).
     import_marks.mark(session, {ref.id: hashes[record.line] for record, (ref, _, _)

@@ -3,20 +3,19 @@ revisions (the sync looks again at a contact whose revision moved), and read the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Integer, Table, bindparam, func, select, update
+from sqlalchemy import Integer, String, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from syncd.addresses import Address
 from syncd.clock import utcnow
 from syncd.schema import Contact, InternalList, ListMembership, UtcDateTime
-from syncd.store import audit
+from syncd.store import audit, dialect
 
 _TABLE = cast(Table, Contact.__table__)
 # Bound parameters per IN list (SQLite's historic limit is 999).
@@ -81,9 +80,9 @@ def _current(session: Session, keys: list[str]
              ) -> tuple[dict[str, dict[str, Any]], dict[str, ContactRef]]:
     current: dict[str, dict[str, Any]] = {}
     refs: dict[str, ContactRef] = {}
-    for start in range(0, len(keys), IN_CHUNK):
+    for part in dialect.pieces(session, keys, IN_CHUNK):
         query = select(_TABLE.c.id, _TABLE.c.email_key, *(_TABLE.c[name] for name in _FIELDS)
-                       ).where(_TABLE.c.email_key.in_(keys[start : start + IN_CHUNK]))
+                       ).where(dialect.any_of(session, _TABLE.c.email_key, part, String))
         for row in session.connection().execute(query).mappings():
             current[row["email_key"]] = {name: row[name] for name in _FIELDS}
             current[row["email_key"]]["attributes"] = dict(row["attributes"] or {})
@@ -145,10 +144,13 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
 
 def create(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Create contacts from rows of column values (each with its email_key, timestamps and
-    revision): one multi-row INSERT. Returns the new ids by address; an address already
-    stored raises IntegrityError (unique email_key)."""
-    return {key: contact_id
-            for contact_id, key in session.connection().execute(_INSERT, list(rows))}
+    revision): one multi-row INSERT (over arrays on PostgreSQL: syncd.store.dialect).
+    Returns the new ids by address; an address stored already raises IntegrityError."""
+    conn = session.connection()
+    found = (dialect.insert_arrays(session, _TABLE, rows, ("id", "email_key"))
+             if conn.dialect.name == "postgresql" and len(rows) > 1
+             else conn.execute(_INSERT, list(rows)))
+    return {key: contact_id for contact_id, key in found}
 
 
 def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> None:
@@ -274,27 +276,9 @@ def crm_id_holders(session: Session, crm_ids: Iterable[str]) -> dict[str, str]:
     """The address of the contact holding each of these crm ids."""
     wanted = sorted(set(crm_ids))
     holders: dict[str, str] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
+    for part in dialect.pieces(session, wanted, IN_CHUNK):
         query = (select(_TABLE.c.crm_id, _TABLE.c.email_key)
-                 .where(_TABLE.c.crm_id.in_(wanted[start : start + IN_CHUNK])))
+                 .where(dialect.any_of(session, _TABLE.c.crm_id, part, String)))
         holders.update((str(crm_id), key) for crm_id, key in session.connection().execute(
             query))
     return holders
-
-
-@contextmanager
-def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
-    """On SQLite, this connection's page cache raised to `kib` for the block and restored
-    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
-    connection.commit()
-    try:
-        yield
-    finally:
-        connection.rollback()
-        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
-        connection.commit()

@@ -1,20 +1,39 @@
 """What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
 built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
 alike but need their own dialect's construct), the plain INSERT of rows known to be new,
-PostgreSQL's COPY for bulk appends, fresh plans per execution for a bulk import's
-connection, and SQLite's IN over many values."""
+PostgreSQL's COPY for bulk appends, its multi-row INSERT and look-ups over arrays, fresh
+plans per execution for a bulk import's connection, SQLite's IN over many values and its
+page cache for a bulk import."""
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Table, Text, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import QueryableAttribute, Session
+
+# PostgreSQL: a bulk write of at least this many rows goes as COPY (one executemany of a
+# small INSERT below it: a COPY's setup costs more than a few rows' statements).
+BULK_MIN_ROWS = 16
+_V = TypeVar("_V")
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,22 +76,101 @@ def insert_ignoring_duplicates(session: Session, table: Table,
 def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
                 rows: Iterable[Sequence[Any]]) -> None:
     """INSERT the rows (values in `columns` order; None is NULL) as one executemany of a
-    statement compiled once per database, each value through its column type's own bind
-    processing (as SQLAlchemy would apply it). For rows known to be new: a duplicate
-    fails the statement (IntegrityError). SQLAlchemy's per-row parameter handling cost
+    statement compiled once per database (on PostgreSQL, from BULK_MIN_ROWS rows, one
+    COPY), each value through its column type's own bind processing (as SQLAlchemy would
+    apply it). For rows known to be new: a duplicate fails the statement
+    (IntegrityError). SQLAlchemy's per-row parameter handling cost
     more than the database's work; the values still travel as bound parameters."""
     conn = session.connection()
     sql, positions, processors = _plain_insert(conn.dialect, table, columns)
-    params: list[Any] = []
+    processed: list[list[Any]] = []
+    # A bulk write repeats its timestamps (the chunk's `now`, the same event times): each
+    # distinct one is converted once per call.
+    seen: list[dict[datetime, Any]] = [{} for _ in processors]
     for row in rows:
         values = list(row)
-        for index, process in processors:
-            if values[index] is not None:
-                values[index] = process(values[index])
-        params.append(dict(zip(columns, values, strict=True)) if positions is None
-                      else tuple(values[i] for i in positions))
-    if params:
-        conn.exec_driver_sql(sql, params)
+        for (index, process), done in zip(processors, seen, strict=True):
+            value = values[index]
+            if value is None:
+                continue
+            if type(value) is datetime:
+                found = done.get(value)
+                if found is None:
+                    found = done[value] = process(value)
+                values[index] = found
+            else:
+                values[index] = process(value)
+        processed.append(values)
+    if conn.dialect.name == "postgresql" and len(processed) >= BULK_MIN_ROWS:
+        copy_rows(session, table, columns, processed)
+    elif processed:
+        conn.exec_driver_sql(sql, [dict(zip(columns, values, strict=True)) if positions is None
+                                   else tuple(values[i] for i in positions)
+                                   for values in processed])
+
+
+def insert_arrays(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
+                  returning: tuple[str, ...], *, skip_duplicates: bool = False
+                  ) -> list[tuple[Any, ...]]:
+    """PostgreSQL only: INSERT the rows (all with the same keys) as ONE statement over one
+    array per column (`INSERT .. SELECT FROM unnest(...)`), optionally skipping rows whose
+    unique key exists (ON CONFLICT DO NOTHING). Returns the `returning` columns of each
+    row inserted. SQLAlchemy's multi-row VALUES of a bulk import's chunk put thousands of
+    placeholders into the SQL, which psycopg split and parsed anew at every execution
+    (the driver's largest cost in the import's profile); the arrays are bound
+    parameters, and the SQL stays the same for any number of rows."""
+    if not rows:
+        return []
+    columns = tuple(rows[0])
+    conn = session.connection()
+    sql, processors = _array_insert(conn.dialect, table, columns, returning, skip_duplicates)
+    arrays: list[list[Any]] = [[row[name] for row in rows] for name in columns]
+    for index, process in processors:
+        arrays[index] = [None if value is None else process(value) for value in arrays[index]]
+    return [tuple(found) for found in conn.exec_driver_sql(sql, tuple(arrays))]
+
+
+@functools.lru_cache(maxsize=16)
+def _array_insert(dialect: Dialect, table: Table, columns: tuple[str, ...],
+                  returning: tuple[str, ...], skip_duplicates: bool
+                  ) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    from psycopg import sql
+
+    casts = []
+    for name in columns:
+        column_type = table.c[name].type
+        # Strings as unbounded text: a cast to varchar(n) would cut a longer value
+        # instead of failing on it as the column does.
+        spelled = ("TEXT" if isinstance(column_type, String)
+                   else column_type.compile(dialect=dialect))
+        casts.append(sql.SQL("CAST(%s AS {}[])").format(sql.SQL(spelled)))
+    statement = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}){}{}").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(casts),
+        sql.SQL(" ON CONFLICT DO NOTHING" if skip_duplicates else ""),
+        sql.SQL(" RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, returning)))
+        if returning else sql.SQL(""))
+    found = ((index, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+             for index, name in enumerate(columns))
+    return statement.as_string(), tuple((i, p) for i, p in found if p is not None)
+
+
+def any_of(session: Session, column: ColumnElement[Any] | QueryableAttribute[Any],
+           values: Sequence[Any], element: Any) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, the values as ONE bound
+    array of `element` type (an IN list of hundreds of placeholders cost psycopg and the
+    server more than the index look-ups: syncd.store.import_marks)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    return column.in_(values)
+
+
+def pieces(session: Session, values: Sequence[_V], size: int) -> Iterator[Sequence[_V]]:
+    """The values in slices of `size` for `any_of` (SQLite's bound on parameters per
+    statement); on PostgreSQL all at once (one array)."""
+    step = max(1, len(values)) if session.get_bind().dialect.name == "postgresql" else size
+    for start in range(0, len(values), step):
+        yield values[start:start + step]
 
 
 @functools.lru_cache(maxsize=16)
@@ -168,3 +266,21 @@ def refresh_statistics(connection: Connection, tables: Sequence[Table]) -> None:
     quote = connection.dialect.identifier_preparer.quote
     for table in tables:  # an identifier, not a value: quoted by the dialect, not bound
         connection.exec_driver_sql(f"ANALYZE {quote(table.name)}")
+
+
+@contextmanager
+def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
+    """On SQLite, this connection's page cache raised to `kib` for the block and restored
+    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
+        connection.commit()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import String, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, String, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,13 @@ from syncd.schema import (
     LedgerTombstone,
     UtcDateTime,
 )
-from syncd.store.dialect import copy_rows, insert_ignoring_duplicates, insert_rows
+from syncd.store.dialect import (
+    any_of,
+    copy_rows,
+    insert_ignoring_duplicates,
+    insert_rows,
+    pieces,
+)
 
 # The link before the first event.
 GENESIS = "0" * 64
@@ -71,9 +77,17 @@ def _canonical_time(value: Any) -> Any:
     return as_utc(value) if isinstance(value, datetime) else value
 
 
+# The hashed fields that hold timestamps: only these are turned into UTC text (any other
+# value is hashed as the JSON it is; a timestamp elsewhere fails the encoding, never
+# hashes differently from what verify recomputes).
+_TIMES = tuple(HASHED_FIELDS.index(name) for name in ("occurred_at", "recorded_at"))
+
+
 def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """The link of one event: SHA-256 over the version, the previous link and the content."""
-    content = [_canonical(row.get(name)) for name in HASHED_FIELDS]  # absent is NULL
+    content = [row.get(name) for name in HASHED_FIELDS]  # absent is NULL
+    for index in _TIMES:
+        content[index] = _canonical(content[index])
     payload = _HASH_ENCODER.encode([HASH_VERSION, prev_hash, content])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -146,9 +160,9 @@ def lock_contacts(session: Session, contact_ids: Iterable[int]) -> None:
     if len(ids) == 1:
         conn.execute(_LOCK_CONTACT, {"contact_id": ids[0]})
         return
-    for start in range(0, len(ids), CHUNK):
-        conn.execute(select(Contact.id).where(Contact.id.in_(ids[start:start + CHUNK]))
-                     .order_by(Contact.id).with_for_update())
+    # One array, not an IN list of placeholders per id (a bulk import's chunk).
+    conn.execute(select(Contact.id).where(any_of(session, Contact.id, ids, Integer))
+                 .order_by(Contact.id).with_for_update())
 
 
 def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool) -> Head:
@@ -195,9 +209,9 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
         # the insert itself skips it, and nothing follows it.
         keys = [str(r["dedupe_key"]) for r in rows]
         known: set[str] = set()
-        for start in range(0, len(keys), CHUNK):
+        for part in pieces(session, keys, CHUNK):
             known.update(session.connection().scalars(select(ConsentEvent.dedupe_key).where(
-                ConsentEvent.dedupe_key.in_(keys[start:start + CHUNK]))))
+                any_of(session, ConsentEvent.dedupe_key, part, String))))
         fresh = []
         for row in rows:
             if row["dedupe_key"] not in known:
@@ -209,10 +223,14 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
     if len(rows) > 1:
         # None of `fresh` is stored (read under the lock): one COPY on PostgreSQL, one
         # plain executemany on SQLite, in chain order.
-        write = copy_rows if _postgres(session) else insert_rows
+        # On SQLite insert_rows's column types make the times UTC text; COPY takes them
+        # as they are.
+        postgres = _postgres(session)
+        write = copy_rows if postgres else insert_rows
         try:
-            write(session, _EVENTS, _COPIED, ([_canonical_time(row.get(name))
-                                               for name in _COPIED] for row in fresh))
+            write(session, _EVENTS, _COPIED, (
+                [_canonical_time(row.get(name)) for name in _COPIED] if postgres
+                else [row.get(name) for name in _COPIED] for row in fresh))
         except IntegrityError:
             raise RuntimeError(_OUTSIDE_THE_LOCK) from None
         inserted = {str(row["dedupe_key"]) for row in fresh}

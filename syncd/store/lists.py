@@ -16,7 +16,7 @@ from syncd.config import ListSettings
 from syncd.schema import InternalList, ListMembership
 from syncd.store import audit
 from syncd.store.contacts import ContactRef
-from syncd.store.dialect import insert_ignoring_duplicates
+from syncd.store.dialect import insert_arrays, insert_ignoring_duplicates
 
 # Bound parameters per IN list (SQLite's historic limit is 999).
 IN_CHUNK = 900
@@ -81,10 +81,14 @@ def add_memberships(session: Session, memberships: Sequence[Membership], *, acto
     now = utcnow()
     wanted = {(m.contact.id, m.list_id): m for m in memberships}
     table = cast(Table, ListMembership.__table__)
-    inserted = set(insert_ignoring_duplicates(
-        session, table, [{"contact_id": contact_id, "list_id": list_id, "added_at": now,
-                          "source": source} for contact_id, list_id in wanted],
-        table.c.contact_id, table.c.list_id))
+    rows = [{"contact_id": contact_id, "list_id": list_id, "added_at": now, "source": source}
+            for contact_id, list_id in wanted]
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        inserted = set(insert_arrays(session, table, rows, ("contact_id", "list_id"),
+                                     skip_duplicates=True))
+    else:
+        inserted = set(insert_ignoring_duplicates(session, table, rows, table.c.contact_id,
+                                                  table.c.list_id))
     added = [m for pair, m in wanted.items() if pair in inserted]
     for m in added:
         m.contact.bumps += 1
