@@ -11,10 +11,11 @@ syncd's process, and each one spent holding the chain head: docs/performance.md)
   what is read is what the lock protects, not a snapshot from before the wait).
 - `write_postgres`: list removal, suppressions added or renewed, the consent event and the
   chain head's move, and every audit entry of the withdrawal, in ONE statement after the
-  head's lock (syncd.store.ledger.lock_head): the head is held for the lock, this
-  statement, the bump and the commit. Each piece is the same write as its own home's
-  (lists.unlist, suppressions.add_or_renew, ledger.append, audit.append); SQLite, with no
-  writes inside WITH and no round trips to save, uses those directly.
+  head's lock (syncd.store.ledger.lock_head): the head is held for this statement and
+  the commit (the caller bumps the revision before the lock). Each piece is the same
+  write as its own home's (lists.unlist, suppressions.add_or_renew, ledger.append,
+  audit.append); SQLite, with no writes inside WITH and no round trips to save, uses
+  those directly.
 """
 
 from __future__ import annotations

@@ -121,26 +121,39 @@ def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: With
     row = None if same else ledger.event_row(contact.id, contact.email_key, w.record,
                                              w.dedupe_salt)
     if session.get_bind().dialect.name == "postgresql":
+        # The bump before the chain head, so that the head is held for the one write and
+        # the commit only: a new withdrawal counted as changing the suppression too (when
+        # it does not, the revision moves one more than needed: it promises order, not a
+        # count). Only a repeated withdrawal can change more than counted; it takes no head.
+        counted = bumps + 2 * (row is not None)
+        _bump(session, contact.id, counted, now)
         suppressed, appended = _write_postgres(session, contact.id, taken, hmacs, w,
                                                row=row, audits=audits, now=now)
-    else:
-        if taken:
-            lists.unlist(session, contact.id, taken)
-        suppressed = suppression.suppress(
-            session, hmacs, purpose=w.suppression_scope, reason=w.suppression_reason,
-            actor=w.actor, contact_id=contact.id, created_at=w.moment, renew=not same)
-        appended = row is not None and bool(ledger_store.append(session, [row],
-                                                                contacts_locked=True))
-        if appended:
-            audits.insert(0, ledger.audit_row(w.actor, contact.id, w.record, now))
-        audit.append(session, audits)
-    bumps += suppressed + appended  # a new suppression changes what the sync may push
-    if bumps:
-        contacts.bump_revision(session, contact.id, bumps, now)
-        loaded = session.identity_map.get(identity_key(Contact, contact.id))
-        if loaded is not None:
-            session.expire(loaded, ["revision", "updated_at"])
+        _bump(session, contact.id, bumps + suppressed + appended - counted, now)
+        return bool(taken) or appended, suppressed
+    if taken:
+        lists.unlist(session, contact.id, taken)
+    suppressed = suppression.suppress(
+        session, hmacs, purpose=w.suppression_scope, reason=w.suppression_reason,
+        actor=w.actor, contact_id=contact.id, created_at=w.moment, renew=not same)
+    appended = row is not None and bool(ledger_store.append(session, [row],
+                                                            contacts_locked=True))
+    if appended:
+        audits.insert(0, ledger.audit_row(w.actor, contact.id, w.record, now))
+    audit.append(session, audits)
+    # A new suppression changes what the sync may push.
+    _bump(session, contact.id, bumps + suppressed + appended, now)
     return bool(taken) or appended, suppressed
+
+
+def _bump(session: Session, contact_id: int, bumps: int, now: datetime) -> None:
+    """The contact changed (`bumps` > 0): the sync looks at it again."""
+    if bumps <= 0:
+        return
+    contacts.bump_revision(session, contact_id, bumps, now)
+    loaded = session.identity_map.get(identity_key(Contact, contact_id))
+    if loaded is not None:
+        session.expire(loaded, ["revision", "updated_at"])
 
 
 def _write_postgres(session: Session, contact_id: int, taken: list[int], hmacs: list[str],
