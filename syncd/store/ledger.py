@@ -128,8 +128,7 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-# Built once: the append is on the webhook hot path (statement construction costs more
-# than the round trips).
+# Built once: statement construction cost more than the round trips.
 _LOCK_CONTACT = (select(Contact.id).where(Contact.id == bindparam("contact_id"))
                  .with_for_update())
 _HEAD = select(LedgerChainHead.seq, LedgerChainHead.hash, LedgerChainHead.updated_at).where(
@@ -180,7 +179,12 @@ def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool
     return Head(int(found[0]), str(found[1]), found[2])
 
 
-def _link(rows: Sequence[dict[str, Any]], head: Head) -> Head:
+def lock_head(session: Session) -> Head:
+    """The head, locked (contacts locked first): for syncd.store.withdrawal's own write."""
+    return _lock(session, (), contacts_locked=True)
+
+
+def link(rows: Sequence[dict[str, Any]], head: Head) -> Head:
     """Give each row its place and links after `head`; returns the new head."""
     seq, prev = head.seq, head.hash
     for row in rows:
@@ -219,7 +223,7 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
                 fresh.append(row)
         if not fresh:
             return set()
-    new_head = _link(fresh, head)
+    new_head = link(fresh, head)
     if len(rows) > 1:
         # None of `fresh` is stored (read under the lock): one COPY on PostgreSQL, one
         # plain executemany on SQLite, in chain order.

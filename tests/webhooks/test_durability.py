@@ -19,6 +19,7 @@ from syncd.crm import suppression
 from syncd.db import transaction
 from syncd.metrics import INBOX_PARKED
 from syncd.schema import WebhookEvent
+from syncd.store import contacts
 from syncd.sync.run import run_sync
 from syncd.webhooks.inbox import retry_pending
 from tests.builders import add_contact, confirmed
@@ -30,12 +31,15 @@ ADA = "ada.lovelace@example.com"
 
 
 @pytest.fixture
-def broken_suppression(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """A bug in the last step of the purge: everything before it must roll back."""
+def broken_purge_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """A bug in the last step of the purge (the revision bump, after the suppression and
+    the ledger on both databases' paths; the suppression of an unknown address): everything
+    before it must roll back."""
 
     def broken(*_args: object, **_kwargs: object) -> bool:
-        raise RuntimeError("suppression store broke: ada.lovelace@example.com")
+        raise RuntimeError("purge broke: ada.lovelace@example.com")
 
+    monkeypatch.setattr(contacts, "bump_revision", broken)
     monkeypatch.setattr(suppression, "suppress", broken)
     return monkeypatch.undo
 
@@ -54,7 +58,7 @@ def test_database_down_is_a_503_and_the_validator_still_answers(
 
 
 def test_failure_midway_rolls_back_every_effect_and_keeps_the_event(
-        served: Served, app_context: AppContext, broken_suppression: Callable[[], None]) -> None:
+        served: Served, app_context: AppContext, broken_purge_step: Callable[[], None]) -> None:
     add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
     response = served.deliver("unsubscribe.form")
     assert response.status_code == 200  # durably stored: retrying is our job now
@@ -67,10 +71,10 @@ def test_failure_midway_rolls_back_every_effect_and_keeps_the_event(
 
 
 def test_failed_event_is_applied_by_retry(served: Served, app_context: AppContext,
-                                          broken_suppression: Callable[[], None]) -> None:
+                                          broken_purge_step: Callable[[], None]) -> None:
     add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
     served.deliver("unsubscribe.form")
-    broken_suppression()  # the bug is fixed
+    broken_purge_step()  # the bug is fixed
     assert retry_pending(app_context) == 1
     [row] = inbox_rows(app_context)
     assert (row.status, row.attempts) == ("applied", 2)
@@ -89,7 +93,7 @@ def three_attempts(database_url: str) -> Iterator[AppContext]:
 
 def test_poison_event_is_parked_after_max_attempts_with_an_alert(
         three_attempts: AppContext, served_for: Callable[[AppContext], Served],
-        broken_suppression: Callable[[], None]) -> None:
+        broken_purge_step: Callable[[], None]) -> None:
     served = served_for(three_attempts)
     stream = io.StringIO()
     logs.configure(level="info", fmt="json", stream=stream)
@@ -139,7 +143,7 @@ def _push_with_an_unapplied_unsubscribe(ctx: AppContext, emulator: MailchimpEmul
 def test_failed_unsubscribe_blocks_the_push(
         emulated_context: AppContext, emulator: MailchimpEmulator,
         served_for: Callable[[AppContext], Served],
-        broken_suppression: Callable[[], None]) -> None:
+        broken_purge_step: Callable[[], None]) -> None:
     status = _push_with_an_unapplied_unsubscribe(
         emulated_context, emulator, served_for(emulated_context), retries=0)
 
@@ -158,7 +162,7 @@ def parks_on_first_retry(database_url: str, emulator: MailchimpEmulator) -> Iter
 def test_parked_unsubscribe_blocks_the_push(
         parks_on_first_retry: AppContext, emulator: MailchimpEmulator,
         served_for: Callable[[AppContext], Served],
-        broken_suppression: Callable[[], None]) -> None:
+        broken_purge_step: Callable[[], None]) -> None:
     status = _push_with_an_unapplied_unsubscribe(
         parks_on_first_retry, emulator, served_for(parks_on_first_retry), retries=1)
 

@@ -83,7 +83,8 @@ def test_a_withdrawal_that_only_adds_to_the_ledger_still_makes_the_contact_due(
         served: Served, app_context: AppContext) -> None:
     # No list left to leave and a newer suppression already there (a later unsubscribe
     # arrived first): the older withdrawal's ledger entry alone must still bring the
-    # contact to the next sync (I11), never push its revision back.
+    # contact to the next sync (I11), never push its revision back. (On PostgreSQL the
+    # bump is counted before the write, so it may move by more than one: order, not count.)
     contact_id = add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
     served.post(_fired_later(60 * 24))
     before = _revision(app_context, contact_id)
@@ -91,7 +92,7 @@ def test_a_withdrawal_that_only_adds_to_the_ledger_still_makes_the_contact_due(
     answer = served.deliver("unsubscribe.form").text.strip()
 
     assert (answer, len(person(app_context, ADA).withdrawals)) == ("applied", 2)
-    assert _revision(app_context, contact_id) == before + 1
+    assert _revision(app_context, contact_id) > before
 
 
 def test_the_same_withdrawal_seen_again_within_the_window_changes_nothing(

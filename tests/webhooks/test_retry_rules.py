@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from syncd.context import AppContext
-from syncd.crm import suppression
 from syncd.crm.erasure import erase_contact
+from syncd.store import contacts
 from syncd.webhooks.inbox import retry_pending
 from tests.builders import add_contact, confirmed
 from tests.webhooks.conftest import Served, inbox_rows
@@ -19,21 +19,22 @@ ADA = "ada.lovelace@example.com"
 
 
 @pytest.fixture
-def broken_suppression(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """A bug in the last step of the purge: the event is kept as failed."""
+def broken_purge_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """A bug in the last step of the purge (the revision bump, on both databases' paths):
+    the event is kept as failed."""
 
-    def broken(*_args: object, **_kwargs: object) -> bool:
-        raise RuntimeError("suppression store broke")
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("purge broke")
 
-    monkeypatch.setattr(suppression, "suppress", broken)
+    monkeypatch.setattr(contacts, "bump_revision", broken)
     return monkeypatch.undo
 
 
 def test_a_failed_event_whose_body_an_erasure_forgot_is_parked_on_retry(
-        served: Served, app_context: AppContext, broken_suppression: Callable[[], None]) -> None:
+        served: Served, app_context: AppContext, broken_purge_step: Callable[[], None]) -> None:
     add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
     served.deliver("unsubscribe.form")
-    broken_suppression()  # the bug is fixed
+    broken_purge_step()  # the bug is fixed
     erase_contact(app_context, ADA, actor="test")
 
     applied = retry_pending(app_context)
