@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from syncd.store import ledger_walk as walk
-from syncd.store.ledger import GENESIS, event_hash, head
+from syncd.store.ledger import head
+from syncd.store.ledger_hash import GENESIS, event_hash
 from syncd.store.ledger_walk import Link
 
 PAGE = 2000

@@ -12,10 +12,8 @@ head (no deadlock with an import)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -40,19 +38,9 @@ from syncd.store.dialect import (
     insert_rows,
     pieces,
 )
+from syncd.store.ledger_hash import GENESIS, HASHED_FIELDS, event_hash
 
-# The link before the first event.
-GENESIS = "0" * 64
 HEAD_ID = 1
-# Versioned: a future change of the hashed fields starts "v2" and verify knows both.
-HASH_VERSION = "syncd-ledger-v1"
-# The content a link covers: every column except the row id (given by the database) and
-# the chain columns themselves. Order matters: it is the order they are hashed in.
-HASHED_FIELDS = (
-    "contact_id", "purpose", "action", "occurred_at", "recorded_at", "source",
-    "email_at_time", "form_url", "text_version", "privacy_notice_version", "ip",
-    "user_agent", "confirmation_token_hash", "reason", "campaign_id", "dedupe_key",
-)
 CHUNK = 900  # bound parameters per statement
 # The columns a bulk append writes (the id is the database's).
 _COPIED = (*HASHED_FIELDS, "chain_seq", "chain_prev", "chain_hash")
@@ -62,34 +50,8 @@ _EVENTS = cast(Table, ConsentEvent.__table__)
 _HEADS = cast(Table, LedgerChainHead.__table__)
 
 
-# json.dumps with options builds a new encoder per call (a third of the link's cost); the
-# output is the same byte for byte, so every stored link still verifies.
-_HASH_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc(value).isoformat()
-    return value
-
-
 def _canonical_time(value: Any) -> Any:
     return as_utc(value) if isinstance(value, datetime) else value
-
-
-# The hashed fields that hold timestamps: only these are turned into UTC text (any other
-# value is hashed as the JSON it is; a timestamp elsewhere fails the encoding, never
-# hashes differently from what verify recomputes).
-_TIMES = tuple(HASHED_FIELDS.index(name) for name in ("occurred_at", "recorded_at"))
-
-
-def event_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """The link of one event: SHA-256 over the version, the previous link and the content."""
-    content = [row.get(name) for name in HASHED_FIELDS]  # absent is NULL
-    for index in _TIMES:
-        content[index] = _canonical(content[index])
-    payload = _HASH_ENCODER.encode([HASH_VERSION, prev_hash, content])
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

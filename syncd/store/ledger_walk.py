@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from syncd.schema import ConsentEvent, LedgerTombstone
-from syncd.store.ledger import HASHED_FIELDS
+from syncd.store.ledger_hash import HASHED_FIELDS
 
 _COLUMNS = [getattr(ConsentEvent, name) for name in HASHED_FIELDS]
 

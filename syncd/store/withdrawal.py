@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc
 from syncd.schema import Contact, UtcDateTime
-from syncd.store.ledger import HASHED_FIELDS, HEAD_ID, Head, RecentConsent
+from syncd.store.ledger import HEAD_ID, Head, RecentConsent
+from syncd.store.ledger_hash import HASHED_FIELDS
 from syncd.store.lists import ListRow
 
 _LOCK_BY_ADDRESS = (select(Contact.id).where(Contact.email_key == bindparam("email_key"))

@@ -17,7 +17,7 @@ from syncd.crm import import_format, import_readers, import_unchanged, importer
 from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.schema import ConsentEvent
-from syncd.store import ledger
+from syncd.store import ledger, ledger_hash
 from tests.conftest import _empty_postgres, make_settings
 from tests.crm.conftest import contact_line, signed_up, write_jsonl
 
@@ -107,7 +107,7 @@ def test_a_bulk_append_on_postgresql_links_every_event_after_the_head(
         events = sorted(session.execute(select(
             ConsentEvent.chain_seq, ConsentEvent.chain_prev, ConsentEvent.chain_hash)).all())
     assert [seq for seq, _, _ in events] == list(range(1, 9))
-    assert [prev for _, prev, _ in events] == [ledger.GENESIS] + [h for _, _, h in events[:-1]]
+    assert [prev for _, prev, _ in events] == [ledger_hash.GENESIS] + [h for _, _, h in events[:-1]]
     assert (head.seq, head.hash) == (8, events[-1][2])
 
 

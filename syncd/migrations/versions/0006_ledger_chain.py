@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from syncd.clock import utcnow
-from syncd.store.ledger import GENESIS, HASHED_FIELDS, event_hash
+from syncd.store.ledger_hash import GENESIS, HASHED_FIELDS, event_hash
 
 revision = "0006"
 down_revision = "0005"
