@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
-from syncd.schema import ChangeMark, Contact, PushState
+from syncd.schema import Contact, PushState
 
 _TABLE = cast(Table, PushState.__table__)
 IN_CHUNK = 900
@@ -231,10 +231,6 @@ def record_states(session: Session, audience_id: str, *, new: Sequence[MemberSta
         conn.execute(_UPDATE_OBSERVED, [
             {"b_contact_id": s.contact_id, "b_audience_id": audience_id, "b_updated_at": now,
              **{f"b_{name}": getattr(s, name) for name in _OBSERVED}} for s in changed])
-        ids = sorted({s.contact_id for s in changed})  # may lower settled_revision: look again
-        for start in range(0, len(ids), IN_CHUNK):
-            conn.execute(update(Contact).where(Contact.id.in_(ids[start : start + IN_CHUNK]))
-                         .values(change_mark=ChangeMark()))
 
 
 def set_status(session: Session, audience_id: str, contact_ids: Iterable[int],

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mailchimp_emulator import MailchimpEmulator
@@ -18,8 +18,9 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.esp.errors import EspError
-from syncd.schema import Contact, Cursor
+from syncd.schema import Contact, Cursor, PushState
 from syncd.store import candidates, contacts
+from syncd.sync.audience_pull import run_pull
 from syncd.sync.run import run_sync
 from tests.builders import add_contact, at, change_first_name, confirmed
 from tests.conftest import TEST_AUDIENCE_ID, opened
@@ -218,5 +219,42 @@ def test_a_postgresql_transaction_open_across_a_runs_floor_is_seen_next_run(
     read = narrowed(ctx)
 
     assert during.considered == 0
+    assert read.ids is not None
+    assert read_ids(ctx, read.ids) == {ada}
+
+
+def test_a_member_the_audience_pull_finds_unsubscribed_is_planned_again_next_run(
+        ctx: AppContext, emulator: MailchimpEmulator) -> None:
+    ada = add_contact(ctx, "ada@example.org", events=confirmed())
+    run_sync(ctx)
+    emulator.fire_unsubscribe("ada@example.org", deliver=False)  # the webhook lost
+
+    run_pull(ctx)
+    read = narrowed(ctx)
+
+    assert read.ids is not None
+    assert read_ids(ctx, read.ids) == read_ids(ctx, None) == {ada}
+
+
+def test_a_contact_whose_settled_revision_goes_down_is_read_again(ctx: AppContext) -> None:
+    ada = add_contact(ctx, "ada@example.org", events=confirmed())
+    run_sync(ctx)
+
+    with ctx.engine.begin() as conn:  # as the audience pull does for a moved member
+        conn.execute(update(PushState).values(settled_revision=0))
+    read = narrowed(ctx)
+
+    assert read.ids is not None
+    assert read_ids(ctx, read.ids) == {ada}
+
+
+def test_a_contact_whose_push_state_is_deleted_is_read_again(ctx: AppContext) -> None:
+    ada = add_contact(ctx, "ada@example.org", events=confirmed())
+    run_sync(ctx)
+
+    with ctx.engine.begin() as conn:
+        conn.execute(delete(PushState))  # an operator's reset of what syncd knows
+    read = narrowed(ctx)
+
     assert read.ids is not None
     assert read_ids(ctx, read.ids) == {ada}
