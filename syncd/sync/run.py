@@ -96,9 +96,11 @@ def _safety(ctx: AppContext, target: TargetSettings, cfg: PlanConfig,
         plan_contact(c.facts, c.known, cfg, now).action is Action.UNSUBSCRIBE
         for chunk in _candidates(ctx, audience_id, cfg, changed, live_only=True)
         for c in chunk)
-    known = push_state.count_live(ctx.engine, audience_id, tuple(LIVE))
     # Above the floor AND above the share: a handful of withdrawals never waits on the
-    # size of the audience (I11). The target's own limit.
+    # size of the audience (I11). The target's own limit. Within the floor nothing can
+    # be held: the members are not counted (0), so a quiet run reads only its cursor.
+    known = (push_state.count_live(ctx.engine, audience_id, tuple(LIVE))
+             if planned > target.unsubscribe_floor else 0)
     limit = max(target.unsubscribe_floor, int(known * target.max_unsubscribe_share))
     return planned, known, limit
 
