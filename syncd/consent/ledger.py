@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
 from syncd.consent.policy import Action, ConsentFact
-from syncd.schema import ConsentEvent, Contact
+from syncd.schema import ChangeMark, ConsentEvent, Contact
 from syncd.store import audit
 from syncd.store import ledger as stored
 
@@ -103,6 +103,7 @@ def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: 
     if not stored.append(session, [row]):
         return False
     contact.revision += 1
+    contact.change_mark = ChangeMark()  # SQL, evaluated at the flush
     contact.updated_at = utcnow()
     audit.append(session, [audit_row(actor, contact.id, record)])
     return True

@@ -8,6 +8,7 @@ from syncd.schema.base import NAMING, Base, UtcDateTime
 from syncd.schema.contacts import (
     AddressHistory,
     AuditEntry,
+    ChangeMark,
     Contact,
     InstallationValue,
     InternalList,
@@ -45,8 +46,8 @@ from syncd.schema.sync import (
 
 __all__ = [
     'BLOCKING_KINDS', 'ESP_CHANNELS', 'NAMING', 'SETTLED_STATUSES', 'UNAPPLIED_STATUSES',
-    'AddressHistory', 'AuditEntry', 'Base', 'ConsentAction', 'ConsentEvent', 'Contact',
-    'Cursor', 'EventKind', 'InboxSource', 'InboxStatus', 'InstallationValue',
+    'AddressHistory', 'AuditEntry', 'Base', 'ChangeMark', 'ConsentAction', 'ConsentEvent',
+    'Contact', 'Cursor', 'EventKind', 'InboxSource', 'InboxStatus', 'InstallationValue',
     'InternalList', 'LedgerChainHead', 'LedgerChannel', 'LedgerTombstone', 'LinkState',
     'ListMembership', 'MailKind', 'MailStatus', 'MemberOrigin', 'OutboxMail', 'Purchase',
     'PushOutcome',

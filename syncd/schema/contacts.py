@@ -16,17 +16,40 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 from syncd.schema.base import Base, UtcDateTime
+
+
+class ChangeMark(FunctionElement[int]):
+    """The change mark a write gives a contact now: the one expression of it (why it
+    commits in order with the sync's cursor: syncd.store.candidates)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(ChangeMark, "postgresql")
+def _mark_postgresql(*_: object, **__: object) -> str:
+    return "pg_current_xact_id()::text::bigint"  # this transaction's id (xid8: no wrap)
+
+
+@compiles(ChangeMark)
+def _mark_serialised(*_: object, **__: object) -> str:
+    # SQLite: one writer at a time, so the newest mark plus one (from the index's end).
+    return "(coalesce((SELECT max(change_mark) FROM contacts), 0) + 1)"
 
 
 class Contact(Base):
     __tablename__ = "contacts"
     # The sync's incremental read walks (id, revision) from the index alone.
     # import_hash: a re-import finds a line's contact by the line's hash alone.
+    # change_mark: the sync finds what changed since its cursor (syncd.store.candidates).
     __table_args__ = (Index("ix_contacts_id_revision", "id", "revision"),
-                      Index("ix_contacts_import_hash", "import_hash"))
+                      Index("ix_contacts_import_hash", "import_hash"),
+                      Index("ix_contacts_change_mark", "change_mark"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Identity: trimmed, lower-cased. Mailchimp's subscriber hash is MD5 of the same.
@@ -48,6 +71,9 @@ class Contact(Base):
     # The import line last applied and the revision it left (syncd.store.import_marks).
     import_hash: Mapped[str | None] = mapped_column(String(64))
     import_revision: Mapped[int | None] = mapped_column(BigInteger)
+    # Set with every write that can make the contact a sync candidate (a revision bump,
+    # a creation, a lowered settled revision); an INSERT without it gets one by default.
+    change_mark: Mapped[int] = mapped_column(BigInteger, default=ChangeMark())
 
 
 class InternalList(Base):

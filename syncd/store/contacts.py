@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from syncd.addresses import Address
 from syncd.clock import utcnow
-from syncd.schema import Contact, InternalList, ListMembership, UtcDateTime
+from syncd.schema import ChangeMark, Contact, InternalList, ListMembership, UtcDateTime
 from syncd.store import audit, dialect
 
 _TABLE = cast(Table, Contact.__table__)
@@ -26,14 +26,14 @@ _UPDATE_FIELDS = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
 _INSERT = _TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key)
 _BUMP = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(revision=_TABLE.c.revision + bindparam("b_bumps"),
-                 updated_at=bindparam("b_now")))
+                 updated_at=bindparam("b_now"), change_mark=ChangeMark()))
 # PostgreSQL: every bump of a batch in one statement, the ids and bumps as two arrays
 # (an executemany is one UPDATE per contact on the server).
 _PG_BUMPS = select(func.unnest(bindparam("ids", type_=ARRAY(Integer))).label("id"),
                    func.unnest(bindparam("bumps", type_=ARRAY(Integer))).label("bumps")
                    ).subquery("b")
 _PG_BUMP = (update(_TABLE).where(_TABLE.c.id == _PG_BUMPS.c.id)
-            .values(revision=_TABLE.c.revision + _PG_BUMPS.c.bumps,
+            .values(revision=_TABLE.c.revision + _PG_BUMPS.c.bumps, change_mark=ChangeMark(),
                     updated_at=bindparam("now", type_=UtcDateTime())))
 
 

@@ -2,10 +2,11 @@
 `syncd sync [--target NAME]` and the scheduler's job of each target call exactly this.
 
 Flow: single-runner lock (per audience) -> configuration fingerprint (changed: every
-contact is planned again) -> safety limit (the target's own: planned unsubscribes vs
-members known live) -> ESP check -> stream changed contacts in chunks -> plan -> write-ahead attempt
+contact is planned again) -> the change floor -> safety limit (the target's own: planned
+unsubscribes vs members known live) -> ESP check -> stream the contacts changed since the
+last complete run (syncd.store.candidates) in chunks -> plan -> write-ahead attempt
 markers -> ESP calls in parallel (bounded) -> checkpoint from the ESP's answers only
-(I8) -> record the run."""
+(I8) -> record the run -> a complete run stores its change cursor."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class _Run:
     planned_unsubscribes: int
     known_members: int
     unsubscribe_limit: int
+    changed: candidates.Changes  # what the run reads
     hold_unsubscribes: bool = False
     config_print: str = ""
     replanned: str | None = None  # why everyone is planned (sync_report.SyncReport)
@@ -75,28 +77,30 @@ class _Run:
         return time.monotonic() - self.started
 
 
-
-def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig, *,
-                live_only: bool = False, everyone: bool = False
+def _candidates(ctx: AppContext, audience_id: str, cfg: PlanConfig,
+                changed: candidates.Changes, *, live_only: bool = False
                 ) -> Iterable[list[source.Candidate]]:
     return source.iter_candidates(ctx.engine, audience_id, ctx.keyring, chunk_size=READ_CHUNK,
                                   purpose_lists=cfg.tag_lists, live_only=live_only,
                                   pulled_at=audience_pull.pulled_at(ctx, audience_id),
-                                  everyone=everyone, purchases=cfg.basis == "soft_opt_in")
+                                  everyone=changed.everyone, ids=changed.ids,
+                                  purchases=cfg.basis == "soft_opt_in")
 
 
 def _safety(ctx: AppContext, target: TargetSettings, cfg: PlanConfig,
-            now: datetime, everyone: bool) -> tuple[int, int, int]:
+            now: datetime, changed: candidates.Changes) -> tuple[int, int, int]:
     """(planned unsubscribes, members known live, limit). Only contacts known live can be
     unsubscribed, so the pre-count reads just those among the changed contacts."""
     audience_id = target.audience_id
     planned = sum(
         plan_contact(c.facts, c.known, cfg, now).action is Action.UNSUBSCRIBE
-        for chunk in _candidates(ctx, audience_id, cfg, live_only=True, everyone=everyone)
+        for chunk in _candidates(ctx, audience_id, cfg, changed, live_only=True)
         for c in chunk)
-    known = push_state.count_live(ctx.engine, audience_id, tuple(LIVE))
     # Above the floor AND above the share: a handful of withdrawals never waits on the
-    # size of the audience (I11). The target's own limit.
+    # size of the audience (I11). The target's own limit. Within the floor nothing can
+    # be held: the members are not counted (0), so a quiet run reads only its cursor.
+    known = (push_state.count_live(ctx.engine, audience_id, tuple(LIVE))
+             if planned > target.unsubscribe_floor else 0)
     limit = max(target.unsubscribe_floor, int(known * target.max_unsubscribe_share))
     return planned, known, limit
 
@@ -148,6 +152,8 @@ def run_sync(ctx: AppContext, *, target: TargetSettings | None = None,
                     # Everyone was planned under this configuration: the next run compares
                     # against it (a failed or interrupted run re-plans everyone again).
                     target_config.record(ctx, audience_id, run.config_print)
+                    with ctx.sessions.begin() as session:
+                        candidates.complete(session, audience_id, run.changed)
             finally:
                 client.close()
     HELD_UNSUBSCRIBES.labels(audience=audience_id).set(report.held_unsubscribes)
@@ -166,9 +172,11 @@ def _prepare(ctx: AppContext, target: TargetSettings, force: bool, full: bool,
                  if target_config.changed(ctx, target.audience_id, config_print) else None)
     if replanned:
         log.info("sync_replans_target", target=target.name, why=replanned)
-    planned_unsubs, known, limit = _safety(ctx, target, cfg, now, replanned is not None)
+    with ctx.sessions.begin() as session:  # before any read (syncd.store.candidates)
+        changed = candidates.changes(session, target.audience_id, everyone=bool(replanned))
+    planned_unsubs, known, limit = _safety(ctx, target, cfg, now, changed)
     return _Run(ctx, target, target.audience_id, cfg, now, started, planned_unsubs, known,
-                limit, hold_unsubscribes=planned_unsubs > limit and not force,
+                limit, changed, hold_unsubscribes=planned_unsubs > limit and not force,
                 config_print=config_print, replanned=replanned)
 
 
@@ -186,7 +194,7 @@ def _dry_run(run: _Run) -> SyncReport:
     """Plans everything, writes nothing: no push_state, no sync_runs, no ESP write."""
     refused = run.hold_unsubscribes
     tally = Tally()
-    for chunk in _candidates(run.ctx, run.audience_id, run.cfg, everyone=run.everyone):
+    for chunk in _candidates(run.ctx, run.audience_id, run.cfg, run.changed):
         for cand in chunk:
             tally.planned(plan_contact(cand.facts, cand.known, run.cfg, run.now),
                           cand.facts.email, dry_run=True)
@@ -206,8 +214,8 @@ def _push(run: _Run, esp: EspWriter, run_id: int, *, stop: threading.Event | Non
     except EspError as exc:
         _fail(run, run_id, tally, str(exc))
         raise
-    total = (candidates.count(ctx.engine, audience_id, everyone=run.everyone)
-             if progress else 0)
+    total = (candidates.count(ctx.engine, audience_id, everyone=run.everyone,
+                              ids=run.changed.ids) if progress else 0)
     pipeline = Pipeline(ctx, esp, audience_id, tally, now)
     try:
         interrupted = _stream(run, pipeline, tally, stop=stop, progress=progress, total=total)
@@ -243,7 +251,7 @@ def _stream(run: _Run, pipeline: Pipeline, tally: Tally, *, stop: threading.Even
     """Plan and push chunk by chunk; True if stopped early (graceful shutdown)."""
     interrupted = False
     try:
-        for chunk in _candidates(run.ctx, run.audience_id, run.cfg, everyone=run.everyone):
+        for chunk in _candidates(run.ctx, run.audience_id, run.cfg, run.changed):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break

@@ -4,7 +4,7 @@ the KnownState of the member at the ESP."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,12 +58,13 @@ class Candidate:
 def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk_size: int,
                     purpose_lists: tuple[str, ...], live_only: bool = False,
                     pulled_at: datetime | None = None,
-                    everyone: bool = False, purchases: bool = True
-                    ) -> Iterator[list[Candidate]]:
+                    everyone: bool = False, purchases: bool = True,
+                    ids: Sequence[int] | None = None) -> Iterator[list[Candidate]]:
     """Chunks of contacts to look at, in id order. `live_only`: only those syncd knows are
     live at the ESP (the safety limit's pre-count of unsubscribes). `everyone`: the
     contacts already settled too (a re-plan of the whole target). `purchases`: read
-    them (False: a consent target, which never looks at them)."""
+    them (False: a consent target, which never looks at them). `ids`: only these (the
+    contacts changed since the last complete run, syncd.store.candidates.Changes)."""
     no_events: tuple[ConsentFact, ...] = ()
     no_blocks: tuple[SuppressionFact, ...] = ()
     no_lists: tuple[str, ...] = ()
@@ -72,7 +73,7 @@ def iter_candidates(engine: Engine, audience_id: str, keyring: Keyring, *, chunk
                                    purpose_lists=purpose_lists,
                                    live=tuple(LIVE) if live_only else None,
                                    pulled_at=pulled_at, everyone=everyone,
-                                   purchases=purchases):
+                                   purchases=purchases, ids=ids):
         found = in_policy_terms(chunk.facts)
         events, blocks, inbox, lists, bought = (found.events, found.suppressions,
                                                 found.inbox_blocked, chunk.lists,

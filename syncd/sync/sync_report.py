@@ -57,7 +57,7 @@ class SyncReport(Report):
     write_calls: int = 0
     duration_seconds: float = 0.0
     planned_unsubscribes: int = 0
-    known_members: int = 0
+    known_members: int = 0  # counted only when the planned unsubscribes exceed the floor
     unsubscribe_limit: int = 0
     # Unsubscribes the safety limit held back this run (adds and updates still went).
     held_unsubscribes: int = 0
