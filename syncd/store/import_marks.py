@@ -15,7 +15,6 @@ from syncd.schema import Contact
 from syncd.store.dialect import among
 
 _TABLE = cast(Table, Contact.__table__)
-IN_CHUNK = 900  # bound parameters per IN list
 # The revision as it stands after the chunk's bumps (same transaction).
 _MARK = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(import_hash=bindparam("b_hash"), import_revision=_TABLE.c.revision))
@@ -39,14 +38,15 @@ def unchanged(session: Session, hashes: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
-    step = (len(wanted) or 1) if postgres else IN_CHUNK  # a batch is at most 2000 lines
-    for start in range(0, len(wanted), step):
-        part = wanted[start:start + step]
-        matches = (_TABLE.c.import_hash == any_(bindparam("hashes", part, type_=ARRAY(String)))
-                   if postgres else among(conn.dialect.name, _TABLE.c.import_hash, part))
+    # A batch (at most 2000 lines) in one statement: one bound array on PostgreSQL, one
+    # JSON array read by json_each on SQLite (syncd.store.dialect.among).
+    if wanted:
+        matches = (_TABLE.c.import_hash == any_(bindparam("hashes", wanted, type_=ARRAY(String)))
+                   if postgres else among(conn.dialect.name, _TABLE.c.import_hash, wanted))
         query = select(_TABLE.c.import_hash, _TABLE.c.email_key).where(
             matches, _TABLE.c.revision == _TABLE.c.import_revision)
-        found.update((str(digest), str(key)) for digest, key in conn.execute(query))
+        # Both columns are text: the rows go into the dict as fetched, in one fetch.
+        found.update(conn.execute(query).tuples().all())
     return found
 
 
