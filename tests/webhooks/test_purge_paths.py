@@ -5,7 +5,8 @@ without the webhook's one read (`withdrawal.read`), so the withdrawal locks the 
 reads its lists itself; and an abuse complaint on a target of several purposes, where
 each purpose's withdrawal takes every marketing list, takes each list once; and an
 unsubscribe already in effect leaves the contact as it was (its `updated_at` and the
-change mark the sync reads, syncd.store.candidates)."""
+change mark the sync reads, syncd.store.candidates), while one that only adds the
+suppression makes the contact due for the sync."""
 
 from __future__ import annotations
 
@@ -92,3 +93,18 @@ def test_an_unsubscribe_already_in_effect_leaves_the_contact_untouched(
     with transaction(app_context.sessions) as session:
         after = session.get_one(Contact, contact_id)
         assert (after.revision, after.updated_at, after.change_mark) == marked
+
+
+def test_an_unsubscribe_that_only_adds_the_suppression_makes_the_contact_due(
+        served: Served, app_context: AppContext) -> None:
+    # The CRM recorded the same withdrawal already, and no list is left: the suppression
+    # alone is new, and it changes what the sync may push.
+    contact_id = add_contact(app_context, ADA, events=[
+        *confirmed(), ("newsletter", Action.WITHDRAWN, AT)])
+    with transaction(app_context.sessions) as session:
+        before = session.get_one(Contact, contact_id).revision
+
+    served.deliver("unsubscribe.form")
+
+    with transaction(app_context.sessions) as session:
+        assert session.get_one(Contact, contact_id).revision == before + 1
