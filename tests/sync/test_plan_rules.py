@@ -118,6 +118,15 @@ def test_a_new_confirmed_contact_is_added_subscribed_with_its_data_and_tags() ->
         write_data=True, write_tags=True)
 
 
+def test_an_add_after_one_sent_but_never_confirmed_carries_the_member_state() -> None:
+    # The push adopts its own earlier add (it may have landed) from the attempt kept there.
+    known = state(None, attempt_fingerprint="f" * 64)
+
+    change = plan_contact(person(), known, CFG, NOW)
+
+    assert (change.action, change.known) == (Action.ADD, known)
+
+
 def test_a_new_contact_without_tags_is_added_without_a_tags_call() -> None:
     change = plan_contact(person(lists=("offers",)), None, CFG, NOW)
 

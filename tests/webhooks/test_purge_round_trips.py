@@ -1,7 +1,8 @@
 """The purge's statements on the wire (issue 16: on PostgreSQL each round trip cost CPU
 and, after the chain head's lock, held every other purge back): an unsubscribe of a
 known contact on a list is stored and purged in a bounded number of statements, and on
-PostgreSQL the head is held for the withdrawal's one write (and the commit) only."""
+PostgreSQL the head is held for the withdrawal's one write (and the commit) only, and not
+taken at all by the same withdrawal seen again (nothing to append)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,20 @@ def test_on_postgresql_the_chain_head_is_held_for_the_one_write_only(
                   if "FROM ledger_chain_head" in s and s.endswith("FOR UPDATE"))
     after = statements[locked + 1:]
     assert [s.split()[0:2] for s in after] == [["WITH", "gone"]]
+
+
+def test_on_postgresql_the_same_withdrawal_seen_again_takes_no_chain_head_lock(
+        app_context: AppContext, statements: list[str]) -> None:
+    if app_context.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers; the head has no row lock there")
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    assert _unsubscribe(app_context) == "applied"
+    # The same unsubscribe a minute later: within the window, nothing to append.
+    body = fixture_body("unsubscribe.form").replace(b"13%3A10%3A40", b"13%3A11%3A40")
+    statements.clear()
+
+    assert receive(app_context.sessions, parse_body(body), body.decode(),
+                   settings=app_context.settings, keyring=app_context.keyring
+                   ).status == "ignored"
+
+    assert not [s for s in statements if "FROM ledger_chain_head" in s], statements
