@@ -16,7 +16,7 @@ from syncd.clock import utcnow
 from syncd.config import Settings
 from syncd.context import AppContext
 from syncd.logs import Redactor, redactor
-from syncd.store import ledger, status
+from syncd.store import candidates, ledger, status
 from syncd.sync.audience_audit import AUDIT_RUN_KIND
 from syncd.sync.held import held_now
 
@@ -112,7 +112,7 @@ def _outbox(session: Session, audience: str | None) -> dict[str, Any]:
     """Contacts whose newest revision the ESP has not settled yet (the next sync's work)."""
     if audience is None:
         return {"audience_id": None, "backlog": None}
-    return {"audience_id": audience, "backlog": status.push_backlog(session, audience)}
+    return {"audience_id": audience, "backlog": candidates.backlog(session, audience)}
 
 
 def alerts(doc: dict[str, Any]) -> list[dict[str, str]]:

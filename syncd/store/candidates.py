@@ -160,15 +160,28 @@ def _pending(audience_id: str, after: int, everyone: bool = False,
                                  Contact.revision > PushState.settled_revision))
 
 
+def _count(conn: Connection, audience_id: str, everyone: bool,
+           ids: Sequence[int] | None) -> int:
+    if ids is not None and not ids:
+        return 0
+    join, where = _pending(audience_id, 0, everyone, _among(conn.dialect.name, ids))
+    query = select(func.count()).select_from(Contact).outerjoin(PushState, join).where(where)
+    return int(conn.execute(query).scalar_one())
+
+
 def count(engine: Engine, audience_id: str, *, everyone: bool = False,
           ids: Sequence[int] | None = None) -> int:
     """How many contacts the next sync run looks at (`ids`: among these only)."""
-    if ids is not None and not ids:
-        return 0
-    join, where = _pending(audience_id, 0, everyone, _among(engine.dialect.name, ids))
-    query = select(func.count()).select_from(Contact).outerjoin(PushState, join).where(where)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return _count(conn, audience_id, everyone, ids)
+
+
+def backlog(session: Session, audience_id: str) -> int:
+    """Contacts whose newest revision the audience has not settled yet (the status page),
+    counted among those marked since the cursor: a complete run marks again whatever it
+    left unsettled, so none is below it; O(changes), like the run."""
+    return _count(session.connection(), audience_id, False,
+                  changes(session, audience_id).ids)
 
 
 def _filter(audience_id: str, after: int, upto: int | None, live: Sequence[str] | None,

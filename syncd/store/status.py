@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from syncd.schema import (
@@ -114,15 +114,6 @@ def parked_contacts(session: Session, listed: int) -> tuple[int, list[ParkedCont
                            .where(parked).order_by(PushState.updated_at.desc())
                            .limit(listed)).all()
     return int(total), [ParkedContact(*row) for row in rows]
-
-
-def push_backlog(session: Session, audience: str) -> int:
-    """Contacts whose newest revision the audience has not settled yet."""
-    state = and_(PushState.contact_id == Contact.id, PushState.audience_id == audience)
-    return int(session.scalar(
-        select(func.count()).select_from(Contact).outerjoin(PushState, state)
-        .where(or_(PushState.contact_id.is_(None),
-                   Contact.revision > PushState.settled_revision))) or 0)
 
 
 # -- inbox ------------------------------------------------------------------------------

@@ -258,3 +258,29 @@ def test_a_contact_whose_push_state_is_deleted_is_read_again(ctx: AppContext) ->
 
     assert read.ids is not None
     assert read_ids(ctx, read.ids) == {ada}
+
+
+def backlog_and_full_count(ctx: AppContext) -> tuple[int, int]:
+    """The status page's backlog (by the cursor), and the full scan's count of the same."""
+    with ctx.sessions.begin() as session:
+        by_cursor = candidates.backlog(session, TEST_AUDIENCE_ID)
+    return by_cursor, candidates.count(ctx.engine, TEST_AUDIENCE_ID)
+
+
+def test_the_status_backlog_by_the_cursor_counts_what_the_full_scan_counts(
+        database_url: str, emulator: MailchimpEmulator) -> None:
+    with opened(sync_settings(database_url, emulator, sync_unsubscribe_floor=0)) as ctx:
+        ctx.sync_lists()
+        for n in range(6):
+            add_contact(ctx, f"p{n}@example.org", events=confirmed())
+        before_any_run = backlog_and_full_count(ctx)
+        run_sync(ctx)
+        settled = backlog_and_full_count(ctx)
+        change_first_name(ctx, "p5@example.org", "Renamed")
+        changed = backlog_and_full_count(ctx)
+        for n in range(3):
+            _withdraw(ctx, f"p{n}@example.org", 10)
+        run_sync(ctx)  # refused: the three unsubscribes are held, p5 is pushed
+        held = backlog_and_full_count(ctx)
+
+    assert (before_any_run, settled, changed, held) == ((6, 6), (0, 0), (1, 1), (3, 3))
