@@ -40,23 +40,20 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Integer,
     Text,
     and_,
-    any_,
-    bindparam,
     func,
     or_,
     select,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from syncd.keys import Keyring
 from syncd.schema import ChangeMark, Contact, InternalList, ListMembership, PushState
 from syncd.store import cursors, facts
+from syncd.store.dialect import ids_among
 from syncd.store.facts import Scope, StoredFacts
 
 # Above this many changed contacts a run reads them all (each chunk's query would walk
@@ -139,12 +136,7 @@ def complete(session: Session, audience_id: str, read: Changes) -> int:
 
 def _among(dialect: str, ids: Sequence[int] | None) -> ColumnElement[bool] | None:
     """`contacts.id IN ids` as ONE bound parameter (an array; on SQLite a JSON array)."""
-    if ids is None:
-        return None
-    if dialect == "postgresql":
-        return Contact.id == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-    each = func.json_each(bindparam(None, "[" + ",".join(map(str, ids)) + "]", type_=Text))
-    return Contact.id.in_(select(each.table_valued("value").c.value))
+    return None if ids is None else ids_among(dialect, Contact.id, ids)
 
 
 def _pending(audience_id: str, after: int, everyone: bool = False,

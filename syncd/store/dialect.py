@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Dialect,
+    Integer,
     String,
     Table,
     Text,
@@ -196,7 +197,20 @@ def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
     keeps the plain IN (its plans are what the import was tuned with)."""
     if dialect != "sqlite":
         return column.in_(values)
-    each = func.json_each(bindparam(None, _json_array(values), type_=Text))
+    return _in_json(column, _json_array(values))
+
+
+def ids_among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
+              ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids` as ONE bound parameter (PostgreSQL an array, SQLite JSON as above)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return _in_json(column, "[" + ",".join(map(str, ids)) + "]")
+
+
+def _in_json(column: ColumnElement[Any] | QueryableAttribute[Any],
+             array: str) -> ColumnElement[bool]:
+    each = func.json_each(bindparam(None, array, type_=Text))
     return column.in_(select(each.table_valued("value").c.value))
 
 
