@@ -17,6 +17,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from syncd.frozen import quick_init
 from syncd.schema import ConsentAction
 
 # What a ledger event records (given, confirmed, withdrawn, soft opt-in): one vocabulary,
@@ -41,6 +42,7 @@ class Standing(StrEnum):
     LAPSED = "customer_lapsed"
 
 
+@quick_init
 @dataclass(frozen=True)
 class ConsentFact:
     purpose: str
@@ -51,6 +53,7 @@ class ConsentFact:
     text_version: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class SuppressionFact:
     purpose: str  # a purpose or "*"
@@ -67,6 +70,7 @@ class PurchaseFact:
     paid: bool
 
 
+@quick_init
 @dataclass(frozen=True)
 class OptInProof:
     """Sent to Mailchimp as ip_signup/timestamp_signup and ip_opt/timestamp_opt."""
@@ -77,6 +81,7 @@ class OptInProof:
     confirmed_ip: str | None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     eligible: bool
@@ -124,7 +129,6 @@ def decide(
 
     if latest_confirmation is None:
         return _without_confirmation(purpose, known, gifts, is_customer)
-
     return _on_confirmation(purpose, latest_confirmation, gifts, undeliverable_since,
                             blocked_at)
 

@@ -21,12 +21,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from syncd.clock import utcnow
+from syncd.frozen import quick_init
 from syncd.schema import Contact, PushState
 
 _TABLE = cast(Table, PushState.__table__)
 IN_CHUNK = 900
 
 
+@quick_init
 @dataclass(frozen=True)
 class Settlement:
     contact_id: int

@@ -15,6 +15,7 @@ from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
 from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
+from syncd.frozen import quick_init
 from syncd.schema import MemberOrigin, PushOutcome
 from syncd.store.push_state import Settlement
 from syncd.sync.plan import LIVE, Action, Change
@@ -31,6 +32,7 @@ _ADDED, _SENT_PENDING, _UPDATED, _UNSUBSCRIBED = (
 _PUSHED = MemberOrigin.PUSHED
 
 
+@quick_init
 @dataclass(frozen=True)
 class Outcome:
     change: Change
