@@ -42,6 +42,12 @@ class Standing(StrEnum):
     LAPSED = "customer_lapsed"
 
 
+# Enum members read once (each `Enum.MEMBER` read costs ~0.1 us on Python 3.11): read
+# for every event of every contact the sync decides.
+_CONFIRMED, _GIVEN, _WITHDRAWN = Action.CONFIRMED, Action.GIVEN, Action.WITHDRAWN
+_STANDING_CONFIRMED = Standing.CONFIRMED
+
+
 @quick_init
 @dataclass(frozen=True)
 class ConsentFact:
@@ -151,12 +157,9 @@ def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
     if undeliverable_since is not None:
         return _undeliverable(undeliverable_since)
 
-    proof = OptInProof(
-        signup_at=signup.occurred_at,
-        signup_ip=signup.ip,
-        confirmed_at=latest_confirmation.occurred_at,
-        confirmed_ip=latest_confirmation.ip,
-    )
+    proof = OptInProof(signup_at=signup.occurred_at, signup_ip=signup.ip,
+                       confirmed_at=latest_confirmation.occurred_at,
+                       confirmed_ip=latest_confirmation.ip)
     version = (f", text {latest_confirmation.text_version}"
                if latest_confirmation.text_version else "")
     if blocked_at is not None:
@@ -165,7 +168,7 @@ def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
                         f"{_day(latest_confirmation.occurred_at)} after a withdrawal or "
                         f"suppression on {_day(blocked_at)}; goes to the ESP as pending",
                         proof)
-    return Decision(True, Standing.CONFIRMED,
+    return Decision(True, _STANDING_CONFIRMED,
                     f"{purpose} consent confirmed {_day(latest_confirmation.occurred_at)} via "
                     f"{latest_confirmation.source}{version}", proof)
 
@@ -188,12 +191,12 @@ def _scan(purpose: str, events: Iterable[ConsentFact], now: datetime
         if event.purpose != purpose:
             continue
         action = event.action
-        if action is Action.CONFIRMED:
+        if action is _CONFIRMED:
             if confirmation is None or moment > confirmation.occurred_at:
                 confirmation = event
-        elif action is Action.GIVEN:
+        elif action is _GIVEN:
             gifts.append(event)
-        elif action is Action.WITHDRAWN and (
+        elif action is _WITHDRAWN and (
                 withdrawal is None or moment > withdrawal.occurred_at):
             withdrawal = event
     return known, gifts, confirmation, withdrawal
@@ -212,9 +215,9 @@ def _latest(items: Iterable[_T], moment: Callable[[_T], datetime], now: datetime
 
 def _latest_block(purpose: str, suppressions: Iterable[SuppressionFact],
                   now: datetime) -> SuppressionFact | None:
-    """The newest suppression of the purpose or of every purpose ("*")."""
-    return _latest((b for b in suppressions if b.purpose in (purpose, "*")),
-                   lambda b: b.created_at, now)
+    """The newest suppression of the purpose or of every purpose ("*"); most have none."""
+    return None if not suppressions else _latest(
+        (b for b in suppressions if b.purpose in (purpose, "*")), lambda b: b.created_at, now)
 
 
 def _undeliverable(since: datetime) -> Decision:
