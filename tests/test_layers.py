@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("ground", frozenset({
         "syncd", "clock", "errors", "exit_codes", "keys", "addresses", "logs", "metrics",
         "config", "schema", "db", "store", "migrations", "migrate", "runner_lock", "context",
-        "run_summary"})),
+        "run_summary", "frozen"})),
     ("policy and adapters", frozenset({"consent", "esp"})),
     ("use cases", frozenset({"crm", "webhooks", "sync", "signup", "retention", "inbound"})),
     ("top", frozenset({"service", "demo", "cli", "__main__"})),

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from syncd.frozen import quick_init
 from syncd.schema import ConsentAction
 
 # What a ledger event records (given, confirmed, withdrawn, soft opt-in): one vocabulary,
@@ -41,6 +42,13 @@ class Standing(StrEnum):
     LAPSED = "customer_lapsed"
 
 
+# Enum members read once (each `Enum.MEMBER` read costs ~0.1 us on Python 3.11): read
+# for every event of every contact the sync decides.
+_CONFIRMED, _GIVEN, _WITHDRAWN = Action.CONFIRMED, Action.GIVEN, Action.WITHDRAWN
+_STANDING_CONFIRMED = Standing.CONFIRMED
+
+
+@quick_init
 @dataclass(frozen=True)
 class ConsentFact:
     purpose: str
@@ -51,6 +59,7 @@ class ConsentFact:
     text_version: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class SuppressionFact:
     purpose: str  # a purpose or "*"
@@ -67,6 +76,7 @@ class PurchaseFact:
     paid: bool
 
 
+@quick_init
 @dataclass(frozen=True)
 class OptInProof:
     """Sent to Mailchimp as ip_signup/timestamp_signup and ip_opt/timestamp_opt."""
@@ -77,6 +87,7 @@ class OptInProof:
     confirmed_ip: str | None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     eligible: bool
@@ -124,7 +135,6 @@ def decide(
 
     if latest_confirmation is None:
         return _without_confirmation(purpose, known, gifts, is_customer)
-
     return _on_confirmation(purpose, latest_confirmation, gifts, undeliverable_since,
                             blocked_at)
 
@@ -147,12 +157,9 @@ def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
     if undeliverable_since is not None:
         return _undeliverable(undeliverable_since)
 
-    proof = OptInProof(
-        signup_at=signup.occurred_at,
-        signup_ip=signup.ip,
-        confirmed_at=latest_confirmation.occurred_at,
-        confirmed_ip=latest_confirmation.ip,
-    )
+    proof = OptInProof(signup_at=signup.occurred_at, signup_ip=signup.ip,
+                       confirmed_at=latest_confirmation.occurred_at,
+                       confirmed_ip=latest_confirmation.ip)
     version = (f", text {latest_confirmation.text_version}"
                if latest_confirmation.text_version else "")
     if blocked_at is not None:
@@ -161,7 +168,7 @@ def _on_confirmation(purpose: str, latest_confirmation: ConsentFact,
                         f"{_day(latest_confirmation.occurred_at)} after a withdrawal or "
                         f"suppression on {_day(blocked_at)}; goes to the ESP as pending",
                         proof)
-    return Decision(True, Standing.CONFIRMED,
+    return Decision(True, _STANDING_CONFIRMED,
                     f"{purpose} consent confirmed {_day(latest_confirmation.occurred_at)} via "
                     f"{latest_confirmation.source}{version}", proof)
 
@@ -184,12 +191,12 @@ def _scan(purpose: str, events: Iterable[ConsentFact], now: datetime
         if event.purpose != purpose:
             continue
         action = event.action
-        if action is Action.CONFIRMED:
+        if action is _CONFIRMED:
             if confirmation is None or moment > confirmation.occurred_at:
                 confirmation = event
-        elif action is Action.GIVEN:
+        elif action is _GIVEN:
             gifts.append(event)
-        elif action is Action.WITHDRAWN and (
+        elif action is _WITHDRAWN and (
                 withdrawal is None or moment > withdrawal.occurred_at):
             withdrawal = event
     return known, gifts, confirmation, withdrawal
@@ -208,9 +215,9 @@ def _latest(items: Iterable[_T], moment: Callable[[_T], datetime], now: datetime
 
 def _latest_block(purpose: str, suppressions: Iterable[SuppressionFact],
                   now: datetime) -> SuppressionFact | None:
-    """The newest suppression of the purpose or of every purpose ("*")."""
-    return _latest((b for b in suppressions if b.purpose in (purpose, "*")),
-                   lambda b: b.created_at, now)
+    """The newest suppression of the purpose or of every purpose ("*"); most have none."""
+    return None if not suppressions else _latest(
+        (b for b in suppressions if b.purpose in (purpose, "*")), lambda b: b.created_at, now)
 
 
 def _undeliverable(since: datetime) -> Decision:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from syncd.esp.errors import EspError
+from syncd.frozen import quick_init
 
 # Member statuses under which Mailchimp mails the person (or is about to: `pending`
 # sends the confirmation mail).
@@ -99,6 +100,7 @@ class EspWebhooks(Protocol):
 # -- the write side (the sync engine's push) -------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True)
 class MemberData:
     """What syncd sends about one member. Never a status: the status is a separate,
@@ -118,6 +120,7 @@ class MemberData:
     interests: Mapping[str, bool] = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True)
 class NewMember:
     """A member to add; `status` is `subscribed` or `pending` (Mailchimp mails a
@@ -127,6 +130,7 @@ class NewMember:
     status: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class MemberResult:
     """The ESP's answer for one member.

@@ -42,6 +42,7 @@ from sqlalchemy import (
     Engine,
     Text,
     and_,
+    cast,
     func,
     or_,
     select,
@@ -64,10 +65,11 @@ _PG_FLOOR = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 _SQLITE_FLOOR = select(func.coalesce(select(func.max(Contact.change_mark))
                                      .scalar_subquery(), 0) + 1)
 
-# Most contacts have no imported attributes: skip the JSON decoder for "{}". The times
+# Most contacts have no imported attributes: skip the JSON decoder for "{}" (read as
+# text: PostgreSQL's driver would decode every json value itself). The times
 # come as the driver gives them (syncd.store.facts.moment reads them): most are NULL, and
 # the column type's processing would run for every one of them.
-_RAW_ATTRIBUTES = type_coerce(Contact.attributes, Text)
+_RAW_ATTRIBUTES = cast(Contact.attributes, Text)
 # One row per candidate, in this column order (tuple unpacking: attribute access on rows
 # costs more than the planning).
 _COLUMNS = (Contact.id, Contact.revision, Contact.email_key, Contact.first_name,

@@ -190,13 +190,12 @@ def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> t
 
 def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
           values: Sequence[str]) -> ColumnElement[bool]:
-    """`column IN values`. On SQLite the values are ONE bound parameter, a JSON array read
-    by json_each (the index on `column` is still searched, value by value): an expanded
-    IN list of a sync chunk's hundreds of addresses had SQLAlchemy render a placeholder
-    per value at every execution and SQLite parse a new statement each time. PostgreSQL
-    keeps the plain IN (its plans are what the import was tuned with)."""
-    if dialect != "sqlite":
-        return column.in_(values)
+    """`column IN values` as ONE bound parameter: a PostgreSQL array (`= ANY`, as it plans
+    an IN list anyway), or on SQLite JSON read by json_each (the column's index still
+    searched value by value). An expanded IN list of a sync chunk's 2000 addresses had
+    SQLAlchemy render, and the driver parse, a placeholder per value at every execution."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
     return _in_json(column, _json_array(values))
 
 

@@ -16,8 +16,8 @@ from syncd.context import AppContext
 from syncd.esp.errors import EspError
 from syncd.esp.protocol import EspWriter
 from syncd.schema import PushOutcome
-from syncd.store import push_state
-from syncd.store.push_state import Settlement
+from syncd.store import push_checkpoint
+from syncd.store.push_checkpoint import Settlement
 from syncd.sync import failpoints, permission_moves
 from syncd.sync.plan import Action, Change
 from syncd.sync.push import Outcome, run_add_batch, run_member_change, settle_without_call
@@ -112,7 +112,7 @@ class Pipeline:
             if change.action is _RECONSENT:
                 # Write-ahead, as for adds: `pending` mails the person; a crash before the
                 # checkpoint must not lead to a second confirmation mail.
-                push_state.mark_attempts(self.ctx.engine, self.audience_id,
+                push_checkpoint.mark_attempts(self.ctx.engine, self.audience_id,
                                          [(change.contact_id, change.fingerprint or "")])
             self._submit([change], self._member, change)
         else:
@@ -127,7 +127,7 @@ class Pipeline:
             return
         # Write-ahead: "sent, not confirmed" before the call, so an "already a member"
         # answer after a crash or a timed-out batch is recognised as our own add.
-        push_state.mark_attempts(self.ctx.engine, self.audience_id,
+        push_checkpoint.mark_attempts(self.ctx.engine, self.audience_id,
                                  [(c.contact_id, c.fingerprint or "") for c in batch])
         self._submit(batch, self._batch, batch)
 
@@ -181,7 +181,7 @@ class Pipeline:
 
     def checkpoint(self) -> None:
         batch, self.settlements = self.settlements, []
-        push_state.settle(self.ctx.engine, self.audience_id, batch)
+        push_checkpoint.settle(self.ctx.engine, self.audience_id, batch)
         if self._checkpoint_has_writes:
             self._checkpoint_has_writes = False
             failpoints.reached("after_checkpoint")

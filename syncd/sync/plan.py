@@ -27,6 +27,7 @@ from syncd.config.targets import TargetSettings
 from syncd.consent.policy import Action as Consent
 from syncd.consent.policy import ConsentFact, Decision, PurchaseFact, Standing, SuppressionFact
 from syncd.esp.protocol import LIVE_STATUSES, MemberData
+from syncd.frozen import quick_init
 
 # ESP_CHANNELS: ledger channels of withdrawals that Mailchimp itself reported
 # (syncd.webhooks.apply): the member is already unsubscribed there, so no call is needed
@@ -54,11 +55,9 @@ class Action(StrEnum):
     HOLD = "hold"  # nothing to send now; look again next run
 
 
-_ADD = Action.ADD
-
-
 # Enum members read once (an `Enum.MEMBER` costs about a tenth of a microsecond on
 # Python 3.11; these are read for every contact planned).
+_ADD = Action.ADD
 _UNCONFIRMED, _ADMITTED_AS_SUBSCRIBED = Standing.UNCONFIRMED, (Standing.CONFIRMED,
                                                                Standing.CUSTOMER)
 
@@ -91,8 +90,7 @@ class PlanConfig:
         """The plan of one sync target (a confirmed consent for any purpose admits)."""
         several = tuple(target.purposes) if len(target.purposes) > 1 else ()
         return cls(purpose=target.purposes[0], purposes=several,
-                   merge_fields=dict(target.merge_fields),
-                   sync_tags=target.sync_tags,
+                   merge_fields=dict(target.merge_fields), sync_tags=target.sync_tags,
                    tag_lists=tuple(sorted({name for p in target.purposes
                                            for name in settings.lists_of_purpose(p)})),
                    unconfirmed_as_pending=settings.sync_push_unconfirmed_as_pending,
@@ -100,6 +98,7 @@ class PlanConfig:
                    category_tags=target.category_tags)
 
 
+@quick_init
 @dataclass(frozen=True)
 class ContactFacts:
     contact_id: int
@@ -121,6 +120,7 @@ class ContactFacts:
     unknown_to_pull: bool = False
 
 
+@quick_init
 @dataclass(frozen=True)
 class KnownState:
     """push_state: what the ESP last confirmed for this contact."""
@@ -138,6 +138,7 @@ class KnownState:
     esp_permissions: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Change:
     contact_id: int
@@ -154,8 +155,7 @@ class Change:
     known: KnownState | None = None
     # SETTLE only: the ESP status learnt without a call (an unsubscribe Mailchimp reported).
     esp_status_after: str | None = None
-    # UNSUBSCRIBE only: when the withdrawal or suppression happened in the CRM (the
-    # withdrawal-to-Mailchimp latency metric).
+    # UNSUBSCRIBE only: when the CRM's withdrawal or suppression was (a latency metric).
     withdrawn_at: datetime | None = None
 
     @property

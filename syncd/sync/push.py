@@ -15,8 +15,9 @@ from syncd.clock import parse_timestamp
 from syncd.esp.errors import EspError, EspPermanentError, EspTransientError
 from syncd.esp.mailchimp_responses import RecentSignupsError, scrub
 from syncd.esp.protocol import EspWriter, MemberData, MemberResult, NewMember
+from syncd.frozen import quick_init
 from syncd.schema import MemberOrigin, PushOutcome
-from syncd.store.push_state import Settlement
+from syncd.store.push_checkpoint import Settlement
 from syncd.sync.plan import LIVE, Action, Change
 
 # Our clock against Mailchimp's when telling our own timed-out add from an older member.
@@ -31,6 +32,7 @@ _ADDED, _SENT_PENDING, _UPDATED, _UNSUBSCRIBED = (
 _PUSHED = MemberOrigin.PUSHED
 
 
+@quick_init
 @dataclass(frozen=True)
 class Outcome:
     change: Change

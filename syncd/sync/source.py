@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from syncd.consent.facts import in_policy_terms
 from syncd.consent.policy import ConsentFact, PurchaseFact, SuppressionFact
+from syncd.frozen import quick_init
 from syncd.keys import Keyring
 from syncd.store import candidates
 from syncd.store.facts import attributes, moment
@@ -49,6 +50,7 @@ class _Attributes(Mapping[str, str]):
 _NO_ATTRIBUTES = (None, "{}", "null")
 
 
+@quick_init
 @dataclass(frozen=True)
 class Candidate:
     facts: ContactFacts

@@ -10,7 +10,7 @@ from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import transaction
 from syncd.schema import Contact
-from syncd.store import address_history, push_state, suppressions
+from syncd.store import address_history, push_checkpoint, suppressions
 from syncd.sync import source
 from syncd.sync.plan import PlanConfig
 from tests.builders import add_contact, at, confirmed
@@ -37,7 +37,7 @@ def test_each_chunk_carries_exactly_its_contacts_events_and_lists(
                         lists=["ebook-leads"])
     # Settled at its revision: not a candidate, though its id lies between the first
     # chunk's two contacts; the chunk's bounds (by id) must still hold both of them.
-    push_state.settle(ctx.engine, TEST_AUDIENCE_ID, [push_state.Settlement(
+    push_checkpoint.settle(ctx.engine, TEST_AUDIENCE_ID, [push_checkpoint.Settlement(
         settled, _revision(ctx, settled), None, "subscribed", "settled@example.org")])
 
     cfg = PlanConfig.for_target(ctx.settings.target(), ctx.settings)
