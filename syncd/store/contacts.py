@@ -47,17 +47,24 @@ class ContactData:
     crm_id: str | None = None
     attributes: Mapping[str, str] | None = None
     is_customer: bool | None = None
+    # A contact this creates: the bumps the caller's later writes will owe it, counted
+    # into its first revision (no UPDATE then), and its import mark (store.import_marks).
+    bumps_to_come: int = 0
+    import_hash: str | None = None
 
 
 @dataclass(slots=True)
 class ContactRef:
     """A contact as the set-based writes hand it back (no ORM object: loading, tracking
     and flushing ORM objects cost more than the SQL). `bumps` counts the changes not yet
-    added to the stored revision: `apply_revision_bumps` writes them in one statement."""
+    added to the stored revision: `apply_revision_bumps` writes them in one statement (a
+    contact created with `bumps_to_come` starts at minus that many: 0 once they came).
+    `marked`: created with its import mark, valid while `bumps` is 0."""
 
     id: int
     email_key: str
     bumps: int = 0
+    marked: bool = False
 
 
 def _changes(current: dict[str, Any], data: ContactData) -> dict[str, object]:
@@ -95,7 +102,8 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     """Create or update by address, in order: one indexed query (unique email_key) finds
     the existing contacts, one multi-row INSERT returns the new ids, one executemany
     UPDATE writes the changed fields, one INSERT the audit entries. The revision bumps of
-    changed contacts are left in `ContactRef.bumps` (see `apply_revision_bumps`).
+    changed contacts are left in `ContactRef.bumps` (see `apply_revision_bumps`); a new
+    contact's go into its INSERT, with its `bumps_to_come` and import mark.
     Returns (contact, created, changed) per item; a repeated address shares one ref."""
     current, refs = _current(session, list({data.address.key for data in batch}))
     now = utcnow()
@@ -103,6 +111,7 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     dirty: set[str] = set()
     updated_fields: list[tuple[str, list[str]]] = []
     out: list[tuple[str, bool, bool]] = []
+    born: dict[str, list[Any]] = {}  # revision; import mark, bumps to come (last item's)
     for data in batch:
         key = data.address.key
         state = current.get(key)
@@ -113,21 +122,26 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
                 "is_customer": bool(data.is_customer),
                 "attributes": dict(data.attributes or {})}
             new[key] = state
+            born[key] = [1, data.import_hash, data.bumps_to_come]
             out.append((key, True, True))
             continue
         changes = _changes(state, data)
         state.update(changes)
+        if key in born:  # the last item's mark; a change's bump goes into the INSERT
+            born[key][:] = born[key][0] + bool(changes), data.import_hash, data.bumps_to_come
+        elif changes:
+            dirty.add(key)
         if changes:
             updated_fields.append((key, sorted(changes)))
-            if key not in new:
-                dirty.add(key)
         out.append((key, False, bool(changes)))
     conn = session.connection()
     if new:
         rows = [{"email_key": key, **state, "created_at": now, "updated_at": now,
-                 "revision": 1} for key, state in new.items()]
-        for key, contact_id in create(session, rows).items():
-            refs[key] = ContactRef(contact_id, key)
+                 "revision": rev + to_come, "import_hash": mark,
+                 "import_revision": rev + to_come if mark else None}
+                for key, state in new.items() for rev, mark, to_come in (born[key],)]
+        for key, cid in create(session, rows).items():
+            refs[key] = ContactRef(cid, key, -born[key][2], born[key][1] is not None)
     if dirty:
         conn.execute(_UPDATE_FIELDS, [
             {"b_id": refs[key].id, **{f"b_{name}": current[key][name] for name in _FIELDS}}
@@ -135,7 +149,8 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     audit_rows = [audit.AuditRow(actor, "contact_created", refs[key].id, {}, now)
                   for key in new]
     for key, fields in updated_fields:
-        refs[key].bumps += 1  # one bump per changing item
+        if key not in born:
+            refs[key].bumps += 1  # one bump per changing item
         audit_rows.append(audit.AuditRow(actor, "contact_updated", refs[key].id,
                                          {"fields": fields}, now))
     audit.append(session, audit_rows)
