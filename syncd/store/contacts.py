@@ -24,6 +24,7 @@ _FIELDS = ("email_display", "first_name", "last_name", "crm_id", "is_customer", 
 _UPDATE_FIELDS = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
                   .values({name: bindparam(f"b_{name}") for name in _FIELDS}))
 _INSERT = _TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key)
+_KEY = ("id", "email_key")
 _BUMP = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(revision=_TABLE.c.revision + bindparam("b_bumps"),
                  updated_at=bindparam("b_now"), change_mark=ChangeMark()))
@@ -47,8 +48,7 @@ class ContactData:
     crm_id: str | None = None
     attributes: Mapping[str, str] | None = None
     is_customer: bool | None = None
-    # A contact this creates: the bumps the caller's later writes will owe it, counted
-    # into its first revision (no UPDATE then), and its import mark (store.import_marks).
+    # A contact this creates: its later writes' bumps, counted into its first revision.
     bumps_to_come: int = 0
     import_hash: str | None = None
 
@@ -57,9 +57,8 @@ class ContactData:
 class ContactRef:
     """A contact as the set-based writes hand it back (no ORM object: loading, tracking
     and flushing ORM objects cost more than the SQL). `bumps` counts the changes not yet
-    added to the stored revision: `apply_revision_bumps` writes them in one statement (a
-    contact created with `bumps_to_come` starts at minus that many: 0 once they came).
-    `marked`: created with its import mark, valid while `bumps` is 0."""
+    added to the stored revision (`apply_revision_bumps`; minus `bumps_to_come` at its
+    creation). `marked`: created with its import mark, valid while `bumps` is 0."""
 
     id: int
     email_key: str
@@ -159,13 +158,18 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
 
 def create(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Create contacts from rows of column values (each with its email_key, timestamps and
-    revision): one multi-row INSERT (over arrays on PostgreSQL: syncd.store.dialect).
-    Returns the new ids by address; an address stored already raises IntegrityError."""
-    conn = session.connection()
-    found = (dialect.insert_arrays(session, _TABLE, rows, ("id", "email_key"))
-             if conn.dialect.name == "postgresql" and len(rows) > 1
-             else conn.execute(_INSERT, list(rows)))
-    return {key: contact_id for contact_id, key in found}
+    revision; the same keys in every row): one INSERT over arrays on PostgreSQL; on SQLite
+    one plain executemany, the new ids read back by address (RETURNING had SQLAlchemy send
+    a VALUES list per 70 rows, each parsed anew). Returns the new ids by address; an
+    address stored already raises IntegrityError."""
+    conn, names = session.connection(), tuple(rows[0])
+    if len(rows) > 1 and conn.dialect.name == "postgresql":
+        return {k: i for i, k in dialect.insert_arrays(session, _TABLE, rows, _KEY)}
+    if len(rows) == 1:
+        return {key: contact_id for contact_id, key in conn.execute(_INSERT, list(rows))}
+    dialect.insert_rows(session, _TABLE, names, ([row[n] for n in names] for row in rows))
+    return {k: i for i, k in conn.execute(select(_TABLE.c.id, _TABLE.c.email_key).where(
+        dialect.among(conn.dialect.name, _TABLE.c.email_key, [r["email_key"] for r in rows])))}
 
 
 def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> None:
@@ -174,14 +178,13 @@ def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> No
     changed."""
     now = utcnow()
     unique = list({id(ref): ref for ref in contacts}.values())
-    bumped = {ref.id: 0 for ref in unique if ref.bumps}
-    for ref in unique:
+    bumped: dict[int, int] = {}
+    for ref in unique:  # two refs of one contact: one row, both bumps
         if ref.bumps:
-            bumped[ref.id] += ref.bumps  # two refs of one contact: one row, both bumps
+            bumped[ref.id] = bumped.get(ref.id, 0) + ref.bumps
     conn = session.connection()
     if len(bumped) > 1 and conn.dialect.name == "postgresql":
-        conn.execute(_PG_BUMP, {"ids": list(bumped), "bumps": list(bumped.values()),
-                                "now": now})
+        conn.execute(_PG_BUMP, {"ids": list(bumped), "bumps": list(bumped.values()), "now": now})
     elif bumped:
         conn.execute(_BUMP, [{"b_id": cid, "b_bumps": bumps, "b_now": now}
                              for cid, bumps in bumped.items()])
@@ -261,9 +264,8 @@ def email_keys(session: Session, contact_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(contact_ids))
     found: dict[int, str] = {}
     for start in range(0, len(ids), IN_CHUNK):
-        found.update(session.connection().execute(select(_TABLE.c.id, _TABLE.c.email_key)
-                                                  .where(_TABLE.c.id.in_(
-                                                      ids[start : start + IN_CHUNK]))).all())
+        found.update(session.connection().execute(select(_TABLE.c.id, _TABLE.c.email_key).where(
+            _TABLE.c.id.in_(ids[start : start + IN_CHUNK]))).all())
     return found
 
 
@@ -294,6 +296,5 @@ def crm_id_holders(session: Session, crm_ids: Iterable[str]) -> dict[str, str]:
     for part in dialect.pieces(session, wanted, IN_CHUNK):
         query = (select(_TABLE.c.crm_id, _TABLE.c.email_key)
                  .where(dialect.any_of(session, _TABLE.c.crm_id, part, String)))
-        holders.update((str(crm_id), key) for crm_id, key in session.connection().execute(
-            query))
+        holders.update((str(cid), key) for cid, key in session.connection().execute(query))
     return holders
