@@ -78,23 +78,16 @@ def creation_marks(records: Sequence[Checked], hashes: Mapping[int, str]
                    ) -> dict[str, tuple[int, str]]:
     """Per address: the revision bumps the apply pass's writes give its contact if every
     one is new, as a contact the chunk creates finds them (syncd.store.contacts
-    `bumps_to_come`: one per distinct list, per distinct consent event (equal records,
-    equal dedupe keys) and one for its purchases), and the content hash of its last line
-    (the import mark it is created with). A count that does not come true (an event
-    stored already) only costs the UPDATEs it would have saved."""
-    lists: dict[str, set[str]] = {}
-    events: dict[str, set[object]] = {}
-    last: dict[str, str] = {}
-    bought: set[str] = set()
+    `bumps_to_come`: one per list, per consent event and one for its purchases), and the
+    content hash of its last line (the import mark it is created with). A count that
+    does not come true (an event stored already, an address on two lines of the chunk,
+    the same event twice on a line) only costs the UPDATEs it would have saved."""
+    found: dict[str, tuple[int, str]] = {}
     for record in records:
         key = record.address.key
-        lists.setdefault(key, set()).update(record.lists)
-        events.setdefault(key, set()).update(record.records)
-        last[key] = hashes[record.line]
-        if record.purchases:
-            bought.add(key)
-    return {key: (len(names) + len(events[key]) + (key in bought), last[key])
-            for key, names in lists.items()}
+        bumps = len(set(record.lists)) + len(record.records) + bool(record.purchases)
+        found[key] = (found[key][0] + bumps if key in found else bumps, hashes[record.line])
+    return found
 
 
 def settle(session: Session, records: Sequence[Checked], refs: Sequence[contacts.ContactRef],
