@@ -49,7 +49,7 @@ from syncd.crm.import_readers import (
 )
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
-from syncd.store import contacts, dialect, import_marks, lists
+from syncd.store import bulk_connection, contacts, dialect, import_marks, lists
 
 MAX_REPORTED_ERRORS = 100
 CHUNK_LINES = 2000
@@ -219,8 +219,8 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport,
     statement is planned with its own values and the tables' sizes of the moment, never
     from a plan kept since the first chunks (the duplicate look-up then scanned the whole
     ledger once per chunk: docs/performance.md). Durability settings stay untouched."""
-    with ctx.engine.connect() as connection, dialect.sqlite_page_cache(
-            connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
+    with ctx.engine.connect() as connection, bulk_connection.sqlite_page_cache(
+            connection, SQLITE_CACHE_KIB), bulk_connection.custom_plans(connection):
         done = 0
         for chunk in batches(lines, chunk_lines):
             with Session(bind=connection) as session, session.begin():

@@ -1,16 +1,14 @@
 """What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
 built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
 alike but need their own dialect's construct), the plain INSERT of rows known to be new,
-PostgreSQL's COPY for bulk appends, its multi-row INSERT and look-ups over arrays, fresh
-plans per execution for a bulk import's connection, SQLite's IN over many values and its
-page cache for a bulk import."""
+PostgreSQL's COPY for bulk appends, its multi-row INSERT and look-ups over arrays, and
+SQLite's IN over many values (a bulk import's connection settings: bulk_connection.py)."""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -228,27 +226,6 @@ def _json_array(values: Sequence[str]) -> str:
     return json.dumps(list(values))
 
 
-@contextmanager
-def custom_plans(connection: Connection) -> Iterator[None]:
-    """On PostgreSQL, this connection's statements planned afresh at each execution for
-    the block (psycopg prepares a statement on the server after a few executions, and
-    the server then may keep one generic plan for it); elsewhere nothing. For a bulk
-    import: the tables it writes grow from empty to millions of rows within one
-    connection, and with no ANALYZE in between a plan kept from the first chunks (a
-    sequential scan of a table that was empty then) is run on every later chunk
-    (docs/performance.md)."""
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    driver = connection.connection.driver_connection
-    kept = driver.prepare_threshold  # type: ignore[union-attr]
-    driver.prepare_threshold = None  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = kept  # type: ignore[union-attr]
-
-
 def copy_rows(session: Session, table: Table, columns: Sequence[str],
               rows: Iterable[Sequence[Any]]) -> None:
     """PostgreSQL only: write the rows (values in `columns` order) into `table` with one
@@ -280,21 +257,3 @@ def refresh_statistics(connection: Connection, tables: Sequence[Table]) -> None:
     quote = connection.dialect.identifier_preparer.quote
     for table in tables:  # an identifier, not a value: quoted by the dialect, not bound
         connection.exec_driver_sql(f"ANALYZE {quote(table.name)}")
-
-
-@contextmanager
-def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
-    """On SQLite, this connection's page cache raised to `kib` for the block and restored
-    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
-    connection.commit()
-    try:
-        yield
-    finally:
-        connection.rollback()
-        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
-        connection.commit()
