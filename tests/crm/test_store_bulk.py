@@ -12,7 +12,7 @@ from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import AuditEntry
-from syncd.store import contacts, lists
+from syncd.store import audit, contacts, lists
 from tests.builders import add_contact, at, confirmed
 from tests.crm.conftest import counts
 
@@ -87,3 +87,16 @@ def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None
             for name in ("events", "offers", "offers")], actor="test", source="test"))
         assert (added, ref.bumps) == (1, 1)
         assert store.list_names(session, contact.id) == ["events", "offers"]
+
+
+def test_audit_entries_written_in_bulk_read_back_with_their_details(
+        app_context: AppContext) -> None:
+    # 20 rows: COPY on PostgreSQL (dialect.BULK_MIN_ROWS), the JSON as its text.
+    details = [{"purpose": "newsletter", "n": n, "text": f'Zoë "{n}" \\ ✓', "nested": [n, None]}
+               for n in range(20)]
+    with transaction(app_context.sessions) as session:
+        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
+    with transaction(app_context.sessions) as session:
+        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
+                                 .order_by(AuditEntry.id)).all()
+    assert list(stored) == details
