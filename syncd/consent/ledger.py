@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -101,12 +101,18 @@ def event_row(contact_id: int, email_key: str, record: ConsentRecord,
 
 
 def audit_row(actor: str, contact_id: int, record: ConsentRecord,
-              at: datetime | None = None) -> audit.AuditRow:
-    """The audit entry of an appended event."""
-    return audit.AuditRow(actor=actor, action=f"consent_{record.action}",
-                          contact_id=contact_id, at=at,
-                          details={"purpose": record.purpose, "source": record.source,
-                                   "occurred_at": record.occurred_at.isoformat()})
+              at: datetime | None = None, *,
+              shared: dict[tuple[str, str, str], dict[str, Any]] | None = None
+              ) -> audit.AuditRow:
+    """The audit entry of an appended event. `shared`: the details of a bulk write's
+    entries, one object per content (serialised once: syncd.store.dialect.insert_rows)."""
+    content = (record.purpose, record.source, record.occurred_at.isoformat())
+    details = None if shared is None else shared.get(content)
+    if details is None:
+        details = {"purpose": content[0], "source": content[1], "occurred_at": content[2]}
+        if shared is not None:
+            shared[content] = details
+    return audit.AuditRow(actor, f"consent_{record.action}", contact_id, details, at)
 
 
 def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: str,
@@ -134,11 +140,12 @@ def append_many(session: Session, items: Sequence[tuple[LedgerSubject, ConsentRe
             for contact, record in items]
     inserted = stored.append(session, rows)
     audit_rows = []
+    shared: dict[tuple[str, str, str], dict[str, Any]] = {}
     for (contact, record), row in zip(items, rows, strict=True):
         if row["dedupe_key"] in inserted:
             inserted.discard(str(row["dedupe_key"]))  # the same event twice in `items`: once
             contact.bumps += 1
-            audit_rows.append(audit_row(actor, contact.id, record, now))
+            audit_rows.append(audit_row(actor, contact.id, record, now, shared=shared))
     audit.append(session, audit_rows)
     return len(audit_rows)
 

@@ -145,8 +145,8 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
         conn.execute(_UPDATE_FIELDS, [
             {"b_id": refs[key].id, **{f"b_{name}": current[key][name] for name in _FIELDS}}
             for key in dirty])
-    audit_rows = [audit.AuditRow(actor, "contact_created", refs[key].id, {}, now)
-                  for key in new]
+    none: dict[str, Any] = {}  # one details object for all: serialised once
+    audit_rows = [audit.AuditRow(actor, "contact_created", refs[k].id, none, now) for k in new]
     for key, fields in updated_fields:
         if key not in born:
             refs[key].bumps += 1  # one bump per changing item

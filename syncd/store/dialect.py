@@ -85,11 +85,13 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
     sql, positions, processors = _plain_insert(conn.dialect, table, columns, copy)
     processed: list[list[Any]] = []
     # A bulk write repeats its timestamps (the chunk's `now`, the same event times): each
-    # distinct one is converted once per call.
+    # distinct one is converted once per call. Its rows may share one details object (the
+    # audit entries of one event content): serialised once, held so its id stays its own.
     seen: list[dict[datetime, Any]] = [{} for _ in processors]
+    held: list[dict[int, tuple[Any, Any]]] = [{} for _ in processors]
     for row in rows:
         values = list(row)
-        for (index, process), done in zip(processors, seen, strict=True):
+        for (index, process), done, kept in zip(processors, seen, held, strict=True):
             value = values[index]
             if value is None:
                 continue
@@ -98,6 +100,11 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
                 if found is None:
                     found = done[value] = process(value)
                 values[index] = found
+            elif type(value) is dict:
+                pair = kept.get(id(value))
+                if pair is None:
+                    pair = kept[id(value)] = (value, process(value))
+                values[index] = pair[1]
             else:
                 values[index] = process(value)
         processed.append(values)

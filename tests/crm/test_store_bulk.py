@@ -100,3 +100,17 @@ def test_audit_entries_written_in_bulk_read_back_with_their_details(
         stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
                                  .order_by(AuditEntry.id)).all()
     assert list(stored) == details
+
+
+def test_audit_entries_sharing_one_details_object_each_read_back_with_it(
+        app_context: AppContext) -> None:
+    # A bulk write serialises a shared object once (dialect.insert_rows); the others
+    # between its rows keep their own.
+    shared = {"list": "newsletter-nl"}
+    details = [shared if n % 2 else {"list": f"other-{n}"} for n in range(20)]
+    with transaction(app_context.sessions) as session:
+        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
+    with transaction(app_context.sessions) as session:
+        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
+                                 .order_by(AuditEntry.id)).all()
+    assert list(stored) == details
