@@ -114,3 +114,17 @@ def test_audit_entries_sharing_one_details_object_each_read_back_with_it(
         stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
                                  .order_by(AuditEntry.id)).all()
     assert list(stored) == details
+
+
+def test_a_look_up_finds_plain_and_punctuated_values_alike(app_context: AppContext) -> None:
+    # On PostgreSQL letters and digits go as one text split by the server, anything else
+    # as an array (dialect.any_of): the same rows either way.
+    with transaction(app_context.sessions) as session:
+        for email, crm_id in (("ada@example.com", "abc123"), ("bob@example.com", "a,b \"c\"")):
+            store.upsert_contact(session, store.ContactData(address=parse_address(email),
+                                                            crm_id=crm_id), actor="test")
+    with transaction(app_context.sessions) as session:
+        plain = contacts.crm_id_holders(session, ["abc123", "zzz9"])
+        punctuated = contacts.crm_id_holders(session, ["abc123", "a,b \"c\""])
+    assert plain == {"abc123": "ada@example.com"}
+    assert punctuated == {"abc123": "ada@example.com", "a,b \"c\"": "bob@example.com"}
