@@ -170,9 +170,11 @@ def any_of(session: Session, column: ColumnElement[Any] | QueryableAttribute[Any
     array of `element` type (an IN list of hundreds of placeholders cost psycopg and the
     server more than the index look-ups: syncd.store.import_marks). Text values of letters
     and digits only (hashes, dedupe keys) go as ONE text, split by the server: psycopg
-    escapes a text array's every element in Python (its largest cost in the import)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
+    escapes a text array's every element in Python (its largest cost in the import). On
+    SQLite text values go as one JSON array (`among`), not a placeholder each."""
+    if session.get_bind().dialect.name != "postgresql":  # text as one JSON array (among)
+        texts = element is String and all(type(value) is str for value in values)
+        return _in_json(column, _json_array(values)) if texts else column.in_(values)
     if element is String and _plain(values):
         return column == any_(func.string_to_array(bindparam(None, ",".join(values),
                                                              type_=Text), ","))
