@@ -2,7 +2,8 @@
 skipped when its contact holds the line's content hash from an earlier import and nothing
 changed the contact since (syncd.store.import_marks). Such a line passed every check of
 this version and configuration when it was applied (the hash covers both:
-syncd.crm.import_format.hash_prefix), so neither pass decodes or checks it again."""
+syncd.crm.import_format.hash_prefix), so neither pass decodes or checks it again. And the
+marks the apply pass leaves: with a contact's INSERT when it creates one, else by UPDATE."""
 
 from __future__ import annotations
 
