@@ -159,9 +159,9 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
 def create(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Create contacts from rows of column values (each with its email_key, timestamps and
     revision; the same keys in every row): one INSERT over arrays on PostgreSQL; on SQLite
-    one plain executemany, the new ids read back by address (RETURNING had SQLAlchemy send
-    a VALUES list per 70 rows, each parsed anew). Returns the new ids by address; an
-    address stored already raises IntegrityError."""
+    one plain executemany, the new ids read back by address (RETURNING had SQLAlchemy
+    render 1,000 rows' VALUES per statement, each parsed anew, processing every value).
+    Returns the new ids by address; an address stored already raises IntegrityError."""
     conn, names = session.connection(), tuple(rows[0])
     if len(rows) > 1 and conn.dialect.name == "postgresql":
         return {k: i for i, k in dialect.insert_arrays(session, _TABLE, rows, _KEY)}
