@@ -249,8 +249,9 @@ def _json_array(values: Sequence[str]) -> str:
 
 
 def _plain(values: Sequence[Any]) -> bool:
-    """Some values, every one text of ASCII letters and digits only."""
-    if not values or not all(type(value) is str for value in values):
+    """Some values, every one text of ASCII letters and digits only, none empty (an empty
+    text alone would split into no element)."""
+    if not values or not all(type(value) is str and value for value in values):
         return False
     joined = "".join(values)
     return joined.isascii() and not joined.encode().translate(None, _PLAIN)

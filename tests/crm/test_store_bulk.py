@@ -120,11 +120,14 @@ def test_a_look_up_finds_plain_and_punctuated_values_alike(app_context: AppConte
     # On PostgreSQL letters and digits go as one text split by the server, anything else
     # as an array (dialect.any_of): the same rows either way.
     with transaction(app_context.sessions) as session:
-        for email, crm_id in (("ada@example.com", "abc123"), ("bob@example.com", "a,b \"c\"")):
+        for email, crm_id in (("ada@example.com", "abc123"), ("bob@example.com", "a,b \"c\""),
+                              ("cy@example.com", "")):
             store.upsert_contact(session, store.ContactData(address=parse_address(email),
                                                             crm_id=crm_id), actor="test")
     with transaction(app_context.sessions) as session:
         plain = contacts.crm_id_holders(session, ["abc123", "zzz9"])
         punctuated = contacts.crm_id_holders(session, ["abc123", "a,b \"c\""])
+        empty = contacts.crm_id_holders(session, [""])
     assert plain == {"abc123": "ada@example.com"}
+    assert empty == {"": "cy@example.com"}
     assert punctuated == {"abc123": "ada@example.com", "a,b \"c\"": "bob@example.com"}
