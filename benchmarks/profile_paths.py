@@ -29,7 +29,7 @@ import http_load
 import webhook_bench
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
-TOP = 25
+TOP = 30
 # Leaf frames of a thread that waits (a pool worker on its queue, the event loop in
 # select, a lock): py-spy does not always see them as idle; they are counted apart.
 WAITING = ("Condition.wait (", "EpollSelector.select (", "_worker (concurrent/futures/thread",

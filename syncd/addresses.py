@@ -10,6 +10,7 @@ tests/test_addresses.py checks with Hypothesis that both paths agree."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -61,9 +62,13 @@ def plain_ascii(display: str) -> bool:
     `display.lower()` (a trimmed address of at most MAX_ADDRESS_LENGTH characters):
     the cheap check. False says nothing: the full validator decides."""
     found = _PLAIN.fullmatch(display)
-    if found is None:
-        return False
-    domain = found.group(1).lower()
+    return found is not None and _plain_domain(found.group(1).lower())
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_domain(domain: str) -> bool:
+    """The domain's part of `plain_ascii`, kept per domain (an import's addresses share a
+    few domains)."""
     if len(domain) > _DOMAIN_MAX or "--" in domain:  # "--": Punycode and its look-alikes
         return False
     labels = domain.split(".")

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -39,17 +39,31 @@ class ConsentRecord:
     campaign_id: str | None = None
 
     def dedupe_key(self, email_key: str, salt: str = "") -> str:
-        """Same content, same key: re-importing a file appends nothing. Built without
-        `asdict`'s deep copy (a tenth of the bulk import's time): the fields are
-        immutable values."""
-        content = {name: getattr(self, name) for name in _RECORD_FIELDS} | {
-            "occurred_at": self.occurred_at.isoformat(), "email": email_key, "salt": salt}
-        return hashlib.sha256(_KEY_ENCODER.encode(content).encode()).hexdigest()
+        """Same content, same key: re-importing a file appends nothing. The SHA-256 of
+        json.dumps(content, sort_keys=True), so stored keys still match; joined here from
+        the escaped values in key order (a third of the encoder's time: a bulk import
+        takes two per line), the encoder itself for a value other than text or None."""
+        values = (self.action, self.campaign_id, self.confirmation_token_hash, email_key,
+                  self.form_url, self.ip, self.occurred_at.isoformat(),
+                  self.privacy_notice_version, self.purpose, self.reason, salt, self.source,
+                  self.text_version, self.user_agent)  # in _KEY_ORDER
+        try:
+            payload = "{" + ", ".join([prefix + ("null" if value is None else _ASCII(value))
+                                       for prefix, value in zip(_KEY_PREFIXES, values,
+                                                                strict=True)]) + "}"
+        except TypeError:  # not text: as the encoder writes it
+            payload = _KEY_ENCODER.encode(dict(zip(_KEY_ORDER, values, strict=True)))
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(ConsentRecord))
+# The key's content: every field (occurred_at as ISO text), the address and the salt.
+_KEY_ORDER = tuple(sorted((*_RECORD_FIELDS, "email", "salt")))
+# json.dumps's own escaping (ensure_ascii) and separators, for each key in order.
+_ASCII = json.encoder.encode_basestring_ascii
+_KEY_PREFIXES = tuple(_ASCII(name) + ": " for name in _KEY_ORDER)
 # Built once (json.dumps with options builds one per call); the same output as
-# json.dumps(content, sort_keys=True), so stored dedupe keys still match.
+# json.dumps(content, sort_keys=True).
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True)
 
 
@@ -87,12 +101,18 @@ def event_row(contact_id: int, email_key: str, record: ConsentRecord,
 
 
 def audit_row(actor: str, contact_id: int, record: ConsentRecord,
-              at: datetime | None = None) -> audit.AuditRow:
-    """The audit entry of an appended event."""
-    return audit.AuditRow(actor=actor, action=f"consent_{record.action}",
-                          contact_id=contact_id, at=at,
-                          details={"purpose": record.purpose, "source": record.source,
-                                   "occurred_at": record.occurred_at.isoformat()})
+              at: datetime | None = None, *,
+              shared: dict[tuple[str, str, str], dict[str, Any]] | None = None
+              ) -> audit.AuditRow:
+    """The audit entry of an appended event. `shared`: the details of a bulk write's
+    entries, one object per content (serialised once: syncd.store.dialect.insert_rows)."""
+    content = (record.purpose, record.source, record.occurred_at.isoformat())
+    details = None if shared is None else shared.get(content)
+    if details is None:
+        details = {"purpose": content[0], "source": content[1], "occurred_at": content[2]}
+        if shared is not None:
+            shared[content] = details
+    return audit.AuditRow(actor, f"consent_{record.action}", contact_id, details, at)
 
 
 def append(session: Session, contact: Contact, record: ConsentRecord, *, actor: str,
@@ -120,11 +140,12 @@ def append_many(session: Session, items: Sequence[tuple[LedgerSubject, ConsentRe
             for contact, record in items]
     inserted = stored.append(session, rows)
     audit_rows = []
+    shared: dict[tuple[str, str, str], dict[str, Any]] = {}
     for (contact, record), row in zip(items, rows, strict=True):
         if row["dedupe_key"] in inserted:
             inserted.discard(str(row["dedupe_key"]))  # the same event twice in `items`: once
             contact.bumps += 1
-            audit_rows.append(audit_row(actor, contact.id, record, now))
+            audit_rows.append(audit_row(actor, contact.id, record, now, shared=shared))
     audit.append(session, audit_rows)
     return len(audit_rows)
 

@@ -49,7 +49,7 @@ from syncd.crm.import_readers import (
 )
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
-from syncd.store import contacts, dialect, import_marks, lists
+from syncd.store import bulk_connection, contacts, dialect, import_marks, lists
 
 MAX_REPORTED_ERRORS = 100
 CHUNK_LINES = 2000
@@ -175,8 +175,8 @@ def _check_and_apply(ctx: AppContext, path: Path, chosen: Format, report: Import
 
 def _records(path: Path, fmt: Format, vocabulary: Vocabulary, now: datetime,
              report: ImportReport) -> Iterator[ImportRecord]:
-    for line in read_lines(path, fmt):
-        yield from _line_records(line, vocabulary, now, report)
+    return (r for line in read_lines(path, fmt) for r in _line_records(line, vocabulary,
+                                                                        now, report))
 
 
 def _line_records(line: Line, vocabulary: Vocabulary, now: datetime,
@@ -219,8 +219,8 @@ def _apply(ctx: AppContext, lines: Iterator[Line], report: ImportReport,
     statement is planned with its own values and the tables' sizes of the moment, never
     from a plan kept since the first chunks (the duplicate look-up then scanned the whole
     ledger once per chunk: docs/performance.md). Durability settings stay untouched."""
-    with ctx.engine.connect() as connection, dialect.sqlite_page_cache(
-            connection, SQLITE_CACHE_KIB), dialect.custom_plans(connection):
+    with ctx.engine.connect() as connection, bulk_connection.sqlite_page_cache(
+            connection, SQLITE_CACHE_KIB), bulk_connection.custom_plans(connection):
         done = 0
         for chunk in batches(lines, chunk_lines):
             with Session(bind=connection) as session, session.begin():
@@ -263,9 +263,12 @@ def _apply_chunk(session: Session, chunk: list[Line], spooled: dict[int, import_
         report.note([problem])
         report.refused_lines.add(problem.line)
     records = [r for r in records if r.line not in report.refused_lines]
+    # A contact this creates gets its final revision and import mark in its INSERT.
+    marks = import_unchanged.creation_marks(records, hashes)
     written = contacts.upsert(session, [contacts.ContactData(
         address=r.address, first_name=r.first_name, last_name=r.last_name,
-        crm_id=r.crm_id, attributes=r.attributes, is_customer=r.customer)
+        crm_id=r.crm_id, attributes=r.attributes, is_customer=r.customer,
+        bumps_to_come=marks[r.address.key][0], import_hash=marks[r.address.key][1])
         for r in records], actor=ACTOR)
     for _contact, created, changed in written:
         report.contacts_created += created
@@ -281,10 +284,7 @@ def _apply_chunk(session: Session, chunk: list[Line], spooled: dict[int, import_
     import_purchases.apply(session, [(ref, record.purchases) for record, (ref, _, _)
                                      in zip(records, written, strict=True)
                                      if record.purchases])
-    contacts.apply_revision_bumps(session, [ref for ref, _, _ in written])
-    # The last line per contact is what the contact now holds (dict: last one wins).
-    import_marks.mark(session, {ref.id: hashes[record.line] for record, (ref, _, _)
-                                in zip(records, written, strict=True)}.items())
+    import_unchanged.settle(session, records, [ref for ref, _, _ in written], hashes)
 
 
 def _checked(number: int, raw: object, vocabulary: Vocabulary, now: datetime,

@@ -24,6 +24,7 @@ _FIELDS = ("email_display", "first_name", "last_name", "crm_id", "is_customer", 
 _UPDATE_FIELDS = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
                   .values({name: bindparam(f"b_{name}") for name in _FIELDS}))
 _INSERT = _TABLE.insert().returning(_TABLE.c.id, _TABLE.c.email_key)
+_KEY = ("id", "email_key")
 _BUMP = (update(_TABLE).where(_TABLE.c.id == bindparam("b_id"))
          .values(revision=_TABLE.c.revision + bindparam("b_bumps"),
                  updated_at=bindparam("b_now"), change_mark=ChangeMark()))
@@ -47,17 +48,22 @@ class ContactData:
     crm_id: str | None = None
     attributes: Mapping[str, str] | None = None
     is_customer: bool | None = None
+    # A contact this creates: its later writes' bumps, counted into its first revision.
+    bumps_to_come: int = 0
+    import_hash: str | None = None
 
 
 @dataclass(slots=True)
 class ContactRef:
     """A contact as the set-based writes hand it back (no ORM object: loading, tracking
     and flushing ORM objects cost more than the SQL). `bumps` counts the changes not yet
-    added to the stored revision: `apply_revision_bumps` writes them in one statement."""
+    added to the stored revision (`apply_revision_bumps`; minus `bumps_to_come` at its
+    creation). `marked`: created with its import mark, valid while `bumps` is 0."""
 
     id: int
     email_key: str
     bumps: int = 0
+    marked: bool = False
 
 
 def _changes(current: dict[str, Any], data: ContactData) -> dict[str, object]:
@@ -95,7 +101,8 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     """Create or update by address, in order: one indexed query (unique email_key) finds
     the existing contacts, one multi-row INSERT returns the new ids, one executemany
     UPDATE writes the changed fields, one INSERT the audit entries. The revision bumps of
-    changed contacts are left in `ContactRef.bumps` (see `apply_revision_bumps`).
+    changed contacts are left in `ContactRef.bumps` (see `apply_revision_bumps`); a new
+    contact's go into its INSERT, with its `bumps_to_come` and import mark.
     Returns (contact, created, changed) per item; a repeated address shares one ref."""
     current, refs = _current(session, list({data.address.key for data in batch}))
     now = utcnow()
@@ -103,6 +110,7 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
     dirty: set[str] = set()
     updated_fields: list[tuple[str, list[str]]] = []
     out: list[tuple[str, bool, bool]] = []
+    born: dict[str, list[Any]] = {}  # revision; import mark, bumps to come (last item's)
     for data in batch:
         key = data.address.key
         state = current.get(key)
@@ -113,29 +121,35 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
                 "is_customer": bool(data.is_customer),
                 "attributes": dict(data.attributes or {})}
             new[key] = state
+            born[key] = [1, data.import_hash, data.bumps_to_come]
             out.append((key, True, True))
             continue
         changes = _changes(state, data)
         state.update(changes)
+        if key in born:  # the last item's mark; a change's bump goes into the INSERT
+            born[key][:] = born[key][0] + bool(changes), data.import_hash, data.bumps_to_come
+        elif changes:
+            dirty.add(key)
         if changes:
             updated_fields.append((key, sorted(changes)))
-            if key not in new:
-                dirty.add(key)
         out.append((key, False, bool(changes)))
     conn = session.connection()
     if new:
         rows = [{"email_key": key, **state, "created_at": now, "updated_at": now,
-                 "revision": 1} for key, state in new.items()]
-        for key, contact_id in create(session, rows).items():
-            refs[key] = ContactRef(contact_id, key)
+                 "revision": rev + to_come, "import_hash": mark,
+                 "import_revision": rev + to_come if mark else None}
+                for key, state in new.items() for rev, mark, to_come in (born[key],)]
+        for key, cid in create(session, rows).items():
+            refs[key] = ContactRef(cid, key, -born[key][2], born[key][1] is not None)
     if dirty:
         conn.execute(_UPDATE_FIELDS, [
             {"b_id": refs[key].id, **{f"b_{name}": current[key][name] for name in _FIELDS}}
             for key in dirty])
-    audit_rows = [audit.AuditRow(actor, "contact_created", refs[key].id, {}, now)
-                  for key in new]
+    none: dict[str, Any] = {}  # one details object for all: serialised once
+    audit_rows = [audit.AuditRow(actor, "contact_created", refs[k].id, none, now) for k in new]
     for key, fields in updated_fields:
-        refs[key].bumps += 1  # one bump per changing item
+        if key not in born:
+            refs[key].bumps += 1  # one bump per changing item
         audit_rows.append(audit.AuditRow(actor, "contact_updated", refs[key].id,
                                          {"fields": fields}, now))
     audit.append(session, audit_rows)
@@ -144,13 +158,18 @@ def upsert(session: Session, batch: Sequence[ContactData], *,
 
 def create(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Create contacts from rows of column values (each with its email_key, timestamps and
-    revision): one multi-row INSERT (over arrays on PostgreSQL: syncd.store.dialect).
+    revision; the same keys in every row): one INSERT over arrays on PostgreSQL; on SQLite
+    one plain executemany, the new ids read back by address (RETURNING had SQLAlchemy
+    render 1,000 rows' VALUES per statement, each parsed anew, processing every value).
     Returns the new ids by address; an address stored already raises IntegrityError."""
-    conn = session.connection()
-    found = (dialect.insert_arrays(session, _TABLE, rows, ("id", "email_key"))
-             if conn.dialect.name == "postgresql" and len(rows) > 1
-             else conn.execute(_INSERT, list(rows)))
-    return {key: contact_id for contact_id, key in found}
+    conn, names = session.connection(), tuple(rows[0])
+    if len(rows) > 1 and conn.dialect.name == "postgresql":
+        return {k: i for i, k in dialect.insert_arrays(session, _TABLE, rows, _KEY)}
+    if len(rows) == 1:
+        return {key: contact_id for contact_id, key in conn.execute(_INSERT, list(rows))}
+    dialect.insert_rows(session, _TABLE, names, ([row[n] for n in names] for row in rows))
+    return {k: i for i, k in conn.execute(select(_TABLE.c.id, _TABLE.c.email_key).where(
+        dialect.among(conn.dialect.name, _TABLE.c.email_key, [r["email_key"] for r in rows])))}
 
 
 def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> None:
@@ -159,14 +178,13 @@ def apply_revision_bumps(session: Session, contacts: Iterable[ContactRef]) -> No
     changed."""
     now = utcnow()
     unique = list({id(ref): ref for ref in contacts}.values())
-    bumped = {ref.id: 0 for ref in unique if ref.bumps}
-    for ref in unique:
+    bumped: dict[int, int] = {}
+    for ref in unique:  # two refs of one contact: one row, both bumps
         if ref.bumps:
-            bumped[ref.id] += ref.bumps  # two refs of one contact: one row, both bumps
+            bumped[ref.id] = bumped.get(ref.id, 0) + ref.bumps
     conn = session.connection()
     if len(bumped) > 1 and conn.dialect.name == "postgresql":
-        conn.execute(_PG_BUMP, {"ids": list(bumped), "bumps": list(bumped.values()),
-                                "now": now})
+        conn.execute(_PG_BUMP, {"ids": list(bumped), "bumps": list(bumped.values()), "now": now})
     elif bumped:
         conn.execute(_BUMP, [{"b_id": cid, "b_bumps": bumps, "b_now": now}
                              for cid, bumps in bumped.items()])
@@ -246,9 +264,8 @@ def email_keys(session: Session, contact_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(contact_ids))
     found: dict[int, str] = {}
     for start in range(0, len(ids), IN_CHUNK):
-        found.update(session.connection().execute(select(_TABLE.c.id, _TABLE.c.email_key)
-                                                  .where(_TABLE.c.id.in_(
-                                                      ids[start : start + IN_CHUNK]))).all())
+        found.update(session.connection().execute(select(_TABLE.c.id, _TABLE.c.email_key).where(
+            _TABLE.c.id.in_(ids[start : start + IN_CHUNK]))).all())
     return found
 
 
@@ -279,6 +296,5 @@ def crm_id_holders(session: Session, crm_ids: Iterable[str]) -> dict[str, str]:
     for part in dialect.pieces(session, wanted, IN_CHUNK):
         query = (select(_TABLE.c.crm_id, _TABLE.c.email_key)
                  .where(dialect.any_of(session, _TABLE.c.crm_id, part, String)))
-        holders.update((str(crm_id), key) for crm_id, key in session.connection().execute(
-            query))
+        holders.update((str(cid), key) for cid, key in session.connection().execute(query))
     return holders

@@ -1,20 +1,19 @@
 """What the store does differently per database: the INSERT .. ON CONFLICT DO NOTHING,
 built once per table (the one insert-ignore of the store: PostgreSQL and SQLite spell it
 alike but need their own dialect's construct), the plain INSERT of rows known to be new,
-PostgreSQL's COPY for bulk appends, its multi-row INSERT and look-ups over arrays, fresh
-plans per execution for a bulk import's connection, SQLite's IN over many values and its
-page cache for a bulk import."""
+PostgreSQL's COPY for bulk appends, its multi-row INSERT and look-ups over arrays, and
+SQLite's IN over many values (a bulk import's connection settings: bulk_connection.py)."""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Dialect,
@@ -67,8 +66,7 @@ def insert_ignoring_duplicates(session: Session, table: Table,
         return []
     columns = returning or tuple(table.primary_key.columns)
     connection = session.connection()
-    result = connection.execute(_statement(connection.dialect.name, table, columns),
-                                list(rows))
+    result = connection.execute(_statement(connection.dialect.name, table, columns), rows)
     if len(columns) == 1:
         return list(result.scalars())
     return [tuple(row) for row in result]
@@ -79,18 +77,21 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
     """INSERT the rows (values in `columns` order; None is NULL) as one executemany of a
     statement compiled once per database (on PostgreSQL, from BULK_MIN_ROWS rows, one
     COPY), each value through its column type's own bind processing (as SQLAlchemy would
-    apply it). For rows known to be new: a duplicate fails the statement
-    (IntegrityError). SQLAlchemy's per-row parameter handling cost
-    more than the database's work; the values still travel as bound parameters."""
+    apply it). For rows known to be new: a duplicate fails the statement (IntegrityError).
+    SQLAlchemy's per-row parameter handling cost more than the database's work."""
     conn = session.connection()
-    sql, positions, processors = _plain_insert(conn.dialect, table, columns)
+    rows = list(rows)
+    copy = conn.dialect.name == "postgresql" and len(rows) >= BULK_MIN_ROWS
+    sql, positions, processors = _plain_insert(conn.dialect, table, columns, copy)
     processed: list[list[Any]] = []
     # A bulk write repeats its timestamps (the chunk's `now`, the same event times): each
-    # distinct one is converted once per call.
+    # distinct one is converted once per call. Its rows may share one details object (the
+    # audit entries of one event content): serialised once, held so its id stays its own.
     seen: list[dict[datetime, Any]] = [{} for _ in processors]
+    held: list[dict[int, tuple[Any, Any]]] = [{} for _ in processors]
     for row in rows:
         values = list(row)
-        for (index, process), done in zip(processors, seen, strict=True):
+        for (index, process), done, kept in zip(processors, seen, held, strict=True):
             value = values[index]
             if value is None:
                 continue
@@ -99,15 +100,21 @@ def insert_rows(session: Session, table: Table, columns: tuple[str, ...],
                 if found is None:
                     found = done[value] = process(value)
                 values[index] = found
+            elif type(value) is dict:
+                pair = kept.get(id(value))
+                if pair is None:
+                    pair = kept[id(value)] = (value, process(value))
+                values[index] = pair[1]
             else:
                 values[index] = process(value)
         processed.append(values)
-    if conn.dialect.name == "postgresql" and len(processed) >= BULK_MIN_ROWS:
+    if copy:
         copy_rows(session, table, columns, processed)
     elif processed:
-        conn.exec_driver_sql(sql, [dict(zip(columns, values, strict=True)) if positions is None
-                                   else tuple(values[i] for i in positions)
-                                   for values in processed])
+        in_order = positions == tuple(range(len(columns)))  # each row as it is
+        conn.exec_driver_sql(sql, [tuple(values) if in_order else dict(zip(
+            columns, values, strict=True)) if positions is None else tuple(
+            values[i] for i in positions) for values in processed])
 
 
 def insert_arrays(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
@@ -144,7 +151,8 @@ def _array_insert(dialect: Dialect, table: Table, columns: tuple[str, ...],
         # instead of failing on it as the column does.
         spelled = ("TEXT" if isinstance(column_type, String)
                    else column_type.compile(dialect=dialect))
-        casts.append(sql.SQL("CAST(%s AS {}[])").format(sql.SQL(spelled)))
+        # %b: psycopg's binary format (its text format escapes each element in Python).
+        casts.append(sql.SQL("CAST(%b AS {}[])").format(sql.SQL(spelled)))
     statement = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}){}{}").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(casts),
@@ -160,10 +168,17 @@ def any_of(session: Session, column: ColumnElement[Any] | QueryableAttribute[Any
            values: Sequence[Any], element: Any) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL `column = ANY(array)`, the values as ONE bound
     array of `element` type (an IN list of hundreds of placeholders cost psycopg and the
-    server more than the index look-ups: syncd.store.import_marks)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
-    return column.in_(values)
+    server more than the index look-ups: syncd.store.import_marks). Text values of letters
+    and digits only (hashes, dedupe keys) go as ONE text, split by the server: psycopg
+    escapes a text array's every element in Python (its largest cost in the import). On
+    SQLite text values go as one JSON array (`among`), not a placeholder each."""
+    if session.get_bind().dialect.name != "postgresql":  # text as one JSON array (among)
+        texts = element is String and all(type(value) is str for value in values)
+        return _in_json(column, _json_array(values)) if texts else column.in_(values)
+    if element is String and _plain(values):
+        return column == any_(func.string_to_array(bindparam(None, ",".join(values),
+                                                             type_=Text), ","))
+    return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
 
 
 def pieces(session: Session, values: Sequence[_V], size: int) -> Iterator[Sequence[_V]]:
@@ -175,15 +190,21 @@ def pieces(session: Session, values: Sequence[_V], size: int) -> Iterator[Sequen
 
 
 @functools.lru_cache(maxsize=16)
-def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[
-        str, tuple[int, ...] | None, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...], copy: bool = False
+                  ) -> tuple[str, tuple[int, ...] | None,
+                             tuple[tuple[int, Callable[[Any], Any]], ...]]:
     """The INSERT's SQL, where each of its positional parameters is in `columns` (None:
-    the parameters are named) and the bind processor of each column that has one."""
+    the parameters are named) and the bind processor of each column that has one. For
+    COPY a JSON value goes as its JSON text, serialised as psycopg's Json would (the same
+    stored text): each Json object cost a Python dumper call inside the COPY, 1.5x the
+    row's time for an audit entry."""
     compiled = table.insert().compile(dialect=dialect, column_keys=list(columns),
                                       for_executemany=True)  # no RETURNING
     positions = (tuple(columns.index(name) for name in compiled.positiontup or ())
                  if compiled.positional else None)
-    found = ((index, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    as_text = getattr(dialect, "_json_serializer", None) or json.dumps
+    found = ((index, as_text if copy and isinstance(table.c[name].type, JSON)
+              else table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
              for index, name in enumerate(columns))
     return compiled.string, positions, tuple((i, p) for i, p in found if p is not None)
 
@@ -221,31 +242,18 @@ def _json_array(values: Sequence[str]) -> str:
     # joined as they are (json.dumps looks at every character of every value, which cost
     # as much as the placeholders it saves; str.isalnum as much again: it looks up every
     # character's Unicode class). Anything else goes through json.dumps.
-    joined = "".join(values)
-    if values and joined.isascii() and not joined.encode().translate(None, _PLAIN):
+    if _plain(values):
         return '["' + '","'.join(values) + '"]'
     return json.dumps(list(values))
 
 
-@contextmanager
-def custom_plans(connection: Connection) -> Iterator[None]:
-    """On PostgreSQL, this connection's statements planned afresh at each execution for
-    the block (psycopg prepares a statement on the server after a few executions, and
-    the server then may keep one generic plan for it); elsewhere nothing. For a bulk
-    import: the tables it writes grow from empty to millions of rows within one
-    connection, and with no ANALYZE in between a plan kept from the first chunks (a
-    sequential scan of a table that was empty then) is run on every later chunk
-    (docs/performance.md)."""
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    driver = connection.connection.driver_connection
-    kept = driver.prepare_threshold  # type: ignore[union-attr]
-    driver.prepare_threshold = None  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = kept  # type: ignore[union-attr]
+def _plain(values: Sequence[Any]) -> bool:
+    """Some values, every one text of ASCII letters and digits only, none empty (an empty
+    text alone would split into no element)."""
+    if not values or not all(type(value) is str and value for value in values):
+        return False
+    joined = "".join(values)
+    return joined.isascii() and not joined.encode().translate(None, _PLAIN)
 
 
 def copy_rows(session: Session, table: Table, columns: Sequence[str],
@@ -279,21 +287,3 @@ def refresh_statistics(connection: Connection, tables: Sequence[Table]) -> None:
     quote = connection.dialect.identifier_preparer.quote
     for table in tables:  # an identifier, not a value: quoted by the dialect, not bound
         connection.exec_driver_sql(f"ANALYZE {quote(table.name)}")
-
-
-@contextmanager
-def sqlite_page_cache(connection: Connection, kib: int) -> Iterator[None]:
-    """On SQLite, this connection's page cache raised to `kib` for the block and restored
-    after (a bulk import's unique indexes outgrow the 2 MB default); elsewhere nothing."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    default = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
-    connection.commit()
-    try:
-        yield
-    finally:
-        connection.rollback()
-        connection.exec_driver_sql(f"PRAGMA cache_size={int(default or -2000)}")
-        connection.commit()

@@ -5,6 +5,7 @@ Pure: the append (syncd.store.ledger), the purge's one-statement write
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -32,8 +33,15 @@ _HASH_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, datetime):
-        return as_utc(value).isoformat()
+        return _utc_text(value)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    """Kept per instant (a bulk append repeats its times: the chunk's `recorded_at`, the
+    file's event times): equal instants have one UTC text, whatever their zone."""
+    return as_utc(value).isoformat()
 
 
 # The hashed fields that hold timestamps: only these are turned into UTC text (any other

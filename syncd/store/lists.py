@@ -92,8 +92,9 @@ def add_memberships(session: Session, memberships: Sequence[Membership], *, acto
     added = [m for pair, m in wanted.items() if pair in inserted]
     for m in added:
         m.contact.bumps += 1
+    details = {name: {"list": name} for name in {m.list_name for m in added}}  # shared
     audit.append(session, [audit.AuditRow(actor, "list_added", m.contact.id,
-                                          {"list": m.list_name}, now) for m in added])
+                                          details[m.list_name], now) for m in added])
     return added
 
 

@@ -12,7 +12,7 @@ from syncd.context import AppContext
 from syncd.crm import store
 from syncd.db import transaction
 from syncd.schema import AuditEntry
-from syncd.store import contacts, lists
+from syncd.store import audit, contacts, lists
 from tests.builders import add_contact, at, confirmed
 from tests.crm.conftest import counts
 
@@ -87,3 +87,47 @@ def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None
             for name in ("events", "offers", "offers")], actor="test", source="test"))
         assert (added, ref.bumps) == (1, 1)
         assert store.list_names(session, contact.id) == ["events", "offers"]
+
+
+def test_audit_entries_written_in_bulk_read_back_with_their_details(
+        app_context: AppContext) -> None:
+    # 20 rows: COPY on PostgreSQL (dialect.BULK_MIN_ROWS), the JSON as its text.
+    details = [{"purpose": "newsletter", "n": n, "text": f'Zoë "{n}" \\ ✓', "nested": [n, None]}
+               for n in range(20)]
+    with transaction(app_context.sessions) as session:
+        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
+    with transaction(app_context.sessions) as session:
+        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
+                                 .order_by(AuditEntry.id)).all()
+    assert list(stored) == details
+
+
+def test_audit_entries_sharing_one_details_object_each_read_back_with_it(
+        app_context: AppContext) -> None:
+    # A bulk write serialises a shared object once (dialect.insert_rows); the others
+    # between its rows keep their own.
+    shared = {"list": "newsletter-nl"}
+    details = [shared if n % 2 else {"list": f"other-{n}"} for n in range(20)]
+    with transaction(app_context.sessions) as session:
+        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
+    with transaction(app_context.sessions) as session:
+        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
+                                 .order_by(AuditEntry.id)).all()
+    assert list(stored) == details
+
+
+def test_a_look_up_finds_plain_and_punctuated_values_alike(app_context: AppContext) -> None:
+    # On PostgreSQL letters and digits go as one text split by the server, anything else
+    # as an array (dialect.any_of): the same rows either way.
+    with transaction(app_context.sessions) as session:
+        for email, crm_id in (("ada@example.com", "abc123"), ("bob@example.com", "a,b \"c\""),
+                              ("cy@example.com", "")):
+            store.upsert_contact(session, store.ContactData(address=parse_address(email),
+                                                            crm_id=crm_id), actor="test")
+    with transaction(app_context.sessions) as session:
+        plain = contacts.crm_id_holders(session, ["abc123", "zzz9"])
+        punctuated = contacts.crm_id_holders(session, ["abc123", "a,b \"c\""])
+        empty = contacts.crm_id_holders(session, [""])
+    assert plain == {"abc123": "ada@example.com"}
+    assert empty == {"": "cy@example.com"}
+    assert punctuated == {"abc123": "ada@example.com", "a,b \"c\"": "bob@example.com"}
