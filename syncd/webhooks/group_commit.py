@@ -1,6 +1,6 @@
 """Group commit for webhook deliveries: the deliveries that arrive together are stored and
-applied by one writer thread in ONE transaction, each in its own SAVEPOINT, and answered
-only after that transaction's COMMIT.
+applied by one writer thread in ONE transaction and answered only after its COMMIT; a
+delivery that fails rolls back alone (its own SAVEPOINT, see receive_together).
 
 Why (docs/performance.md, issue 16): on PostgreSQL every purge holds the ledger chain
 head's row lock from its append to its commit, so purges ran one at a time anyway, each
@@ -13,6 +13,9 @@ committed; a delivery whose savepoint fails rolls back alone (kept as failed or 
 a savepoint of its own, as inbox.receive keeps it, or refused when the database is busy);
 when the commit fails every delivery of the batch is refused and nothing is kept, so a
 crash or a failed commit loses only unanswered deliveries, which Mailchimp retries.
+The batch's contacts are locked first, in id order, then the head (the lock order of
+syncd.store.ledger; an address found only through a rename is locked when read, after
+the head: a deadlock with another writer is then detected and one side refused).
 Deliveries are applied in arrival order, so a later one for the same person sees the
 earlier one's writes. A batch is what queued while the previous one was applied, at most
 MAX_BATCH: no delivery waits for others to arrive. Its transaction has the deadline of
@@ -39,6 +42,7 @@ from syncd import logs
 from syncd.config import Settings
 from syncd.db import MIN_BUDGET_MS, deadline_transaction
 from syncd.keys import Keyring
+from syncd.store import withdrawal
 from syncd.store.chain_hold import hold_head, savepoint
 from syncd.webhooks import inbox
 from syncd.webhooks.inbox import InboxUnavailable, Receipt
@@ -85,29 +89,65 @@ def _one(session: Session, delivery: Delivery, *, settings: Settings, keyring: K
     return receipt
 
 
+def _take_locks(session: Session, deliveries: Sequence[Delivery]) -> None:
+    """The batch's contacts first (every address its events name), then the head, once."""
+    withdrawal.lock_addresses(session, [address for d in deliveries for address in (
+        d.event.email, d.event.old_email, d.event.new_email) if address])
+    hold_head(session)
+
+
+class _OneFailed(Exception):
+    """A delivery raised in the pass without savepoints: the batch is applied again."""
+
+
+def _without_savepoints(session: Session, deliveries: Sequence[Delivery], *,
+                        settings: Settings, keyring: Keyring) -> list[Result]:
+    found: list[Result] = []
+    for delivery in deliveries:
+        try:
+            found.append(inbox.store_and_apply(session, delivery.event, delivery.body,
+                                               settings=settings, keyring=keyring))
+            session.flush()  # the next delivery (the same person?) sees this one's writes
+        except Exception as exc:
+            raise _OneFailed from exc
+    return found
+
+
 def receive_together(sessions: sessionmaker[Session], deliveries: Sequence[Delivery], *,
                      settings: Settings, keyring: Callable[[], Keyring]) -> list[Result]:
     """Store and apply these deliveries in one transaction, in order; each one's Receipt
     (committed) or InboxUnavailable (nothing of it kept: refuse it). `keyring` is asked
-    for inside the try: it may need the database."""
+    for inside the try: it may need the database.
+
+    First without savepoints (two round trips fewer per delivery); if any delivery
+    raises, that transaction is rolled back whole and the batch applied again with a
+    savepoint each, so that only the bad one rolls back. Nothing is answered before the
+    transaction that is kept committed."""
     results: list[Result] = [InboxUnavailable("DeadlineExceeded")] * len(deliveries)
     now = time.monotonic()
     live = [i for i, d in enumerate(deliveries)
             if (d.deadline - now) * 1000 >= MIN_BUDGET_MS]
     if not live:
         return results
+    deadline = min(deliveries[i].deadline for i in live)
     later: _Later = []
     try:
         keys = keyring()
-        with deadline_transaction(sessions, min(deliveries[i].deadline for i in live)
-                                  ) as session:
-            hold_head(session)
-            for i in live:
-                results[i] = _one(session, deliveries[i], settings=settings, keyring=keys,
-                                  sessions=sessions, later=later)
+        try:
+            with deadline_transaction(sessions, deadline) as session:
+                _take_locks(session, [deliveries[i] for i in live])
+                found = _without_savepoints(session, [deliveries[i] for i in live],
+                                            settings=settings, keyring=keys)
+        except _OneFailed:
+            with deadline_transaction(sessions, deadline) as session:
+                _take_locks(session, [deliveries[i] for i in live])
+                found = [_one(session, deliveries[i], settings=settings, keyring=keys,
+                              sessions=sessions, later=later) for i in live]
     except Exception as exc:
         refused = InboxUnavailable(type(exc).__name__)
         return [refused] * len(deliveries)
+    for i, result in zip(live, found, strict=True):
+        results[i] = result
     for step in later:
         step()
     return results

@@ -7,7 +7,7 @@ batch, stays a valid chain when a delivery that moved it rolls back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -168,24 +168,51 @@ def test_the_same_delivery_twice_in_a_batch_is_applied_once(
     assert len(person(app_context, ADA).withdrawals) == 1
 
 
-def test_a_batch_takes_the_chain_head_once_and_the_chain_verifies(
-        app_context: AppContext) -> None:
-    _three_on_the_list(app_context)
+@pytest.fixture
+def statements(app_context: AppContext) -> Iterator[list[str]]:
+    """Every statement the engine sends from here on."""
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sent.append(statement)
 
     event.listen(app_context.engine, "before_cursor_execute", record)
-    try:
-        results = _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE),
-                            _unsubscribe(ALAN))
-    finally:
-        event.remove(app_context.engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(app_context.engine, "before_cursor_execute", record)
+
+
+def test_a_batch_takes_the_chain_head_once_and_the_chain_verifies(
+        app_context: AppContext, statements: list[str]) -> None:
+    _three_on_the_list(app_context)
+    statements.clear()
+
+    results = _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE),
+                        _unsubscribe(ALAN))
 
     assert _statuses(results) == ["applied"] * 3
-    assert len([s for s in sent if "FROM ledger_chain_head" in s]) == 1
+    assert len([s for s in statements if "FROM ledger_chain_head" in s]) == 1
     _chain_ok(app_context)
+
+
+# Per batch: the deadline's setup, the contacts' lock (PostgreSQL) or BEGIN IMMEDIATE and
+# its busy timeout (SQLite), the head; per delivery the rest (one inbox insert, one read,
+# member state, revision bump, and on PostgreSQL the one write; SQLite writes one
+# statement per table). A single delivery alone: test_purge_round_trips.
+PER_BATCH = 3
+PER_DELIVERY = {"postgresql": 5, "sqlite": 10}
+
+
+def test_a_batch_of_unsubscribes_costs_its_setup_once(
+        app_context: AppContext, statements: list[str]) -> None:
+    _three_on_the_list(app_context)
+    statements.clear()
+
+    results = _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE),
+                        _unsubscribe(ALAN))
+
+    assert _statuses(results) == ["applied"] * 3
+    most = PER_BATCH + 3 * PER_DELIVERY[app_context.engine.dialect.name]
+    assert len(statements) <= most, statements
 
 
 def test_a_delivery_out_of_time_is_refused_without_touching_the_others(
@@ -213,3 +240,18 @@ def test_the_writer_answers_every_queued_delivery_with_its_receipt(
 
     assert [f.result(timeout=30).status for f in waiting] == ["applied"] * 3
     assert [r.status for r in inbox_rows(app_context)] == ["applied"] * 3
+
+
+def test_on_postgresql_a_batch_locks_its_contacts_before_the_chain_head(
+        app_context: AppContext, statements: list[str]) -> None:
+    if app_context.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers; no row locks there")
+    _three_on_the_list(app_context)
+    statements.clear()
+
+    _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE), _unsubscribe(ALAN))
+
+    locks = [i for i, s in enumerate(statements) if s.rstrip().endswith("FOR UPDATE")]
+    head = next(i for i in locks if "FROM ledger_chain_head" in statements[i])
+    assert [i for i in locks if "FROM contacts" in statements[i]] == [locks[0]]
+    assert locks[0] < head
