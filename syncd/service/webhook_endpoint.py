@@ -35,7 +35,7 @@ from syncd.keys import Keyring
 from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
 from syncd.service.credentials import digests_of, secret_matches
 from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
-from syncd.webhooks.group_commit import Delivery, GroupWriter
+from syncd.webhooks.group_commit import POSTGRES_WRITERS, Delivery, GroupWriter
 from syncd.webhooks.inbox import InboxUnavailable
 from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body
 
@@ -82,11 +82,12 @@ class _Receiver:
         self.digests = digests_of(ctx.settings.webhook_secrets)
         self._ctx = ctx
         self._keyring: Keyring | None = None
-        # One writer applies what arrived together in one transaction, answered after
-        # its commit (syncd.webhooks.group_commit): the purges serialise on the ledger's
-        # chain head anyway (PostgreSQL), and SQLite has one writer at a time.
+        # What arrived together is applied in one transaction, answered after its commit
+        # (syncd.webhooks.group_commit); SQLite has one writer at a time.
+        sqlite = ctx.engine.dialect.name == "sqlite"
         self.writer = GroupWriter(ctx.sessions, settings=ctx.settings,
-                                  keyring=lambda: self.keyring)
+                                  keyring=lambda: self.keyring,
+                                  writers=1 if sqlite else POSTGRES_WRITERS)
 
     @property
     def keyring(self) -> Keyring:

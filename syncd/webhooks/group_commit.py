@@ -1,12 +1,14 @@
 """Group commit for webhook deliveries: the deliveries that arrive together are stored and
-applied by one writer thread in ONE transaction and answered only after its COMMIT; a
+applied by a writer thread in ONE transaction and answered only after its COMMIT; a
 delivery that fails rolls back alone (its own SAVEPOINT, see receive_together).
 
 Why (docs/performance.md, issue 16): on PostgreSQL every purge holds the ledger chain
 head's row lock from its append to its commit, so purges ran one at a time anyway, each
 paying its own BEGIN, pool check-out, deadline setup, head lock and COMMIT. Here the head
 is locked and read once per batch (syncd.store.chain_hold) and those round trips are paid
-once per batch.
+once per batch. The batch runs without savepoints first (they cost two round trips and
+most of the writer's CPU per delivery); only a batch in which a delivery raised is
+applied again, a savepoint each.
 
 Invariants: nothing is answered 2xx before the transaction holding its delivery
 committed; a delivery whose savepoint fails rolls back alone (kept as failed or parked in
@@ -16,11 +18,13 @@ crash or a failed commit loses only unanswered deliveries, which Mailchimp retri
 The batch's contacts are locked first, in id order, then the head (the lock order of
 syncd.store.ledger; an address found only through a rename is locked when read, after
 the head: a deadlock with another writer is then detected and one side refused).
-Deliveries are applied in arrival order, so a later one for the same person sees the
-earlier one's writes. A batch is what queued while the previous one was applied, at most
-MAX_BATCH: no delivery waits for others to arrive. Its transaction has the deadline of
-its oldest delivery (lock and statement waits bounded by it; no commit after it); a
-delivery without the time left to start is refused at once.
+Within a batch deliveries are applied in arrival order, so a later one for the same
+person sees the earlier one's writes (across the concurrent batches of PostgreSQL's
+writers the contact's lock orders them, as it ordered concurrent deliveries before; the
+rules do not depend on arrival order, I6). A batch is what queued while the previous
+one was applied, at most MAX_BATCH: no delivery waits for others to arrive. Its
+transaction has the deadline of its oldest delivery (lock and statement waits bounded by
+it; no commit after it); a delivery without the time left to start is refused at once.
 
 The writer's transactions check their connection out of the pool as every transaction
 does: the pre-ping is one round trip per batch, not per delivery, and keeps the pool's
@@ -48,7 +52,11 @@ from syncd.webhooks import inbox
 from syncd.webhooks.inbox import InboxUnavailable, Receipt
 from syncd.webhooks.mailchimp_form import InboundEvent
 
-MAX_BATCH = 64
+MAX_BATCH = 16
+# Writers on PostgreSQL: while one batch holds the chain head, the others do what comes
+# before their first write (inbox rows, locks, reads); one writer alone waited out every
+# round trip in turn (measured: docs/performance.md). SQLite has one writer at a time.
+POSTGRES_WRITERS = 3
 # An idle writer thread ends after this long; the next delivery starts another.
 IDLE_SECONDS = 2.0
 
@@ -154,17 +162,20 @@ def receive_together(sessions: sessionmaker[Session], deliveries: Sequence[Deliv
 
 
 class GroupWriter:
-    """One writer thread that applies queued deliveries in batches (receive_together)."""
+    """Writer threads (at most `writers`) that apply queued deliveries in batches
+    (receive_together), each batch what queued while the previous ones were applied."""
 
     def __init__(self, sessions: sessionmaker[Session], *, settings: Settings,
-                 keyring: Callable[[], Keyring], max_batch: int = MAX_BATCH) -> None:
+                 keyring: Callable[[], Keyring], max_batch: int = MAX_BATCH,
+                 writers: int = 1) -> None:
         self._sessions = sessions
+        self._writers = writers
         self._settings = settings
         self._keyring = keyring
         self._max_batch = max_batch
         self._queue: deque[tuple[Delivery, Future[Receipt]]] = deque()
         self._ready = threading.Condition()
-        self._running = False
+        self._running = 0  # writer threads alive
 
     def submit(self, delivery: Delivery) -> Future[Receipt]:
         """Queue a delivery; the future ends with its Receipt once committed, or with
@@ -172,10 +183,10 @@ class GroupWriter:
         done: Future[Receipt] = Future()
         with self._ready:
             self._queue.append((delivery, done))
-            if self._running:
+            if self._running >= self._writers:
                 self._ready.notify()
             else:
-                self._running = True
+                self._running += 1
                 threading.Thread(target=self._run, name="syncd-webhook-writer",
                                  daemon=True).start()
         return done
@@ -185,7 +196,7 @@ class GroupWriter:
             if not self._queue:
                 self._ready.wait(IDLE_SECONDS)
             if not self._queue:
-                self._running = False
+                self._running -= 1
                 return None
             taken = [self._queue.popleft()
                      for _ in range(min(self._max_batch, len(self._queue)))]

@@ -255,3 +255,16 @@ def test_on_postgresql_a_batch_locks_its_contacts_before_the_chain_head(
     head = next(i for i in locks if "FROM ledger_chain_head" in statements[i])
     assert [i for i in locks if "FROM contacts" in statements[i]] == [locks[0]]
     assert locks[0] < head
+
+
+def test_writers_at_once_apply_every_delivery_on_one_chain(app_context: AppContext) -> None:
+    addresses = [f"person{i}@example.com" for i in range(12)]
+    for address in addresses:
+        add_contact(app_context, address, events=confirmed(), lists=["newsletter-nl"])
+    writer = GroupWriter(app_context.sessions, settings=app_context.settings,
+                         keyring=lambda: app_context.keyring, max_batch=2, writers=3)
+
+    waiting = [writer.submit(d) for d in _deliveries(*map(_unsubscribe, addresses))]
+
+    assert [f.result(timeout=30).status for f in waiting] == ["applied"] * len(addresses)
+    _chain_ok(app_context)
