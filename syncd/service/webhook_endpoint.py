@@ -3,10 +3,11 @@
 Audience webhooks are not signed; Mailchimp's advice is a secret in the URL
 (docs/webhooks.md sets it up). It is compared in constant time with EVERY configured secret
 (rotation: old and new both work while Mailchimp is being switched over). The path is
-authenticate -> bound the body -> parse -> store + apply in one transaction -> answer.
+authenticate -> bound the body -> parse -> store + apply in the writer's next batch
+(one transaction, syncd.webhooks.group_commit) -> answer.
 Nothing answers 2xx before the event is committed. Every delivery is answered within
 `webhook_deadline_seconds` (default 5 s, well inside the 10 s Mailchimp waits): the
-body is read within the body timeout, the wait for the writer slot and every lock wait
+body is read within the body timeout, the wait in the writer's queue and every lock wait
 inside the transaction are bounded by what is left, and a purge that cannot commit in
 time is rolled back and answered 503, so that Mailchimp retries (for 75 minutes; the
 reconciliation pull covers longer outages). A client that goes away mid-body is an
@@ -19,6 +20,7 @@ the path or an address.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anyio
@@ -33,18 +35,16 @@ from syncd.keys import Keyring
 from syncd.metrics import PURGE_LATENCY, WEBHOOK_EVENTS
 from syncd.service.credentials import digests_of, secret_matches
 from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
-from syncd.webhooks import inbox
+from syncd.webhooks.group_commit import POSTGRES_WRITERS, Delivery, GroupWriter
+from syncd.webhooks.inbox import InboxUnavailable
 from syncd.webhooks.mailchimp_form import EventKind, MalformedBody, parse_body
 
 PATH = "/webhooks/mailchimp/{secret}"
 ALLOWED = "GET, HEAD, POST"
 FORM_TYPE = "application/x-www-form-urlencoded"
-# Worker threads for the blocking store+apply step: bounded so a burst of deliveries
-# cannot starve the rest of the service's thread pool; more only queue for the pool.
-APPLY_THREADS = 16
 PURGE_KINDS = (EventKind.UNSUBSCRIBE, EventKind.CLEANED)
-# The thread that stores an event ends by itself at the deadline (its transaction is
-# bounded); this margin only covers a thread stalled outside SQL (a slow disk).
+# The writer's batch ends by itself at the deadline (its transaction is bounded); this
+# margin only covers a writer stalled outside SQL (a slow disk).
 ABANDON_GRACE_SECONDS = 0.5
 RETRY_AFTER = "30"
 
@@ -80,15 +80,14 @@ class _Receiver:
     def __init__(self, ctx: AppContext) -> None:
         self.settings = ctx.settings
         self.digests = digests_of(ctx.settings.webhook_secrets)
-        # The service's sessions: every transaction of a delivery is a
-        # deadline_transaction (inbox.receive), which bounds its lock and statement waits.
-        self.sessions = ctx.sessions
         self._ctx = ctx
         self._keyring: Keyring | None = None
-        # SQLite has one writer at a time: more threads would only wait in its busy
-        # handler (which sleeps in steps) instead of queueing here in order.
+        # What arrived together is applied in one transaction, answered after its commit
+        # (syncd.webhooks.group_commit); SQLite has one writer at a time.
         sqlite = ctx.engine.dialect.name == "sqlite"
-        self.limiter = anyio.CapacityLimiter(1 if sqlite else APPLY_THREADS)
+        self.writer = GroupWriter(ctx.sessions, settings=ctx.settings,
+                                  keyring=lambda: self.keyring,
+                                  writers=1 if sqlite else POSTGRES_WRITERS)
 
     @property
     def keyring(self) -> Keyring:
@@ -97,8 +96,8 @@ class _Receiver:
             self._keyring = self._ctx.keyring
         return self._keyring
 
-    def store(self, body: bytes, started: float, deadline: float) -> Response:
-        """Blocking: parse, store and apply (runs in a worker thread), committed before
+    async def store(self, body: bytes, started: float, deadline: float) -> Response:
+        """Parse, then store and apply in the writer's next batch, committed before
         `deadline` (time.monotonic()) or not at all."""
         try:
             parsed = parse_body(body)
@@ -106,13 +105,12 @@ class _Receiver:
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="rejected").inc()
             return _text(400, f"bad request: {exc}")
         try:
-            receipt = inbox.receive(self.sessions, parsed, body.decode("utf-8"),
-                                    settings=self.settings, keyring=self.keyring,
-                                    deadline=deadline)
-        except Exception as exc:
+            receipt = await asyncio.wrap_future(self.writer.submit(
+                Delivery(parsed, body.decode("utf-8"), deadline)))
+        except InboxUnavailable as exc:
             WEBHOOK_EVENTS.labels(kind=str(parsed.kind), outcome="unavailable").inc()
             log.error("webhook refused: event store unavailable", kind=str(parsed.kind),
-                      error=type(exc).__name__)
+                      error=str(exc))
             return _unavailable()
         if parsed.kind in PURGE_KINDS and receipt.status == "applied":
             PURGE_LATENCY.observe(time.monotonic() - started)
@@ -162,12 +160,11 @@ def webhook_router(ctx: AppContext) -> fastapi.APIRouter:
         if not _content_type_ok(request.headers.get("content-type")):
             WEBHOOK_EVENTS.labels(kind="invalid", outcome="unsupported_media_type").inc()
             return _text(415, f"content type must be {FORM_TYPE}")
-        # Waiting for the writer slot counts against the deadline too (SQLite: one writer,
-        # so deliveries queue here); a thread already storing ends by its own deadline.
+        # Waiting in the writer's queue counts against the deadline too; a batch already
+        # being applied ends by its own deadline (a delivery given up on before its batch
+        # starts is dropped unapplied).
         with anyio.move_on_after(deadline - time.monotonic() + ABANDON_GRACE_SECONDS):
-            return await anyio.to_thread.run_sync(receiver.store, body, started, deadline,
-                                                  limiter=receiver.limiter,
-                                                  abandon_on_cancel=True)
+            return await receiver.store(body, started, deadline)
         WEBHOOK_EVENTS.labels(kind="unknown", outcome="deadline").inc()
         log.warning("webhook refused: not stored within the deadline",
                     deadline_seconds=allowed)

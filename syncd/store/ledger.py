@@ -8,7 +8,8 @@ from the same head would fork the chain. SQLite already serialises writers (BEGI
 IMMEDIATE, syncd.db); on PostgreSQL the head row is locked with SELECT ... FOR UPDATE
 until commit. The contact rows are locked first, in id order, so a writer that holds the
 head never waits for a contact another writer holds while that writer waits for the
-head (no deadlock with an import)."""
+head (no deadlock with an import). A transaction that holds the head for a batch of
+appends locks and reads it once (syncd.store.chain_hold)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from syncd.schema import (
     LedgerTombstone,
     UtcDateTime,
 )
+from syncd.store import chain_hold
 from syncd.store.dialect import (
     any_of,
     copy_rows,
@@ -131,6 +133,9 @@ def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool
     postgres = _postgres(session)
     if postgres and not contacts_locked:
         lock_contacts(session, contact_ids)
+    held = chain_hold.held(session)
+    if held is not None:  # locked already in this transaction
+        return held
     conn = session.connection()
     query = _HEAD_FOR_UPDATE if postgres else _HEAD
     found = conn.execute(query).first()
@@ -138,7 +143,9 @@ def _lock(session: Session, contact_ids: Iterable[int], *, contacts_locked: bool
         insert_ignoring_duplicates(session, _HEADS, [
             {"id": HEAD_ID, "seq": 0, "hash": GENESIS, "updated_at": utcnow()}])
         found = conn.execute(query).one()
-    return Head(int(found[0]), str(found[1]), found[2])
+    head = Head(int(found[0]), str(found[1]), found[2])
+    chain_hold.moved(session, head)
+    return head
 
 
 def lock_head(session: Session) -> Head:
@@ -210,6 +217,7 @@ def append(session: Session, rows: Sequence[dict[str, Any]], *,
     session.connection().execute(_MOVE_HEAD, {"new_seq": new_head.seq,
                                               "new_hash": new_head.hash,
                                               "now": new_head.updated_at})
+    chain_hold.moved(session, new_head)
     return inserted
 
 

@@ -6,9 +6,10 @@ Round trips, not SQL, were the purge's cost on PostgreSQL (about 0.1 ms of CPU e
 syncd's process, and each one spent holding the chain head: docs/performance.md). So:
 
 - `read`: the contact (locked first on PostgreSQL, as syncd.store.ledger orders its
-  locks), its withdrawals and confirmations since a moment, its earlier addresses and its
-  list memberships: one statement (SQLite), two (PostgreSQL: the lock, then the read, so
-  what is read is what the lock protects, not a snapshot from before the wait).
+  locks, unless `lock_addresses` locked it for the batch), its withdrawals and
+  confirmations since a moment, its earlier addresses and its list memberships: one
+  statement (SQLite), two (PostgreSQL: the lock, then the read, so what is read is what
+  the lock protects, not a snapshot from before the wait).
 - `write_postgres`: list removal, suppressions added or renewed, the consent event and the
   chain head's move, and every audit entry of the withdrawal, in ONE statement after the
   head's lock (syncd.store.ledger.lock_head): the head is held for this statement and
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from syncd.clock import as_utc
 from syncd.schema import Contact, UtcDateTime
+from syncd.store.dialect import any_of
 from syncd.store.ledger import HEAD_ID, Head, RecentConsent
 from syncd.store.ledger_hash import HASHED_FIELDS
 from syncd.store.lists import ListRow
@@ -60,6 +62,24 @@ SELECT 'l', l.id, l.name, l.purpose, NULL, l.marketing
     column("s2", String), column("at", UtcDateTime), column("flag", Boolean))
 
 
+# session.info key: the addresses whose contacts this transaction locked (lock_addresses).
+_LOCKED = "syncd_locked_addresses"
+
+
+def lock_addresses(session: Session, email_keys: Sequence[str]) -> None:
+    """PostgreSQL: lock the contacts with these addresses, in id order, for a batch of
+    purges in one transaction (syncd.webhooks.group_commit), before any of them takes the
+    chain head: the lock order of syncd.store.ledger for the whole batch, in one
+    statement; `read` then skips its own lock for them. SQLite serialises writers."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or not email_keys:
+        return
+    found = conn.execute(select(Contact.email_key).where(
+        any_of(session, Contact.email_key, sorted(set(email_keys)), String))
+        .order_by(Contact.id).with_for_update())
+    session.info[_LOCKED] = set(found.scalars())
+
+
 @dataclass
 class PurgeRead:
     """What a purge decides on; `memberships` shrinks as withdrawals take lists off."""
@@ -73,8 +93,9 @@ def read(session: Session, email_key: str, since: datetime) -> PurgeRead | None:
     """The contact with this address (None: no such contact), locked on PostgreSQL, and
     what the purge reads of it (consent events since `since`, as recent_by_address)."""
     conn = session.connection()
-    if conn.dialect.name == "postgresql" and conn.execute(
-            _LOCK_BY_ADDRESS, {"email_key": email_key}).first() is None:
+    if (conn.dialect.name == "postgresql"
+            and email_key not in session.info.get(_LOCKED, ())
+            and conn.execute(_LOCK_BY_ADDRESS, {"email_key": email_key}).first() is None):
         return None
     contact: tuple[int, str] | None = None
     recent: list[tuple[str, str, datetime]] = []

@@ -133,54 +133,90 @@ def _unit(sessions: sessionmaker[Session], deadline: float | None) -> Iterator[S
             yield session
 
 
+def _prepared(event: InboundEvent, body: str, keyring: Keyring, source: str
+              ) -> tuple[str, datetime, dict[str, Any]]:
+    key = dedupe_key(event, source=source)
+    now = utcnow()
+    return key, now, _row(event, body, keyring, key=key, source=source, now=now)
+
+
+def store_and_apply(session: Session, event: InboundEvent, body: str, *, settings: Settings,
+                    keyring: Keyring, source: str = SOURCE_WEBHOOK) -> Receipt:
+    """Store and apply one event in the caller's transaction (or savepoint); raises what
+    applying raised (the caller rolls back, then `store_failed`)."""
+    key, now, row = _prepared(event, body, keyring, source)
+    event_id = _insert(session, row | {"status": InboxStatus.APPLIED, "attempts": 1})
+    if event_id is None:
+        return Receipt(DUPLICATE, event.kind)
+    # One flush at commit: the effects' ORM writes (revision bumps, audit rows) go out
+    # together, not before each of the effects' queries.
+    with session.no_autoflush:
+        outcome = effects.apply(session, event, settings=settings, keyring=keyring,
+                                event_key=key, channel=_channel(source), now=now)
+    if outcome.status != InboxStatus.APPLIED:
+        stored.set_status(session, [event_id], outcome.status, error=outcome.note[:500])
+    return Receipt(outcome.status, event.kind, event_id, outcome.contact_id)
+
+
+def failed_status(failure: Exception) -> InboxStatus | None:
+    """What an event whose apply raised `failure` is kept as; None: busy, not broken, so
+    nothing is kept and the delivery is refused (storing it as failed would answer 2xx
+    before the purge, I3)."""
+    if is_transient(failure):
+        return None
+    return PARKED if isinstance(failure, effects.Unappliable) else FAILED
+
+
+def store_failed(session: Session, event: InboundEvent, body: str, status: InboxStatus,
+                 failure: Exception, *, keyring: Keyring, source: str = SOURCE_WEBHOOK
+                 ) -> Receipt:
+    """Keep the raw event as failed or parked, after its apply was rolled back."""
+    _, _, row = _prepared(event, body, keyring, source)
+    event_id = _insert(session, row | {"status": status, "attempts": 1,
+                                       "last_error": describe_error(failure)})
+    return Receipt(DUPLICATE if event_id is None else status, event.kind, event_id)
+
+
+def after_failure(sessions: sessionmaker[Session], receipt: Receipt,
+                  failure: Exception) -> None:
+    """After the commit that kept a failed or parked event: its alert or warning."""
+    if receipt.status == PARKED:
+        _alert_parked(receipt.event_id, str(receipt.kind), describe_error(failure))
+        try:
+            refresh_parked_gauge(sessions)
+        except Exception:
+            log.warning("parked gauge not refreshed")
+    elif receipt.status == FAILED:
+        log.warning("webhook event failed to apply; kept for retry",
+                    event_id=receipt.event_id, kind=str(receipt.kind),
+                    error=describe_error(failure),
+                    exc_info=not isinstance(failure, effects.Unappliable))
+
+
 def receive(sessions: sessionmaker[Session], event: InboundEvent, body: str, *,
             settings: Settings, keyring: Keyring, source: str = SOURCE_WEBHOOK,
             deadline: float | None = None) -> Receipt:
     """Store and apply one event. Returns only once the event is committed (applied,
     ignored, failed or parked) or was already there; raises InboxUnavailable otherwise
-    (database down or busy past `deadline`, a time.monotonic() value: nothing written)."""
-    key = dedupe_key(event, source=source)
-    now = utcnow()
-    row = _row(event, body, keyring, key=key, source=source, now=now)
+    (database down or busy past `deadline`, a time.monotonic() value: nothing written).
+    The webhook endpoint applies deliveries in batches (syncd.webhooks.group_commit)."""
     try:
         with _unit(sessions, deadline) as session:
-            event_id = _insert(session, row | {"status": InboxStatus.APPLIED, "attempts": 1})
-            if event_id is None:
-                return Receipt(DUPLICATE, event.kind)
-            # One flush at commit: the effects' ORM writes (revision bumps, audit rows)
-            # go out together, not before each of the effects' queries.
-            with session.no_autoflush:
-                outcome = effects.apply(session, event, settings=settings, keyring=keyring,
-                                        event_key=key, channel=_channel(source), now=now)
-            if outcome.status != InboxStatus.APPLIED:
-                stored.set_status(session, [event_id], outcome.status,
-                                  error=outcome.note[:500])
-        return Receipt(outcome.status, event.kind, event_id, outcome.contact_id)
+            return store_and_apply(session, event, body, settings=settings,
+                                   keyring=keyring, source=source)
     except Exception as exc:
         failure = exc
-    if is_transient(failure):
-        # Busy, not broken: storing it as failed would answer 2xx before the purge (I3).
+    status = failed_status(failure)
+    if status is None:
         raise InboxUnavailable(type(failure).__name__) from None
-    status = PARKED if isinstance(failure, effects.Unappliable) else FAILED
     try:
         with _unit(sessions, deadline) as session:
-            event_id = _insert(session, row | {"status": status, "attempts": 1,
-                                               "last_error": describe_error(failure)})
-            if event_id is None:
-                return Receipt(DUPLICATE, event.kind)
+            receipt = store_failed(session, event, body, status, failure, keyring=keyring,
+                                   source=source)
     except Exception as exc:
         raise InboxUnavailable(type(exc).__name__) from None
-    if status == PARKED:
-        _alert_parked(event_id, str(event.kind), describe_error(failure))
-        try:
-            refresh_parked_gauge(sessions)
-        except Exception:
-            log.warning("parked gauge not refreshed")
-    else:
-        log.warning("webhook event failed to apply; kept for retry", event_id=event_id,
-                    kind=str(event.kind), error=describe_error(failure),
-                    exc_info=not isinstance(failure, effects.Unappliable))
-    return Receipt(status, event.kind, event_id)
+    after_failure(sessions, receipt, failure)
+    return receipt
 
 
 def _alert_parked(event_id: int | None, kind: str, error: str) -> None:

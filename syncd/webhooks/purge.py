@@ -26,7 +26,7 @@ from syncd.consent.ledger import ConsentRecord
 from syncd.consent.policy import Action
 from syncd.crm import suppression
 from syncd.schema import Contact
-from syncd.store import audit, contacts, lists, withdrawal
+from syncd.store import audit, chain_hold, contacts, lists, withdrawal
 from syncd.store import ledger as ledger_store
 from syncd.store.ledger import RecentConsent
 from syncd.webhooks.job import ACTOR, APPLIED, IGNORED, SAME_WITHDRAWAL_WINDOW, Job, Outcome
@@ -170,6 +170,8 @@ def _write_postgres(session: Session, contact_id: int, taken: list[int], hmacs: 
         renew=row is not None, event=row, head=new_head or ledger_store.Head(0, "", None),
         actor=w.actor, consent_action=consent.action, consent_details=consent.details,
         list_audits=[(a.action, a.details) for a in audits], now=now)
+    if written.appended and new_head is not None:
+        chain_hold.moved(session, new_head)
     return written.suppressions > 0, written.appended
 
 
