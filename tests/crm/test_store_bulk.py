@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from syncd.addresses import parse_address
@@ -89,17 +91,22 @@ def test_add_to_lists_adds_each_membership_once(app_context: AppContext) -> None
         assert store.list_names(session, contact.id) == ["events", "offers"]
 
 
+def _bulk_written_and_read_back(app_context: AppContext, details: list[Any]) -> list[Any]:
+    """Audit entries with these details appended in one bulk write, read back in order."""
+    with transaction(app_context.sessions) as session:
+        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
+    with transaction(app_context.sessions) as session:
+        return list(session.scalars(select(AuditEntry.details)
+                                    .where(AuditEntry.action == "bulk")
+                                    .order_by(AuditEntry.id)).all())
+
+
 def test_audit_entries_written_in_bulk_read_back_with_their_details(
         app_context: AppContext) -> None:
     # 20 rows: COPY on PostgreSQL (dialect.BULK_MIN_ROWS), the JSON as its text.
     details = [{"purpose": "newsletter", "n": n, "text": f'Zoë "{n}" \\ ✓', "nested": [n, None]}
                for n in range(20)]
-    with transaction(app_context.sessions) as session:
-        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
-    with transaction(app_context.sessions) as session:
-        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
-                                 .order_by(AuditEntry.id)).all()
-    assert list(stored) == details
+    assert _bulk_written_and_read_back(app_context, details) == details
 
 
 def test_audit_entries_sharing_one_details_object_each_read_back_with_it(
@@ -108,12 +115,7 @@ def test_audit_entries_sharing_one_details_object_each_read_back_with_it(
     # between its rows keep their own.
     shared = {"list": "newsletter-nl"}
     details = [shared if n % 2 else {"list": f"other-{n}"} for n in range(20)]
-    with transaction(app_context.sessions) as session:
-        audit.append(session, [audit.AuditRow("test", "bulk", None, d) for d in details])
-    with transaction(app_context.sessions) as session:
-        stored = session.scalars(select(AuditEntry.details).where(AuditEntry.action == "bulk")
-                                 .order_by(AuditEntry.id)).all()
-    assert list(stored) == details
+    assert _bulk_written_and_read_back(app_context, details) == details
 
 
 def test_a_look_up_finds_plain_and_punctuated_values_alike(app_context: AppContext) -> None:

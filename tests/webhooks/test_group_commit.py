@@ -181,15 +181,19 @@ def statements(app_context: AppContext) -> Iterator[list[str]]:
     event.remove(app_context.engine, "before_cursor_execute", record)
 
 
-def test_a_batch_takes_the_chain_head_once_and_the_chain_verifies(
-        app_context: AppContext, statements: list[str]) -> None:
+def _three_unsubscribed_together(app_context: AppContext, statements: list[str]) -> None:
+    """Three on the list, then their unsubscribes in one batch, each applied; `statements`
+    holds only the batch's."""
     _three_on_the_list(app_context)
     statements.clear()
-
     results = _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE),
                         _unsubscribe(ALAN))
-
     assert _statuses(results) == ["applied"] * 3
+
+
+def test_a_batch_takes_the_chain_head_once_and_the_chain_verifies(
+        app_context: AppContext, statements: list[str]) -> None:
+    _three_unsubscribed_together(app_context, statements)
     assert len([s for s in statements if "FROM ledger_chain_head" in s]) == 1
     _chain_ok(app_context)
 
@@ -204,13 +208,7 @@ PER_DELIVERY = {"postgresql": 5, "sqlite": 10}
 
 def test_a_batch_of_unsubscribes_costs_its_setup_once(
         app_context: AppContext, statements: list[str]) -> None:
-    _three_on_the_list(app_context)
-    statements.clear()
-
-    results = _together(app_context, _unsubscribe(ADA), _unsubscribe(GRACE),
-                        _unsubscribe(ALAN))
-
-    assert _statuses(results) == ["applied"] * 3
+    _three_unsubscribed_together(app_context, statements)
     most = PER_BATCH + 3 * PER_DELIVERY[app_context.engine.dialect.name]
     assert len(statements) <= most, statements
 
