@@ -3,6 +3,12 @@
 # that state its rules (pyproject.toml [tool.mutmut.syncd-tests]), then the score and the
 # survivors that docs/mutation.md does not explain (exit 1 if any). Slow; not part of
 # `make test`. Runs at lowered priority (nice): the machine is shared.
+#
+# A module with code that runs on PostgreSQL only (purge.py's PostgreSQL branch) gets a
+# second pass: what the SQLite pass left standing, run against the module's PostgreSQL
+# tests (SYNCD_TEST_POSTGRES_URL, the tests' local server when unset), its kills merged into
+# the module's results. MUTATION_POSTGRES=0 skips it; MUTATION_POSTGRES_TIMEOUT (seconds,
+# default 1800) bounds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +24,12 @@ MODULES=(
 # MUTATION_MODULES="syncd.consent.policy" runs a subset (after changing one module).
 if [ -n "${MUTATION_MODULES:-}" ]; then read -r -a MODULES <<< "$MUTATION_MODULES"; fi
 CHILDREN="${MUTATION_CHILDREN:-2}"
+# The PostgreSQL pass's tests per module (with -m "not slow" -k postgresql): the purge's
+# own test files, which reach the PostgreSQL branch of withdraw and _write_postgres.
+declare -A POSTGRES_TESTS=(
+  [syncd.webhooks.purge]="tests/webhooks/test_purge_round_trips.py tests/webhooks/test_purge_rules.py tests/webhooks/test_purge_details.py tests/webhooks/test_purge_paths.py tests/webhooks/test_fixture_deliveries.py"
+)
+POSTGRES_TIMEOUT="${MUTATION_POSTGRES_TIMEOUT:-1800}"
 
 # mutmut takes its test selection from pyproject.toml only; this swaps in the module's own
 # (and mutates that module alone) before the run (forked workers inherit it). A new selection makes mutmut reset every
@@ -42,6 +54,89 @@ cli(["run", f"{module}.*", "--max-children", children])
 PY
 }
 
+run_postgres_mutmut() {
+  # shellcheck disable=SC2086  # the file list splits into arguments
+  timeout --kill-after=30 "$POSTGRES_TIMEOUT" nice -n 10 python - "$1" "$CHILDREN" "$2" \
+    ${POSTGRES_TESTS[$1]} <<'PY'
+import json
+import os
+import sys
+
+sys.path.insert(0, "scripts")
+import mutmut.__main__ as mutmut_main
+from mutation_report import KILLED, judged_survivors
+from mutmut.__main__ import cli
+from mutmut.configuration import config
+
+module, children, sqlite_meta, *tests = sys.argv[1:]
+with open(sqlite_meta, encoding="utf-8") as handle:
+    codes = json.load(handle)["exit_code_by_key"]
+left = [name for name, code in codes.items() if code not in KILLED]
+# A survivor docs/mutation.md judges equivalent (on both databases) would run all its
+# tests for nothing, about a minute each on PostgreSQL; MUTATION_POSTGRES_ALL=1 runs them too.
+judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_survivors()
+standing = sorted(name for name in left if name not in judged)
+print(f"   {len(left)} mutants left standing by the SQLite pass, "
+      f"{len(left) - len(standing)} of them judged equivalent in docs/mutation.md: "
+      f"{len(standing)} to run")
+if not standing:
+    sys.exit(0)
+config().pytest_add_cli_args_test_selection = [*tests, "-m", "not slow", "-k", "postgresql"]
+config().only_mutate = [module.replace(".", "/") + ".py"]
+
+
+def tests_for_mutant_names(names: list[str]) -> set[str]:
+    """mutmut's own raises KeyError for a named mutant whose function no test reaches;
+    such a mutant is left to the run, which records it as "no tests"."""
+    reached = mutmut_main.state().tests_by_mangled_function_name
+    return {test for name in names
+            for test in reached.get(mutmut_main.mangled_name_from_mutant_name(name), ())}
+
+
+mutmut_main.tests_for_mutant_names = tests_for_mutant_names
+cli(["run", *standing, "--max-children", children])
+PY
+}
+
+# The PostgreSQL pass of $1: the mutants its SQLite results ($2) do not count killed, run
+# against its PostgreSQL tests from a fresh mutants/ (mutmut reruns the mutants it is given
+# by name); a kill there replaces the SQLite verdict in $2. A mutant whose function no
+# PostgreSQL test reaches stays as the SQLite pass left it.
+run_postgres_pass() {
+  rm -rf mutants
+  run_postgres_mutmut "$@" 2>&1 | tr '\r' '\n' \
+    | LC_ALL=C grep -v -e $'^\xe2[\xa0-\xa3]' -e $'^\xf0\x9f\x8e\x89' || true
+  local meta="mutants/${1//.//}.py.meta"
+  python - "$2" "$meta" <<'PY'
+import json
+import os
+import sys
+
+sys.path.insert(0, "scripts")
+from mutation_report import KILLED, judged_survivors
+
+sqlite_meta, postgres_meta = sys.argv[1:]
+with open(sqlite_meta, encoding="utf-8") as handle:
+    merged = json.load(handle)
+try:
+    with open(postgres_meta, encoding="utf-8") as handle:
+        postgres = json.load(handle)["exit_code_by_key"]
+except (OSError, ValueError):  # the pass failed or was stopped before its first result
+    postgres = {}
+codes = merged["exit_code_by_key"]
+judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_survivors()
+ran = [name for name, code in codes.items() if code not in KILLED and name not in judged]
+killed = [name for name in ran if postgres.get(name) in KILLED]
+for name in killed:
+    codes[name] = postgres[name]
+untried = sum(1 for name in ran if postgres.get(name) is None)
+with open(sqlite_meta, "w", encoding="utf-8") as handle:
+    json.dump(merged, handle)
+print(f"   PostgreSQL pass: {len(killed)} of {len(ran)} killed"
+      + (f", {untried} not run (the pass failed or ran out of time)" if untried else ""))
+PY
+}
+
 kept=$(mktemp -d)
 trap 'rm -rf "$kept"' EXIT
 started=$(date +%s)
@@ -57,6 +152,13 @@ for module in "${MODULES[@]}"; do
   meta="mutants/${module//.//}.py.meta"
   if [ -f "$meta" ]; then cp "$meta" "$kept/$module.meta"; fi
   echo "   $module: $(( $(date +%s) - module_started )) s"
+  if [ -n "${POSTGRES_TESTS[$module]:-}" ] && [ "${MUTATION_POSTGRES:-1}" != 0 ] \
+      && [ -f "$kept/$module.meta" ]; then
+    echo "== mutmut on PostgreSQL: $module"
+    postgres_started=$(date +%s)
+    run_postgres_pass "$module" "$kept/$module.meta"
+    echo "   $module on PostgreSQL: $(( $(date +%s) - postgres_started )) s"
+  fi
 done
 for module in "${MODULES[@]}"; do
   if [ -f "$kept/$module.meta" ]; then cp "$kept/$module.meta" "mutants/${module//.//}.py.meta"; fi

@@ -20,12 +20,24 @@ DOC = ROOT / "docs" / "mutation.md"
 # a timeout (counted as killed: the mutant hung the code under test), 37 a type-check kill.
 KILLED = {1, 3, 24, 36, 37, 152, 255, -24}
 SURVIVED = {0}
+ROW = re.compile(r"^\|\s*`?(syncd\.[^|`\s]+__mutmut_\d+)`?\s*\|", re.M)
+POSTGRES_ONLY = "Killed on PostgreSQL only"
+
+
+def _doc() -> str:
+    return DOC.read_text(encoding="utf-8") if DOC.exists() else ""
 
 
 def equivalent_names() -> set[str]:
     """Mutant names in the doc's table rows (`| syncd.x.y__mutmut_N | ... |`)."""
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    return set(re.findall(r"^\|\s*`?(syncd\.[^|`\s]+__mutmut_\d+)`?\s*\|", text, re.M))
+    return set(ROW.findall(_doc()))
+
+
+def judged_survivors() -> set[str]:
+    """The table rows outside the doc's "Killed on PostgreSQL only": mutants judged to
+    survive the tests of both databases (equivalent, or kept by decision)."""
+    return {name for section in re.split(r"^## ", _doc(), flags=re.M)
+            if not section.startswith(POSTGRES_ONLY) for name in ROW.findall(section)}
 
 
 def main(modules: list[str]) -> int:
