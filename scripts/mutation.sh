@@ -21,9 +21,11 @@ MODULES=(
   syncd.webhooks.mailchimp_form
   syncd.sync.plan
 )
-# MUTATION_MODULES="syncd.consent.policy" runs a subset (after changing one module).
+# MUTATION_MODULES="syncd.consent.policy" runs a subset (after changing one module);
+# MUTATION_MUTANTS="syncd.webhooks.purge.x_find__mutmut_*" only those mutants (names or
+# mutmut's globs) of the modules run (after writing a test for them).
 if [ -n "${MUTATION_MODULES:-}" ]; then read -r -a MODULES <<< "$MUTATION_MODULES"; fi
-CHILDREN="${MUTATION_CHILDREN:-2}"
+export CHILDREN="${MUTATION_CHILDREN:-2}"
 # The PostgreSQL pass's tests per module (with -m "not slow" -k postgresql): the purge's
 # own test files, which reach the PostgreSQL branch of withdraw and _write_postgres.
 declare -A POSTGRES_TESTS=(
@@ -31,36 +33,21 @@ declare -A POSTGRES_TESTS=(
 )
 POSTGRES_TIMEOUT="${MUTATION_POSTGRES_TIMEOUT:-1800}"
 
-# mutmut takes its test selection from pyproject.toml only; this swaps in the module's own
-# (and mutates that module alone) before the run (forked workers inherit it). A new selection makes mutmut reset every
-# result it holds, so each module's results are kept aside and put back at the end.
-run_module() {
-  nice -n 10 python - "$1" "$CHILDREN" <<'PY'
-import sys
-import tomllib
-
-from mutmut.__main__ import cli
-from mutmut.configuration import config
-
-module, children = sys.argv[1], sys.argv[2]
-with open("pyproject.toml", "rb") as handle:
-    selections = tomllib.load(handle)["tool"]["mutmut"]["syncd-tests"]
-if module not in selections:
-    sys.exit(f"pyproject.toml [tool.mutmut.syncd-tests] has no tests for {module}")
-config().pytest_add_cli_args_test_selection = list(selections[module])
-# Only this module is mutated: generating the others' mutants took minutes of each run.
-config().only_mutate = [module.replace(".", "/") + ".py"]
-cli(["run", f"{module}.*", "--max-children", children])
-PY
-}
-
-run_postgres_mutmut() {
-  # shellcheck disable=SC2086  # the file list splits into arguments
-  timeout --kill-after=30 "$POSTGRES_TIMEOUT" nice -n 10 python - "$1" "$CHILDREN" "$2" \
-    ${POSTGRES_TESTS[$1]} <<'PY'
+# mutmut takes its test selection from pyproject.toml only; this swaps in the pass's own
+# (and mutates that module alone) before the run (forked workers inherit it). A new
+# selection makes mutmut reset every result it holds, so each module's results are kept
+# aside and put back at the end.
+# $1: sqlite (the module's selection in pyproject.toml [tool.mutmut.syncd-tests], its
+# mutants or those of MUTATION_MUTANTS) or postgresql (the tests after $4, with
+# -m "not slow" -k postgresql, the mutants the SQLite results $3 leave standing); $2 the module.
+run_pass() {
+  local bound=()  # the PostgreSQL pass is stopped after MUTATION_POSTGRES_TIMEOUT seconds
+  if [ "$1" = postgresql ]; then bound=(timeout --kill-after=30 "$POSTGRES_TIMEOUT"); fi
+  "${bound[@]}" nice -n 10 python - "$@" <<'PY'
 import json
 import os
 import sys
+import tomllib
 
 sys.path.insert(0, "scripts")
 import mutmut.__main__ as mutmut_main
@@ -68,33 +55,50 @@ from mutation_report import KILLED, judged_survivors
 from mutmut.__main__ import cli
 from mutmut.configuration import config
 
-module, children, sqlite_meta, *tests = sys.argv[1:]
-with open(sqlite_meta, encoding="utf-8") as handle:
-    codes = json.load(handle)["exit_code_by_key"]
-left = [name for name, code in codes.items() if code not in KILLED]
-# A survivor docs/mutation.md judges equivalent (on both databases) would run all its
-# tests for nothing, about a minute each on PostgreSQL; MUTATION_POSTGRES_ALL=1 runs them too.
-judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_survivors()
-standing = sorted(name for name in left if name not in judged)
-print(f"   {len(left)} mutants left standing by the SQLite pass, "
-      f"{len(left) - len(standing)} of them judged equivalent in docs/mutation.md: "
-      f"{len(standing)} to run")
-if not standing:
-    sys.exit(0)
-config().pytest_add_cli_args_test_selection = [*tests, "-m", "not slow", "-k", "postgresql"]
+kind, module, *rest = sys.argv[1:]
+if kind == "sqlite":
+    with open("pyproject.toml", "rb") as handle:
+        selections = tomllib.load(handle)["tool"]["mutmut"]["syncd-tests"]
+    if module not in selections:
+        sys.exit(f"pyproject.toml [tool.mutmut.syncd-tests] has no tests for {module}")
+    selection = list(selections[module])
+    chosen = [name for name in os.environ.get("MUTATION_MUTANTS", "").split()
+              if name.startswith(module + ".")]
+    names = chosen or [f"{module}.*"]
+else:
+    sqlite_meta, *tests = rest
+    with open(sqlite_meta, encoding="utf-8") as handle:
+        codes = json.load(handle)["exit_code_by_key"]
+    left = [name for name, code in codes.items() if code is not None and code not in KILLED]
+    # A survivor docs/mutation.md judges equivalent (on both databases) would run all its
+    # tests for nothing, about a minute each on PostgreSQL; MUTATION_POSTGRES_ALL=1 runs
+    # them too.
+    judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_survivors()
+    names = sorted(name for name in left if name not in judged)
+    print(f"   {len(left)} mutants left standing by the SQLite pass, "
+          f"{len(left) - len(names)} of them judged equivalent in docs/mutation.md: "
+          f"{len(names)} to run")
+    if not names:
+        sys.exit(0)
+    selection = [*tests, "-m", "not slow", "-k", "postgresql"]
+config().pytest_add_cli_args_test_selection = selection
+# Only this module is mutated: generating the others' mutants took minutes of each run.
 config().only_mutate = [module.replace(".", "/") + ".py"]
 
 
 def tests_for_mutant_names(names: list[str]) -> set[str]:
-    """mutmut's own raises KeyError for a named mutant whose function no test reaches;
-    such a mutant is left to the run, which records it as "no tests"."""
+    """As mutmut's own, but a named mutant whose function no test of the selection reaches
+    is left to the run, which records it as "no tests" (mutmut's raises KeyError)."""
+    if any("*" in name for name in names):
+        return original(names)
     reached = mutmut_main.state().tests_by_mangled_function_name
     return {test for name in names
             for test in reached.get(mutmut_main.mangled_name_from_mutant_name(name), ())}
 
 
+original = mutmut_main.tests_for_mutant_names
 mutmut_main.tests_for_mutant_names = tests_for_mutant_names
-cli(["run", *standing, "--max-children", children])
+cli(["run", *names, "--max-children", os.environ["CHILDREN"]])
 PY
 }
 
@@ -104,7 +108,8 @@ PY
 # PostgreSQL test reaches stays as the SQLite pass left it.
 run_postgres_pass() {
   rm -rf mutants
-  run_postgres_mutmut "$@" 2>&1 | tr '\r' '\n' \
+  # shellcheck disable=SC2086  # the file list splits into arguments
+  run_pass postgresql "$1" "$2" ${POSTGRES_TESTS[$1]} 2>&1 | tr '\r' '\n' \
     | LC_ALL=C grep -v -e $'^\xe2[\xa0-\xa3]' -e $'^\xf0\x9f\x8e\x89' || true
   local meta="mutants/${1//.//}.py.meta"
   python - "$2" "$meta" <<'PY'
@@ -125,7 +130,8 @@ except (OSError, ValueError):  # the pass failed or was stopped before its first
     postgres = {}
 codes = merged["exit_code_by_key"]
 judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_survivors()
-ran = [name for name, code in codes.items() if code not in KILLED and name not in judged]
+ran = [name for name, code in codes.items()
+       if code is not None and code not in KILLED and name not in judged]
 killed = [name for name in ran if postgres.get(name) in KILLED]
 for name in killed:
     codes[name] = postgres[name]
@@ -147,7 +153,7 @@ for module in "${MODULES[@]}"; do
   # stale, and mutmut does not mutate again a file it copied unmutated for the module before.
   rm -rf mutants
   # Progress spinner lines (braille, U+2800-U+28FF) and one line per killed mutant dropped.
-  run_module "$module" 2>&1 | tr '\r' '\n' \
+  run_pass sqlite "$module" 2>&1 | tr '\r' '\n' \
     | LC_ALL=C grep -v -e $'^\xe2[\xa0-\xa3]' -e $'^\xf0\x9f\x8e\x89' || true
   meta="mutants/${module//.//}.py.meta"
   if [ -f "$meta" ]; then cp "$meta" "$kept/$module.meta"; fi
