@@ -134,8 +134,11 @@ judged = set() if os.environ.get("MUTATION_POSTGRES_ALL") == "1" else judged_sur
 ran = [name for name, code in codes.items()
        if code is not None and code not in KILLED and (code != 0 or name not in judged)]
 killed = [name for name in ran if postgres.get(name) in KILLED]
-for name in killed:
-    codes[name] = postgres[name]
+# A kill replaces the SQLite verdict; so does any verdict of a mutant no SQLite test
+# reached ("no tests", 33): a survivor there has now survived the PostgreSQL tests.
+for name in ran:
+    if postgres.get(name) is not None and (name in killed or codes[name] == 33):
+        codes[name] = postgres[name]
 untried = sum(1 for name in ran if postgres.get(name) is None)
 with open(sqlite_meta, "w", encoding="utf-8") as handle:
     json.dump(merged, handle)
