@@ -20,18 +20,30 @@ DOC = ROOT / "docs" / "mutation.md"
 # a timeout (counted as killed: the mutant hung the code under test), 37 a type-check kill.
 KILLED = {1, 3, 24, 36, 37, 152, 255, -24}
 SURVIVED = {0}
+ROW = re.compile(r"^\|\s*`?(syncd\.[^|`\s]+__mutmut_\d+)`?\s*\|", re.M)
+POSTGRES_ONLY = "Killed on PostgreSQL only"
+
+
+def _doc() -> str:
+    return DOC.read_text(encoding="utf-8") if DOC.exists() else ""
 
 
 def equivalent_names() -> set[str]:
     """Mutant names in the doc's table rows (`| syncd.x.y__mutmut_N | ... |`)."""
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    return set(re.findall(r"^\|\s*`?(syncd\.[^|`\s]+__mutmut_\d+)`?\s*\|", text, re.M))
+    return set(ROW.findall(_doc()))
+
+
+def judged_survivors() -> set[str]:
+    """The table rows outside the doc's "Killed on PostgreSQL only": mutants judged to
+    survive the tests of both databases (equivalent, or kept by decision)."""
+    return {name for section in re.split(r"^## ", _doc(), flags=re.M)
+            if not section.startswith(POSTGRES_ONLY) for name in ROW.findall(section)}
 
 
 def main(modules: list[str]) -> int:
     listed = equivalent_names()
     unexplained: list[str] = []
-    total_killed = total_equivalent = total = 0
+    total_killed = total_equivalent = total = not_run = 0
     for module in modules:
         meta = ROOT / "mutants" / (module.replace(".", "/") + ".py.meta")
         if not meta.exists():
@@ -47,14 +59,18 @@ def main(modules: list[str]) -> int:
             elif code in SURVIVED:
                 counts["survived"] += 1
                 unexplained.append(name)
+            elif code is None:  # a partial run (MUTATION_MUTANTS) or one stopped early
+                counts["not run"] += 1
             else:
                 counts[f"other ({code})"] += 1
                 unexplained.append(name)
-        mutants = sum(counts.values())
+        mutants = sum(counts.values()) - counts["not run"]
+        not_run += counts["not run"]
         score = 100.0 * counts["killed"] / (mutants - counts["equivalent"] or 1)
         print(f"{module:<32} {mutants:>4} mutants, {counts['killed']:>4} killed, "
               f"{counts['equivalent']:>3} equivalent, {counts['survived']:>3} survived: "
-              f"{score:5.1f} % of the non-equivalent killed")
+              f"{score:5.1f} % of the non-equivalent killed"
+              + (f" ({counts['not run']} not run)" if counts["not run"] else ""))
         total += mutants
         total_killed += counts["killed"]
         total_equivalent += counts["equivalent"]
@@ -66,6 +82,9 @@ def main(modules: list[str]) -> int:
               "(see them with `.venv/bin/mutmut show NAME`):", file=sys.stderr)
         for name in unexplained:
             print(f"  {name}", file=sys.stderr)
+        return 1
+    if not_run:
+        print(f"\n{not_run} mutants not run: a partial score", file=sys.stderr)
         return 1
     return 0
 
