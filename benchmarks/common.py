@@ -144,7 +144,12 @@ def scratch_database(kind: str, workdir: Path, name: str, template: str | None =
 
 def drop_database(url: str) -> None:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        # WAL mode leaves -wal and -shm beside the file: a new database of the same name
+        # would pick up the old one's log ("disk I/O error" at its first migration).
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in (path, path.with_name(path.name + "-wal"),
+                         path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
         return
     import psycopg
 
