@@ -194,5 +194,13 @@ def headline(document: dict[str, Any]) -> dict[str, float]:
     return figures
 
 
+def lost_in(document: dict[str, Any]) -> list[str]:
+    """The databases where a delivery answered 2xx was not applied: a lost webhook makes
+    every figure beside it meaningless, so the run fails (and compare.py with it)."""
+    return [kind for kind, run in document["runs"].items()
+            if not run["database_check"]["every_answered_event_applied"]]
+
+
 if __name__ == "__main__":
-    main()
+    if lost := lost_in(main()):
+        sys.exit(f"a webhook answered 2xx was not applied on: {', '.join(lost)}")
