@@ -27,9 +27,11 @@ MODULES=(
 if [ -n "${MUTATION_MODULES:-}" ]; then read -r -a MODULES <<< "$MUTATION_MODULES"; fi
 export CHILDREN="${MUTATION_CHILDREN:-2}"
 # The PostgreSQL pass's tests per module (with -m "not slow" -k postgresql): the purge's
-# own test files, which reach the PostgreSQL branch of withdraw and _write_postgres.
+# own test files, which reach the PostgreSQL branch of withdraw and _write_postgres, and
+# the group commit's (several purges under one hold of the chain head: _write_postgres
+# moves the held head).
 declare -A POSTGRES_TESTS=(
-  [syncd.webhooks.purge]="tests/webhooks/test_purge_round_trips.py tests/webhooks/test_purge_rules.py tests/webhooks/test_purge_details.py tests/webhooks/test_purge_paths.py tests/webhooks/test_fixture_deliveries.py"
+  [syncd.webhooks.purge]="tests/webhooks/test_purge_round_trips.py tests/webhooks/test_purge_rules.py tests/webhooks/test_purge_details.py tests/webhooks/test_purge_paths.py tests/webhooks/test_fixture_deliveries.py tests/webhooks/test_group_commit.py"
 )
 POSTGRES_TIMEOUT="${MUTATION_POSTGRES_TIMEOUT:-1800}"
 
