@@ -166,19 +166,8 @@ def _array_insert(dialect: Dialect, table: Table, columns: tuple[str, ...],
 
 def any_of(session: Session, column: ColumnElement[Any] | QueryableAttribute[Any],
            values: Sequence[Any], element: Any) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `column = ANY(array)`, the values as ONE bound
-    array of `element` type (an IN list of hundreds of placeholders cost psycopg and the
-    server more than the index look-ups: syncd.store.import_marks). Text values of letters
-    and digits only (hashes, dedupe keys) go as ONE text, split by the server: psycopg
-    escapes a text array's every element in Python (its largest cost in the import). On
-    SQLite text values go as one JSON array (`among`), not a placeholder each."""
-    if session.get_bind().dialect.name != "postgresql":  # text as one JSON array (among)
-        texts = element is String and all(type(value) is str for value in values)
-        return _in_json(column, _json_array(values)) if texts else column.in_(values)
-    if element is String and _plain(values):
-        return column == any_(func.string_to_array(bindparam(None, ",".join(values),
-                                                             type_=Text), ","))
-    return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    """`among` for a session's database."""
+    return among(session.get_bind().dialect.name, column, values, element)
 
 
 def pieces(session: Session, values: Sequence[_V], size: int) -> Iterator[Sequence[_V]]:
@@ -210,22 +199,31 @@ def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...], copy
 
 
 def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
-          values: Sequence[str]) -> ColumnElement[bool]:
-    """`column IN values` as ONE bound parameter: a PostgreSQL array (`= ANY`, as it plans
-    an IN list anyway), or on SQLite JSON read by json_each (the column's index still
-    searched value by value). An expanded IN list of a sync chunk's 2000 addresses had
-    SQLAlchemy render, and the driver parse, a placeholder per value at every execution."""
+          values: Sequence[Any], element: Any = String) -> ColumnElement[bool]:
+    """`column IN values` as ONE bound parameter, whatever the count: an expanded IN list
+    (a sync chunk's 2000 addresses, the import's hashes) had SQLAlchemy render, and the
+    driver parse, a placeholder per value at every execution. PostgreSQL: `= ANY(array)`
+    of `element` type (as it plans an IN list anyway); text of letters and digits only
+    (keyed hashes, dedupe keys) as ONE text the server splits, since psycopg escapes a
+    text array's every element in Python (the import's largest driver cost). SQLite: text
+    or ids as one JSON array read by json_each (the column's index still searched value
+    by value)."""
     if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-    return _in_json(column, _json_array(values))
+        if element is String and _plain(values):
+            return column == any_(func.string_to_array(
+                bindparam(None, ",".join(values), type_=Text), ","))
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    if all(type(value) is str for value in values):
+        return _in_json(column, _json_array(values))
+    if all(type(value) is int for value in values):
+        return _in_json(column, "[" + ",".join(map(str, values)) + "]")
+    return column.in_(values)
 
 
 def ids_among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
               ids: Sequence[int]) -> ColumnElement[bool]:
-    """`column IN ids` as ONE bound parameter (PostgreSQL an array, SQLite JSON as above)."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-    return _in_json(column, "[" + ",".join(map(str, ids)) + "]")
+    """`among` for integer ids."""
+    return among(dialect, column, ids, Integer)
 
 
 def _in_json(column: ColumnElement[Any] | QueryableAttribute[Any],

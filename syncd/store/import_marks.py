@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from syncd.schema import Contact
-from syncd.store.dialect import among, any_of
+from syncd.store.dialect import among
 
 _TABLE = cast(Table, Contact.__table__)
 # The revision as it stands after the chunk's bumps (same transaction).
@@ -32,19 +32,17 @@ def unchanged(session: Session, hashes: Iterable[str]) -> dict[str, str]:
     not changed since (revision still the one that import left): hash -> that contact's
     normalised address. By the hash alone (indexed, migration 0010): the line need not
     be decoded to be found. PostgreSQL takes the hashes as one array (`= ANY`, sent as one
-    text: syncd.store.dialect.any_of): an IN list of 900 placeholders cost the driver and
+    text: syncd.store.dialect.among): an IN list of 900 placeholders cost the driver and
     the server more than the look-ups (65 ms per 900 against 10 ms per 2000)."""
     wanted = sorted(set(hashes))
     found: dict[str, str] = {}
     conn = session.connection()
-    postgres = conn.dialect.name == "postgresql"
-    # A batch (at most 2000 lines) in one statement: one bound array on PostgreSQL, one
-    # JSON array read by json_each on SQLite (syncd.store.dialect.among).
+    # A batch (at most 2000 lines) in one statement: one bound parameter on either
+    # database (syncd.store.dialect.among).
     if wanted:
-        matches = (any_of(session, _TABLE.c.import_hash, wanted, String)
-                   if postgres else among(conn.dialect.name, _TABLE.c.import_hash, wanted))
         query = select(_TABLE.c.import_hash, _TABLE.c.email_key).where(
-            matches, _TABLE.c.revision == _TABLE.c.import_revision)
+            among(conn.dialect.name, _TABLE.c.import_hash, wanted),
+            _TABLE.c.revision == _TABLE.c.import_revision)
         # Both columns are text: the rows go into the dict as fetched, in one fetch.
         found.update(conn.execute(query).tuples().all())
     return found
