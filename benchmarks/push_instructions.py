@@ -52,7 +52,7 @@ def _instructions(tree: common.Tree, env: dict[str, str], out: Path, *args: str)
     return int(match.group(1))
 
 
-def _compile_ahead(tree: common.Tree) -> None:
+def compile_ahead(tree: common.Tree) -> None:
     """The tree's bytecode written next to its source (__pycache__, ignored by git), which
     the measured children then read instead of compiling (that flag only stops writes)."""
     packages = [name for name in ("syncd", "mailchimp_emulator") if (tree.path / name).is_dir()]
@@ -62,7 +62,7 @@ def _compile_ahead(tree: common.Tree) -> None:
 
 def measure(tree: common.Tree, emulator: common.Emulator, contacts: int, *,
             keep: bool = False) -> dict[str, Any]:
-    _compile_ahead(tree)
+    compile_ahead(tree)
     seed = common.write_contacts(tree.workdir / "push.jsonl", contacts)
     url = common.scratch_database("sqlite", tree.workdir, "syncd_bench_push_instr")
     common.migrate(tree, url)

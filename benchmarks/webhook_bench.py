@@ -61,18 +61,21 @@ def _metrics(port: int) -> str:
         return text
 
 
-def start_service(tree: common.Tree, url: str, emulator: common.Emulator
-                  ) -> tuple[subprocess.Popen[bytes], int]:
-    """`syncd serve` on a free port; returns once its start-up sync has finished."""
+def start_service(tree: common.Tree, url: str, emulator: common.Emulator, *,
+                  prefix: tuple[str, ...] = (), start_seconds: float = 180,
+                  **settings: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`syncd serve` on a free port (run by `prefix`, e.g. valgrind, when given; more
+    SYNCD_* `settings`); returns once its start-up sync has finished."""
     port = free_port()
     env = tree.env(url, http_port=str(port), webhook_secrets=common.WEBHOOK_SECRET,
                    mailchimp_api_key=common.API_KEY, mailchimp_audience_id=common.LIST_ID,
                    mailchimp_base_url=emulator.base_url, sync_interval_minutes="10000",
-                   reconcile_interval_minutes="10000", log_level="error")
-    proc = subprocess.Popen([sys.executable, "-m", "syncd", "serve"], env=env,
-                            cwd=tree.workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
+                   reconcile_interval_minutes="10000", log_level="error", **settings)
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "syncd", "serve"],
+                            env={**env, "PYTHONHASHSEED": "0"} if prefix else env,
+                            cwd=tree.workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + start_seconds
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             text = _metrics(port)
