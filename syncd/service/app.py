@@ -28,6 +28,7 @@ from syncd.clock import utcnow
 from syncd.context import AppContext
 from syncd.logs import get_logger
 from syncd.migrate import current_revision, head_revision
+from syncd.service.web import NO_TELEMETRY
 from syncd.store import status
 from syncd.sync.held import NOTHING_HELD, Held, held_by_audience, held_now
 
@@ -209,7 +210,8 @@ def create_app(ctx: AppContext, *, started_at: datetime | None = None,
                webhooks: bool = True, signups: bool = True,
                probe_timeout: float = PROBE_TIMEOUT_SECONDS) -> FastAPI:
     """The ASGI app. `started_at`: when the service started (readiness grace period)."""
-    app = FastAPI(title="syncd", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="syncd", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_TELEMETRY)
     up_since = started_at or utcnow()
     head = head_revision()
     max_sync_age = timedelta(minutes=ctx.settings.readiness_max_sync_age_minutes)

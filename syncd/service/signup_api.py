@@ -19,7 +19,7 @@ from syncd import metrics
 from syncd.service.credentials import digests_of, secret_matches
 from syncd.service.http_limits import BadBody, BodyTooLarge, read_body
 from syncd.service.signup_shared import Signups
-from syncd.service.web import client_ip, media_type
+from syncd.service.web import NO_TELEMETRY, client_ip, media_type
 from syncd.signup.form import SINGLE, BotTrap, FieldError, has_control, parse_signup
 from syncd.signup.intake import CHANNEL_API, Evidence, record_signup
 
@@ -92,7 +92,7 @@ def _fields(raw: Any) -> dict[str, list[str]] | list[FieldError]:
 def api_app(s: Signups) -> FastAPI:
     settings = s.ctx.settings
     api = FastAPI(title="syncd sign-up API", version="1", docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json")
+                  openapi_url="/openapi.json", telemetry=NO_TELEMETRY)
     digests = digests_of(settings.signup_api_tokens)
     purposes = sorted(settings.purposes)
     limited = {"description": "rate limited; see Retry-After",

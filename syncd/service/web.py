@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.telemetry import TelemetryConfig
 
 from syncd.config import Settings
 from syncd.service.http_limits import BadBody
@@ -25,6 +26,15 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+
+# FastAPI's own OpenTelemetry, off for every app of the service: once any provider is
+# configured in the process (opentelemetry-instrument, FASTAPI_OTEL_AUTO_CONFIGURE) it
+# records a span per request whose url.path holds what the path carries: the webhook
+# secret, a confirmation token (I9). It also looked for a provider on every request.
+# syncd's metrics are Prometheus's.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "auto_configure": False}
+
 
 def media_type(request: Request) -> str:
     return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
