@@ -64,8 +64,9 @@ def _metrics(port: int) -> str:
 def start_service(tree: common.Tree, url: str, emulator: common.Emulator, *,
                   prefix: tuple[str, ...] = (), start_seconds: float = 180,
                   **settings: str) -> tuple[subprocess.Popen[bytes], int]:
-    """`syncd serve` on a free port (run by `prefix`, e.g. valgrind, when given; more
-    SYNCD_* `settings`); returns once its start-up sync has finished."""
+    """`syncd serve` on a free port (run by `prefix`, e.g. valgrind, when given, then with
+    a fixed hash seed so that counted runs repeat; more SYNCD_* `settings`); returns once
+    its start-up sync has finished."""
     port = free_port()
     env = tree.env(url, http_port=str(port), webhook_secrets=common.WEBHOOK_SECRET,
                    mailchimp_api_key=common.API_KEY, mailchimp_audience_id=common.LIST_ID,

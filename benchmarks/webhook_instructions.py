@@ -1,8 +1,9 @@
 """Webhook cost in instructions, not seconds: `syncd serve` under valgrind's callgrind,
 which counts the instructions syncd's process executed (all its threads), the same
 figure whatever else the machine is doing. The wall-clock webhook benchmark's CPU per
-webhook moved by a third between two runs of one tree on this 2-core machine; this one
-does not move.
+webhook moved by a third between two runs of one tree on this 2-core machine; this count
+moved by at most 2.5 % across three runs of one tree (the service's timers and thread
+hand-offs vary a little), so a ratio within about 0.975-1.025 is noise.
 
     python benchmarks/webhook_instructions.py --baseline ../base --candidate .
 

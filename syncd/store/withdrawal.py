@@ -40,6 +40,8 @@ from syncd.store.lists import ListRow
 _LOCK_BY_ADDRESS = (select(Contact.id).where(Contact.email_key == bindparam("email_key"))
                     .with_for_update())
 # Built once, as _LOCK_BY_ADDRESS: building it per batch cost more CPU than sending it.
+# dialect.among's PostgreSQL form for addresses (one bound array), with a named parameter
+# so that the statement can be a constant (lock_addresses runs on PostgreSQL only).
 _LOCK_ADDRESSES = (select(Contact.email_key)
                    .where(Contact.email_key == any_(bindparam("keys", type_=ARRAY(String))))
                    .order_by(Contact.id).with_for_update())
