@@ -89,10 +89,12 @@ class Spool:
 
     def __init__(self, file: IO[bytes]) -> None:
         self._file = file
+        self.written = 0  # records written so far
         self._reading = False
         self._next: Checked | None = None
 
     def write(self, records: Sequence[ImportRecord]) -> None:
+        self.written += len(records)
         self._file.write(b"".join((_ENCODER.encode(_row(r)) + "\n").encode()
                                   for r in records))
 

@@ -138,6 +138,7 @@ def _check_and_apply(ctx: AppContext, path: Path, chosen: Format, report: Import
     """The check pass (every accepted record spooled), then the apply pass."""
     prefix = hash_prefix(vocabulary)
     pending: list[Confirmation] = []
+    held = 0  # lines their contacts hold unchanged, by the check pass's look-ups
     try:
         for lines in batches(read_lines(path, chosen), chunk_lines):
             # Short sessions: on SQLite every transaction takes the write lock.
@@ -154,6 +155,7 @@ def _check_and_apply(ctx: AppContext, path: Path, chosen: Format, report: Import
                 report.note([problem])
                 report.refused_lines.add(problem.line)
             unchanged = sum(hashes.get(line.number) in known for line in lines)
+            held += unchanged
             report.lines += unchanged
             report.valid += unchanged + len(batch) - len(conflicts)
             pending.extend(c for record in batch for c in unconfirmed_sign_ups(record))
@@ -165,6 +167,13 @@ def _check_and_apply(ctx: AppContext, path: Path, chosen: Format, report: Import
             path, chosen, vocabulary, now, ImportReport()))
         if report.invalid and (not skip_invalid or report.valid == 0):
             log.warning("import_refused", lines=report.lines, invalid=report.invalid)
+            return
+        if spool.written == 0:
+            # Every valid line is one its contact held unchanged when its chunk was
+            # looked up: the apply pass would write nothing, so the file is not read a
+            # second time. A contact changed since is as if changed after this import.
+            report.unchanged = held
+            report.applied = True
             return
         _apply(ctx, read_lines(path, chosen), report, spool, vocabulary=vocabulary,
                now=now, prefix=prefix, chunk_lines=chunk_lines, progress=progress)

@@ -148,3 +148,33 @@ def test_a_reimport_of_unchanged_lines_decodes_and_parses_none_of_them(
     again = import_file(app_context, path)
 
     assert (again.unchanged, again.valid, parsed_addresses, decoded) == (6, 6, [], [])
+
+
+def test_a_reimport_of_unchanged_lines_reads_the_file_once(
+        app_context: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The apply pass would write nothing: it is not run (issue 16's unchanged re-import).
+    path = write_jsonl(tmp_path / "in.jsonl", _lines(6))
+    import_file(app_context, path)
+    reads: list[Path] = []
+    real_read = importer.read_lines
+    monkeypatch.setattr(importer, "read_lines", lambda at, fmt: (
+        reads.append(at), real_read(at, fmt))[1])
+
+    again = import_file(app_context, path)
+
+    assert (again.applied, again.unchanged, again.valid, reads) == (True, 6, 6, [path])
+
+
+def test_a_reimport_with_one_changed_line_reads_the_file_twice_and_applies_it(
+        app_context: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = _lines(6)
+    import_file(app_context, write_jsonl(tmp_path / "a.jsonl", lines))
+    path = write_jsonl(tmp_path / "b.jsonl", [*lines[:5], {**lines[5], "first_name": "Z"}])
+    reads: list[Path] = []
+    real_read = importer.read_lines
+    monkeypatch.setattr(importer, "read_lines", lambda at, fmt: (
+        reads.append(at), real_read(at, fmt))[1])
+
+    again = import_file(app_context, path)
+
+    assert (again.unchanged, again.contacts_updated, reads) == (5, 1, [path, path])
