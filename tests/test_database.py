@@ -16,7 +16,7 @@ from syncd.clock import as_utc
 from syncd.consent.policy import Action
 from syncd.context import AppContext
 from syncd.db import make_engine
-from syncd.migrate import current_revision, head_revision, upgrade
+from syncd.migrate import current_revision, head_revision, scripts_head, upgrade
 from syncd.schema.base import UtcDateTime
 from tests.builders import add_contact, confirmed
 
@@ -29,6 +29,12 @@ def test_migrations_create_every_table_from_an_empty_database(database_url: str)
             "audit_log", "push_state", "webhook_events", "sync_runs", "cursors",
             "installation"} <= tables
     engine.dispose()
+
+
+def test_the_head_every_command_checks_is_the_migration_scripts_head() -> None:
+    # A new script without HEAD_REVISION moved would make every command refuse the
+    # database `syncd db upgrade` just upgraded.
+    assert head_revision() == scripts_head()
 
 
 def test_upgrading_twice_is_harmless(database_url: str) -> None:

@@ -43,8 +43,8 @@ def unchanged(session: Session, hashes: Iterable[str]) -> dict[str, str]:
         query = select(_TABLE.c.import_hash, _TABLE.c.email_key).where(
             among(conn.dialect.name, _TABLE.c.import_hash, wanted),
             _TABLE.c.revision == _TABLE.c.import_revision)
-        # Both columns are text: the rows go into the dict as fetched, in one fetch.
-        found.update(conn.execute(query).tuples().all())
+        # Both columns are text: the rows (tuples) go into the dict as fetched.
+        found.update(conn.execute(query).all())
     return found
 
 

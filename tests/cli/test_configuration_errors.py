@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from syncd.db import make_engine
 from syncd.exit_codes import ExitCode
+from syncd.migrate import HEAD_REVISION, upgrade
 from tests.cli.conftest import Invoke, tables_in
 
 
@@ -56,6 +58,19 @@ def test_commands_other_than_upgrade_serve_and_sync_refuse_an_unmigrated_databas
     assert result.exit_code == ExitCode.CONFIG
     assert "syncd db upgrade" in _one_error_line(result.stderr)
     assert tables_in(unmigrated_url) == []
+
+
+def test_a_command_refuses_a_database_one_migration_behind_and_names_both_revisions(
+        syncd: Invoke, unmigrated_url: str) -> None:
+    engine = make_engine(unmigrated_url)
+    upgrade(engine, "0010")
+    engine.dispose()
+
+    result = syncd("contacts", "list", env={"SYNCD_DATABASE_URL": unmigrated_url})
+
+    assert result.exit_code == ExitCode.CONFIG
+    assert (f"at revision 0010, this syncd needs {HEAD_REVISION}"
+            in _one_error_line(result.stderr))
 
 
 def test_db_current_on_an_unmigrated_database_exits_non_zero_and_migrates_nothing(
