@@ -98,6 +98,13 @@ def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: With
     now = utcnow()
     same = ledger.same_withdrawal_recorded(contact.recent, purpose=w.purpose,
                                            moment=w.moment, window=w.window)
+    # An abuse complaint's suppression covers every purpose: a confirmation of any of them
+    # since the complaint recorded makes this one new for that purpose (rule 6), so the
+    # suppression moves to this moment; the event of `w.purpose` is still not written
+    # twice.
+    renew = not (same and (not w.abuse or ledger.same_withdrawal_recorded(
+        contact.recent, purpose=w.purpose, moment=w.moment, window=w.window,
+        any_confirmation=True)))
     # Core writes below: ORM objects this session holds go out first, and the contact's
     # bumped columns are read again afterwards.
     session.flush()
@@ -128,14 +135,15 @@ def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: With
         counted = bumps + 2 * (row is not None)
         _bump(session, contact.id, counted, now)
         suppressed, appended = _write_postgres(session, contact.id, taken, hmacs, w,
-                                               row=row, audits=audits, now=now)
+                                               row=row, renew=renew, audits=audits,
+                                               now=now)
         _bump(session, contact.id, bumps + suppressed + appended - counted, now)
         return bool(taken) or appended, suppressed
     if taken:
         lists.unlist(session, contact.id, taken)
     suppressed = suppression.suppress(
         session, hmacs, purpose=w.suppression_scope, reason=w.suppression_reason,
-        actor=w.actor, contact_id=contact.id, created_at=w.moment, renew=not same)
+        actor=w.actor, contact_id=contact.id, created_at=w.moment, renew=renew)
     appended = row is not None and bool(ledger_store.append(session, [row],
                                                             contacts_locked=True))
     if appended:
@@ -157,7 +165,7 @@ def _bump(session: Session, contact_id: int, bumps: int, now: datetime) -> None:
 
 
 def _write_postgres(session: Session, contact_id: int, taken: list[int], hmacs: list[str],
-                    w: Withdrawal, *, row: dict[str, object] | None,
+                    w: Withdrawal, *, row: dict[str, object] | None, renew: bool,
                     audits: list[audit.AuditRow], now: datetime) -> tuple[bool, bool]:
     """The same writes as SQLite's path in one statement after the head's lock
     (syncd.store.withdrawal); (suppressed, appended)."""
@@ -167,7 +175,7 @@ def _write_postgres(session: Session, contact_id: int, taken: list[int], hmacs: 
     written = withdrawal.write_postgres(
         session, contact_id=contact_id, list_ids=taken, hmacs=hmacs,
         scope=w.suppression_scope, reason=w.suppression_reason, moment=w.moment,
-        renew=row is not None, event=row, head=new_head or ledger_store.Head(0, "", None),
+        renew=renew, event=row, head=new_head or ledger_store.Head(0, "", None),
         actor=w.actor, consent_action=consent.action, consent_details=consent.details,
         list_audits=[(a.action, a.details) for a in audits], now=now)
     if written.appended and new_head is not None:

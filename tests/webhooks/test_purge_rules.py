@@ -22,6 +22,8 @@ from tests.webhooks.snapshot import person, suppressions
 
 ADA = "ada.lovelace@example.com"
 FIRED = datetime(2026, 3, 4, 13, 10, 40, tzinfo=UTC)  # fired_at of unsubscribe.form
+ALAN = "alan.turing@example.com"  # the address of unsubscribe-abuse.form
+ABUSE_FIRED = datetime(2026, 3, 6, 8, 0, 1, tzinfo=UTC)
 
 
 def _audit(ctx: AppContext, contact_id: int, action: str) -> list[dict[str, Any]]:
@@ -235,6 +237,38 @@ def test_a_confirmation_of_another_purpose_between_them_changes_nothing(
     served.post(_fired_later(2))
 
     assert len(person(app_context, ADA).withdrawals) == 1
+
+
+def _abuse_later(minutes: float) -> bytes:
+    later = (ABUSE_FIRED + timedelta(minutes=minutes)).strftime("%Y-%m-%d+%H%%3A%M%%3A%S")
+    return fixture_body("unsubscribe-abuse.form").replace(
+        b"fired_at=2026-03-06+08%3A00%3A01", f"fired_at={later}".encode())
+
+
+def test_an_abuse_complaint_again_after_a_confirmation_of_another_purpose_moves_the_suppression(
+        served: Served, app_context: AppContext) -> None:
+    # The complaint objects to every purpose: the offers consent confirmed after the
+    # first one must lose to the second (rule 6), though it is within the window.
+    add_contact(app_context, ALAN, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe-abuse.form")
+    add_contact(app_context, ALAN, events=[
+        ("offers", Action.CONFIRMED, ABUSE_FIRED + timedelta(minutes=1))])
+
+    served.post(_abuse_later(2))
+
+    assert suppressions(app_context, ALAN)["*"] == ("abuse", ABUSE_FIRED + timedelta(minutes=2))
+    assert len(person(app_context, ALAN).withdrawals) == 1  # newsletter's, not twice
+
+
+def test_the_same_abuse_complaint_seen_again_leaves_the_suppression_at_its_moment(
+        served: Served, app_context: AppContext) -> None:
+    add_contact(app_context, ALAN, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe-abuse.form")
+
+    served.post(_abuse_later(2))
+
+    assert suppressions(app_context, ALAN)["*"] == ("abuse", ABUSE_FIRED)
+    assert len(person(app_context, ALAN).withdrawals) == 1
 
 
 def test_the_later_report_arriving_first_is_the_same_withdrawal(
