@@ -167,16 +167,12 @@ def history(session: Session, contact_id: int) -> list[ConsentEvent]:
 
 
 def same_withdrawal_recorded(recent: Iterable[tuple[str, str, datetime]], *, purpose: str,
-                             moment: datetime, window: timedelta,
-                             any_confirmation: bool = False) -> bool:
-    """A withdrawal of `purpose` within `window` of `moment` with no confirmation of that
-    purpose (with `any_confirmation`: of any purpose) in between, among `recent`
-    (purpose, action, occurred_at): a webhook and the reconciliation pull of one
-    unsubscribe must not both write one."""
-    events = list(recent)
-    mine = [(action, at) for p, action, at in events if p == purpose]
-    confirmed = [at for p, action, at in events
-                 if action == Action.CONFIRMED and (any_confirmation or p == purpose)]
+                             moment: datetime, window: timedelta) -> bool:
+    """A withdrawal of `purpose` within `window` of `moment` with no confirmation in
+    between, among `recent` (purpose, action, occurred_at): a webhook and the
+    reconciliation pull of one unsubscribe must not both write one."""
+    mine = [(action, at) for p, action, at in recent if p == purpose]
+    confirmed = [at for action, at in mine if action == Action.CONFIRMED]
     for action, other in mine:
         if action != Action.WITHDRAWN or not moment - window <= other <= moment + window:
             continue

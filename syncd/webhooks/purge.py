@@ -98,13 +98,11 @@ def withdraw(session: Session, contact: RecentConsent, hmacs: list[str], w: With
     now = utcnow()
     same = ledger.same_withdrawal_recorded(contact.recent, purpose=w.purpose,
                                            moment=w.moment, window=w.window)
-    # An abuse complaint's suppression covers every purpose: a confirmation of any of them
-    # since the complaint recorded makes this one new for that purpose (rule 6), so the
-    # suppression moves to this moment; the event of `w.purpose` is still not written
-    # twice.
-    renew = not (same and (not w.abuse or ledger.same_withdrawal_recorded(
-        contact.recent, purpose=w.purpose, moment=w.moment, window=w.window,
-        any_confirmation=True)))
+    # `same` is judged by `w.purpose` alone; an abuse complaint's suppression covers every
+    # purpose, and a consent of another purpose confirmed since the suppression's moment
+    # must lose to this complaint (rule 6): it always moves the suppression to its moment
+    # when that is newer. Its event of `w.purpose` is still not written twice.
+    renew = w.abuse or not same
     # Core writes below: ORM objects this session holds go out first, and the contact's
     # bumped columns are read again afterwards.
     session.flush()

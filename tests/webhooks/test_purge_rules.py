@@ -260,14 +260,30 @@ def test_an_abuse_complaint_again_after_a_confirmation_of_another_purpose_moves_
     assert len(person(app_context, ALAN).withdrawals) == 1  # newsletter's, not twice
 
 
-def test_the_same_abuse_complaint_seen_again_leaves_the_suppression_at_its_moment(
+def test_an_abuse_complaint_after_a_later_unsubscribe_moves_the_suppression_past_a_consent(
+        served: Served, app_context: AppContext) -> None:
+    # The complaint, an offers consent, an unsubscribe, the complaint again: the second
+    # complaint is "the same withdrawal" as the unsubscribe (one purpose, nothing
+    # confirmed between them), yet the consent confirmed after the first complaint loses
+    # to it.
+    add_contact(app_context, ALAN, events=confirmed(), lists=["newsletter-nl"])
+    served.deliver("unsubscribe-abuse.form")
+    add_contact(app_context, ALAN, events=[
+        ("offers", Action.CONFIRMED, ABUSE_FIRED + timedelta(minutes=1))])
+    served.post(_abuse_later(2).replace(b"reason%5D=abuse", b"reason%5D=manual"))
+
+    served.post(_abuse_later(3))
+
+    assert suppressions(app_context, ALAN)["*"] == ("abuse", ABUSE_FIRED + timedelta(minutes=3))
+
+
+def test_the_same_abuse_complaint_reported_again_writes_no_second_withdrawal(
         served: Served, app_context: AppContext) -> None:
     add_contact(app_context, ALAN, events=confirmed(), lists=["newsletter-nl"])
     served.deliver("unsubscribe-abuse.form")
 
     served.post(_abuse_later(2))
 
-    assert suppressions(app_context, ALAN)["*"] == ("abuse", ABUSE_FIRED)
     assert len(person(app_context, ALAN).withdrawals) == 1
 
 
