@@ -210,8 +210,12 @@ def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
     by value)."""
     if dialect == "postgresql":
         if element is String and _plain(values):
-            return column == any_(func.string_to_array(
-                bindparam(None, ",".join(values), type_=Text), ","))
+            # IN over the unnested text, not `= ANY` of it: `= ANY` of 2000 values was
+            # planned as a scan of the whole table at 100k-200k rows (the re-import's
+            # hash look-up 17 ms a chunk, the dedupe look-up 57 ms); for a subquery the
+            # planner assumes 200 values and probes the index per value (6 ms).
+            return column.in_(select(func.unnest(func.string_to_array(
+                bindparam(None, ",".join(values), type_=Text), ","))))
         return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
     if all(type(value) is str for value in values):
         return _in_json(column, _json_array(values))
