@@ -204,8 +204,9 @@ def among(dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any],
     (a sync chunk's 2000 addresses, the import's hashes) had SQLAlchemy render, and the
     driver parse, a placeholder per value at every execution. PostgreSQL: `= ANY(array)`
     of `element` type (as it plans an IN list anyway); text of letters and digits only
-    (keyed hashes, dedupe keys) as ONE text the server splits, since psycopg escapes a
-    text array's every element in Python (the import's largest driver cost). SQLite: text
+    (keyed hashes, dedupe keys) as ONE text the server splits and unnests into an IN
+    subquery, since psycopg escapes a text array's every element in Python (the import's
+    largest driver cost). SQLite: text
     or ids as one JSON array read by json_each (the column's index still searched value
     by value)."""
     if dialect == "postgresql":
