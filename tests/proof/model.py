@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hypothesis import note
@@ -90,6 +90,9 @@ class Person:
     undeliverable: bool = False
     paid: bool = False  # a paid purchase (all model purchases are inside the period)
     objected: bool = False  # an offers withdrawal: the soft opt-in ends for good
+    # Every address the person had before the current one (syncd's address history): a
+    # withdrawal suppresses each of them (rule 5, I12), even one another person has now.
+    former: set[str] = field(default_factory=set)
 
 
 class SystemModel(RuleBasedStateMachine):
@@ -312,14 +315,17 @@ class SystemModel(RuleBasedStateMachine):
         """An unsubscribe withdraws the purposes of its audience's target only; an abuse
         complaint every marketing purpose."""
         offers = self.offers is not None and list_id == self.offers.audience_id
+        person = self.contacts.get(address)
+        every = {address} | (person.former if person else set())
         if abuse or not offers:
-            self.suppress(address, moment)
-            if address in self.contacts:
-                self.contacts[address].withdrawn_at = moment
+            for each in every:
+                self.suppress(each, moment)
+            if person:
+                person.withdrawn_at = moment
         if abuse or offers:
-            self.offers_suppressed.add(address)
-            if address in self.contacts:
-                self.contacts[address].objected = True
+            self.offers_suppressed.update(every)
+            if person:
+                person.objected = True
 
     @precondition(lambda self: bool(self._with_members()))
     @rule(data=st.data(), abuse=st.booleans())
@@ -436,6 +442,7 @@ class SystemModel(RuleBasedStateMachine):
         if old in self.contacts:
             person = self.contacts.pop(old)
             person.undeliverable = False  # rule 9: only until the address changes
+            person.former.add(old)
             self.contacts[new] = person
 
     @precondition(lambda self: self.last_body is not None)

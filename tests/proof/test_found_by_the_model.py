@@ -99,3 +99,23 @@ def test_a_member_renamed_onto_a_later_contacts_address_is_left_alone(world: Wor
 
     assert world.statuses()[EVE] == "subscribed"
     assert world.writes.resubscribes() == []
+
+
+def test_a_withdrawal_suppresses_an_old_address_another_person_has_taken_since(
+        world: World) -> None:
+    """Not a syncd bug; the model's oracle was too lax (I8 check): Bob's address changed
+    to Ann's, then Eve's to Bob's old one, then Bob (now at Ann's) unsubscribed. syncd
+    suppresses every address the person ever had (rule 5, I12), Bob's old one included,
+    which Eve holds now: she is unsubscribed there too, and the oracle must expect it."""
+    model = checked_model(world)()
+    model.import_confirmed(BOB, "Bob")
+    model.import_confirmed(EVE, "Eve")
+    model.sync()
+    model.rename(BOB, ANN)
+    model.rename(EVE, BOB)
+    model.unsubscribe(ANN, abuse=False)
+
+    model.sync()  # checks I8/I11 against the oracle
+
+    assert world.statuses()[BOB] == "unsubscribed"
+    assert not model.eligible(BOB)  # the oracle agrees: Eve is blocked at Bob's old address
