@@ -34,12 +34,15 @@ def _parsed(body: str | None) -> InboundEvent:
 
 
 def _renamed_to(session: Session, keyring: Keyring, address: str,
-                after: datetime | None) -> tuple[str, datetime | None] | None:
-    """The address a stored `upemail` moved `address` to (the latest, or the first
-    fired after `after`), with its moment."""
+                after: datetime | None, other_than: str | None = None
+                ) -> tuple[str, datetime | None] | None:
+    """The address a stored `upemail` (not the one with dedupe key `other_than`) moved
+    `address` to (the latest, or the first fired after `after`), with its moment."""
     for stored in inbox_store.settled_bodies(
             session, keyring.address_hmac(address), [EventKind.UPEMAIL], fired_after=after,
             newest_first=after is None, limit=5):
+        if stored.dedupe_key == other_than:
+            continue
         renamed = _parsed(stored.body)
         if renamed.old_email == address and renamed.new_email and renamed.new_email != address:
             return renamed.new_email, stored.fired_at
@@ -47,13 +50,13 @@ def _renamed_to(session: Session, keyring: Keyring, address: str,
 
 
 def _follow(session: Session, keyring: Keyring, address: str, after: datetime | None,
-            found: Callable[[str], bool]) -> str | None:
+            found: Callable[[str], bool], *, other_than: str | None = None) -> str | None:
     """Follow renames of `address` (those fired after `after`, each after the one
     before; or the latest of each) until `found` accepts an address; None if none."""
     seen: set[str] = {address}
     current, moment = address, after
     for _ in range(MAX_RENAMES):
-        step = _renamed_to(session, keyring, current, moment)
+        step = _renamed_to(session, keyring, current, moment, other_than)
         # In time order (`after`) each step is later than the one before, so an address
         # met again is a person back at an address they had, not a loop (MAX_RENAMES
         # bounds the walk); only the latest-of-each walk can cycle.
@@ -68,9 +71,10 @@ def _follow(session: Session, keyring: Keyring, address: str, after: datetime | 
     return None
 
 
-def resolve_contact(session: Session, keyring: Keyring, address: str) -> Contact | None:
+def resolve_contact(session: Session, keyring: Keyring, address: str,
+                    other_than: str | None = None) -> Contact | None:
     """The contact with this address, or the one it was renamed to by an `upemail` that
-    arrived before this event."""
+    arrived before this event (not the one with dedupe key `other_than`)."""
     contact = store.find_contact(session, address)
     if contact is not None:
         return contact
@@ -81,7 +85,25 @@ def resolve_contact(session: Session, keyring: Keyring, address: str) -> Contact
         holder.extend([found] if found is not None else [])
         return found is not None
 
-    _follow(session, keyring, address, None, held)
+    _follow(session, keyring, address, None, held, other_than=other_than)
+    return holder[0] if holder else None
+
+
+def _holder(session: Session, keyring: Keyring, address: str, after: datetime
+            ) -> Contact | None:
+    """The contact at `address`, or at the first address that renames of it fired after
+    `after` lead to, each after the one before."""
+    found = store.find_contact(session, address)
+    if found is not None:
+        return found
+    holder: list[Contact] = []
+
+    def held(candidate: str) -> bool:
+        contact = store.find_contact(session, candidate)
+        holder.extend([contact] if contact is not None else [])
+        return contact is not None
+
+    _follow(session, keyring, address, after, held)
     return holder[0] if holder else None
 
 
@@ -110,11 +132,15 @@ def upemail(job: Job, reapply: Reapply) -> Outcome:
     new_hmac = keyring.address_hmac(new_key)
     suppression.carry_over(session, old_hmac=keyring.address_hmac(event.old_email),
                            new_hmac=new_hmac, actor=ACTOR, contact_id=None)
-    contact = resolve_contact(session, keyring, event.old_email)
+    # The contact of the old address by renames other than this one, else the one at the
+    # new address or where renames of it fired later lead. Through this rename itself the
+    # walk went on from its new address by older renames: after an address was given up
+    # and taken by someone else (dirk -> cleo, then ann -> dirk), a rename of cleo's
+    # member walked cleo -> ann -> dirk and moved ann's contact (found by the model).
+    contact = (resolve_contact(session, keyring, event.old_email, other_than=job.event_key)
+               or _holder(session, keyring, event.new_email, job.moment))
     if contact is None:
-        contact = store.find_contact(session, new_key)
-        if contact is None:
-            return Outcome(APPLIED, "unknown address: suppressions carried over")
+        return Outcome(APPLIED, "unknown address: suppressions carried over")
     if contact.email_key != new_key:
         if store.find_contact(session, new_key) is not None:
             raise Unappliable("upemail: the new address belongs to another contact")

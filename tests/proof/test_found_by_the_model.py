@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from syncd.crm import store
+from syncd.db import transaction
 from syncd.esp.errors import EspError
 from syncd.sync.run import run_sync
 from tests.proof.model import MODEL_SETTINGS, checked_model
 from tests.proof.world import World
 
 ANN, BOB, EVE = "ann@example.org", "bob@example.org", "eve@example.org"
+CLEO, DIRK = "cleo@example.org", "dirk@example.org"
 BATCH = r"^POST /3\.0/lists/[^/]+$"
 
 
@@ -119,3 +122,30 @@ def test_a_withdrawal_suppresses_an_old_address_another_person_has_taken_since(
 
     assert world.statuses()[BOB] == "unsubscribed"
     assert not model.eligible(BOB)  # the oracle agrees: Eve is blocked at Bob's old address
+
+
+def test_a_rename_of_a_member_syncd_does_not_know_moves_no_contact(
+        database_url: str, tmp_path: Path) -> None:
+    """I1: Dirk's member (no CRM contact) moved to Cleo's address, Ann's contact to Dirk's
+    old one, then Dirk's member on to Ann's old one. Resolving that last rename walked
+    cleo -> ann (the rename itself) -> dirk (an older rename) and moved Ann's contact to
+    her old address, where the offers target then added her as a new member."""
+    world = World(database_url, tmp_path, two_targets=True, **MODEL_SETTINGS)
+    try:
+        model = checked_model(world)()
+        model.pre_existing_audience(
+            plan=[("unsubscribed", "none"), ("absent", "none"), ("absent", "none"),
+                  ("subscribed", "none"), ("absent", "unconfirmed")],
+            customers=["paid", "paid", "none", "none", "none"])
+        model.rename(DIRK, CLEO)
+        model.rename(ANN, DIRK)
+        model.import_confirmed(DIRK, "Ann")
+        model.rename(CLEO, ANN)
+
+        model.timed_out_sync()  # checks I1 on every member that became live
+
+        with transaction(world.ctx.sessions) as session:
+            assert store.find_contact(session, DIRK) is not None  # Ann's stays where it was
+            assert store.find_contact(session, ANN) is None
+    finally:
+        world.close()
