@@ -149,3 +149,29 @@ def test_a_rename_of_a_member_syncd_does_not_know_moves_no_contact(
             assert store.find_contact(session, ANN) is None
     finally:
         world.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "open (2026-12-07): a member unsubscribed before syncd, renamed at Mailchimp after the "
+    "person confirmed again in the CRM, is first seen by the reconciliation pull with the "
+    "rename's last_changed; the pull dates the withdrawal there, after the confirmation, so "
+    "the re-consent is blocked. Mailchimp gives no unsubscribe moment: the pull takes the "
+    "latest one the member's data allows (the safe side), the model knows it was earlier"))
+def test_a_rename_after_a_reconsent_does_not_date_an_old_unsubscribe_after_it(
+        database_url: str, tmp_path: Path) -> None:
+    world = World(database_url, tmp_path, two_targets=True, **MODEL_SETTINGS)
+    try:
+        model = checked_model(world)()
+        model.pre_existing_audience(
+            plan=[("unsubscribed", "none"), ("absent", "none"), ("absent", "none"),
+                  ("subscribed", "none"), ("absent", "unconfirmed")],
+            customers=["paid", "paid", "none", "none", "none"])
+        model.rename(ANN, DIRK)
+        model.import_confirmed(DIRK, "Ann")  # a new confirmed consent, after Mailchimp's
+        model.rename(DIRK, ANN)
+        model.reconcile()
+        assert model.offers is not None
+
+        model.unsubscribe(ANN, abuse=False, list_id=model.offers.audience_id)  # checks I3
+    finally:
+        world.close()
