@@ -89,24 +89,6 @@ def resolve_contact(session: Session, keyring: Keyring, address: str,
     return holder[0] if holder else None
 
 
-def _holder(session: Session, keyring: Keyring, address: str, after: datetime
-            ) -> Contact | None:
-    """The contact at `address`, or at the first address that renames of it fired after
-    `after` lead to, each after the one before."""
-    found = store.find_contact(session, address)
-    if found is not None:
-        return found
-    holder: list[Contact] = []
-
-    def held(candidate: str) -> bool:
-        contact = store.find_contact(session, candidate)
-        holder.extend([contact] if contact is not None else [])
-        return contact is not None
-
-    _follow(session, keyring, address, after, held)
-    return holder[0] if holder else None
-
-
 def _final_address(session: Session, keyring: Keyring, address: str, after: datetime
                    ) -> str | None:
     """Where later renames of `address` lead; None if it was never renamed."""
@@ -133,12 +115,13 @@ def upemail(job: Job, reapply: Reapply) -> Outcome:
     suppression.carry_over(session, old_hmac=keyring.address_hmac(event.old_email),
                            new_hmac=new_hmac, actor=ACTOR, contact_id=None)
     # The contact of the old address by renames other than this one, else the one at the
-    # new address or where renames of it fired later lead. Through this rename itself the
-    # walk went on from its new address by older renames: after an address was given up
-    # and taken by someone else (dirk -> cleo, then ann -> dirk), a rename of cleo's
-    # member walked cleo -> ann -> dirk and moved ann's contact (found by the model).
+    # new address or where later renames of it end. Through this rename itself the walk
+    # went on from its new address by older renames: after an address was given up and
+    # taken by someone else (dirk -> cleo, then ann -> dirk), a rename of cleo's member
+    # walked cleo -> ann -> dirk and moved ann's contact (found by the system model).
     contact = (resolve_contact(session, keyring, event.old_email, other_than=job.event_key)
-               or _holder(session, keyring, event.new_email, job.moment))
+               or store.find_contact(session, event.new_email)
+               or store.find_contact(session, new_key))
     if contact is None:
         return Outcome(APPLIED, "unknown address: suppressions carried over")
     if contact.email_key != new_key:

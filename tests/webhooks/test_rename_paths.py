@@ -187,3 +187,19 @@ def test_a_person_back_at_an_address_they_had_ends_there_when_the_first_rename_c
     assert (contact_by_email(app_context, KING) is not None,
             contact_by_email(app_context, BYRON), contact_by_email(app_context, ADA)) == (
         True, None, None)
+
+
+def test_a_rename_of_a_member_without_a_contact_moves_no_one_who_took_its_old_address(
+        served: Served, app_context: AppContext) -> None:
+    # KING's member (no contact) moved to BYRON; Ada moved onto KING; then KING's member
+    # moves on from BYRON to ADA, Ada's old address. Through this rename itself the walk
+    # went BYRON -> ADA -> KING (an older rename) and moved Ada's contact back to ADA.
+    served.post(_upemail(KING, BYRON, "2026-03-05 10:00:00"))
+    add_contact(app_context, ADA, events=confirmed())
+    served.post(_upemail(ADA, KING, "2026-03-06 10:00:00"))
+
+    answer = served.post(_upemail(BYRON, ADA, "2026-03-07 10:00:00")).text.strip()
+
+    assert answer == "applied"
+    assert (person(app_context, KING).email_key, person(app_context, ADA).email_key) == (
+        KING, None)
