@@ -203,3 +203,20 @@ def test_a_rename_of_a_member_without_a_contact_moves_no_one_who_took_its_old_ad
     assert answer == "applied"
     assert (person(app_context, KING).email_key, person(app_context, ADA).email_key) == (
         KING, None)
+
+
+def test_a_late_rename_finds_the_contact_where_the_later_rename_of_its_new_address_ends(
+        served: Served, app_context: AppContext) -> None:
+    # KING -> BYRON was stored first, before the CRM held the person (at BYRON, syncd's
+    # member state still at ADA). ADA -> KING, fired earlier, arrives last: no contact at
+    # ADA or KING, none renamed from ADA but by this rename, so the contact is the one
+    # where KING's later rename ends, and its member state follows to BYRON.
+    served.post(_upemail(KING, BYRON, "2026-03-06 10:00:00"))
+    contact_id = add_contact(app_context, BYRON, events=confirmed())
+    _member_state(app_context, contact_id, TEST_AUDIENCE_ID, ADA)
+
+    answer = served.post(_upemail(ADA, KING, "2026-03-05 10:00:00")).text.strip()
+
+    assert answer == "applied"
+    with transaction(app_context.sessions) as session:
+        assert session.scalar(select(PushState.esp_email)) == BYRON
