@@ -220,3 +220,17 @@ def test_a_late_rename_finds_the_contact_where_the_later_rename_of_its_new_addre
     assert answer == "applied"
     with transaction(app_context.sessions) as session:
         assert session.scalar(select(PushState.esp_email)) == BYRON
+
+
+def test_an_event_for_an_old_address_passes_over_its_case_only_rename_to_the_real_one(
+        served: Served, app_context: AppContext) -> None:
+    # ADA's newest stored rename is only ADA in other capitals (stored before the CRM held
+    # her, so it moved no one); the real one, ADA -> KING, is older. A late unsubscribe
+    # to ADA must follow that one to the contact at KING, not stop at ADA itself.
+    served.post(_upemail(ADA, "Ada.Lovelace@Example.com", "2026-03-07 10:00:00"))
+    add_contact(app_context, ADA, events=confirmed(), lists=["newsletter-nl"])
+    served.post(_upemail(ADA, KING, "2026-03-05 10:00:00"))
+
+    served.deliver("unsubscribe.form")  # addressed to ADA, fired 2026-03-04
+
+    assert len(person(app_context, KING).withdrawals) == 1
