@@ -22,7 +22,6 @@ the policy blocks the push (I10). Formats: syncd/crm/import_readers.py."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -47,11 +46,11 @@ from syncd.crm.import_readers import (
     guess_format,
     read_lines,
 )
+from syncd.crm.import_report import ImportReport
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
 from syncd.store import bulk_connection, contacts, dialect, import_marks, lists
 
-MAX_REPORTED_ERRORS = 100
 CHUNK_LINES = 2000
 # SQLite page cache for the apply pass (KiB): bounded, and returned after the import.
 SQLITE_CACHE_KIB = 64 * 1024
@@ -62,47 +61,6 @@ ANALYZE_AFTER_CREATED = 10_000
 GROWN_TABLES = tuple(cast(Table, model.__table__) for model in (Contact, ConsentEvent))
 
 log = logs.get_logger(__name__)
-
-
-@dataclass
-class ImportReport:
-    lines: int = 0
-    valid: int = 0
-    invalid: int = 0
-    errors: list[LineError] = field(default_factory=list)
-    applied: bool = False
-    contacts_created: int = 0
-    contacts_updated: int = 0
-    consents_added: int = 0
-    memberships_added: int = 0
-    # Valid lines skipped in the apply pass: the contact already holds exactly that line.
-    unchanged: int = 0
-
-    @property
-    def errors_not_shown(self) -> int:
-        return self.invalid_errors_total - len(self.errors)
-
-    invalid_errors_total: int = 0
-    # Lines refused after the line checks (crm_id conflicts); few, kept for pass two.
-    refused_lines: set[int] = field(default_factory=set)
-
-    def note(self, errors: list[LineError]) -> None:
-        self.invalid += 1
-        self.invalid_errors_total += len(errors)
-        room = MAX_REPORTED_ERRORS - len(self.errors)
-        if room > 0:
-            self.errors.extend(errors[:room])
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
-            "applied": self.applied, "contacts_created": self.contacts_created,
-            "contacts_updated": self.contacts_updated, "consents_added": self.consents_added,
-            "memberships_added": self.memberships_added, "unchanged": self.unchanged,
-            "errors": [{"line": e.line, "field": e.field, "message": e.message}
-                       for e in self.errors],
-            "errors_not_shown": self.errors_not_shown,
-        }
 
 
 # Called with (lines read, lines in the file or 0 when unknown, pass name).

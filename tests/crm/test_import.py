@@ -16,7 +16,8 @@ from syncd.consent.facts import decide_for
 from syncd.consent.policy import Standing
 from syncd.context import AppContext
 from syncd.crm import store
-from syncd.crm.importer import MAX_REPORTED_ERRORS, ImportReport, import_file
+from syncd.crm.import_report import MAX_REPORTED_ERRORS, ImportReport
+from syncd.crm.importer import import_file
 from syncd.db import transaction
 from syncd.errors import InputError
 from syncd.schema import ConsentEvent, Contact
