@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,15 @@ def test_a_withdrawal_suppresses_an_old_address_another_person_has_taken_since(
     assert not model.eligible(BOB)  # the oracle agrees: Eve is blocked at Bob's old address
 
 
+def _audience_before_syncd(model: Any) -> None:
+    """The audience before syncd: Ann unsubscribed (a paying customer, as Bob), Dirk
+    subscribed without consent, Eve signed up in the CRM only."""
+    model.pre_existing_audience(
+        plan=[("unsubscribed", "none"), ("absent", "none"), ("absent", "none"),
+              ("subscribed", "none"), ("absent", "unconfirmed")],
+        customers=["paid", "paid", "none", "none", "none"])
+
+
 def test_a_rename_of_a_member_syncd_does_not_know_moves_no_contact(
         database_url: str, tmp_path: Path) -> None:
     """I1: Dirk's member (no CRM contact) moved to Cleo's address, Ann's contact to Dirk's
@@ -133,10 +143,7 @@ def test_a_rename_of_a_member_syncd_does_not_know_moves_no_contact(
     world = World(database_url, tmp_path, two_targets=True, **MODEL_SETTINGS)
     try:
         model = checked_model(world)()
-        model.pre_existing_audience(
-            plan=[("unsubscribed", "none"), ("absent", "none"), ("absent", "none"),
-                  ("subscribed", "none"), ("absent", "unconfirmed")],
-            customers=["paid", "paid", "none", "none", "none"])
+        _audience_before_syncd(model)
         model.rename(DIRK, CLEO)
         model.rename(ANN, DIRK)
         model.import_confirmed(DIRK, "Ann")
@@ -162,10 +169,7 @@ def test_a_rename_after_a_reconsent_does_not_date_an_old_unsubscribe_after_it(
     world = World(database_url, tmp_path, two_targets=True, **MODEL_SETTINGS)
     try:
         model = checked_model(world)()
-        model.pre_existing_audience(
-            plan=[("unsubscribed", "none"), ("absent", "none"), ("absent", "none"),
-                  ("subscribed", "none"), ("absent", "unconfirmed")],
-            customers=["paid", "paid", "none", "none", "none"])
+        _audience_before_syncd(model)
         model.rename(DIRK, CLEO)  # Dirk's address is free at Mailchimp
         model.rename(ANN, DIRK)
         model.import_confirmed(DIRK, "Ann")  # a new confirmed consent, after Mailchimp's

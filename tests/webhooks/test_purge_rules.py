@@ -38,12 +38,14 @@ def _revision(ctx: AppContext, contact_id: int) -> int:
         return session.get_one(Contact, contact_id).revision
 
 
-def _fired_later(minutes: float) -> bytes:
-    """unsubscribe.form as fired `minutes` later: another event (dedupe key), the same
-    withdrawal when within apply.SAME_WITHDRAWAL_WINDOW."""
-    later = (FIRED + timedelta(minutes=minutes)).strftime("%Y-%m-%d+%H%%3A%M%%3A%S")
-    return fixture_body("unsubscribe.form").replace(
-        b"fired_at=2026-03-04+13%3A10%3A40", f"fired_at={later}".encode())
+def _fired_later(minutes: float, fixture: str = "unsubscribe.form",
+                 fired: datetime = FIRED) -> bytes:
+    """The fixture (fired at `fired`) as fired `minutes` later: another event (dedupe
+    key), the same withdrawal when within apply.SAME_WITHDRAWAL_WINDOW."""
+    form = "%Y-%m-%d+%H%%3A%M%%3A%S"
+    later = (fired + timedelta(minutes=minutes)).strftime(form)
+    return fixture_body(fixture).replace(f"fired_at={fired.strftime(form)}".encode(),
+                                         f"fired_at={later}".encode())
 
 
 def test_an_unsubscribe_audits_the_withdrawal_with_purpose_channel_and_moment(
@@ -240,9 +242,7 @@ def test_a_confirmation_of_another_purpose_between_them_changes_nothing(
 
 
 def _abuse_later(minutes: float) -> bytes:
-    later = (ABUSE_FIRED + timedelta(minutes=minutes)).strftime("%Y-%m-%d+%H%%3A%M%%3A%S")
-    return fixture_body("unsubscribe-abuse.form").replace(
-        b"fired_at=2026-03-06+08%3A00%3A01", f"fired_at={later}".encode())
+    return _fired_later(minutes, "unsubscribe-abuse.form", ABUSE_FIRED)
 
 
 def test_an_abuse_complaint_again_after_a_confirmation_of_another_purpose_moves_the_suppression(
